@@ -1,0 +1,119 @@
+//! Host calls with every error handled. proxy-wasm's trait helpers `unwrap()` host results,
+//! which would trap the VM on any unexpected status; these wrappers log and carry on.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{LogLevel, MapType, MetricType};
+
+pub fn log(level: LogLevel, message: &str) {
+    // Nowhere left to report a failing log call.
+    let _ = hostcalls::log(level, message);
+}
+
+pub fn now_unix_secs() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs())
+}
+
+pub fn plugin_configuration() -> Option<Vec<u8>> {
+    match hostcalls::get_buffer(
+        proxy_wasm::types::BufferType::PluginConfiguration,
+        0,
+        usize::MAX,
+    ) {
+        Ok(bytes) => bytes,
+        Err(status) => {
+            log(
+                LogLevel::Error,
+                &format!("obguard: cannot read plugin configuration: {status:?}"),
+            );
+            None
+        }
+    }
+}
+
+/// All request headers; values that are not UTF-8 are replaced lossily (they can only fail
+/// later checks, never pass them).
+pub fn request_headers() -> Vec<(String, String)> {
+    match hostcalls::get_map_bytes(MapType::HttpRequestHeaders) {
+        Ok(pairs) => pairs
+            .into_iter()
+            .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+            .collect(),
+        Err(status) => {
+            log(
+                LogLevel::Error,
+                &format!("obguard: cannot read request headers: {status:?}"),
+            );
+            Vec::new()
+        }
+    }
+}
+
+pub fn set_request_header(name: &str, value: Option<&str>) {
+    if let Err(status) = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value) {
+        log(
+            LogLevel::Warn,
+            &format!("obguard: cannot set request header {name}: {status:?}"),
+        );
+    }
+}
+
+pub fn set_response_header(name: &str, value: &str) {
+    if let Err(status) = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, Some(value)) {
+        log(
+            LogLevel::Warn,
+            &format!("obguard: cannot set response header {name}: {status:?}"),
+        );
+    }
+}
+
+pub fn send_reply(status: u16, headers: &[(String, String)], body: &str) -> bool {
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    match hostcalls::send_http_response(u32::from(status), headers, Some(body.as_bytes())) {
+        Ok(()) => true,
+        Err(status) => {
+            log(
+                LogLevel::Error,
+                &format!("obguard: cannot send local reply: {status:?}"),
+            );
+            false
+        }
+    }
+}
+
+/// Written to Envoy filter state as `wasm.<key>`, readable in access logs.
+pub fn set_log_field(key: &str, value: &str) {
+    if let Err(status) = hostcalls::set_property(vec![key], Some(value.as_bytes())) {
+        log(
+            LogLevel::Debug,
+            &format!("obguard: cannot set property {key}: {status:?}"),
+        );
+    }
+}
+
+pub fn define_counter(name: &str) -> Option<u32> {
+    match hostcalls::define_metric(MetricType::Counter, name) {
+        Ok(id) => Some(id),
+        Err(status) => {
+            log(
+                LogLevel::Warn,
+                &format!("obguard: cannot define metric {name}: {status:?}"),
+            );
+            None
+        }
+    }
+}
+
+pub fn increment(id: Option<u32>) {
+    if let Some(id) = id {
+        let _ = hostcalls::increment_metric(id, 1);
+    }
+}

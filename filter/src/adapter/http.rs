@@ -1,0 +1,112 @@
+//! One request stream: gather the view, decide, apply.
+
+use std::rc::Rc;
+
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, LogLevel};
+
+use super::host;
+use super::root::Shared;
+use crate::enforce::interaction_id;
+use crate::identify::cache::TokenCache;
+use crate::pipeline::{self, RequestView};
+use crate::telemetry::log_field;
+
+pub struct ObguardHttp {
+    state: Option<Rc<Shared>>,
+    interaction_id: Option<String>,
+}
+
+impl ObguardHttp {
+    pub fn new(state: Option<Rc<Shared>>) -> Self {
+        Self {
+            state,
+            interaction_id: None,
+        }
+    }
+}
+
+impl Context for ObguardHttp {}
+
+impl HttpContext for ObguardHttp {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let Some(state) = self.state.clone() else {
+            // Unreachable in practice: Envoy does not create streams for a plugin whose
+            // configuration failed. Refuse rather than pass unchecked.
+            host::log(
+                LogLevel::Error,
+                "obguard: request without configuration; refusing",
+            );
+            host::send_reply(503, &[], "");
+            return Action::Pause;
+        };
+        let headers = host::request_headers();
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let authorization: Vec<&str> = headers
+            .iter()
+            .filter(|(n, _)| n == "authorization")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let view = RequestView {
+            method: header(":method").unwrap_or(""),
+            path: header(":path").unwrap_or(""),
+            authorization: &authorization,
+            interaction_id: header(interaction_id::HEADER),
+        };
+        let now = host::now_unix_secs();
+        let decision = match state.cache.try_borrow_mut() {
+            Ok(mut cache) => pipeline::decide(&state.config, &mut cache, &view, now),
+            Err(_) => pipeline::decide(&state.config, &mut TokenCache::new(0), &view, now),
+        };
+
+        state.metrics.record(&decision);
+        host::set_log_field(log_field::OUTCOME, decision.outcome.as_str());
+        host::set_log_field(log_field::INTERACTION_ID, &decision.interaction_id);
+        if let Some(reason) = decision.reason {
+            host::set_log_field(log_field::REASON, reason);
+        }
+        if let Some(route) = decision.route {
+            host::set_log_field(log_field::ROUTE, route);
+        }
+        if let Some(client_id) = &decision.client_id {
+            host::set_log_field(log_field::CLIENT_ID, client_id);
+        }
+        self.interaction_id = Some(decision.interaction_id.clone());
+
+        match decision.action {
+            pipeline::Action::Reply(reply) => {
+                host::send_reply(reply.status, &reply.headers, &reply.body);
+                Action::Pause
+            }
+            pipeline::Action::Continue {
+                remove,
+                remove_authorization,
+                set,
+            } => {
+                for name in remove {
+                    host::set_request_header(name, None);
+                }
+                if remove_authorization {
+                    host::set_request_header("authorization", None);
+                }
+                for (name, value) in &set {
+                    host::set_request_header(name, Some(value));
+                }
+                host::set_request_header(interaction_id::HEADER, Some(&decision.interaction_id));
+                Action::Continue
+            }
+        }
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if let Some(id) = &self.interaction_id {
+            host::set_response_header(interaction_id::HEADER, id);
+        }
+        Action::Continue
+    }
+}

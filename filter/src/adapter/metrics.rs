@@ -1,0 +1,85 @@
+//! Counter ids, defined once per configuration so requests only increment.
+
+use std::collections::HashMap;
+
+use super::host;
+use crate::config::FilterConfig;
+use crate::identify::TokenError;
+use crate::identify::cache::CacheLookup;
+use crate::pipeline::Decision;
+use crate::telemetry::{Outcome, metric, request_invalid_reasons};
+
+#[derive(Default)]
+pub struct Metrics {
+    requests: HashMap<&'static str, Option<u32>>,
+    token_invalid: HashMap<&'static str, Option<u32>>,
+    request_invalid: HashMap<&'static str, Option<u32>>,
+    scope_denied: HashMap<String, Option<u32>>,
+    cache_hit: Option<u32>,
+    cache_miss: Option<u32>,
+}
+
+impl Metrics {
+    pub fn define(config: &FilterConfig) -> Self {
+        let mut metrics = Metrics {
+            cache_hit: host::define_counter(metric::CACHE_HIT),
+            cache_miss: host::define_counter(metric::CACHE_MISS),
+            ..Default::default()
+        };
+        for outcome in Outcome::ALL {
+            metrics.requests.insert(
+                outcome.as_str(),
+                host::define_counter(&metric::requests(outcome)),
+            );
+        }
+        for error in TokenError::ALL {
+            metrics.token_invalid.insert(
+                error.reason(),
+                host::define_counter(&metric::token_invalid(error)),
+            );
+        }
+        for reason in request_invalid_reasons() {
+            metrics.request_invalid.insert(
+                reason,
+                host::define_counter(&metric::request_invalid(reason)),
+            );
+        }
+        for name in config.routes.names() {
+            metrics.scope_denied.insert(
+                name.to_owned(),
+                host::define_counter(&metric::scope_denied(name)),
+            );
+        }
+        metrics
+    }
+
+    pub fn record(&self, decision: &Decision<'_>) {
+        host::increment(
+            self.requests
+                .get(decision.outcome.as_str())
+                .copied()
+                .flatten(),
+        );
+        match decision.cache {
+            CacheLookup::Hit => host::increment(self.cache_hit),
+            CacheLookup::Miss => host::increment(self.cache_miss),
+            CacheLookup::Disabled => {}
+        }
+        if let Some(error) = decision.token_error {
+            host::increment(self.token_invalid.get(error.reason()).copied().flatten());
+        }
+        match decision.outcome {
+            Outcome::InvalidRequest => {
+                if let Some(reason) = decision.reason {
+                    host::increment(self.request_invalid.get(reason).copied().flatten());
+                }
+            }
+            Outcome::InsufficientScope => {
+                if let Some(route) = decision.route {
+                    host::increment(self.scope_denied.get(route).copied().flatten());
+                }
+            }
+            _ => {}
+        }
+    }
+}

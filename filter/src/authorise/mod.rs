@@ -1,0 +1,6 @@
+//! Stage 2, authorise: may this caller make this call. Path safety, route matching against
+//! the configured templates, and the route's required scopes.
+
+pub mod path;
+pub mod routes;
+pub mod scopes;

@@ -1,0 +1,263 @@
+//! Plugin configuration: parsed strictly, validated completely, compiled once.
+//!
+//! [`load`] is all-or-nothing: any problem yields a [`ConfigError`] naming the field, and the
+//! adapter then refuses to start the plugin rather than run half-configured.
+
+mod error;
+pub mod raw;
+
+pub use error::ConfigError;
+pub use raw::{ScopeFormat, UnmatchedPolicy};
+
+use crate::authorise::routes::RouteTable;
+use crate::enforce::upstream::HeaderPolicy;
+use crate::identify::algorithm::{Algorithm, KeyFamily};
+use crate::identify::issuer::Issuer;
+use crate::identify::keys::{key_from_jwk, key_from_secret};
+use raw::{RawConfig, RawIssuer};
+
+/// The compiled configuration every request is decided against.
+pub struct FilterConfig {
+    pub realm: String,
+    pub issuers: Vec<Issuer>,
+    pub routes: RouteTable,
+    pub unmatched: UnmatchedPolicy,
+    pub headers: HeaderPolicy,
+    pub max_token_bytes: usize,
+    pub cache_entries: usize,
+}
+
+/// Largest `max_token_bytes` accepted; Envoy's own default header limit is 60 KiB.
+const MAX_TOKEN_BYTES_LIMIT: usize = 64 * 1024;
+const MAX_CACHE_ENTRIES: usize = 1_000_000;
+
+/// Parses and validates the plugin configuration bytes.
+pub fn load(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let raw: RawConfig = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        ConfigError::new(path, err.into_inner().to_string())
+    })?;
+    deserializer.end().map_err(|err| {
+        ConfigError::new("", format!("trailing data after the JSON object: {err}"))
+    })?;
+    compile(raw)
+}
+
+fn compile(raw: RawConfig) -> Result<FilterConfig, ConfigError> {
+    if !is_quoted_string_safe(&raw.realm) {
+        return Err(ConfigError::new(
+            "realm",
+            "must be printable ASCII without `\"` or `\\`",
+        ));
+    }
+    if raw.issuers.is_empty() {
+        return Err(ConfigError::new(
+            "issuers",
+            "at least one issuer is required",
+        ));
+    }
+    let mut issuers = Vec::with_capacity(raw.issuers.len());
+    for (index, issuer) in raw.issuers.iter().enumerate() {
+        let path = format!("issuers[{index}]");
+        let compiled = compile_issuer(&path, issuer)?;
+        if issuers
+            .iter()
+            .any(|other: &Issuer| other.issuer == compiled.issuer)
+        {
+            return Err(ConfigError::new(
+                format!("{path}.issuer"),
+                format!("duplicate issuer `{}`", compiled.issuer),
+            ));
+        }
+        issuers.push(compiled);
+    }
+    if raw.max_token_bytes == 0 || raw.max_token_bytes > MAX_TOKEN_BYTES_LIMIT {
+        return Err(ConfigError::new(
+            "max_token_bytes",
+            format!("must be between 1 and {MAX_TOKEN_BYTES_LIMIT}"),
+        ));
+    }
+    if raw.cache.max_entries > MAX_CACHE_ENTRIES {
+        return Err(ConfigError::new(
+            "cache.max_entries",
+            format!("must be at most {MAX_CACHE_ENTRIES}"),
+        ));
+    }
+    Ok(FilterConfig {
+        realm: raw.realm,
+        issuers,
+        routes: RouteTable::compile("routes", &raw.routes)?,
+        unmatched: raw.unmatched,
+        headers: HeaderPolicy::compile("headers", &raw.headers)?,
+        max_token_bytes: raw.max_token_bytes,
+        cache_entries: raw.cache.max_entries,
+    })
+}
+
+fn compile_issuer(path: &str, raw: &RawIssuer) -> Result<Issuer, ConfigError> {
+    if raw.issuer.is_empty() {
+        return Err(ConfigError::new(
+            format!("{path}.issuer"),
+            "must not be empty",
+        ));
+    }
+    if raw.audiences.is_empty() {
+        return Err(ConfigError::new(
+            format!("{path}.audiences"),
+            "at least one audience is required",
+        ));
+    }
+    if let Some(index) = raw.audiences.iter().position(String::is_empty) {
+        return Err(ConfigError::new(
+            format!("{path}.audiences[{index}]"),
+            "must not be empty",
+        ));
+    }
+    if raw.algorithms.is_empty() {
+        return Err(ConfigError::new(
+            format!("{path}.algorithms"),
+            "at least one algorithm is required",
+        ));
+    }
+    let mut algorithms = Vec::new();
+    for (index, name) in raw.algorithms.iter().enumerate() {
+        let field = format!("{path}.algorithms[{index}]");
+        let alg = name.parse::<Algorithm>().map_err(|()| {
+            if name.eq_ignore_ascii_case("none") {
+                ConfigError::new(&field, "`none` (unsigned tokens) can never be allowed")
+            } else {
+                ConfigError::new(
+                    &field,
+                    format!("unsupported algorithm `{name}` (one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA, HS256, HS384, HS512)"),
+                )
+            }
+        })?;
+        if alg.is_hmac() && raw.shared_secret.is_none() {
+            return Err(ConfigError::new(
+                &field,
+                format!(
+                    "`{alg}` needs the issuer's `shared_secret`; HMAC is never checked against public keys"
+                ),
+            ));
+        }
+        if algorithms.contains(&alg) {
+            return Err(ConfigError::new(
+                &field,
+                format!("duplicate algorithm `{alg}`"),
+            ));
+        }
+        algorithms.push(alg);
+    }
+
+    let mut keys = Vec::new();
+    if let Some(jwks) = &raw.jwks {
+        for (index, jwk) in jwks.keys.iter().enumerate() {
+            let key_path = format!("{path}.jwks.keys[{index}]");
+            let Some(key) = key_from_jwk(&key_path, jwk, &algorithms)? else {
+                continue;
+            };
+            if key.kid.is_some()
+                && keys
+                    .iter()
+                    .any(|k: &crate::identify::keys::IssuerKey| k.kid == key.kid)
+            {
+                return Err(ConfigError::new(format!("{key_path}.kid"), "duplicate kid"));
+            }
+            keys.push(key);
+        }
+    }
+    let secret = match &raw.shared_secret {
+        Some(secret) => {
+            if !algorithms.iter().any(|alg| alg.is_hmac()) {
+                return Err(ConfigError::new(
+                    format!("{path}.shared_secret"),
+                    "set, but no HS256/HS384/HS512 in `algorithms`",
+                ));
+            }
+            Some(key_from_secret(
+                &format!("{path}.shared_secret"),
+                secret,
+                &algorithms,
+            )?)
+        }
+        None => None,
+    };
+    if keys.is_empty() && secret.is_none() {
+        return Err(ConfigError::new(
+            path,
+            "no verification key: set `jwks` (with at least one signing key) or `shared_secret`",
+        ));
+    }
+    for alg in &algorithms {
+        let family = alg.key_family();
+        let has_key = if family == KeyFamily::SharedSecret {
+            secret.is_some()
+        } else {
+            keys.iter().any(|k| k.verifier_for(*alg).is_some())
+        };
+        if !has_key {
+            return Err(ConfigError::new(
+                format!("{path}.algorithms"),
+                format!("`{alg}` is allowed but no configured key can verify it"),
+            ));
+        }
+    }
+
+    let require_typ = match &raw.require_typ {
+        None => None,
+        Some(typ) if typ.trim().is_empty() => {
+            return Err(ConfigError::new(
+                format!("{path}.require_typ"),
+                "must not be empty",
+            ));
+        }
+        Some(typ) => Some(crate::identify::claims::normalise_typ(typ)),
+    };
+    if raw.max_lifetime_s == Some(0) {
+        return Err(ConfigError::new(
+            format!("{path}.max_lifetime_s"),
+            "must be positive (use null to disable the check)",
+        ));
+    }
+    if raw.clock_skew_s > 3600 {
+        return Err(ConfigError::new(
+            format!("{path}.clock_skew_s"),
+            "must be at most 3600",
+        ));
+    }
+    if raw.client_id_claim.is_empty() {
+        return Err(ConfigError::new(
+            format!("{path}.client_id_claim"),
+            "must not be empty",
+        ));
+    }
+    if raw.scopes.claim.is_empty() {
+        return Err(ConfigError::new(
+            format!("{path}.scopes.claim"),
+            "must not be empty",
+        ));
+    }
+
+    Ok(Issuer {
+        issuer: raw.issuer.clone(),
+        audiences: raw.audiences.clone(),
+        algorithms,
+        keys,
+        secret,
+        require_typ,
+        max_lifetime_s: raw.max_lifetime_s,
+        clock_skew_s: raw.clock_skew_s,
+        client_id_claim: raw.client_id_claim.clone(),
+        scope_claim: raw.scopes.claim.clone(),
+        scope_format: raw.scopes.format,
+    })
+}
+
+/// Whether a value can sit inside an RFC 7230 quoted-string without escaping.
+pub(crate) fn is_quoted_string_safe(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+}

@@ -1,0 +1,295 @@
+//! The plugin configuration exactly as users write it (JSON in the wasm filter's
+//! `configuration`). This is a public interface: every field is documented in README.md
+//! ("Configuration reference"); change it deliberately.
+//!
+//! Unknown fields are rejected everywhere except inside JWKS keys, where the registered
+//! X.509 members (`x5c`, `x5t`, `x5t#S256`, `x5u`) are accepted and ignored so a JWKS can be
+//! pasted from an identity provider unchanged.
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `realm` in `WWW-Authenticate` challenges.
+    #[serde(default = "default_realm")]
+    pub realm: String,
+    pub issuers: Vec<RawIssuer>,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+    /// What happens to requests that match no route.
+    #[serde(default)]
+    pub unmatched: UnmatchedPolicy,
+    #[serde(default)]
+    pub headers: RawHeaders,
+    /// Longest bearer token accepted, in bytes.
+    #[serde(default = "default_max_token_bytes")]
+    pub max_token_bytes: usize,
+    #[serde(default)]
+    pub cache: RawCache,
+}
+
+fn default_realm() -> String {
+    "obguard".to_owned()
+}
+
+fn default_max_token_bytes() -> usize {
+    8192
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIssuer {
+    /// Exact `iss` value.
+    pub issuer: String,
+    /// The token's `aud` must contain at least one of these.
+    pub audiences: Vec<String>,
+    /// Inline JWKS (RFC 7517). Remote JWKS fetching is a later addition beside this field.
+    #[serde(default)]
+    pub jwks: Option<RawJwks>,
+    /// base64url shared secret; the only way to enable HS256/384/512 for an issuer.
+    #[serde(default)]
+    pub shared_secret: Option<String>,
+    /// Allowed JWS `alg` values, e.g. `["PS256", "ES256"]`.
+    pub algorithms: Vec<String>,
+    /// Required JOSE `typ`, e.g. `at+jwt` (RFC 9068). Compared case-insensitively; the
+    /// `application/` prefix is optional on both sides.
+    #[serde(default)]
+    pub require_typ: Option<String>,
+    /// Longest accepted `exp - iat`; `null` disables the check.
+    #[serde(default = "default_max_lifetime_s")]
+    pub max_lifetime_s: Option<u64>,
+    /// Tolerance applied to `exp`, `nbf` and `iat`.
+    #[serde(default = "default_clock_skew_s")]
+    pub clock_skew_s: u64,
+    /// Claim naming the OAuth2 client (`client_id` per RFC 9068, or `azp`).
+    #[serde(default = "default_client_id_claim")]
+    pub client_id_claim: String,
+    #[serde(default)]
+    pub scopes: RawScopeClaim,
+}
+
+fn default_max_lifetime_s() -> Option<u64> {
+    Some(86_400)
+}
+
+fn default_clock_skew_s() -> u64 {
+    60
+}
+
+fn default_client_id_claim() -> String {
+    "client_id".to_owned()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScopeClaim {
+    #[serde(default = "default_scope_claim")]
+    pub claim: String,
+    #[serde(default)]
+    pub format: ScopeFormat,
+}
+
+impl Default for RawScopeClaim {
+    fn default() -> Self {
+        Self {
+            claim: default_scope_claim(),
+            format: ScopeFormat::default(),
+        }
+    }
+}
+
+fn default_scope_claim() -> String {
+    "scope".to_owned()
+}
+
+/// How the scope claim carries scopes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScopeFormat {
+    /// `"scope": "accounts payments"` (RFC 8693 / RFC 9068).
+    #[default]
+    SpaceDelimited,
+    /// `"scp": ["accounts", "payments"]`.
+    Array,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwks {
+    pub keys: Vec<RawJwk>,
+}
+
+/// One JWK (RFC 7517 §4, RFC 7518 §6). Private members are listed so they can be refused
+/// with a precise message instead of a generic "unknown field".
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwk {
+    pub kty: String,
+    #[serde(default)]
+    pub kid: Option<String>,
+    #[serde(default, rename = "use")]
+    pub use_: Option<String>,
+    #[serde(default)]
+    pub key_ops: Option<Vec<String>>,
+    #[serde(default)]
+    pub alg: Option<String>,
+    #[serde(default)]
+    pub n: Option<String>,
+    #[serde(default)]
+    pub e: Option<String>,
+    #[serde(default)]
+    pub crv: Option<String>,
+    #[serde(default)]
+    pub x: Option<String>,
+    #[serde(default)]
+    pub y: Option<String>,
+    // Accepted, never used: certificates are not a trust path here.
+    #[serde(default)]
+    pub x5c: Option<serde_json::Value>,
+    #[serde(default)]
+    pub x5t: Option<serde_json::Value>,
+    #[serde(default, rename = "x5t#S256")]
+    pub x5t_s256: Option<serde_json::Value>,
+    #[serde(default)]
+    pub x5u: Option<serde_json::Value>,
+    // Private key members: present only to reject them explicitly.
+    #[serde(default)]
+    pub d: Option<serde_json::Value>,
+    #[serde(default)]
+    pub p: Option<serde_json::Value>,
+    #[serde(default)]
+    pub q: Option<serde_json::Value>,
+    #[serde(default)]
+    pub dp: Option<serde_json::Value>,
+    #[serde(default)]
+    pub dq: Option<serde_json::Value>,
+    #[serde(default)]
+    pub qi: Option<serde_json::Value>,
+    #[serde(default)]
+    pub k: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// Unique name, used in logs, metrics and the route header.
+    pub name: String,
+    /// HTTP methods (upper case); empty or absent means any method.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Path template: literal segments and whole-segment parameters, e.g.
+    /// `/accounts/{AccountId}/transactions`.
+    pub path: String,
+    #[serde(default)]
+    pub scopes: Option<RawScopeRule>,
+    /// Public route: no token needed, none checked.
+    #[serde(default)]
+    pub anonymous: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScopeRule {
+    /// Every one of these scopes is required.
+    #[serde(default)]
+    pub all_of: Vec<String>,
+    /// At least one of these scopes is required.
+    #[serde(default)]
+    pub any_of: Vec<String>,
+}
+
+/// Policy for requests matching no configured route.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnmatchedPolicy {
+    /// 403: anything not explicitly routed is refused.
+    #[default]
+    Deny,
+    /// A valid token is required, no scope.
+    Authenticate,
+    /// Passed through without checks (identity headers are still stripped).
+    Allow,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaders {
+    /// Header carrying the verified client id to the upstream (`null` disables).
+    #[serde(default = "default_client_id_header")]
+    pub client_id: Option<String>,
+    #[serde(default = "default_subject_header")]
+    pub subject: Option<String>,
+    /// Space-separated granted scopes.
+    #[serde(default = "default_scopes_header")]
+    pub scopes: Option<String>,
+    /// Matched route name.
+    #[serde(default = "default_route_header")]
+    pub route: Option<String>,
+    /// Further claims copied to headers.
+    #[serde(default)]
+    pub claims: Vec<RawClaimHeader>,
+    /// Extra request headers removed before the upstream sees the request.
+    #[serde(default)]
+    pub strip: Vec<String>,
+    /// Whether the upstream receives the `Authorization` header.
+    #[serde(default = "default_true")]
+    pub forward_authorization: bool,
+}
+
+impl Default for RawHeaders {
+    fn default() -> Self {
+        Self {
+            client_id: default_client_id_header(),
+            subject: default_subject_header(),
+            scopes: default_scopes_header(),
+            route: default_route_header(),
+            claims: Vec::new(),
+            strip: Vec::new(),
+            forward_authorization: true,
+        }
+    }
+}
+
+fn default_client_id_header() -> Option<String> {
+    Some("x-obguard-client-id".to_owned())
+}
+fn default_subject_header() -> Option<String> {
+    Some("x-obguard-subject".to_owned())
+}
+fn default_scopes_header() -> Option<String> {
+    Some("x-obguard-scopes".to_owned())
+}
+fn default_route_header() -> Option<String> {
+    Some("x-obguard-route".to_owned())
+}
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClaimHeader {
+    pub claim: String,
+    pub header: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    /// Verified tokens kept per Envoy worker; 0 disables the cache.
+    #[serde(default = "default_cache_entries")]
+    pub max_entries: usize,
+}
+
+impl Default for RawCache {
+    fn default() -> Self {
+        Self {
+            max_entries: default_cache_entries(),
+        }
+    }
+}
+
+fn default_cache_entries() -> usize {
+    10_000
+}

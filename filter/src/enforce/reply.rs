@@ -1,0 +1,164 @@
+//! Local replies. Status codes and `WWW-Authenticate` follow RFC 6750 §3; the JSON body is a
+//! public interface documented in README.md ("Responses"):
+//! `{"error": ..., "error_description": ..., "interaction_id": ...}`.
+
+use serde::Serialize;
+
+use super::interaction_id;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// No credentials at all (or another scheme): 401 without an error code (RFC 6750 §3.1).
+    MissingToken,
+    /// Malformed request: 400 `invalid_request`.
+    InvalidRequest { description: &'static str },
+    /// Token refused: 401 `invalid_token`.
+    InvalidToken { description: &'static str },
+    /// 403 `insufficient_scope` with the scopes that would do.
+    InsufficientScope { scope: String },
+    /// No route matched and unmatched requests are denied: 403.
+    RouteNotAllowed,
+    /// The path is ambiguous (dot segments, encoded separators...): 400.
+    BadPath,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    error_description: &'a str,
+    interaction_id: &'a str,
+}
+
+pub fn build(denial: &Denial, realm: &str, interaction_id: &str) -> LocalReply {
+    let realm_param = format!("Bearer realm=\"{realm}\"");
+    let challenge = |error: &str, description: &str| {
+        format!("{realm_param}, error=\"{error}\", error_description=\"{description}\"")
+    };
+    let (status, error, description, www_authenticate) = match denial {
+        Denial::MissingToken => (
+            401,
+            "unauthorized",
+            "An access token is required",
+            Some(realm_param.clone()),
+        ),
+        Denial::InvalidRequest { description } => (
+            400,
+            "invalid_request",
+            *description,
+            Some(challenge("invalid_request", description)),
+        ),
+        Denial::InvalidToken { description } => (
+            401,
+            "invalid_token",
+            *description,
+            Some(challenge("invalid_token", description)),
+        ),
+        Denial::InsufficientScope { scope } => {
+            let description = "The access token lacks a scope this operation requires";
+            (
+                403,
+                "insufficient_scope",
+                description,
+                Some(format!(
+                    "{}, scope=\"{scope}\"",
+                    challenge("insufficient_scope", description)
+                )),
+            )
+        }
+        Denial::RouteNotAllowed => (
+            403,
+            "access_denied",
+            "This operation is not available",
+            None,
+        ),
+        Denial::BadPath => (
+            400,
+            "invalid_request",
+            "The request path is not acceptable",
+            None,
+        ),
+    };
+    let body = serde_json::to_string(&ErrorBody {
+        error,
+        error_description: description,
+        interaction_id,
+    })
+    .unwrap_or_default();
+    let mut headers = vec![
+        ("content-type".to_owned(), "application/json".to_owned()),
+        ("cache-control".to_owned(), "no-store".to_owned()),
+        (interaction_id::HEADER.to_owned(), interaction_id.to_owned()),
+    ];
+    if let Some(value) = www_authenticate {
+        headers.push(("www-authenticate".to_owned(), value));
+    }
+    LocalReply {
+        status,
+        headers,
+        body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header<'a>(reply: &'a LocalReply, name: &str) -> Option<&'a str> {
+        reply
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn missing_token_has_no_error_code() {
+        let reply = build(&Denial::MissingToken, "bank", "id-1");
+        assert_eq!(reply.status, 401);
+        assert_eq!(
+            header(&reply, "www-authenticate"),
+            Some("Bearer realm=\"bank\"")
+        );
+        assert_eq!(header(&reply, "x-fapi-interaction-id"), Some("id-1"));
+    }
+
+    #[test]
+    fn invalid_token_and_scope_challenges() {
+        let reply = build(
+            &Denial::InvalidToken {
+                description: "The access token expired",
+            },
+            "bank",
+            "i",
+        );
+        assert_eq!(reply.status, 401);
+        assert_eq!(
+            header(&reply, "www-authenticate"),
+            Some(
+                "Bearer realm=\"bank\", error=\"invalid_token\", error_description=\"The access token expired\""
+            )
+        );
+        let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap_or_default();
+        assert_eq!(body["error"], "invalid_token");
+        assert_eq!(body["interaction_id"], "i");
+
+        let reply = build(
+            &Denial::InsufficientScope {
+                scope: "payments".into(),
+            },
+            "bank",
+            "i",
+        );
+        assert_eq!(reply.status, 403);
+        let challenge = header(&reply, "www-authenticate").unwrap_or_default();
+        assert!(challenge.contains("error=\"insufficient_scope\""));
+        assert!(challenge.ends_with("scope=\"payments\""));
+    }
+}

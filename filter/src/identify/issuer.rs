@@ -1,0 +1,28 @@
+//! A trusted token issuer, compiled from `issuers[]`.
+
+use super::algorithm::Algorithm;
+use super::keys::IssuerKey;
+use crate::config::ScopeFormat;
+
+pub struct Issuer {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<Algorithm>,
+    /// Public keys from the JWKS, in configuration order.
+    pub keys: Vec<IssuerKey>,
+    /// The HMAC key, only when the issuer has a `shared_secret`.
+    pub secret: Option<IssuerKey>,
+    /// Normalised (lower case, no `application/`), see [`super::claims::normalise_typ`].
+    pub require_typ: Option<String>,
+    pub max_lifetime_s: Option<u64>,
+    pub clock_skew_s: u64,
+    pub client_id_claim: String,
+    pub scope_claim: String,
+    pub scope_format: ScopeFormat,
+}
+
+impl Issuer {
+    pub fn allows(&self, alg: Algorithm) -> bool {
+        self.algorithms.contains(&alg)
+    }
+}

@@ -1,0 +1,112 @@
+//! The JWS protected header, read before any signature work to pick the key and refuse
+//! what must never be verified. `jku`, `x5u`, `jwk` and `x5c` are never read: keys come only
+//! from configuration.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+
+use super::token_error::TokenError;
+
+#[derive(Debug, Deserialize)]
+pub struct JoseHeader {
+    pub alg: String,
+    #[serde(default)]
+    pub kid: Option<String>,
+    #[serde(default)]
+    pub typ: Option<String>,
+    #[serde(default)]
+    pub crit: Option<Vec<String>>,
+}
+
+/// The three segments of a compact JWS.
+pub struct CompactJws<'a> {
+    pub header: &'a str,
+    pub payload: &'a str,
+}
+
+pub fn split(token: &str) -> Result<CompactJws<'_>, TokenError> {
+    let segments = token.split('.').count();
+    if segments == 5 {
+        return Err(TokenError::JweUnsupported);
+    }
+    let mut parts = token.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(header), Some(payload), Some(signature), None)
+            if !header.is_empty() && !payload.is_empty() && !signature.is_empty() =>
+        {
+            Ok(CompactJws { header, payload })
+        }
+        // An empty third segment is a stripped signature: treated as malformed, never as
+        // an unsigned token.
+        _ => Err(TokenError::Malformed),
+    }
+}
+
+pub fn decode_segment(segment: &str) -> Result<Vec<u8>, TokenError> {
+    URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| TokenError::Malformed)
+}
+
+pub fn parse(segment: &str) -> Result<JoseHeader, TokenError> {
+    let bytes = decode_segment(segment)?;
+    let header: JoseHeader = serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)?;
+    match &header.crit {
+        // RFC 7515 §4.1.11: an empty list is not allowed, and we implement no extensions.
+        Some(list) if list.is_empty() => return Err(TokenError::Malformed),
+        Some(_) => return Err(TokenError::CritUnsupported),
+        None => {}
+    }
+    Ok(header)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(json: &str) -> String {
+        URL_SAFE_NO_PAD.encode(json)
+    }
+
+    #[test]
+    fn splits_three_segments_only() {
+        assert!(split("a.b.c").is_ok());
+        assert_eq!(split("a.b.").err(), Some(TokenError::Malformed));
+        assert_eq!(split("a.b").err(), Some(TokenError::Malformed));
+        assert_eq!(split("a.b.c.d").err(), Some(TokenError::Malformed));
+        assert_eq!(split("a.b.c.d.e").err(), Some(TokenError::JweUnsupported));
+    }
+
+    #[test]
+    fn crit_is_refused() {
+        let seg = b64(r#"{"alg":"RS256","crit":["exp"],"exp":1}"#);
+        assert_eq!(parse(&seg).err(), Some(TokenError::CritUnsupported));
+        let seg = b64(r#"{"alg":"RS256","crit":[]}"#);
+        assert_eq!(parse(&seg).err(), Some(TokenError::Malformed));
+    }
+
+    #[test]
+    fn non_base64url_and_non_json_are_malformed() {
+        assert_eq!(parse("eyJ+/==").err(), Some(TokenError::Malformed));
+        assert_eq!(parse(&b64("not json")).err(), Some(TokenError::Malformed));
+        assert_eq!(
+            parse(&b64(r#"{"kid":"a"}"#)).err(),
+            Some(TokenError::Malformed)
+        );
+        assert_eq!(
+            parse(&b64(r#"{"alg":"RS256","alg":"none"}"#)).err(),
+            Some(TokenError::Malformed),
+            "duplicate members are ambiguous"
+        );
+    }
+
+    #[test]
+    fn key_hint_headers_are_ignored() {
+        let seg = b64(
+            r#"{"alg":"ES256","kid":"k","jku":"https://evil","jwk":{"kty":"EC"},"x5u":"x","x5c":["y"]}"#,
+        );
+        let header = parse(&seg).ok();
+        assert_eq!(header.and_then(|h| h.kid), Some("k".to_owned()));
+    }
+}

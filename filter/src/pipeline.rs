@@ -1,0 +1,213 @@
+//! The per-request decision: a pure function of (configuration, request view, clock,
+//! token cache). The adapter gathers the view from Envoy and applies the [`Decision`].
+
+use crate::authorise::path;
+use crate::authorise::routes::Route;
+use crate::config::{FilterConfig, UnmatchedPolicy};
+use crate::enforce::interaction_id;
+use crate::enforce::reply::{self, Denial, LocalReply};
+use crate::identify::cache::{CacheLookup, TokenCache};
+use crate::identify::extract::{self, Credential};
+use crate::identify::{self, Identity, TokenError};
+use crate::telemetry::{self, Outcome};
+
+/// What the filter needs from a request's headers.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestView<'a> {
+    pub method: &'a str,
+    /// `:path` as Envoy normalised it, query string included.
+    pub path: &'a str,
+    /// Every `Authorization` value, in order.
+    pub authorization: &'a [&'a str],
+    pub interaction_id: Option<&'a str>,
+}
+
+#[derive(Debug)]
+pub struct Decision<'c> {
+    pub interaction_id: String,
+    pub outcome: Outcome,
+    /// Why, for anything but a plain allow (also the metric suffix).
+    pub reason: Option<&'static str>,
+    /// Set when the refusal is a token error.
+    pub token_error: Option<TokenError>,
+    pub route: Option<&'c str>,
+    pub client_id: Option<String>,
+    pub cache: CacheLookup,
+    pub action: Action<'c>,
+}
+
+#[derive(Debug)]
+pub enum Action<'c> {
+    /// Forward upstream after removing `remove` (and `Authorization` if asked) and setting
+    /// `set`.
+    Continue {
+        remove: &'c [String],
+        remove_authorization: bool,
+        set: Vec<(String, String)>,
+    },
+    Reply(LocalReply),
+}
+
+pub fn decide<'c>(
+    config: &'c FilterConfig,
+    cache: &mut TokenCache,
+    request: &RequestView<'_>,
+    now: u64,
+) -> Decision<'c> {
+    let mut decision = Decision {
+        interaction_id: interaction_id::resolve(request.interaction_id),
+        outcome: Outcome::Allowed,
+        reason: None,
+        token_error: None,
+        route: None,
+        client_id: None,
+        cache: CacheLookup::Disabled,
+        action: Action::Continue {
+            remove: &config.headers.strip,
+            remove_authorization: !config.headers.forward_authorization,
+            set: Vec::new(),
+        },
+    };
+
+    let (path, query) = path::split_query(request.path);
+    if let Err(err) = path::check(path) {
+        return deny(
+            decision,
+            config,
+            Outcome::InvalidRequest,
+            err.reason(),
+            Denial::BadPath,
+        );
+    }
+    let credential = match extract::credential(request.authorization, query) {
+        Ok(credential) => credential,
+        Err(err) => {
+            let denial = Denial::InvalidRequest {
+                description: err.description(),
+            };
+            return deny(
+                decision,
+                config,
+                Outcome::InvalidRequest,
+                err.reason(),
+                denial,
+            );
+        }
+    };
+
+    let route: Option<&Route> = match config.routes.find(request.method, path) {
+        Some(found) => Some(found.route),
+        None => match config.unmatched {
+            UnmatchedPolicy::Deny => {
+                return deny(
+                    decision,
+                    config,
+                    Outcome::RouteDenied,
+                    telemetry::REASON_NO_ROUTE,
+                    Denial::RouteNotAllowed,
+                );
+            }
+            UnmatchedPolicy::Allow => {
+                decision.outcome = Outcome::Passthrough;
+                decision.reason = Some(telemetry::REASON_NO_ROUTE);
+                return decision;
+            }
+            UnmatchedPolicy::Authenticate => None,
+        },
+    };
+    decision.route = route.map(|r| r.name.as_str());
+    if let Some(route) = route.filter(|r| r.anonymous) {
+        decision.outcome = Outcome::Anonymous;
+        decision.action = continue_with(config, None, Some(&route.name));
+        return decision;
+    }
+
+    let token = match credential {
+        Credential::Bearer(token) => token,
+        Credential::Missing | Credential::OtherScheme => {
+            let reason = if credential == Credential::Missing {
+                telemetry::REASON_NO_CREDENTIALS
+            } else {
+                telemetry::REASON_OTHER_SCHEME
+            };
+            return deny(
+                decision,
+                config,
+                Outcome::MissingToken,
+                reason,
+                Denial::MissingToken,
+            );
+        }
+    };
+    let (result, lookup) = identify::authenticate(
+        &config.issuers,
+        &config.headers.claims,
+        cache,
+        token,
+        config.max_token_bytes,
+        now,
+    );
+    decision.cache = lookup;
+    let identity = match result {
+        Ok(identity) => identity,
+        Err(err) => {
+            decision.token_error = Some(err);
+            let denial = Denial::InvalidToken {
+                description: err.description(),
+            };
+            return deny(
+                decision,
+                config,
+                Outcome::InvalidToken,
+                err.reason(),
+                denial,
+            );
+        }
+    };
+    decision.client_id = Some(identity.client_id.clone());
+
+    if let Some(route) = route
+        && !route.scopes.is_satisfied_by(&identity.scopes) {
+            let denial = Denial::InsufficientScope {
+                scope: route.scopes.challenge(),
+            };
+            return deny(
+                decision,
+                config,
+                Outcome::InsufficientScope,
+                telemetry::REASON_MISSING_SCOPE,
+                denial,
+            );
+        }
+    decision.action = continue_with(config, Some(&identity), route.map(|r| r.name.as_str()));
+    decision
+}
+
+fn continue_with<'c>(
+    config: &'c FilterConfig,
+    identity: Option<&Identity>,
+    route: Option<&str>,
+) -> Action<'c> {
+    Action::Continue {
+        remove: &config.headers.strip,
+        remove_authorization: !config.headers.forward_authorization,
+        set: config.headers.headers_for(identity, route),
+    }
+}
+
+fn deny<'c>(
+    mut decision: Decision<'c>,
+    config: &FilterConfig,
+    outcome: Outcome,
+    reason: &'static str,
+    denial: Denial,
+) -> Decision<'c> {
+    decision.outcome = outcome;
+    decision.reason = Some(reason);
+    decision.action = Action::Reply(reply::build(
+        &denial,
+        &config.realm,
+        &decision.interaction_id,
+    ));
+    decision
+}

@@ -1,0 +1,109 @@
+//! Names shared by metrics and access logs. These are public interfaces (dashboards and
+//! alerts are built on them), documented in README.md ("Metrics and log fields").
+
+use crate::authorise::path::PathError;
+use crate::identify::TokenError;
+use crate::identify::extract::ExtractError;
+
+/// What happened to a request, one per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Valid token and scopes: forwarded with identity headers.
+    Allowed,
+    /// A public (`anonymous`) route: forwarded without checks.
+    Anonymous,
+    /// Matched no route and `unmatched` is `allow`: forwarded without checks.
+    Passthrough,
+    MissingToken,
+    InvalidRequest,
+    InvalidToken,
+    InsufficientScope,
+    RouteDenied,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 8] = [
+        Outcome::Allowed,
+        Outcome::Anonymous,
+        Outcome::Passthrough,
+        Outcome::MissingToken,
+        Outcome::InvalidRequest,
+        Outcome::InvalidToken,
+        Outcome::InsufficientScope,
+        Outcome::RouteDenied,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allowed => "allowed",
+            Outcome::Anonymous => "anonymous",
+            Outcome::Passthrough => "passthrough",
+            Outcome::MissingToken => "missing_token",
+            Outcome::InvalidRequest => "invalid_request",
+            Outcome::InvalidToken => "invalid_token",
+            Outcome::InsufficientScope => "insufficient_scope",
+            Outcome::RouteDenied => "route_denied",
+        }
+    }
+}
+
+/// Reasons that are not token errors.
+pub const REASON_NO_CREDENTIALS: &str = "no_credentials";
+pub const REASON_OTHER_SCHEME: &str = "other_scheme";
+pub const REASON_NO_ROUTE: &str = "no_route";
+pub const REASON_MISSING_SCOPE: &str = "missing_scope";
+
+/// Counter names. Envoy shows them with its `wasmcustom.` prefix.
+pub mod metric {
+    use super::*;
+
+    pub fn requests(outcome: Outcome) -> String {
+        format!("obguard.requests.{}", outcome.as_str())
+    }
+
+    pub fn token_invalid(error: TokenError) -> String {
+        format!("obguard.token_invalid.{}", error.reason())
+    }
+
+    pub fn request_invalid(reason: &str) -> String {
+        format!("obguard.request_invalid.{reason}")
+    }
+
+    pub fn scope_denied(route: &str) -> String {
+        format!("obguard.scope_denied.{route}")
+    }
+
+    pub const CACHE_HIT: &str = "obguard.token_cache.hit";
+    pub const CACHE_MISS: &str = "obguard.token_cache.miss";
+}
+
+/// Every `request_invalid` reason, so all counters exist from the start.
+pub fn request_invalid_reasons() -> Vec<&'static str> {
+    let mut reasons = vec![
+        ExtractError::MultipleAuthorization.reason(),
+        ExtractError::TokenInQuery.reason(),
+    ];
+    reasons.extend(
+        [
+            PathError::NotAbsolute,
+            PathError::DotSegment,
+            PathError::EmptySegment,
+            PathError::EncodedSeparator,
+            PathError::Semicolon,
+            PathError::Backslash,
+            PathError::ControlCharacter,
+        ]
+        .map(PathError::reason),
+    );
+    reasons
+}
+
+/// Filter-state keys readable in Envoy access logs as
+/// `%FILTER_STATE(wasm.obguard.<field>:PLAIN)%`.
+pub mod log_field {
+    pub const OUTCOME: &str = "obguard.outcome";
+    pub const REASON: &str = "obguard.reason";
+    pub const ROUTE: &str = "obguard.route";
+    pub const CLIENT_ID: &str = "obguard.client_id";
+    pub const INTERACTION_ID: &str = "obguard.interaction_id";
+}
