@@ -167,18 +167,19 @@ pub fn decide<'c>(
     decision.client_id = Some(identity.client_id.clone());
 
     if let Some(route) = route
-        && !route.scopes.is_satisfied_by(&identity.scopes) {
-            let denial = Denial::InsufficientScope {
-                scope: route.scopes.challenge(),
-            };
-            return deny(
-                decision,
-                config,
-                Outcome::InsufficientScope,
-                telemetry::REASON_MISSING_SCOPE,
-                denial,
-            );
-        }
+        && !route.scopes.is_satisfied_by(&identity.scopes)
+    {
+        let denial = Denial::InsufficientScope {
+            scope: route.scopes.challenge(),
+        };
+        return deny(
+            decision,
+            config,
+            Outcome::InsufficientScope,
+            telemetry::REASON_MISSING_SCOPE,
+            denial,
+        );
+    }
     decision.action = continue_with(config, Some(&identity), route.map(|r| r.name.as_str()));
     decision
 }

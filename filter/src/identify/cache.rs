@@ -55,9 +55,10 @@ impl TokenCache {
 
     pub fn insert(&mut self, key: [u8; 32], identity: Arc<Identity>, now: u64) {
         if let Some(entries) = &mut self.entries
-            && now < identity.expires_at {
-                entries.put(key, identity);
-            }
+            && now < identity.expires_at
+        {
+            entries.put(key, identity);
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -48,14 +48,16 @@ pub fn check(issuer: &Issuer, claims: &Claims, now: u64) -> Result<(), TokenErro
         return Err(TokenError::Expired);
     }
     if let Some(nbf) = claims.invalid_before.map(|t| t.as_secs())
-        && nbf > now.saturating_add(skew) {
-            return Err(TokenError::NotYetValid);
-        }
+        && nbf > now.saturating_add(skew)
+    {
+        return Err(TokenError::NotYetValid);
+    }
     let iat = claims.issued_at.map(|t| t.as_secs());
     if let Some(iat) = iat
-        && iat > now.saturating_add(skew) {
-            return Err(TokenError::IssuedInFuture);
-        }
+        && iat > now.saturating_add(skew)
+    {
+        return Err(TokenError::IssuedInFuture);
+    }
     if let Some(max) = issuer.max_lifetime_s {
         let iat = iat.ok_or(TokenError::MissingClaim)?;
         if exp.saturating_sub(iat) > max {

@@ -159,12 +159,13 @@ pub fn key_from_jwk(
         }
     };
     if let Some(alg) = jwk_alg
-        && alg.key_family() != family {
-            return Err(ConfigError::new(
-                format!("{path}.alg"),
-                format!("`{alg}` does not match key type `{}`", jwk.kty),
-            ));
-        }
+        && alg.key_family() != family
+    {
+        return Err(ConfigError::new(
+            format!("{path}.alg"),
+            format!("`{alg}` does not match key type `{}`", jwk.kty),
+        ));
+    }
 
     let mut verifiers = Vec::new();
     let usable = allowed

@@ -1,0 +1,624 @@
+//! Every pipeline decision, natively: the same cases the Envoy integration tests replay
+//! through the real proxy, asserted here on the pure decision.
+
+// Test code: failing loudly is the point.
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
+use obguard::config::{self, FilterConfig};
+use obguard::identify::cache::{CacheLookup, TokenCache};
+use obguard::pipeline::{Action, Decision, RequestView, decide};
+use obguard::telemetry::Outcome;
+use obguard_testkit::{self as kit, Key};
+use serde_json::{Value, json};
+
+fn load(config: &Value) -> FilterConfig {
+    match config::load(config.to_string().as_bytes()) {
+        Ok(config) => config,
+        Err(err) => panic!("config rejected: {err}"),
+    }
+}
+
+struct Harness {
+    config: FilterConfig,
+    cache: TokenCache,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self::with(kit::plugin_config())
+    }
+
+    fn with(config: Value) -> Self {
+        let config = load(&config);
+        let cache = TokenCache::new(config.cache_entries);
+        Self { config, cache }
+    }
+
+    fn run(&mut self, method: &str, path: &str, authorization: &[&str]) -> Decision<'_> {
+        let view = RequestView {
+            method,
+            path,
+            authorization,
+            interaction_id: None,
+        };
+        decide(&self.config, &mut self.cache, &view, kit::now())
+    }
+
+    fn get(&mut self, path: &str, token: &str) -> Decision<'_> {
+        let bearer = format!("Bearer {token}");
+        self.run("GET", path, &[bearer.as_str()])
+    }
+}
+
+fn status(decision: &Decision<'_>) -> u16 {
+    match &decision.action {
+        Action::Reply(reply) => reply.status,
+        Action::Continue { .. } => 200,
+    }
+}
+
+fn reply_header(decision: &Decision<'_>, name: &str) -> Option<String> {
+    match &decision.action {
+        Action::Reply(reply) => reply
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone()),
+        Action::Continue { .. } => None,
+    }
+}
+
+fn assert_refused(decision: &Decision<'_>, status_code: u16, reason: &str) {
+    assert_eq!(
+        status(decision),
+        status_code,
+        "reason was {:?}",
+        decision.reason
+    );
+    assert_eq!(decision.reason, Some(reason));
+}
+
+fn accounts_token(alg: &str, key: Key) -> String {
+    kit::token(alg, key, &kit::claims("tpp-1", "accounts"))
+}
+
+#[test]
+fn valid_tokens_of_every_algorithm_are_allowed() {
+    let mut h = Harness::new();
+    for (alg, key) in [
+        ("RS256", Key::Rsa1),
+        ("RS384", Key::Rsa2),
+        ("RS512", Key::Rsa1),
+        ("PS256", Key::Rsa1),
+        ("PS384", Key::Rsa2),
+        ("PS512", Key::Rsa1),
+        ("ES256", Key::P256),
+        ("ES384", Key::P384),
+        ("EdDSA", Key::Ed25519),
+    ] {
+        let decision = h.get("/accounts", &accounts_token(alg, key));
+        assert_eq!(
+            decision.outcome,
+            Outcome::Allowed,
+            "{alg}: {:?}",
+            decision.reason
+        );
+        assert_eq!(decision.client_id.as_deref(), Some("tpp-1"));
+    }
+}
+
+#[test]
+fn identity_headers_are_set_and_spoofable_ones_removed() {
+    let mut h = Harness::new();
+    let decision = h.get(
+        "/accounts/acc-1/transactions",
+        &kit::token(
+            "PS256",
+            Key::Rsa1,
+            &kit::claims("tpp-1", "accounts transactions:read"),
+        ),
+    );
+    let Action::Continue {
+        remove,
+        remove_authorization,
+        set,
+    } = &decision.action
+    else {
+        panic!("refused: {:?}", decision.reason);
+    };
+    assert!(remove.iter().any(|h| h == "x-obguard-client-id"));
+    assert!(remove.iter().any(|h| h == "x-obguard-token-id"));
+    assert!(
+        *remove_authorization,
+        "forward_authorization is false in the test config"
+    );
+    let get = |name: &str| set.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    assert_eq!(get("x-obguard-client-id"), Some("tpp-1"));
+    assert_eq!(get("x-obguard-subject"), Some("psu-tpp-1"));
+    assert_eq!(get("x-obguard-scopes"), Some("accounts transactions:read"));
+    assert_eq!(get("x-obguard-route"), Some("transactions"));
+    assert_eq!(get("x-obguard-audience"), Some(kit::AUDIENCE));
+}
+
+#[test]
+fn alg_none_in_every_spelling_is_refused() {
+    let mut h = Harness::new();
+    for alg in ["none", "None", "NONE", "nOnE"] {
+        let header = json!({"alg": alg, "typ": "at+jwt"});
+        let token = format!(
+            "{}.{}.",
+            kit::b64(header.to_string()),
+            kit::b64(kit::claims("tpp-1", "accounts").to_string())
+        );
+        // A stripped signature is malformed; with a dummy signature alg none is named.
+        assert_refused(&h.get("/accounts", &token), 401, "malformed");
+        let token = format!("{token}c2ln");
+        assert_refused(&h.get("/accounts", &token), 401, "alg_none");
+    }
+}
+
+#[test]
+fn hs256_signed_with_the_rsa_public_key_is_refused() {
+    let mut h = Harness::new();
+    let pem = kit::rsa_public_pem(Key::Rsa1);
+    let header = json!({"alg": "HS256", "typ": "at+jwt", "kid": "rsa-1"});
+    let token = kit::sign_hmac(
+        "HS256",
+        pem.as_bytes(),
+        &header,
+        &kit::claims("tpp-1", "accounts"),
+    );
+    assert_refused(&h.get("/accounts", &token), 401, "alg_not_allowed");
+}
+
+#[test]
+fn hmac_works_only_for_an_issuer_with_a_shared_secret() {
+    let mut config = kit::plugin_config();
+    config["issuers"].as_array_mut().unwrap().push(json!({
+        "issuer": kit::HMAC_ISSUER,
+        "audiences": [kit::AUDIENCE],
+        "shared_secret": kit::b64(kit::HMAC_SECRET),
+        "algorithms": ["HS256"],
+    }));
+    let mut h = Harness::with(config);
+    let mut claims = kit::claims("tpp-h", "accounts");
+    claims["iss"] = json!(kit::HMAC_ISSUER);
+    let token = kit::sign_hmac("HS256", kit::HMAC_SECRET, &json!({"alg": "HS256"}), &claims);
+    assert_eq!(h.get("/accounts", &token).outcome, Outcome::Allowed);
+    // HS256 under the RSA issuer's name is still refused.
+    let token = kit::sign_hmac(
+        "HS256",
+        kit::HMAC_SECRET,
+        &json!({"alg": "HS256"}),
+        &kit::claims("tpp-h", "accounts"),
+    );
+    assert_refused(&h.get("/accounts", &token), 401, "alg_not_allowed");
+}
+
+#[test]
+fn key_selection() {
+    let mut h = Harness::new();
+    let claims = kit::claims("tpp-1", "accounts");
+    let cases = [
+        (
+            json!({"alg": "RS256", "typ": "at+jwt", "kid": "nope"}),
+            "unknown_kid",
+        ),
+        (json!({"alg": "RS256", "typ": "at+jwt"}), "kid_required"),
+        (
+            json!({"alg": "RS256", "typ": "at+jwt", "kid": "../../etc/passwd"}),
+            "unknown_kid",
+        ),
+        (
+            json!({"alg": "RS256", "typ": "at+jwt", "kid": "' OR 1=1 --"}),
+            "unknown_kid",
+        ),
+        // The right kid but the wrong algorithm family for it.
+        (
+            json!({"alg": "ES256", "typ": "at+jwt", "kid": "rsa-1"}),
+            "alg_key_mismatch",
+        ),
+    ];
+    for (header, reason) in cases {
+        let alg = header["alg"].as_str().unwrap();
+        let signer = if alg == "ES256" { Key::P256 } else { Key::Rsa1 };
+        let token = kit::sign(alg, signer, &header, &claims);
+        assert_refused(&h.get("/accounts", &token), 401, reason);
+    }
+}
+
+#[test]
+fn missing_kid_is_fine_with_a_single_key() {
+    let mut config = kit::plugin_config();
+    config["issuers"][0]["jwks"] = json!({"keys": [kit::jwk(Key::P256)]});
+    config["issuers"][0]["algorithms"] = json!(["ES256"]);
+    let mut h = Harness::with(config);
+    let token = kit::sign(
+        "ES256",
+        Key::P256,
+        &json!({"alg": "ES256", "typ": "at+jwt"}),
+        &kit::claims("tpp-1", "accounts"),
+    );
+    assert_eq!(h.get("/accounts", &token).outcome, Outcome::Allowed);
+}
+
+#[test]
+fn embedded_keys_and_key_urls_are_never_trusted() {
+    let mut h = Harness::new();
+    let claims = kit::claims("tpp-1", "accounts");
+    // An embedded JWK object is refused before any key is chosen (jwt-simple's header model
+    // has no room for it), so it never gets near a signature check.
+    let header = json!({"alg": "ES256", "typ": "at+jwt", "kid": "ec-p256", "jwk": kit::jwk(Key::AttackerP256)});
+    let token = kit::sign("ES256", Key::AttackerP256, &header, &claims);
+    assert_refused(&h.get("/accounts", &token), 401, "malformed");
+    let header = json!({"alg": "ES256", "typ": "at+jwt", "jwk": kit::jwk(Key::AttackerP256)});
+    let token = kit::sign("ES256", Key::AttackerP256, &header, &claims);
+    assert_eq!(status(&h.get("/accounts", &token)), 401);
+    for header in [
+        json!({"alg": "ES256", "typ": "at+jwt", "kid": "ec-p256", "jku": "https://attacker.test/jwks.json"}),
+        json!({"alg": "ES256", "typ": "at+jwt", "kid": "ec-p256", "x5u": "https://attacker.test/cert.pem"}),
+    ] {
+        let token = kit::sign("ES256", Key::AttackerP256, &header, &claims);
+        assert_refused(&h.get("/accounts", &token), 401, "bad_signature");
+    }
+    // Signed by the real key, the hints are simply ignored.
+    let header = json!({"alg": "ES256", "typ": "at+jwt", "kid": "ec-p256", "jku": "https://attacker.test/jwks.json"});
+    let token = kit::sign("ES256", Key::P256, &header, &claims);
+    assert_eq!(h.get("/accounts", &token).outcome, Outcome::Allowed);
+}
+
+#[test]
+fn signature_tampering() {
+    let mut h = Harness::new();
+    let good = accounts_token("RS256", Key::Rsa1);
+    let parts: Vec<&str> = good.split('.').collect();
+    // Stripped signature.
+    assert_refused(
+        &h.get("/accounts", &format!("{}.{}.", parts[0], parts[1])),
+        401,
+        "malformed",
+    );
+    // Signature of another token.
+    let other = kit::token(
+        "RS256",
+        Key::Rsa1,
+        &kit::claims("tpp-2", "accounts payments"),
+    );
+    let other_sig = other.rsplit('.').next().unwrap();
+    assert_refused(
+        &h.get(
+            "/accounts",
+            &format!("{}.{}.{}", parts[0], parts[1], other_sig),
+        ),
+        401,
+        "bad_signature",
+    );
+    // Payload swapped under a valid signature.
+    let forged = kit::b64(kit::claims("tpp-1", "accounts payments").to_string());
+    assert_refused(
+        &h.get(
+            "/accounts",
+            &format!("{}.{}.{}", parts[0], forged, parts[2]),
+        ),
+        401,
+        "bad_signature",
+    );
+    // Signed by a key that is not in the JWKS, under a configured kid.
+    let token = kit::sign(
+        "RS256",
+        Key::AttackerRsa,
+        &json!({"alg": "RS256", "typ": "at+jwt", "kid": "rsa-1"}),
+        &kit::claims("tpp-1", "accounts"),
+    );
+    assert_refused(&h.get("/accounts", &token), 401, "bad_signature");
+}
+
+#[test]
+fn es256_all_zero_signature_is_refused() {
+    // CVE-2022-21449 ("psychic signatures"): r = s = 0 must never verify.
+    let mut h = Harness::new();
+    let good = accounts_token("ES256", Key::P256);
+    let (input, _) = good.rsplit_once('.').unwrap();
+    let token = format!("{input}.{}", kit::b64([0u8; 64]));
+    assert_refused(&h.get("/accounts", &token), 401, "bad_signature");
+}
+
+#[test]
+fn claim_checks() {
+    let mut h = Harness::new();
+    let now = kit::now();
+    let with = |edit: &dyn Fn(&mut Value)| {
+        let mut claims = kit::claims("tpp-1", "accounts");
+        edit(&mut claims);
+        kit::token("PS256", Key::Rsa1, &claims)
+    };
+    let cases: Vec<(String, &str)> = vec![
+        (with(&|c| c["exp"] = json!(now - 120)), "expired"),
+        (with(&|c| c["nbf"] = json!(now + 600)), "not_yet_valid"),
+        (
+            with(&|c| {
+                c["iat"] = json!(now + 600);
+                c["exp"] = json!(now + 900)
+            }),
+            "issued_in_future",
+        ),
+        (with(&|c| c["exp"] = json!(now + 7200)), "lifetime_exceeded"),
+        (
+            with(&|c| c["aud"] = json!("https://elsewhere.test")),
+            "wrong_audience",
+        ),
+        (
+            with(&|c| c["aud"] = json!(["https://a.test", "https://b.test"])),
+            "wrong_audience",
+        ),
+        (
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("exp");
+            }),
+            "missing_claim",
+        ),
+        (
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("client_id");
+            }),
+            "missing_claim",
+        ),
+        (with(&|c| c["client_id"] = json!(42)), "bad_claim"),
+        (with(&|c| c["scope"] = json!(["accounts"])), "bad_claim"),
+        (with(&|c| c["sub"] = json!("psu\r\nx-evil: 1")), "bad_claim"),
+    ];
+    for (token, reason) in cases {
+        assert_refused(&h.get("/accounts", &token), 401, reason);
+    }
+    // Within the clock skew (30 s in the test config) is still fine.
+    assert_eq!(
+        h.get("/accounts", &with(&|c| c["exp"] = json!(now - 10)))
+            .outcome,
+        Outcome::Allowed
+    );
+    // An audience list containing ours is fine.
+    assert_eq!(
+        h.get(
+            "/accounts",
+            &with(&|c| c["aud"] = json!(["https://x.test", kit::AUDIENCE]))
+        )
+        .outcome,
+        Outcome::Allowed
+    );
+}
+
+#[test]
+fn wrong_issuer_is_refused() {
+    let mut h = Harness::new();
+    let mut claims = kit::claims("tpp-1", "accounts");
+    claims["iss"] = json!("https://evil.test");
+    assert_refused(
+        &h.get("/accounts", &kit::token("RS256", Key::Rsa1, &claims)),
+        401,
+        "wrong_issuer",
+    );
+}
+
+#[test]
+fn typ_must_be_at_jwt_when_required() {
+    let mut h = Harness::new();
+    let claims = kit::claims("tpp-1", "accounts");
+    for typ in [json!("JWT"), json!(null)] {
+        let mut header = json!({"alg": "RS256", "kid": "rsa-1"});
+        if !typ.is_null() {
+            header["typ"] = typ;
+        }
+        assert_refused(
+            &h.get(
+                "/accounts",
+                &kit::sign("RS256", Key::Rsa1, &header, &claims),
+            ),
+            401,
+            "wrong_typ",
+        );
+    }
+    let header = json!({"alg": "RS256", "kid": "rsa-1", "typ": "application/at+jwt"});
+    assert_eq!(
+        h.get(
+            "/accounts",
+            &kit::sign("RS256", Key::Rsa1, &header, &claims)
+        )
+        .outcome,
+        Outcome::Allowed
+    );
+}
+
+#[test]
+fn unknown_crit_is_refused() {
+    let mut h = Harness::new();
+    let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": "rsa-1", "crit": ["urn:example:x"], "urn:example:x": 1});
+    let token = kit::sign(
+        "RS256",
+        Key::Rsa1,
+        &header,
+        &kit::claims("tpp-1", "accounts"),
+    );
+    assert_refused(&h.get("/accounts", &token), 401, "crit_unsupported");
+}
+
+#[test]
+fn malformed_tokens() {
+    let mut h = Harness::new();
+    let oversize = format!(
+        "{}.{}.{}",
+        "a".repeat(2000),
+        "b".repeat(2000),
+        "c".repeat(200)
+    );
+    assert_refused(&h.get("/accounts", &oversize), 401, "oversize");
+    assert_refused(
+        &h.get("/accounts", "eyJh!bGciOi.eyJ.c2ln"),
+        401,
+        "malformed",
+    );
+    assert_refused(&h.get("/accounts", "a.b.c.d.e"), 401, "jwe_unsupported");
+    assert_refused(&h.get("/accounts", "not-a-jwt"), 401, "malformed");
+    let good = accounts_token("RS256", Key::Rsa1);
+    assert_refused(
+        &h.get("/accounts", &format!("{good}.extra")),
+        401,
+        "malformed",
+    );
+    // Standard (not URL-safe) base64 alphabet in the header.
+    let std_b64 = good.replacen('-', "+", 1).replacen('_', "/", 1);
+    if std_b64 != good {
+        assert_eq!(status(&h.get("/accounts", &std_b64)), 401);
+    }
+}
+
+#[test]
+fn credentials_in_the_wrong_place() {
+    let mut h = Harness::new();
+    let token = accounts_token("RS256", Key::Rsa1);
+    let d = h.run("GET", "/accounts", &[]);
+    assert_refused(&d, 401, "no_credentials");
+    assert_eq!(
+        reply_header(&d, "www-authenticate").as_deref(),
+        Some("Bearer realm=\"bank.test\"")
+    );
+    assert_refused(
+        &h.run("GET", "/accounts", &["Basic dXNlcjpwYXNz"]),
+        401,
+        "other_scheme",
+    );
+    let bearer = format!("bearer {token}");
+    assert_eq!(
+        h.run("GET", "/accounts", &[bearer.as_str()]).outcome,
+        Outcome::Allowed
+    );
+    let d = h.run("GET", "/accounts", &[bearer.as_str(), bearer.as_str()]);
+    assert_refused(&d, 400, "multiple_authorization");
+    assert!(
+        reply_header(&d, "www-authenticate")
+            .unwrap()
+            .contains("error=\"invalid_request\"")
+    );
+    let path = format!("/accounts?access_token={token}");
+    assert_refused(&h.run("GET", &path, &[]), 400, "token_in_query");
+}
+
+#[test]
+fn scopes_are_enforced_per_route() {
+    let mut h = Harness::new();
+    let token = accounts_token("ES256", Key::P256);
+    let d = h.get("/accounts/acc-1/transactions", &token);
+    assert_refused(&d, 403, "missing_scope");
+    let challenge = reply_header(&d, "www-authenticate").unwrap();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains("scope=\"accounts transactions:read transactions:all\""),
+        "{challenge}"
+    );
+    let bearer = format!("Bearer {token}");
+    assert_refused(
+        &h.run("POST", "/domestic-payments", &[bearer.as_str()]),
+        403,
+        "missing_scope",
+    );
+    let token = kit::token(
+        "ES256",
+        Key::P256,
+        &kit::claims("tpp-1", "accounts transactions:all"),
+    );
+    assert_eq!(
+        h.get("/accounts/acc-1/transactions", &token).outcome,
+        Outcome::Allowed
+    );
+}
+
+#[test]
+fn unmatched_routes_and_anonymous_routes() {
+    let mut h = Harness::new();
+    let token = accounts_token("ES256", Key::P256);
+    assert_refused(&h.get("/admin", &token), 403, "no_route");
+    // Method is part of the route.
+    let bearer = format!("Bearer {token}");
+    assert_refused(
+        &h.run("DELETE", "/accounts", &[bearer.as_str()]),
+        403,
+        "no_route",
+    );
+    let d = h.run("GET", "/health", &[]);
+    assert_eq!(d.outcome, Outcome::Anonymous);
+
+    let mut config = kit::plugin_config();
+    config["unmatched"] = json!("authenticate");
+    let mut h = Harness::with(config);
+    assert_eq!(h.get("/admin", &token).outcome, Outcome::Allowed);
+    assert_refused(&h.run("GET", "/admin", &[]), 401, "no_credentials");
+
+    let mut config = kit::plugin_config();
+    config["unmatched"] = json!("allow");
+    let mut h = Harness::with(config);
+    assert_eq!(h.run("GET", "/admin", &[]).outcome, Outcome::Passthrough);
+}
+
+#[test]
+fn path_tricks_are_refused() {
+    let mut h = Harness::new();
+    let token = accounts_token("ES256", Key::P256);
+    for (path, reason) in [
+        ("/accounts/../admin", "path_dot_segment"),
+        ("/accounts/%2e%2e/admin", "path_encoded_separator"),
+        ("//accounts", "path_empty_segment"),
+        ("/accounts%2Facc-1", "path_encoded_separator"),
+        ("/accounts;x=1", "path_semicolon"),
+    ] {
+        assert_refused(&h.get(path, &token), 400, reason);
+    }
+}
+
+#[test]
+fn repeated_tokens_hit_the_cache() {
+    let mut h = Harness::new();
+    let token = accounts_token("PS256", Key::Rsa1);
+    assert_eq!(h.get("/accounts", &token).cache, CacheLookup::Miss);
+    assert_eq!(h.get("/accounts", &token).cache, CacheLookup::Hit);
+    // Scopes are still checked per route on a cache hit.
+    assert_refused(
+        &h.get("/accounts/a/transactions", &token),
+        403,
+        "missing_scope",
+    );
+    // Refused tokens are not cached.
+    let bad = format!("{}x", &token[..token.len() - 1]);
+    assert_eq!(h.get("/accounts", &bad).cache, CacheLookup::Miss);
+    assert_eq!(h.get("/accounts", &bad).cache, CacheLookup::Miss);
+}
+
+#[test]
+fn interaction_id_is_echoed_or_generated() {
+    let mut h = Harness::new();
+    let id = "6f1b7a4e-2c3d-4e5f-8a9b-0c1d2e3f4a5b";
+    let view = RequestView {
+        method: "GET",
+        path: "/accounts",
+        authorization: &[],
+        interaction_id: Some(id),
+    };
+    let d = decide(&h.config, &mut h.cache, &view, kit::now());
+    assert_eq!(d.interaction_id, id);
+    assert_eq!(
+        reply_header(&d, "x-fapi-interaction-id").as_deref(),
+        Some(id)
+    );
+    let view = RequestView {
+        interaction_id: Some("<script>"),
+        ..view
+    };
+    let d = decide(&h.config, &mut h.cache, &view, kit::now());
+    assert_ne!(d.interaction_id, "<script>");
+    assert_eq!(d.interaction_id.len(), 36);
+}

@@ -1,0 +1,274 @@
+//! Test keys and token minting for obguard's tests and demo. The keys in `keys/` are public
+//! and worthless; nothing here is for production.
+//!
+//! Tokens are signed with well-kept crates (`rsa`, `p256`, `p384`, `ed25519-dalek`, `hmac`)
+//! rather than jwt-simple, so tests can craft any header (crit, jku, typ, alg confusion)
+//! and tests of obguard's jwt-simple path are not checked by jwt-simple itself.
+
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+
+pub const ISSUER: &str = "https://idp.obguard.test";
+pub const AUDIENCE: &str = "https://api.bank.test";
+/// Shared secret of the HMAC test issuer (base64url of 32 bytes).
+pub const HMAC_ISSUER: &str = "https://hmac-idp.obguard.test";
+pub const HMAC_SECRET: &[u8; 32] = b"obguard-test-hmac-secret-32bytes";
+
+/// The test keys. `Attacker*` keys are not in the issuer's JWKS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    Rsa1,
+    Rsa2,
+    AttackerRsa,
+    P256,
+    P384,
+    Ed25519,
+    AttackerP256,
+}
+
+impl Key {
+    pub fn kid(self) -> &'static str {
+        match self {
+            Key::Rsa1 => "rsa-1",
+            Key::Rsa2 => "rsa-2",
+            Key::AttackerRsa => "attacker-rsa",
+            Key::P256 => "ec-p256",
+            Key::P384 => "ec-p384",
+            Key::Ed25519 => "ed25519",
+            Key::AttackerP256 => "attacker-ec-p256",
+        }
+    }
+
+    fn pem(self) -> &'static str {
+        match self {
+            Key::Rsa1 => include_str!("../keys/rsa-1.pem"),
+            Key::Rsa2 => include_str!("../keys/rsa-2.pem"),
+            Key::AttackerRsa => include_str!("../keys/attacker-rsa.pem"),
+            Key::P256 => include_str!("../keys/ec-p256.pem"),
+            Key::P384 => include_str!("../keys/ec-p384.pem"),
+            Key::Ed25519 => include_str!("../keys/ed25519.pem"),
+            Key::AttackerP256 => include_str!("../keys/attacker-ec-p256.pem"),
+        }
+    }
+}
+
+fn rsa_key(key: Key) -> &'static rsa::RsaPrivateKey {
+    use rsa::pkcs8::DecodePrivateKey;
+    static KEYS: OnceLock<Vec<(Key, rsa::RsaPrivateKey)>> = OnceLock::new();
+    let keys = KEYS.get_or_init(|| {
+        [Key::Rsa1, Key::Rsa2, Key::AttackerRsa]
+            .into_iter()
+            .map(|k| {
+                (
+                    k,
+                    rsa::RsaPrivateKey::from_pkcs8_pem(k.pem()).expect("test RSA key"),
+                )
+            })
+            .collect()
+    });
+    &keys
+        .iter()
+        .find(|(k, _)| *k == key)
+        .expect("not an RSA key")
+        .1
+}
+
+fn p256_key(key: Key) -> p256::ecdsa::SigningKey {
+    use p256::pkcs8::DecodePrivateKey;
+    p256::ecdsa::SigningKey::from_pkcs8_pem(key.pem()).expect("test P-256 key")
+}
+
+fn p384_key(key: Key) -> p384::ecdsa::SigningKey {
+    use p384::pkcs8::DecodePrivateKey;
+    p384::ecdsa::SigningKey::from_pkcs8_pem(key.pem()).expect("test P-384 key")
+}
+
+fn ed_key(key: Key) -> ed25519_dalek::SigningKey {
+    use ed25519_dalek::pkcs8::DecodePrivateKey;
+    ed25519_dalek::SigningKey::from_pkcs8_pem(key.pem()).expect("test Ed25519 key")
+}
+
+pub fn b64(bytes: impl AsRef<[u8]>) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The public JWK of a key, with its kid.
+pub fn jwk(key: Key) -> Value {
+    match key {
+        Key::Rsa1 | Key::Rsa2 | Key::AttackerRsa => {
+            use rsa::traits::PublicKeyParts;
+            let k = rsa_key(key);
+            json!({"kty": "RSA", "kid": key.kid(), "use": "sig", "n": b64(k.n().to_bytes_be()), "e": b64(k.e().to_bytes_be())})
+        }
+        Key::P256 | Key::AttackerP256 => {
+            let point = p256_key(key).verifying_key().to_encoded_point(false);
+            json!({"kty": "EC", "kid": key.kid(), "crv": "P-256", "x": b64(point.x().expect("x")), "y": b64(point.y().expect("y"))})
+        }
+        Key::P384 => {
+            let point = p384_key(key).verifying_key().to_encoded_point(false);
+            json!({"kty": "EC", "kid": key.kid(), "crv": "P-384", "x": b64(point.x().expect("x")), "y": b64(point.y().expect("y"))})
+        }
+        Key::Ed25519 => {
+            json!({"kty": "OKP", "kid": key.kid(), "crv": "Ed25519", "x": b64(ed_key(key).verifying_key().to_bytes())})
+        }
+    }
+}
+
+/// The issuer's JWKS: every non-attacker key.
+pub fn jwks() -> Value {
+    let keys: Vec<Value> = [Key::Rsa1, Key::Rsa2, Key::P256, Key::P384, Key::Ed25519]
+        .into_iter()
+        .map(jwk)
+        .collect();
+    json!({ "keys": keys })
+}
+
+/// SubjectPublicKeyInfo PEM of an RSA key: what a key-confusion attacker uses as HMAC secret.
+pub fn rsa_public_pem(key: Key) -> String {
+    use rsa::pkcs8::{EncodePublicKey, LineEnding};
+    rsa_key(key)
+        .to_public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .expect("PEM")
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Claims of a valid access token for `client_id` with `scope` (space separated).
+pub fn claims(client_id: &str, scope: &str) -> Value {
+    let now = now();
+    json!({
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": format!("psu-{client_id}"),
+        "client_id": client_id,
+        "scope": scope,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
+        "jti": format!("{client_id}-{now}"),
+    })
+}
+
+/// The JOSE header obguard's issuers expect by default (RFC 9068 `at+jwt`).
+pub fn header(alg: &str, key: Key) -> Value {
+    json!({"alg": alg, "typ": "at+jwt", "kid": key.kid()})
+}
+
+/// Signs `header`.`claims` with `key` using `alg`; `alg` decides the signature scheme, so a
+/// mismatched pair (RS256 with a P-256 key) panics: craft those by hand.
+pub fn sign(alg: &str, key: Key, header: &Value, claims: &Value) -> String {
+    let input = format!("{}.{}", b64(header.to_string()), b64(claims.to_string()));
+    let signature = signature(alg, key, input.as_bytes());
+    format!("{input}.{}", b64(signature))
+}
+
+/// A valid token: standard header for `key`, the given claims.
+pub fn token(alg: &str, key: Key, claims: &Value) -> String {
+    sign(alg, key, &header(alg, key), claims)
+}
+
+/// HMAC over `header`.`claims` with an arbitrary secret (HS256/384/512).
+pub fn sign_hmac(alg: &str, secret: &[u8], header: &Value, claims: &Value) -> String {
+    use hmac::{Hmac, Mac};
+    let input = format!("{}.{}", b64(header.to_string()), b64(claims.to_string()));
+    let tag = match alg {
+        "HS256" => {
+            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("hmac");
+            mac.update(input.as_bytes());
+            mac.finalize().into_bytes().to_vec()
+        }
+        "HS384" => {
+            let mut mac = Hmac::<sha2::Sha384>::new_from_slice(secret).expect("hmac");
+            mac.update(input.as_bytes());
+            mac.finalize().into_bytes().to_vec()
+        }
+        "HS512" => {
+            let mut mac = Hmac::<sha2::Sha512>::new_from_slice(secret).expect("hmac");
+            mac.update(input.as_bytes());
+            mac.finalize().into_bytes().to_vec()
+        }
+        other => panic!("not an HMAC algorithm: {other}"),
+    };
+    format!("{input}.{}", b64(tag))
+}
+
+fn signature(alg: &str, key: Key, message: &[u8]) -> Vec<u8> {
+    use rsa::signature::{RandomizedSigner, SignatureEncoding, Signer};
+    let mut rng = rand_core::OsRng;
+    match alg {
+        "RS256" => rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(rsa_key(key).clone())
+            .sign(message)
+            .to_vec(),
+        "RS384" => rsa::pkcs1v15::SigningKey::<sha2::Sha384>::new(rsa_key(key).clone())
+            .sign(message)
+            .to_vec(),
+        "RS512" => rsa::pkcs1v15::SigningKey::<sha2::Sha512>::new(rsa_key(key).clone())
+            .sign(message)
+            .to_vec(),
+        "PS256" => rsa::pss::BlindedSigningKey::<sha2::Sha256>::new(rsa_key(key).clone())
+            .sign_with_rng(&mut rng, message)
+            .to_vec(),
+        "PS384" => rsa::pss::BlindedSigningKey::<sha2::Sha384>::new(rsa_key(key).clone())
+            .sign_with_rng(&mut rng, message)
+            .to_vec(),
+        "PS512" => rsa::pss::BlindedSigningKey::<sha2::Sha512>::new(rsa_key(key).clone())
+            .sign_with_rng(&mut rng, message)
+            .to_vec(),
+        "ES256" => {
+            let sig: p256::ecdsa::Signature = p256_key(key).sign(message);
+            sig.to_bytes().to_vec()
+        }
+        "ES384" => {
+            let sig: p384::ecdsa::Signature = p384_key(key).sign(message);
+            sig.to_bytes().to_vec()
+        }
+        "EdDSA" => {
+            use ed25519_dalek::Signer as _;
+            ed_key(key).sign(message).to_bytes().to_vec()
+        }
+        other => panic!("testkit cannot sign {other} with {key:?}"),
+    }
+}
+
+/// A plugin configuration for the test issuer: every asymmetric algorithm, `at+jwt`
+/// required, and Open Banking style routes.
+pub fn plugin_config() -> Value {
+    json!({
+        "realm": "bank.test",
+        "issuers": [{
+            "issuer": ISSUER,
+            "audiences": [AUDIENCE, "https://other.bank.test"],
+            "jwks": jwks(),
+            "algorithms": ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"],
+            "require_typ": "at+jwt",
+            "max_lifetime_s": 3600,
+            "clock_skew_s": 30,
+            "client_id_claim": "client_id",
+            "scopes": {"claim": "scope", "format": "space_delimited"}
+        }],
+        "routes": [
+            {"name": "accounts", "methods": ["GET"], "path": "/accounts", "scopes": {"all_of": ["accounts"]}},
+            {"name": "account", "methods": ["GET"], "path": "/accounts/{AccountId}", "scopes": {"all_of": ["accounts"]}},
+            {"name": "balances", "methods": ["GET"], "path": "/accounts/{AccountId}/balances", "scopes": {"all_of": ["accounts"]}},
+            {"name": "transactions", "methods": ["GET"], "path": "/accounts/{AccountId}/transactions", "scopes": {"all_of": ["accounts"], "any_of": ["transactions:read", "transactions:all"]}},
+            {"name": "payments", "methods": ["POST"], "path": "/domestic-payments", "scopes": {"all_of": ["payments"]}},
+            {"name": "health", "methods": ["GET"], "path": "/health", "anonymous": true}
+        ],
+        "headers": {
+            "claims": [{"claim": "jti", "header": "x-obguard-token-id"}, {"claim": "aud", "header": "x-obguard-audience"}],
+            "forward_authorization": false
+        },
+        "max_token_bytes": 4096,
+        "cache": {"max_entries": 1000}
+    })
+}
