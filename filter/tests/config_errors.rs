@@ -11,6 +11,8 @@ use obguard::config;
 use obguard_testkit as kit;
 use serde_json::{Value, json};
 
+type Edit = Box<dyn FnOnce(&mut Value)>;
+
 fn error_for(edit: impl FnOnce(&mut Value)) -> String {
     let mut config = kit::plugin_config();
     edit(&mut config);
@@ -27,7 +29,7 @@ fn the_shipped_test_config_loads() {
 
 #[test]
 fn errors_name_the_field() {
-    let cases: Vec<(Box<dyn FnOnce(&mut Value)>, &str)> = vec![
+    let cases: Vec<(Edit, &str)> = vec![
         (
             Box::new(|c| c["issuers"][0]["jwks"]["keys"][1]["n"] = json!("not*base64")),
             "issuers[0].jwks.keys[1].n: not base64url",
