@@ -77,45 +77,13 @@ fn rsa_key(key: Key) -> &'static rsa::RsaPrivateKey {
         .1
 }
 
-fn p256_key(key: Key) -> p256::ecdsa::SigningKey {
-    use p256::pkcs8::DecodePrivateKey;
-    p256::ecdsa::SigningKey::from_pkcs8_pem(key.pem()).expect("test P-256 key")
-}
-
-fn p384_key(key: Key) -> p384::ecdsa::SigningKey {
-    use p384::pkcs8::DecodePrivateKey;
-    p384::ecdsa::SigningKey::from_pkcs8_pem(key.pem()).expect("test P-384 key")
-}
-
-fn ed_key(key: Key) -> ed25519_dalek::SigningKey {
-    use ed25519_dalek::pkcs8::DecodePrivateKey;
-    ed25519_dalek::SigningKey::from_pkcs8_pem(key.pem()).expect("test Ed25519 key")
-}
-
 pub fn b64(bytes: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// The public JWK of a key, with its kid.
 pub fn jwk(key: Key) -> Value {
-    match key {
-        Key::Rsa1 | Key::Rsa2 | Key::AttackerRsa => {
-            use rsa::traits::PublicKeyParts;
-            let k = rsa_key(key);
-            json!({"kty": "RSA", "kid": key.kid(), "use": "sig", "n": b64(k.n().to_bytes_be()), "e": b64(k.e().to_bytes_be())})
-        }
-        Key::P256 | Key::AttackerP256 => {
-            let point = p256_key(key).verifying_key().to_encoded_point(false);
-            json!({"kty": "EC", "kid": key.kid(), "crv": "P-256", "x": b64(point.x().expect("x")), "y": b64(point.y().expect("y"))})
-        }
-        Key::P384 => {
-            let point = p384_key(key).verifying_key().to_encoded_point(false);
-            json!({"kty": "EC", "kid": key.kid(), "crv": "P-384", "x": b64(point.x().expect("x")), "y": b64(point.y().expect("y"))})
-        }
-        Key::Ed25519 => {
-            json!({"kty": "OKP", "kid": key.kid(), "crv": "Ed25519", "x": b64(ed_key(key).verifying_key().to_bytes())})
-        }
-    }
+    jwk_from_pem(key.pem(), key.kid()).unwrap_or_else(|err| panic!("testkit: {err}"))
 }
 
 /// The issuer's JWKS: every non-attacker key.
@@ -202,42 +170,97 @@ pub fn sign_hmac(alg: &str, secret: &[u8], header: &Value, claims: &Value) -> St
     format!("{input}.{}", b64(tag))
 }
 
-fn signature(alg: &str, key: Key, message: &[u8]) -> Vec<u8> {
+/// Signs with any PKCS#8 PEM private key (RSA, P-256, P-384, Ed25519), e.g. the demo keys.
+pub fn sign_with_pem(
+    alg: &str,
+    pem: &str,
+    header: &Value,
+    claims: &Value,
+) -> Result<String, String> {
+    let input = format!("{}.{}", b64(header.to_string()), b64(claims.to_string()));
+    let signature = pem_signature(alg, pem, input.as_bytes())?;
+    Ok(format!("{input}.{}", b64(signature)))
+}
+
+/// The public JWK of a PKCS#8 PEM private key.
+pub fn jwk_from_pem(pem: &str, kid: &str) -> Result<Value, String> {
+    use rsa::pkcs8::DecodePrivateKey;
+    if let Ok(key) = rsa::RsaPrivateKey::from_pkcs8_pem(pem) {
+        use rsa::traits::PublicKeyParts;
+        return Ok(
+            json!({"kty": "RSA", "kid": kid, "use": "sig", "n": b64(key.n().to_bytes_be()), "e": b64(key.e().to_bytes_be())}),
+        );
+    }
+    if let Ok(key) = p256::ecdsa::SigningKey::from_pkcs8_pem(pem) {
+        let point = key.verifying_key().to_encoded_point(false);
+        return Ok(
+            json!({"kty": "EC", "kid": kid, "use": "sig", "crv": "P-256", "x": b64(point.x().ok_or("x")?), "y": b64(point.y().ok_or("y")?)}),
+        );
+    }
+    if let Ok(key) = p384::ecdsa::SigningKey::from_pkcs8_pem(pem) {
+        let point = key.verifying_key().to_encoded_point(false);
+        return Ok(
+            json!({"kty": "EC", "kid": kid, "use": "sig", "crv": "P-384", "x": b64(point.x().ok_or("x")?), "y": b64(point.y().ok_or("y")?)}),
+        );
+    }
+    if let Ok(key) = ed25519_dalek::SigningKey::from_pkcs8_pem(pem) {
+        return Ok(
+            json!({"kty": "OKP", "kid": kid, "use": "sig", "crv": "Ed25519", "x": b64(key.verifying_key().to_bytes())}),
+        );
+    }
+    Err("not a PKCS#8 PEM RSA, P-256, P-384 or Ed25519 private key".into())
+}
+
+fn pem_signature(alg: &str, pem: &str, message: &[u8]) -> Result<Vec<u8>, String> {
+    use rsa::pkcs8::DecodePrivateKey;
     use rsa::signature::{RandomizedSigner, SignatureEncoding, Signer};
     let mut rng = rand_core::OsRng;
-    match alg {
-        "RS256" => rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(rsa_key(key).clone())
+    let rsa = || {
+        rsa::RsaPrivateKey::from_pkcs8_pem(pem).map_err(|e| format!("{alg} needs an RSA key: {e}"))
+    };
+    Ok(match alg {
+        "RS256" => rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(rsa()?)
             .sign(message)
             .to_vec(),
-        "RS384" => rsa::pkcs1v15::SigningKey::<sha2::Sha384>::new(rsa_key(key).clone())
+        "RS384" => rsa::pkcs1v15::SigningKey::<sha2::Sha384>::new(rsa()?)
             .sign(message)
             .to_vec(),
-        "RS512" => rsa::pkcs1v15::SigningKey::<sha2::Sha512>::new(rsa_key(key).clone())
+        "RS512" => rsa::pkcs1v15::SigningKey::<sha2::Sha512>::new(rsa()?)
             .sign(message)
             .to_vec(),
-        "PS256" => rsa::pss::BlindedSigningKey::<sha2::Sha256>::new(rsa_key(key).clone())
+        "PS256" => rsa::pss::BlindedSigningKey::<sha2::Sha256>::new(rsa()?)
             .sign_with_rng(&mut rng, message)
             .to_vec(),
-        "PS384" => rsa::pss::BlindedSigningKey::<sha2::Sha384>::new(rsa_key(key).clone())
+        "PS384" => rsa::pss::BlindedSigningKey::<sha2::Sha384>::new(rsa()?)
             .sign_with_rng(&mut rng, message)
             .to_vec(),
-        "PS512" => rsa::pss::BlindedSigningKey::<sha2::Sha512>::new(rsa_key(key).clone())
+        "PS512" => rsa::pss::BlindedSigningKey::<sha2::Sha512>::new(rsa()?)
             .sign_with_rng(&mut rng, message)
             .to_vec(),
         "ES256" => {
-            let sig: p256::ecdsa::Signature = p256_key(key).sign(message);
+            let key = p256::ecdsa::SigningKey::from_pkcs8_pem(pem)
+                .map_err(|e| format!("ES256 needs a P-256 key: {e}"))?;
+            let sig: p256::ecdsa::Signature = key.sign(message);
             sig.to_bytes().to_vec()
         }
         "ES384" => {
-            let sig: p384::ecdsa::Signature = p384_key(key).sign(message);
+            let key = p384::ecdsa::SigningKey::from_pkcs8_pem(pem)
+                .map_err(|e| format!("ES384 needs a P-384 key: {e}"))?;
+            let sig: p384::ecdsa::Signature = key.sign(message);
             sig.to_bytes().to_vec()
         }
         "EdDSA" => {
             use ed25519_dalek::Signer as _;
-            ed_key(key).sign(message).to_bytes().to_vec()
+            let key = ed25519_dalek::SigningKey::from_pkcs8_pem(pem)
+                .map_err(|e| format!("EdDSA needs an Ed25519 key: {e}"))?;
+            key.sign(message).to_bytes().to_vec()
         }
-        other => panic!("testkit cannot sign {other} with {key:?}"),
-    }
+        other => return Err(format!("unsupported algorithm {other}")),
+    })
+}
+
+fn signature(alg: &str, key: Key, message: &[u8]) -> Vec<u8> {
+    pem_signature(alg, key.pem(), message).unwrap_or_else(|err| panic!("testkit: {err}"))
 }
 
 /// A plugin configuration for the test issuer: every asymmetric algorithm, `at+jwt`
