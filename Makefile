@@ -20,7 +20,7 @@ FIXTURES_BIN  := $(CURDIR)/target/debug/obguard-fixtures
 
 export ENVOY_BIN OBGUARD_WASM FIXTURES_BIN
 
-.PHONY: help setup setup-rust setup-envoy build build-wasm build-fixtures lint fmt test clean
+.PHONY: help setup setup-rust setup-envoy build build-wasm build-fixtures lint fmt test clean demo demo-up demo-down
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -61,8 +61,18 @@ build-wasm: ## target/wasm32-wasip1/release/obguard.wasm
 	$(CARGO) build --release --target $(WASM_TARGET) -p obguard
 	@ls -l "$(OBGUARD_WASM)"
 
-build-fixtures: ## target/debug/obguard-fixtures (echo + demo-bank upstreams)
+build-fixtures: ## target/debug/obguard-fixtures (echo + demo-bank upstreams) and obguard-mint
 	$(CARGO) build -p obguard-integration --bin obguard-fixtures
+	$(CARGO) build -p obguard-testkit --bin obguard-mint
+
+demo: setup build ## Start Envoy + obguard + demo bank, walk through allowed/refused calls, stop
+	scripts/demo.sh walk
+
+demo-up: setup build ## Same, but leave it running (listener 127.0.0.1:10000, admin :9901)
+	scripts/demo.sh up
+
+demo-down: ## Stop what demo-up started
+	scripts/demo.sh down
 
 lint: ## rustfmt check + clippy (native, and the filter for wasm32)
 	$(CARGO) fmt --all --check

@@ -10,6 +10,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+command -v curl >/dev/null || { echo "demo: curl is required (apt-get install curl)" >&2; exit 1; }
 cd "$ROOT"
 RUN_DIR="$ROOT/.run/demo"
 ENVOY_BIN="${ENVOY_BIN:-$ROOT/.tools/bin/envoy}"

@@ -100,6 +100,7 @@ fn route(data: &Data, state: &Mutex<State>, req: &Received) -> (u16, Value) {
     let method = req.method.as_str();
     let self_link = format!("http://127.0.0.1{}", req.path());
     match (method, segments.as_slice()) {
+        ("GET", ["health"]) => (200, json!({"status": "ok"})),
         ("GET", ["accounts"]) => (200, data.accounts.clone()),
         ("GET", ["accounts", id]) => {
             let found = filter_by_account(&data.accounts, "Account", id);

@@ -114,9 +114,20 @@ impl Envoy {
 
     /// Starts Envoy and waits until it is ready: admin `/ready` answers `LIVE` and the listener
     /// has a port. `Err` holds Envoy's full output (stderr + log file, plus the exit status) if
-    /// it exits first (e.g. a bad bootstrap, a wasm module that fails to load, or a plugin whose
-    /// `on_configure` returns false) or does not become ready in time; the process is gone by
-    /// then.
+    /// it exits first or does not become ready in time; the process is gone by then.
+    ///
+    /// Observed with Envoy 1.40 and a static listener (the wasm VM is created and the plugin's
+    /// `on_configure` runs while the listener config is loaded, before any request):
+    /// - plugin `on_configure` returns false → Envoy exits with status 1 within ~0.3 s. The log
+    ///   has the filter's own lines (`[error][wasm] ... wasm log obguard obguard: <message>`),
+    ///   then `Wasm VM failed Failed to configure base Wasm plugin`, `Plugin obguard failed to
+    ///   load`, `Plugin configured to fail closed failed to load`, and finally
+    ///   `error initializing configuration '.../bootstrap.json': Unable to create Wasm plugin
+    ///   obguard`.
+    /// - missing wasm file → exits with status 1: `error initializing configuration ...:
+    ///   Invalid path: /nonexistent/obguard.wasm`.
+    ///
+    /// So a refused plugin config shows up as `Err` quickly, not as a timeout.
     pub fn try_start(opts: EnvoyOptions) -> Result<Envoy, String> {
         let dir = tempfile::Builder::new()
             .prefix("obguard-envoy-")
@@ -182,9 +193,10 @@ impl Envoy {
         }
     }
 
-    /// Runs `envoy --mode validate` on the bootstrap for `opts`: `Ok(output)` if Envoy accepts it
-    /// (which includes loading the wasm module, but not necessarily running `on_configure`),
-    /// `Err(output)` if not.
+    /// Runs `envoy --mode validate` on the bootstrap for `opts`: `Ok(output)` if Envoy accepts it,
+    /// `Err(output)` if not. With Envoy 1.40 validation loads the wasm module and runs the
+    /// plugin's `on_configure` too, so a refused plugin config fails here with the filter's log
+    /// lines in the output.
     pub fn validate(opts: &EnvoyOptions) -> Result<String, String> {
         let dir = tempfile::Builder::new()
             .prefix("obguard-validate-")
