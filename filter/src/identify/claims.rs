@@ -170,6 +170,44 @@ mod tests {
         assert_eq!(normalise_typ("JWT"), "jwt");
     }
 
+    fn claims(json: serde_json::Value) -> Claims {
+        serde_json::from_value(json).unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    #[test]
+    fn claim_header_values() {
+        let c = claims(serde_json::json!({
+            "sub": "psu-1",
+            "aud": ["https://b.test", "https://a.test"],
+            "groups": ["ops", "payments"],
+            "mixed": ["a", 1, true],
+            "acr": "urn:openbanking:psd2:sca",
+            "level": 3,
+            "cnf": {"x5t#S256": "abc"},
+            "evil": "a\r\nx-injected: 1",
+            "nothing": null
+        }));
+        assert_eq!(header_value(&c, "groups").as_deref(), Some("ops,payments"));
+        assert_eq!(header_value(&c, "mixed").as_deref(), Some("a,1,true"));
+        assert_eq!(
+            header_value(&c, "acr").as_deref(),
+            Some("urn:openbanking:psd2:sca")
+        );
+        assert_eq!(header_value(&c, "level").as_deref(), Some("3"));
+        assert_eq!(
+            header_value(&c, "cnf").as_deref(),
+            Some(r#"{"x5t#S256":"abc"}"#)
+        );
+        assert_eq!(header_value(&c, "sub").as_deref(), Some("psu-1"));
+        assert_eq!(
+            header_value(&c, "aud").as_deref(),
+            Some("https://a.test,https://b.test")
+        );
+        assert_eq!(header_value(&c, "evil"), None, "never split a header");
+        assert_eq!(header_value(&c, "nothing"), None);
+        assert_eq!(header_value(&c, "absent"), None);
+    }
+
     #[test]
     fn header_safety() {
         assert!(is_header_safe("client-1 abc"));
