@@ -160,3 +160,26 @@ fn not_json_at_all() {
         .unwrap_or_default();
     assert!(!err.is_empty());
 }
+
+#[test]
+fn a_jwks_pasted_from_an_identity_provider_loads() {
+    let mut config = kit::plugin_config();
+    // Provider-specific members (Entra ID's `issuer`), X.509 members and a top-level extra.
+    config["issuers"][0]["jwks"]["keys"][0]["issuer"] = json!("https://login.example/tenant/v2.0");
+    config["issuers"][0]["jwks"]["keys"][0]["x5t"] = json!("abc");
+    config["issuers"][0]["jwks"]["keys"][0]["x5c"] = json!(["MIIB"]);
+    config["issuers"][0]["jwks"]["next_rotation"] = json!("2027-01-01");
+    // An encryption key and a key restricted to other operations are skipped, not errors.
+    let mut enc = kit::jwk(kit::Key::AttackerRsa);
+    enc["use"] = json!("enc");
+    enc["kid"] = json!("enc-1");
+    let mut wrap = kit::jwk(kit::Key::AttackerP256);
+    wrap.as_object_mut().unwrap().remove("use");
+    wrap["key_ops"] = json!(["wrapKey"]);
+    wrap["kid"] = json!("wrap-1");
+    config["issuers"][0]["jwks"]["keys"]
+        .as_array_mut()
+        .unwrap()
+        .extend([enc, wrap]);
+    assert!(config::load(config.to_string().as_bytes()).is_ok());
+}

@@ -622,3 +622,23 @@ fn interaction_id_is_echoed_or_generated() {
     assert_ne!(d.interaction_id, "<script>");
     assert_eq!(d.interaction_id.len(), 36);
 }
+
+#[test]
+fn default_identity_headers_are_stripped_even_when_disabled_or_renamed() {
+    let mut config = kit::plugin_config();
+    config["headers"]["client_id"] = json!(null);
+    config["headers"]["subject"] = json!("x-bank-subject");
+    let mut h = Harness::with(config);
+    let decision = h.get("/accounts", &accounts_token("ES256", Key::P256));
+    let Action::Continue { remove, set, .. } = &decision.action else {
+        panic!("refused: {:?}", decision.reason);
+    };
+    for name in ["x-obguard-client-id", "x-obguard-subject", "x-bank-subject"] {
+        assert!(remove.iter().any(|h| h == name), "{name} not stripped");
+    }
+    assert!(set.iter().all(|(n, _)| n != "x-obguard-client-id"));
+    assert!(
+        set.iter()
+            .any(|(n, v)| n == "x-bank-subject" && v == "psu-tpp-1")
+    );
+}

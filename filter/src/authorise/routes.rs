@@ -162,7 +162,7 @@ fn parse_template(path: &str, template: &str) -> Result<Vec<Segment>, ConfigErro
                 if name.is_empty() || !name.bytes().all(is_name_byte) {
                     return Err(ConfigError::new(
                         path,
-                        format!("bad parameter `{segment}`: use `{{Name}}` with letters, digits, `-`, `_`"),
+                        format!("bad parameter `{segment}`: use `{{Name}}` with letters, digits, `-`, `_`, `.`"),
                     ));
                 }
                 if names.contains(&name) {

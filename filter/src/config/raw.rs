@@ -2,9 +2,10 @@
 //! `configuration`). This is a public interface: every field is documented in README.md
 //! ("Configuration reference"); change it deliberately.
 //!
-//! Unknown fields are rejected everywhere except inside JWKS keys, where the registered
-//! X.509 members (`x5c`, `x5t`, `x5t#S256`, `x5u`) are accepted and ignored so a JWKS can be
-//! pasted from an identity provider unchanged.
+//! Unknown fields are rejected everywhere except inside the JWKS (`issuers[].jwks`), which is
+//! a document the identity provider writes: providers add their own members (Entra ID adds
+//! `issuer` to each key), so unknown JWKS and JWK members are ignored and a JWKS can be pasted
+//! unchanged. Private-key members are still refused explicitly.
 
 use serde::Deserialize;
 
@@ -115,15 +116,13 @@ pub enum ScopeFormat {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawJwks {
     pub keys: Vec<RawJwk>,
 }
 
 /// One JWK (RFC 7517 §4, RFC 7518 §6). Private members are listed so they can be refused
-/// with a precise message instead of a generic "unknown field".
+/// with a precise message; other unknown members are ignored (see the module comment).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawJwk {
     pub kty: String,
     #[serde(default)]

@@ -18,6 +18,13 @@ pub struct HeaderPolicy {
     pub forward_authorization: bool,
 }
 
+const DEFAULT_IDENTITY_HEADERS: [&str; 4] = [
+    "x-obguard-client-id",
+    "x-obguard-subject",
+    "x-obguard-scopes",
+    "x-obguard-route",
+];
+
 /// Headers obguard must never overwrite or strip.
 const RESERVED: [&str; 11] = [
     "authorization",
@@ -89,6 +96,13 @@ impl HeaderPolicy {
         }
         for (index, name) in raw.strip.iter().enumerate() {
             add(format!("{path}.strip[{index}]"), name, &mut strip)?;
+        }
+        // The default names are stripped even when renamed or disabled: an upstream written
+        // against the defaults must never see a client-supplied value under them.
+        for name in DEFAULT_IDENTITY_HEADERS {
+            if !strip.iter().any(|n| n == name) {
+                strip.push(name.to_owned());
+            }
         }
         Ok(Self {
             client_id: raw.client_id.clone(),

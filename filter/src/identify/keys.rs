@@ -108,9 +108,22 @@ pub fn key_from_jwk(
             ));
         }
     }
-    if jwk.use_.as_deref().is_some_and(|u| u != "sig") {
+    match jwk.use_.as_deref() {
+        None | Some("sig") => {}
         // Encryption keys are legitimately published beside signing keys; they never verify.
-        return Ok(None);
+        Some("enc") => return Ok(None),
+        Some(other) => {
+            return Err(ConfigError::new(
+                format!("{path}.use"),
+                format!("unknown key use `{other}` (RFC 7517: `sig` or `enc`)"),
+            ));
+        }
+    }
+    if let Some(ops) = &jwk.key_ops {
+        // RFC 7517 §4.3: a key whose operations exclude `verify` must not verify.
+        if !ops.iter().any(|op| op == "verify") {
+            return Ok(None);
+        }
     }
     let jwk_alg = match &jwk.alg {
         None => None,

@@ -159,7 +159,8 @@ fn select_verifier<'a>(
 fn map_jwt_error(err: &jwt_simple::Error) -> TokenError {
     use jwt_simple::JWTError;
     if err.downcast_ref::<serde_json::Error>().is_some() {
-        // The signature verified but the payload is not a JSON claims set.
+        // jwt-simple's own header model rejected the header (e.g. an embedded `jwk` object),
+        // or the signature verified but the payload is not a JSON claims set.
         return TokenError::Malformed;
     }
     match err.downcast_ref::<JWTError>() {
