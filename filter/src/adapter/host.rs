@@ -117,3 +117,49 @@ pub fn increment(id: Option<u32>) {
         let _ = hostcalls::increment_metric(id, 1);
     }
 }
+
+/// Starts a gRPC call; `None` when the host refuses it (the caller decides what that means).
+/// `upstream` is a serialised `envoy.config.core.v3.GrpcService` (ASCII, checked at load).
+pub fn dispatch_grpc_call(
+    upstream: &str,
+    service: &str,
+    method: &str,
+    message: &[u8],
+    timeout: std::time::Duration,
+) -> Option<u32> {
+    match hostcalls::dispatch_grpc_call(upstream, service, method, Vec::new(), Some(message), timeout)
+    {
+        Ok(token) => Some(token),
+        Err(status) => {
+            log(
+                LogLevel::Warn,
+                &format!("obguard: cannot start gRPC call {service}/{method}: {status:?}"),
+            );
+            None
+        }
+    }
+}
+
+/// The body of a gRPC reply being delivered to `on_grpc_call_response`.
+pub fn grpc_response_body(size: usize) -> Option<Vec<u8>> {
+    match hostcalls::get_buffer(proxy_wasm::types::BufferType::GrpcReceiveBuffer, 0, size) {
+        Ok(body) => Some(body.unwrap_or_default()),
+        Err(status) => {
+            log(
+                LogLevel::Warn,
+                &format!("obguard: cannot read gRPC reply: {status:?}"),
+            );
+            None
+        }
+    }
+}
+
+/// Lets a paused request continue.
+pub fn resume_request() {
+    if let Err(status) = hostcalls::resume_http_request() {
+        log(
+            LogLevel::Error,
+            &format!("obguard: cannot resume request: {status:?}"),
+        );
+    }
+}

@@ -4,6 +4,7 @@
 mod host;
 mod http;
 mod metrics;
+mod ratelimit;
 mod root;
 
 proxy_wasm::main! {{

@@ -27,6 +27,11 @@ pub enum Denial {
     RouteNotAllowed,
     /// The path is ambiguous (dot segments, encoded separators...): 400.
     BadPath,
+    /// The rate-limit service answered `OVER_LIMIT`: 429 (the rate-limit stage adds
+    /// `Retry-After` and the RateLimit headers).
+    RateLimited,
+    /// The rate-limit check failed and the route fails closed: 429 or 503.
+    RateLimitUnavailable { status: u16 },
 }
 
 #[derive(Serialize)]
@@ -82,6 +87,24 @@ pub fn build(denial: &Denial, realm: &str, interaction_id: &str) -> LocalReply {
             400,
             "invalid_request",
             "The request path is not acceptable",
+            None,
+        ),
+        Denial::RateLimited => (
+            429,
+            "rate_limited",
+            "Too many requests; retry later",
+            None,
+        ),
+        Denial::RateLimitUnavailable { status: 429 } => (
+            429,
+            "rate_limited",
+            "The request rate could not be checked; retry later",
+            None,
+        ),
+        Denial::RateLimitUnavailable { status } => (
+            *status,
+            "temporarily_unavailable",
+            "The request rate could not be checked; retry later",
             None,
         ),
     };
