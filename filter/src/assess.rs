@@ -139,10 +139,9 @@ mod tests {
 
     #[test]
     fn pinned_clients_get_their_assessment_others_the_placeholder() {
-        let raw: HashMap<String, RawStaticAssessment> = serde_json::from_str(
-            r#"{"tpp-bad": {"verdict": "throttle", "risk_band": "high"}}"#,
-        )
-        .unwrap_or_default();
+        let raw: HashMap<String, RawStaticAssessment> =
+            serde_json::from_str(r#"{"tpp-bad": {"verdict": "throttle", "risk_band": "high"}}"#)
+                .unwrap_or_default();
         let statics = StaticAssessments::compile("static_assessments", &raw);
         let statics = statics.unwrap_or_default();
         assert_eq!(

@@ -190,7 +190,8 @@ pub fn decide<'c>(
         );
     }
     // PLACEHOLDER: the Model issue replaces this with the behavioural model's verdict.
-    let assessment = assess::placeholder_assessment(&config.static_assessments, &identity.client_id);
+    let assessment =
+        assess::placeholder_assessment(&config.static_assessments, &identity.client_id);
     decision.subject = identity.subject.clone();
     decision.assessment = Some(assessment);
     decision.action = continue_with(

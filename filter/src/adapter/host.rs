@@ -127,8 +127,14 @@ pub fn dispatch_grpc_call(
     message: &[u8],
     timeout: std::time::Duration,
 ) -> Option<u32> {
-    match hostcalls::dispatch_grpc_call(upstream, service, method, Vec::new(), Some(message), timeout)
-    {
+    match hostcalls::dispatch_grpc_call(
+        upstream,
+        service,
+        method,
+        Vec::new(),
+        Some(message),
+        timeout,
+    ) {
         Ok(token) => Some(token),
         Err(status) => {
             log(

@@ -199,12 +199,7 @@ impl HttpContext for ObguardHttp {
         state.metrics.record_details(&decision);
         self.route = decision.route.map(str::to_owned);
         self.outcome = decision.outcome;
-        match rl::dispatch(
-            config,
-            &call,
-            &state.config.realm,
-            &decision.interaction_id,
-        ) {
+        match rl::dispatch(config, &call, &state.config.realm, &decision.interaction_id) {
             Ok(pending) => {
                 self.pending = Some(pending);
                 Action::Pause

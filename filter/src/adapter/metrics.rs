@@ -36,8 +36,7 @@ impl Metrics {
             metrics.ratelimit_ok = host::define_counter(metric::RATELIMIT_OK);
             metrics.ratelimit_over_limit = host::define_counter(metric::RATELIMIT_OVER_LIMIT);
             metrics.ratelimit_failed_open = host::define_counter(metric::RATELIMIT_FAILED_OPEN);
-            metrics.ratelimit_failed_closed =
-                host::define_counter(metric::RATELIMIT_FAILED_CLOSED);
+            metrics.ratelimit_failed_closed = host::define_counter(metric::RATELIMIT_FAILED_CLOSED);
             for failure in Failure::ALL {
                 metrics.ratelimit_failure.insert(
                     failure.as_str(),
@@ -88,7 +87,12 @@ impl Metrics {
             Answer::Ok => host::increment(self.ratelimit_ok),
             Answer::OverLimit => host::increment(self.ratelimit_over_limit),
             Answer::FailedOpen(failure) | Answer::FailedClosed(failure) => {
-                host::increment(self.ratelimit_failure.get(failure.as_str()).copied().flatten());
+                host::increment(
+                    self.ratelimit_failure
+                        .get(failure.as_str())
+                        .copied()
+                        .flatten(),
+                );
                 host::increment(if matches!(answer, Answer::FailedOpen(_)) {
                     self.ratelimit_failed_open
                 } else {

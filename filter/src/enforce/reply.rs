@@ -89,12 +89,7 @@ pub fn build(denial: &Denial, realm: &str, interaction_id: &str) -> LocalReply {
             "The request path is not acceptable",
             None,
         ),
-        Denial::RateLimited => (
-            429,
-            "rate_limited",
-            "Too many requests; retry later",
-            None,
-        ),
+        Denial::RateLimited => (429, "rate_limited", "Too many requests; retry later", None),
         Denial::RateLimitUnavailable { status: 429 } => (
             429,
             "rate_limited",

@@ -230,7 +230,10 @@ fn non_blank(path: String, value: &str) -> Result<(), ConfigError> {
         return Err(ConfigError::new(path, "must not be empty"));
     }
     if value.chars().any(char::is_control) {
-        return Err(ConfigError::new(path, "must not contain control characters"));
+        return Err(ConfigError::new(
+            path,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }
@@ -360,7 +363,10 @@ impl RateLimitConfig {
         }
         .encode_to_vec();
         let grpc_service = String::from_utf8(grpc_service).map_err(|_| {
-            ConfigError::new(format!("{path}.cluster"), "cannot be encoded as a GrpcService")
+            ConfigError::new(
+                format!("{path}.cluster"),
+                "cannot be encoded as a GrpcService",
+            )
         })?;
         Ok(Self {
             cluster: raw.cluster.clone(),

@@ -135,12 +135,7 @@ pub fn obey(
 }
 
 /// The route's failure decision for `failure`.
-pub fn failed(
-    policy: &RoutePolicy,
-    failure: Failure,
-    realm: &str,
-    interaction_id: &str,
-) -> Obeyed {
+pub fn failed(policy: &RoutePolicy, failure: Failure, realm: &str, interaction_id: &str) -> Obeyed {
     match policy.failure {
         FailureMode::FailOpen => Obeyed {
             answer: Answer::FailedOpen(failure),
@@ -191,8 +186,7 @@ const REPLY_RESERVED: &[&str] = &[
 /// Valid, non-reserved headers from the service, names lower-cased. Anything else (pseudo
 /// headers, bad names, values with control characters) is dropped.
 fn sanitise(headers: &[HeaderValue], reserved: &[&str]) -> Vec<(String, String)> {
-    let token_byte =
-        |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    let token_byte = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
     headers
         .iter()
         .filter_map(|header| {
@@ -203,7 +197,9 @@ fn sanitise(headers: &[HeaderValue], reserved: &[&str]) -> Vec<(String, String)>
                 header.value.clone()
             };
             let name_ok = !name.is_empty() && name.bytes().all(token_byte);
-            let value_ok = value.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b));
+            let value_ok = value
+                .bytes()
+                .all(|b| b == b'\t' || (0x20..0x7f).contains(&b));
             (name_ok && value_ok && !reserved.contains(&name.as_str())).then_some((name, value))
         })
         .collect()
