@@ -252,6 +252,7 @@ fn ok_resumes_with_the_services_headers() {
     let obeyed = reply::obey(
         &policy(FailureMode::FailOpen, 503),
         0,
+        Duration::ZERO,
         Some(&response.encode_to_vec()),
         "bank",
         "id-1",
@@ -310,6 +311,7 @@ fn over_limit_is_a_429_with_retry_after_and_ratelimit_headers() {
     let obeyed = reply::obey(
         &policy(FailureMode::FailOpen, 503),
         0,
+        Duration::ZERO,
         Some(&response.encode_to_vec()),
         "bank",
         "id-9",
@@ -346,6 +348,7 @@ fn over_limit_is_a_429_with_retry_after_and_ratelimit_headers() {
     let obeyed = reply::obey(
         &policy(FailureMode::FailOpen, 503),
         0,
+        Duration::ZERO,
         Some(&bare.encode_to_vec()),
         "bank",
         "i",
@@ -363,19 +366,24 @@ fn failures_become_the_routes_decision() {
     let closed_503 = policy(FailureMode::FailClosed, 503);
     let closed_429 = policy(FailureMode::FailClosed, 429);
     let unknown = RateLimitResponse::default().encode_to_vec();
-    let cases: [(u32, Option<&[u8]>, Failure); 5] = [
-        (4, None, Failure::Timeout),
-        (14, None, Failure::Unavailable),
-        (13, None, Failure::Error),
-        (0, Some(&[0xff, 0xff, 0xff]), Failure::Malformed),
-        (0, Some(&unknown), Failure::Malformed),
+    let fast = Duration::from_millis(3);
+    let slow = Duration::from_millis(20);
+    let cases: [(u32, Duration, Option<&[u8]>, Failure); 7] = [
+        (4, fast, None, Failure::Timeout),
+        // Envoy reports its own timeout as UNAVAILABLE: the elapsed time tells.
+        (14, slow, None, Failure::Timeout),
+        (14, fast, None, Failure::Unavailable),
+        (13, fast, None, Failure::Error),
+        (13, slow, None, Failure::Timeout),
+        (0, fast, Some(&[0xff, 0xff, 0xff]), Failure::Malformed),
+        (0, slow, Some(&unknown), Failure::Malformed),
     ];
-    for (status, body, failure) in cases {
-        let obeyed = reply::obey(&open, status, body, "bank", "i");
+    for (status, elapsed, body, failure) in cases {
+        let obeyed = reply::obey(&open, status, elapsed, body, "bank", "i");
         assert_eq!(obeyed.answer, Answer::FailedOpen(failure));
         assert!(matches!(obeyed.next, Next::Resume { .. }));
 
-        let obeyed = reply::obey(&closed_503, status, body, "bank", "i");
+        let obeyed = reply::obey(&closed_503, status, elapsed, body, "bank", "i");
         assert_eq!(obeyed.answer, Answer::FailedClosed(failure));
         let Next::Reply(reply) = obeyed.next else {
             panic!("not a reply")
@@ -385,7 +393,7 @@ fn failures_become_the_routes_decision() {
         assert_eq!(json["error"], "temporarily_unavailable");
         assert_eq!(header(&reply.headers, "x-fapi-interaction-id"), Some("i"));
 
-        let obeyed = reply::obey(&closed_429, status, body, "bank", "i");
+        let obeyed = reply::obey(&closed_429, status, elapsed, body, "bank", "i");
         let Next::Reply(reply) = obeyed.next else {
             panic!("not a reply")
         };

@@ -11,6 +11,11 @@ pub fn log(level: LogLevel, message: &str) {
     let _ = hostcalls::log(level, message);
 }
 
+/// Envoy's clock (`None` if the host will not say).
+pub fn now() -> Option<SystemTime> {
+    hostcalls::get_current_time().ok()
+}
+
 pub fn now_unix_secs() -> u64 {
     hostcalls::get_current_time()
         .ok()

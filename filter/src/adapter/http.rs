@@ -43,13 +43,13 @@ impl ObguardHttp {
 
     /// Applies a rate-limit answer: metrics, log fields, then the headers to set or the reply
     /// to send. Returns whether the request goes on.
-    fn obey(&mut self, state: &Shared, obeyed: Obeyed) -> bool {
+    fn obey(&mut self, state: &Shared, obeyed: Obeyed, grpc_status: u32) -> bool {
         let cluster = state
             .config
             .ratelimit
             .as_ref()
             .map_or("", |c| c.cluster.as_str());
-        rl::log_answer(obeyed.answer, self.route.as_deref(), cluster);
+        rl::log_answer(obeyed.answer, grpc_status, self.route.as_deref(), cluster);
         state.metrics.record_ratelimit(obeyed.answer);
         host::set_log_field(log_field::RATELIMIT, &obeyed.answer.log_value());
         let refused = match obeyed.answer {
@@ -100,7 +100,7 @@ impl Context for ObguardHttp {
             &state.config.realm,
             &interaction_id,
         );
-        if self.obey(&state, obeyed) {
+        if self.obey(&state, obeyed, status_code) {
             host::resume_request();
         }
     }
@@ -205,7 +205,7 @@ impl HttpContext for ObguardHttp {
                 Action::Pause
             }
             Err(obeyed) => {
-                if self.obey(&state, obeyed) {
+                if self.obey(&state, obeyed, 0) {
                     Action::Continue
                 } else {
                     Action::Pause

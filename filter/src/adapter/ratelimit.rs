@@ -1,6 +1,8 @@
 //! Glue for the rate-limit stage: start the `ShouldRateLimit` call, read its reply. What to
 //! ask and what the answer means are decided in [`crate::ratelimit`].
 
+use std::time::SystemTime;
+
 use proxy_wasm::types::LogLevel;
 
 use super::host;
@@ -12,6 +14,8 @@ use crate::ratelimit::{self as stage, Call};
 pub struct Pending {
     pub token: u32,
     pub policy: RoutePolicy,
+    /// When the call started, on Envoy's clock.
+    pub started: Option<SystemTime>,
 }
 
 /// Starts `call`. `Err` carries the failure decision when the host refused to start it.
@@ -21,6 +25,8 @@ pub fn dispatch(
     realm: &str,
     interaction_id: &str,
 ) -> Result<Pending, Obeyed> {
+    // Read before the call: Envoy arms the call's timer inside `dispatch_grpc_call`.
+    let started = host::now();
     match host::dispatch_grpc_call(
         &config.grpc_service,
         obguard_rls_proto::SERVICE,
@@ -31,6 +37,7 @@ pub fn dispatch(
         Some(token) => Ok(Pending {
             token,
             policy: call.policy,
+            started,
         }),
         None => Err(reply::failed(
             &call.policy,
@@ -54,9 +61,15 @@ pub fn answer(
     } else {
         None
     };
+    let elapsed = pending
+        .started
+        .zip(host::now())
+        .and_then(|(started, now)| now.duration_since(started).ok())
+        .unwrap_or_default();
     reply::obey(
         &pending.policy,
         grpc_status,
+        elapsed,
         body.as_deref(),
         realm,
         interaction_id,
@@ -64,7 +77,7 @@ pub fn answer(
 }
 
 /// One log line per failed check, naming the failure and the decision taken.
-pub fn log_answer(answer: Answer, route: Option<&str>, cluster: &str) {
+pub fn log_answer(answer: Answer, grpc_status: u32, route: Option<&str>, cluster: &str) {
     let (failure, decision) = match answer {
         Answer::FailedOpen(failure) => (failure, "forwarding the request (fail_open)"),
         Answer::FailedClosed(failure) => (failure, "refusing the request (fail_closed)"),
@@ -73,7 +86,7 @@ pub fn log_answer(answer: Answer, route: Option<&str>, cluster: &str) {
     host::log(
         LogLevel::Warn,
         &format!(
-            "obguard: rate-limit check failed ({}) on cluster {cluster}, route {}: {decision}",
+            "obguard: rate-limit check failed ({}, grpc status {grpc_status}) on cluster {cluster}, route {}: {decision}",
             failure.as_str(),
             route.unwrap_or("-"),
         ),

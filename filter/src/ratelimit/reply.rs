@@ -4,6 +4,8 @@
 //! (timeout, UNAVAILABLE, a reply that does not decode, any other gRPC error, a call the host
 //! refused to start) becomes the route's failure decision.
 
+use std::time::Duration;
+
 use obguard_rls_proto::envoy::config::core::v3::HeaderValue;
 use obguard_rls_proto::envoy::service::ratelimit::v3::RateLimitResponse;
 use obguard_rls_proto::envoy::service::ratelimit::v3::rate_limit_response::{
@@ -19,14 +21,14 @@ use crate::enforce::reply::{self, Denial, LocalReply};
 pub enum Failure {
     /// No answer within the route's `timeout_ms` (gRPC DEADLINE_EXCEEDED).
     Timeout,
-    /// The service is down or unreachable (gRPC UNAVAILABLE), or the cluster does not exist.
+    /// The service is down or unreachable (gRPC UNAVAILABLE before the timeout).
     Unavailable,
     /// A reply that is not a `RateLimitResponse`, or one whose `overall_code` is neither `OK`
     /// nor `OVER_LIMIT`.
     Malformed,
     /// Any other gRPC status.
     Error,
-    /// The host refused to start the call.
+    /// The host refused to start the call (e.g. the cluster does not exist).
     Dispatch,
 }
 
@@ -49,10 +51,14 @@ impl Failure {
         }
     }
 
-    /// From a gRPC status code other than OK.
-    pub fn from_grpc_status(code: u32) -> Failure {
+    /// From a gRPC status code other than OK. `timed_out`: the call lasted at least its
+    /// timeout. Envoy reports its own timeout of a wasm gRPC call as UNAVAILABLE (measured
+    /// with Envoy 1.40), so the elapsed time is what tells a timeout from a refused
+    /// connection.
+    pub fn from_grpc_status(code: u32, timed_out: bool) -> Failure {
         match code {
             4 => Failure::Timeout,
+            _ if timed_out => Failure::Timeout,
             14 => Failure::Unavailable,
             _ => Failure::Error,
         }
@@ -98,19 +104,23 @@ pub struct Obeyed {
     pub next: Next,
 }
 
-/// The decision for a call that ended with gRPC status `grpc_status` and, when it is 0 (OK),
-/// the reply `body`.
+/// The decision for a call that ended with gRPC status `grpc_status` after `elapsed` and, when
+/// the status is 0 (OK), the reply `body`.
 pub fn obey(
     policy: &RoutePolicy,
     grpc_status: u32,
+    elapsed: Duration,
     body: Option<&[u8]>,
     realm: &str,
     interaction_id: &str,
 ) -> Obeyed {
     if grpc_status != 0 {
+        // Envoy's timer and the host clock read around the call differ by a little; a
+        // refusal is immediate, so the last tenth of the timeout counts as timed out.
+        let timed_out = elapsed >= policy.timeout.saturating_sub(policy.timeout / 10);
         return failed(
             policy,
-            Failure::from_grpc_status(grpc_status),
+            Failure::from_grpc_status(grpc_status, timed_out),
             realm,
             interaction_id,
         );
