@@ -9,7 +9,7 @@
 //! * `rl_always`     — a `ShouldRateLimit` call on every request
 //!
 //! Environment: `BENCH_ROUNDS` (default 3), `BENCH_SECONDS` (default 10),
-//! `BENCH_CONNECTIONS` (default 32).
+//! `BENCH_CONNECTIONS` (default 32), `BENCH_ONLY` (a configuration name: run `bare` and it).
 
 use std::process::Command;
 
@@ -84,6 +84,12 @@ fn bench_ratelimit() {
     let mut results: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
     for round in 0..rounds {
         for (i, (name, config)) in configs.iter().enumerate() {
+            if let Ok(only) = std::env::var("BENCH_ONLY")
+                && *name != "bare"
+                && *name != only
+            {
+                continue;
+            }
             let mut opts = EnvoyOptions::new(upstream.port());
             opts.plugin_config = config.clone();
             opts.extra_clusters = vec![grpc_cluster("ratelimit", rls.port())];
@@ -105,6 +111,9 @@ fn bench_ratelimit() {
     let bare_median = median(&results[0]);
     println!("\nconfiguration   median rps   min      max      × bare (median)");
     for ((name, _), values) in configs.iter().zip(&results) {
+        if values.is_empty() {
+            continue;
+        }
         let min = values.iter().copied().fold(f64::INFINITY, f64::min);
         let max = values.iter().copied().fold(0.0, f64::max);
         let med = median(values);
