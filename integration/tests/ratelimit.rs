@@ -181,6 +181,39 @@ fn over_limit_is_a_429_with_retry_after_ratelimit_headers_and_interaction_id() {
     assert_eq!(resp.status, 200);
 }
 
+#[test]
+fn request_bodies_wait_for_the_answer() {
+    let upstream = EchoUpstream::start();
+    let rls = RateLimitService::start(vec![Limit::new(
+        "per-client",
+        &[("client", None)],
+        1,
+        Unit::Minute,
+    )]);
+    // Slow enough that the body has arrived long before the answer.
+    rls.set_behaviour(Behaviour::Delay(Duration::from_millis(300)));
+    let envoy = start(&upstream, rls.port(), plugin(json!({})));
+    let body = json!({"Data": {"Initiation": {"Reference": "x".repeat(64 * 1024)}}});
+    let request = RawRequest::post("/domestic-payments")
+        .bearer(token("tpp-1"))
+        .json(&body);
+
+    let resp = envoy.send(&request);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(
+        resp.json()["body"],
+        body.to_string(),
+        "the whole body went upstream"
+    );
+    let resp = envoy.send(&request);
+    assert_eq!(resp.status, 429);
+    assert_eq!(
+        upstream.count(),
+        1,
+        "the refused request never reached the upstream"
+    );
+}
+
 fn token_for_other() -> String {
     token("tpp-2")
 }

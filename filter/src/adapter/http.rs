@@ -214,6 +214,24 @@ impl HttpContext for ObguardHttp {
         }
     }
 
+    // While the rate-limit call is in flight the body and trailers wait too (Envoy buffers
+    // them): continuing here would let the request through before the answer.
+    fn on_http_request_body(&mut self, _body_size: usize, _end_of_stream: bool) -> Action {
+        if self.pending.is_some() {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if self.pending.is_some() {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
+    }
+
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         for (name, value) in &self.response_headers {
             host::set_response_header(name, value);
