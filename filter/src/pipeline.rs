@@ -8,6 +8,7 @@ use crate::enforce::interaction_id;
 use crate::enforce::reply::{self, Denial, LocalReply};
 use crate::identify::cache::{CacheLookup, TokenCache};
 use crate::identify::extract::{self, Credential};
+use crate::identify::host_crypto::VerifyPath;
 use crate::identify::{self, Identity, TokenError};
 use crate::telemetry::{self, Outcome};
 
@@ -33,6 +34,8 @@ pub struct Decision<'c> {
     pub route: Option<&'c str>,
     pub client_id: Option<String>,
     pub cache: CacheLookup,
+    /// Which implementation checked the token's signature (none on a cache hit).
+    pub verified_by: Option<VerifyPath>,
     pub action: Action<'c>,
 }
 
@@ -62,6 +65,7 @@ pub fn decide<'c>(
         route: None,
         client_id: None,
         cache: CacheLookup::Disabled,
+        verified_by: None,
         action: Action::Continue {
             remove: &config.headers.strip,
             remove_authorization: !config.headers.forward_authorization,
@@ -139,16 +143,16 @@ pub fn decide<'c>(
             );
         }
     };
-    let (result, lookup) = identify::authenticate(
-        &config.issuers,
-        &config.headers.claims,
-        cache,
-        token,
-        config.max_token_bytes,
-        now,
-    );
-    decision.cache = lookup;
-    let identity = match result {
+    let verifier = identify::Verifier {
+        issuers: &config.issuers,
+        claim_headers: &config.headers.claims,
+        max_token_bytes: config.max_token_bytes,
+        host: config.host_verify,
+    };
+    let auth = identify::authenticate(&verifier, cache, token, now);
+    decision.cache = auth.cache;
+    decision.verified_by = auth.verified_by;
+    let identity = match auth.result {
         Ok(identity) => identity,
         Err(err) => {
             decision.token_error = Some(err);

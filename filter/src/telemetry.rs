@@ -73,6 +73,11 @@ pub mod metric {
         format!("obguard.scope_denied.{route}")
     }
 
+    /// Signature checks by implementation: `host` (Envoy's BoringSSL) or `wasm` (jwt-simple).
+    pub fn signature_checks(path: crate::identify::host_crypto::VerifyPath) -> String {
+        format!("obguard.signature_checks.{}", path.as_str())
+    }
+
     pub const CACHE_HIT: &str = "obguard.token_cache.hit";
     pub const CACHE_MISS: &str = "obguard.token_cache.miss";
 }

@@ -642,3 +642,83 @@ fn default_identity_headers_are_stripped_even_when_disabled_or_renamed() {
             .any(|(n, v)| n == "x-bank-subject" && v == "psu-tpp-1")
     );
 }
+
+#[test]
+fn host_crypto_path_verifies_rs_and_es_and_falls_back_for_ps_and_eddsa() {
+    use obguard::identify::host_crypto::VerifyPath;
+    let mut h = Harness::new();
+    h.config.host_verify = Some(kit::host_verify_stand_in);
+    for (alg, key, path) in [
+        ("RS256", Key::Rsa1, VerifyPath::Host),
+        ("RS512", Key::Rsa2, VerifyPath::Host),
+        ("ES256", Key::P256, VerifyPath::Host),
+        ("ES384", Key::P384, VerifyPath::Host),
+        ("PS256", Key::Rsa1, VerifyPath::Wasm),
+        ("EdDSA", Key::Ed25519, VerifyPath::Wasm),
+    ] {
+        let d = h.get("/accounts", &accounts_token(alg, key));
+        assert_eq!(d.outcome, Outcome::Allowed, "{alg}: {:?}", d.reason);
+        assert_eq!(d.verified_by, Some(path), "{alg}");
+    }
+    // Forgeries are refused on the host path too, including the zero ECDSA signature.
+    let good = accounts_token("ES256", Key::P256);
+    let (input, _) = good.rsplit_once('.').unwrap();
+    let zero = format!("{input}.{}", kit::b64([0u8; 64]));
+    assert_refused(&h.get("/accounts", &zero), 401, "bad_signature");
+    let foreign = kit::sign(
+        "RS256",
+        Key::AttackerRsa,
+        &json!({"alg": "RS256", "typ": "at+jwt", "kid": "rsa-1"}),
+        &kit::claims("tpp-1", "accounts"),
+    );
+    let d = h.get("/accounts", &foreign);
+    assert_refused(&d, 401, "bad_signature");
+    assert_eq!(d.verified_by, Some(VerifyPath::Host));
+    let other = kit::token(
+        "RS256",
+        Key::Rsa1,
+        &kit::claims("tpp-2", "accounts payments"),
+    );
+    let spliced = format!(
+        "{}.{}",
+        good.rsplit_once('.').unwrap().0,
+        other.rsplit('.').next().unwrap()
+    );
+    assert_refused(&h.get("/accounts", &spliced), 401, "bad_signature");
+}
+
+#[test]
+fn host_crypto_can_be_turned_off_per_issuer() {
+    use obguard::identify::host_crypto::VerifyPath;
+    let mut config = kit::plugin_config();
+    config["issuers"][0]["host_crypto"] = json!(false);
+    let mut h = Harness::with(config);
+    h.config.host_verify = Some(kit::host_verify_stand_in);
+    let d = h.get("/accounts", &accounts_token("RS256", Key::Rsa1));
+    assert_eq!(d.verified_by, Some(VerifyPath::Wasm));
+}
+
+#[test]
+fn non_jwt_typ_is_refused_even_when_not_required() {
+    let mut config = kit::plugin_config();
+    config["issuers"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("require_typ");
+    let mut h = Harness::with(config);
+    let claims = kit::claims("tpp-1", "accounts");
+    let token = kit::sign(
+        "ES256",
+        Key::P256,
+        &json!({"alg": "ES256", "kid": "ec-p256", "typ": "JOSE"}),
+        &claims,
+    );
+    assert_refused(&h.get("/accounts", &token), 401, "wrong_typ");
+    let token = kit::sign(
+        "ES256",
+        Key::P256,
+        &json!({"alg": "ES256", "kid": "ec-p256", "typ": "JWT"}),
+        &claims,
+    );
+    assert_eq!(h.get("/accounts", &token).outcome, Outcome::Allowed);
+}

@@ -6,6 +6,7 @@ use super::host;
 use crate::config::FilterConfig;
 use crate::identify::TokenError;
 use crate::identify::cache::CacheLookup;
+use crate::identify::host_crypto::VerifyPath;
 use crate::pipeline::Decision;
 use crate::telemetry::{Outcome, metric, request_invalid_reasons};
 
@@ -17,6 +18,8 @@ pub struct Metrics {
     scope_denied: HashMap<String, Option<u32>>,
     cache_hit: Option<u32>,
     cache_miss: Option<u32>,
+    verified_host: Option<u32>,
+    verified_wasm: Option<u32>,
 }
 
 impl Metrics {
@@ -24,6 +27,8 @@ impl Metrics {
         let mut metrics = Metrics {
             cache_hit: host::define_counter(metric::CACHE_HIT),
             cache_miss: host::define_counter(metric::CACHE_MISS),
+            verified_host: host::define_counter(&metric::signature_checks(VerifyPath::Host)),
+            verified_wasm: host::define_counter(&metric::signature_checks(VerifyPath::Wasm)),
             ..Default::default()
         };
         for outcome in Outcome::ALL {
@@ -64,6 +69,11 @@ impl Metrics {
             CacheLookup::Hit => host::increment(self.cache_hit),
             CacheLookup::Miss => host::increment(self.cache_miss),
             CacheLookup::Disabled => {}
+        }
+        match decision.verified_by {
+            Some(VerifyPath::Host) => host::increment(self.verified_host),
+            Some(VerifyPath::Wasm) => host::increment(self.verified_wasm),
+            None => {}
         }
         if let Some(error) = decision.token_error {
             host::increment(self.token_invalid.get(error.reason()).copied().flatten());

@@ -2,6 +2,7 @@
 //! calls [`crate::pipeline::decide`], and applies the decision. No policy lives here.
 
 mod host;
+mod host_crypto;
 mod http;
 mod metrics;
 mod root;

@@ -8,6 +8,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 
 use super::host;
+use super::host_crypto;
 use super::http::ObguardHttp;
 use super::metrics::Metrics;
 use crate::config::{self, FilterConfig};
@@ -31,15 +32,24 @@ impl RootContext for ObguardRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         let bytes = host::plugin_configuration().unwrap_or_default();
         match config::load(&bytes) {
-            Ok(config) => {
+            Ok(mut config) => {
+                let host_crypto = host_crypto::host_offers_verify_signature();
+                if host_crypto {
+                    config.host_verify = Some(host_crypto::verify_signature);
+                }
                 let metrics = Metrics::define(&config);
                 let cache = RefCell::new(TokenCache::new(config.cache_entries));
                 host::log(
                     LogLevel::Info,
                     &format!(
-                        "obguard: configured {} issuer(s), {} route(s)",
+                        "obguard: configured {} issuer(s), {} route(s); host signature verification {}",
                         config.issuers.len(),
-                        config.routes.len()
+                        config.routes.len(),
+                        if host_crypto {
+                            "available"
+                        } else {
+                            "unavailable"
+                        }
                     ),
                 );
                 self.state = Some(Rc::new(Shared {

@@ -12,6 +12,7 @@ pub use raw::{ScopeFormat, UnmatchedPolicy};
 use crate::authorise::routes::RouteTable;
 use crate::enforce::upstream::HeaderPolicy;
 use crate::identify::algorithm::{Algorithm, KeyFamily};
+use crate::identify::host_crypto::HostVerifyFn;
 use crate::identify::issuer::Issuer;
 use crate::identify::keys::{key_from_jwk, key_from_secret};
 use raw::{RawConfig, RawIssuer};
@@ -25,6 +26,9 @@ pub struct FilterConfig {
     pub headers: HeaderPolicy,
     pub max_token_bytes: usize,
     pub cache_entries: usize,
+    /// The proxy's signature check, when the adapter found one (never set natively unless a
+    /// test injects one).
+    pub host_verify: Option<HostVerifyFn>,
 }
 
 /// Largest `max_token_bytes` accepted; Envoy's own default header limit is 60 KiB.
@@ -93,6 +97,7 @@ fn compile(raw: RawConfig) -> Result<FilterConfig, ConfigError> {
         headers: HeaderPolicy::compile("headers", &raw.headers)?,
         max_token_bytes: raw.max_token_bytes,
         cache_entries: raw.cache.max_entries,
+        host_verify: None,
     })
 }
 
@@ -252,6 +257,7 @@ fn compile_issuer(path: &str, raw: &RawIssuer) -> Result<Issuer, ConfigError> {
         client_id_claim: raw.client_id_claim.clone(),
         scope_claim: raw.scopes.claim.clone(),
         scope_format: raw.scopes.format,
+        host_crypto: raw.host_crypto,
     })
 }
 

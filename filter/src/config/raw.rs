@@ -68,6 +68,10 @@ pub struct RawIssuer {
     pub client_id_claim: String,
     #[serde(default)]
     pub scopes: RawScopeClaim,
+    /// Let the proxy check RS*/ES* signatures natively (Envoy's `verify_signature` foreign
+    /// function) when it offers one; `false` always verifies inside the wasm VM.
+    #[serde(default = "default_true")]
+    pub host_crypto: bool,
 }
 
 fn default_max_lifetime_s() -> Option<u64> {

@@ -19,6 +19,8 @@ pub struct Issuer {
     pub client_id_claim: String,
     pub scope_claim: String,
     pub scope_format: ScopeFormat,
+    /// Whether RS*/ES* signatures may be checked by the proxy (see `host_crypto.rs`).
+    pub host_crypto: bool,
 }
 
 impl Issuer {

@@ -5,6 +5,7 @@ pub mod algorithm;
 pub mod cache;
 pub mod claims;
 pub mod extract;
+pub mod host_crypto;
 pub mod issuer;
 pub mod jose_header;
 pub mod keys;
@@ -16,8 +17,9 @@ use serde::Deserialize;
 
 use algorithm::Algorithm;
 use cache::{CacheLookup, TokenCache};
+use host_crypto::{HostVerifyFn, VerifyPath};
 use issuer::Issuer;
-use keys::AlgVerifier;
+use keys::{AlgVerifier, Claims, IssuerKey};
 pub use token_error::TokenError;
 
 /// The caller, as established by a verified token.
@@ -34,29 +36,58 @@ pub struct Identity {
     pub expires_at: u64,
 }
 
+/// The result of [`authenticate`], with how it was reached (for metrics).
+#[derive(Debug)]
+pub struct Authentication {
+    pub result: Result<Arc<Identity>, TokenError>,
+    pub cache: CacheLookup,
+    /// Which implementation checked the signature; `None` on a cache hit or an early refusal.
+    pub verified_by: Option<VerifyPath>,
+}
+
+/// Where verification gets its keys, settings and (optionally) the proxy's crypto.
+#[derive(Clone, Copy)]
+pub struct Verifier<'c> {
+    pub issuers: &'c [Issuer],
+    /// Configured `(claim, header)` pairs copied into [`Identity::claim_headers`].
+    pub claim_headers: &'c [(String, String)],
+    pub max_token_bytes: usize,
+    pub host: Option<HostVerifyFn>,
+}
+
 /// Verifies `token` (already extracted from `Authorization: Bearer`), using the cache.
-/// `claim_headers` is the configured `(claim, header)` list.
 pub fn authenticate(
-    issuers: &[Issuer],
-    claim_headers: &[(String, String)],
+    verifier: &Verifier<'_>,
     cache: &mut TokenCache,
     token: &str,
-    max_token_bytes: usize,
     now: u64,
-) -> (Result<Arc<Identity>, TokenError>, CacheLookup) {
-    if token.len() > max_token_bytes {
-        return (Err(TokenError::Oversize), CacheLookup::Disabled);
+) -> Authentication {
+    if token.len() > verifier.max_token_bytes {
+        return Authentication {
+            result: Err(TokenError::Oversize),
+            cache: CacheLookup::Disabled,
+            verified_by: None,
+        };
     }
     let key = TokenCache::key(token);
     let (cached, lookup) = cache.get(&key, now);
     if let Some(identity) = cached {
-        return (Ok(identity), lookup);
+        return Authentication {
+            result: Ok(identity),
+            cache: lookup,
+            verified_by: None,
+        };
     }
-    let result = verify(issuers, claim_headers, token, now).map(Arc::new);
+    let mut verified_by = None;
+    let result = verify(verifier, token, now, &mut verified_by).map(Arc::new);
     if let Ok(identity) = &result {
         cache.insert(key, identity.clone(), now);
     }
-    (result, lookup)
+    Authentication {
+        result,
+        cache: lookup,
+        verified_by,
+    }
 }
 
 #[derive(Deserialize)]
@@ -65,12 +96,13 @@ struct UnverifiedIssuer {
     iss: Option<String>,
 }
 
-/// Full verification, no cache.
+/// Full verification, no cache. `verified_by` records which implementation checked the
+/// signature, when one did.
 pub fn verify(
-    issuers: &[Issuer],
-    claim_headers: &[(String, String)],
+    verifier: &Verifier<'_>,
     token: &str,
     now: u64,
+    verified_by: &mut Option<VerifyPath>,
 ) -> Result<Identity, TokenError> {
     if !extract::is_b64token(token) {
         return Err(TokenError::Malformed);
@@ -83,9 +115,9 @@ pub fn verify(
     let alg: Algorithm = header.alg.parse().map_err(|()| TokenError::AlgNotAllowed)?;
 
     // The unverified `iss` only picks which keys to try; it is checked again once signed.
-    let (issuer_index, issuer) = match issuers {
+    let (issuer_index, issuer) = match verifier.issuers {
         [only] => (0, only),
-        _ => {
+        issuers => {
             let payload = jose_header::decode_segment(jws.payload)?;
             let peek: UnverifiedIssuer =
                 serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
@@ -102,14 +134,27 @@ pub fn verify(
     }
     claims::check_typ(issuer, header.typ.as_deref())?;
 
-    let verifier = select_verifier(issuer, alg, header.kid.as_deref())?;
-    let verified = verifier.verify(token).map_err(|err| map_jwt_error(&err))?;
+    let (key, alg_verifier) = select_verifier(issuer, alg, header.kid.as_deref())?;
+    let host = verifier.host.filter(|_| issuer.host_crypto);
+    let verified = match host.and_then(|host| verify_on_host(host, alg, key, token, &jws)) {
+        Some(result) => {
+            *verified_by = Some(VerifyPath::Host);
+            result?
+        }
+        None => {
+            *verified_by = Some(VerifyPath::Wasm);
+            alg_verifier
+                .verify(token)
+                .map_err(|err| map_jwt_error(&err))?
+        }
+    };
     claims::check(issuer, &verified, now)?;
 
     let client_id = claims::client_id(issuer, &verified)?;
     let subject = claims::subject(&verified)?;
     let scopes = claims::scopes(issuer, &verified)?;
-    let claim_headers = claim_headers
+    let claim_headers = verifier
+        .claim_headers
         .iter()
         .filter_map(|(claim, header)| {
             claims::header_value(&verified, claim).map(|value| (header.clone(), value))
@@ -129,17 +174,50 @@ pub fn verify(
     })
 }
 
+/// The proxy checks the signature; we decode the claims. `None` when this key/algorithm is
+/// not for the host or the host could not answer, so the in-wasm verifier takes over.
+fn verify_on_host(
+    host: HostVerifyFn,
+    alg: Algorithm,
+    key: &IssuerKey,
+    token: &str,
+    jws: &jose_header::CompactJws<'_>,
+) -> Option<Result<Claims, TokenError>> {
+    let hash = host_crypto::host_hash(alg)?;
+    let spki = key.spki_der.as_deref()?;
+    let (signed_text, signature_b64) = token.rsplit_once('.')?;
+    let Ok(raw_signature) = jose_header::decode_segment(signature_b64) else {
+        return Some(Err(TokenError::BadSignature));
+    };
+    let signature = if alg.key_family() == algorithm::KeyFamily::Rsa {
+        raw_signature
+    } else {
+        match host_crypto::ecdsa_der(alg, &raw_signature) {
+            Some(der) => der,
+            None => return Some(Err(TokenError::BadSignature)),
+        }
+    };
+    match host(hash, spki, &signature, signed_text.as_bytes())? {
+        false => Some(Err(TokenError::BadSignature)),
+        true => Some(
+            jose_header::decode_segment(jws.payload).and_then(|payload| {
+                serde_json::from_slice::<Claims>(&payload).map_err(|_| TokenError::Malformed)
+            }),
+        ),
+    }
+}
+
 fn select_verifier<'a>(
     issuer: &'a Issuer,
     alg: Algorithm,
     kid: Option<&str>,
-) -> Result<&'a AlgVerifier, TokenError> {
+) -> Result<(&'a IssuerKey, &'a AlgVerifier), TokenError> {
     if alg.is_hmac() {
         // Only reachable when the issuer has a shared secret (config validation).
         return issuer
             .secret
             .as_ref()
-            .and_then(|key| key.verifier_for(alg))
+            .and_then(|key| key.verifier_for(alg).map(|v| (key, v)))
             .ok_or(TokenError::AlgKeyMismatch);
     }
     let key = match kid {
@@ -153,7 +231,9 @@ fn select_verifier<'a>(
             _ => return Err(TokenError::KidRequired),
         },
     };
-    key.verifier_for(alg).ok_or(TokenError::AlgKeyMismatch)
+    key.verifier_for(alg)
+        .map(|v| (key, v))
+        .ok_or(TokenError::AlgKeyMismatch)
 }
 
 fn map_jwt_error(err: &jwt_simple::Error) -> TokenError {
