@@ -88,10 +88,12 @@ impl HttpContext for ObguardHttp {
                 remove_authorization,
                 set,
             } => {
-                for name in remove {
+                // Only headers the request actually carries cost a host call to remove.
+                let present = |name: &str| headers.iter().any(|(n, _)| n == name);
+                for name in remove.iter().filter(|name| present(name)) {
                     host::set_request_header(name, None);
                 }
-                if remove_authorization {
+                if remove_authorization && !authorization.is_empty() {
                     host::set_request_header("authorization", None);
                 }
                 for (name, value) in &set {
