@@ -21,6 +21,8 @@ pub struct RequestView<'a> {
     /// Every `Authorization` value, in order.
     pub authorization: &'a [&'a str],
     pub interaction_id: Option<&'a str>,
+    /// `jwt_authn`'s dynamic metadata namespace, when an issuer delegates to it.
+    pub jwt_authn_payloads: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Debug)]
@@ -126,33 +128,45 @@ pub fn decide<'c>(
         return decision;
     }
 
-    let token = match credential {
-        Credential::Bearer(token) => token,
-        Credential::Missing | Credential::OtherScheme => {
-            let reason = if credential == Credential::Missing {
-                telemetry::REASON_NO_CREDENTIALS
-            } else {
-                telemetry::REASON_OTHER_SCHEME
-            };
-            return deny(
-                decision,
-                config,
-                Outcome::MissingToken,
-                reason,
-                Denial::MissingToken,
-            );
-        }
-    };
     let verifier = identify::Verifier {
         issuers: &config.issuers,
         claim_headers: &config.headers.claims,
         max_token_bytes: config.max_token_bytes,
         host: config.host_verify,
     };
-    let auth = identify::authenticate(&verifier, cache, token, now);
-    decision.cache = auth.cache;
-    decision.verified_by = auth.verified_by;
-    let identity = match auth.result {
+    let delegated = request
+        .jwt_authn_payloads
+        .and_then(|payloads| identify::from_jwt_authn(&verifier, payloads, now));
+    let result = match delegated {
+        Some(result) => {
+            decision.verified_by = Some(VerifyPath::JwtAuthn);
+            result.map(std::sync::Arc::new)
+        }
+        None => {
+            let token = match credential {
+                Credential::Bearer(token) => token,
+                Credential::Missing | Credential::OtherScheme => {
+                    let reason = if credential == Credential::Missing {
+                        telemetry::REASON_NO_CREDENTIALS
+                    } else {
+                        telemetry::REASON_OTHER_SCHEME
+                    };
+                    return deny(
+                        decision,
+                        config,
+                        Outcome::MissingToken,
+                        reason,
+                        Denial::MissingToken,
+                    );
+                }
+            };
+            let auth = identify::authenticate(&verifier, cache, token, now);
+            decision.cache = auth.cache;
+            decision.verified_by = auth.verified_by;
+            auth.result
+        }
+    };
+    let identity = match result {
         Ok(identity) => identity,
         Err(err) => {
             decision.token_error = Some(err);

@@ -44,6 +44,7 @@ impl Harness {
             path,
             authorization,
             interaction_id: None,
+            jwt_authn_payloads: None,
         };
         decide(&self.config, &mut self.cache, &view, kit::now())
     }
@@ -607,6 +608,7 @@ fn interaction_id_is_echoed_or_generated() {
         path: "/accounts",
         authorization: &[],
         interaction_id: Some(id),
+        jwt_authn_payloads: None,
     };
     let d = decide(&h.config, &mut h.cache, &view, kit::now());
     assert_eq!(d.interaction_id, id);
@@ -721,4 +723,80 @@ fn non_jwt_typ_is_refused_even_when_not_required() {
         &claims,
     );
     assert_eq!(h.get("/accounts", &token).outcome, Outcome::Allowed);
+}
+
+fn delegated_config() -> Value {
+    let mut config = kit::plugin_config();
+    let issuer = config["issuers"][0].as_object_mut().unwrap();
+    issuer.remove("jwks");
+    issuer.insert("algorithms".into(), json!([]));
+    issuer.insert(
+        "jwt_authn".into(),
+        json!({"payload_in_metadata": "jwt_payload"}),
+    );
+    config
+}
+
+#[test]
+fn delegation_reads_the_payload_jwt_authn_verified() {
+    use obguard::identify::host_crypto::VerifyPath;
+    let mut h = Harness::with(delegated_config());
+    let run = |h: &mut Harness, payloads: Value, method: &str, path: &str| {
+        let payloads = payloads.as_object().cloned().unwrap();
+        let view = RequestView {
+            method,
+            path,
+            authorization: &[],
+            interaction_id: None,
+            jwt_authn_payloads: Some(&payloads),
+        };
+        let d = decide(&h.config, &mut h.cache, &view, kit::now());
+        (status(&d), d.reason, d.verified_by, d.client_id.clone())
+    };
+    let claims = kit::claims("tpp-d", "accounts");
+    let (code, _, by, client) = run(&mut h, json!({"jwt_payload": claims}), "GET", "/accounts");
+    assert_eq!(code, 200);
+    assert_eq!(by, Some(VerifyPath::JwtAuthn));
+    assert_eq!(client.as_deref(), Some("tpp-d"));
+    // Scopes are still obguard's business.
+    let (code, reason, ..) = run(
+        &mut h,
+        json!({"jwt_payload": claims}),
+        "POST",
+        "/domestic-payments",
+    );
+    assert_eq!((code, reason), (403, Some("missing_scope")));
+    // Claims are re-checked: a drifted jwt_authn config fails closed.
+    let mut wrong_aud = kit::claims("tpp-d", "accounts");
+    wrong_aud["aud"] = json!("https://elsewhere.test");
+    let (code, reason, ..) = run(
+        &mut h,
+        json!({"jwt_payload": wrong_aud}),
+        "GET",
+        "/accounts",
+    );
+    assert_eq!((code, reason), (401, Some("wrong_audience")));
+    // Nothing under our key, no bearer token: missing token.
+    let (code, reason, ..) = run(
+        &mut h,
+        json!({"other_provider": claims}),
+        "GET",
+        "/accounts",
+    );
+    assert_eq!((code, reason), (401, Some("no_credentials")));
+}
+
+#[test]
+fn delegation_config_needs_a_key_or_jwt_authn() {
+    assert!(config::load(delegated_config().to_string().as_bytes()).is_ok());
+    let mut config = delegated_config();
+    config["issuers"][0]["jwt_authn"] = json!({"payload_in_metadata": ""});
+    let err = config::load(config.to_string().as_bytes())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert_eq!(
+        err,
+        "issuers[0].jwt_authn.payload_in_metadata: must not be empty"
+    );
 }

@@ -6,6 +6,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
 
 use super::host;
+use super::jwt_authn;
 use super::root::Shared;
 use crate::enforce::interaction_id;
 use crate::identify::cache::TokenCache;
@@ -52,11 +53,17 @@ impl HttpContext for ObguardHttp {
             .filter(|(n, _)| n == "authorization")
             .map(|(_, v)| v.as_str())
             .collect();
+        let jwt_authn_payloads = if state.config.reads_jwt_authn_metadata() {
+            jwt_authn::payloads()
+        } else {
+            None
+        };
         let view = RequestView {
             method: header(":method").unwrap_or(""),
             path: header(":path").unwrap_or(""),
             authorization: &authorization,
             interaction_id: header(interaction_id::HEADER),
+            jwt_authn_payloads: jwt_authn_payloads.as_ref(),
         };
         let now = host::now_unix_secs();
         let decision = match state.cache.try_borrow_mut() {

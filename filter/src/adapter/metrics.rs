@@ -20,6 +20,7 @@ pub struct Metrics {
     cache_miss: Option<u32>,
     verified_host: Option<u32>,
     verified_wasm: Option<u32>,
+    verified_jwt_authn: Option<u32>,
 }
 
 impl Metrics {
@@ -29,6 +30,9 @@ impl Metrics {
             cache_miss: host::define_counter(metric::CACHE_MISS),
             verified_host: host::define_counter(&metric::signature_checks(VerifyPath::Host)),
             verified_wasm: host::define_counter(&metric::signature_checks(VerifyPath::Wasm)),
+            verified_jwt_authn: host::define_counter(&metric::signature_checks(
+                VerifyPath::JwtAuthn,
+            )),
             ..Default::default()
         };
         for outcome in Outcome::ALL {
@@ -73,6 +77,7 @@ impl Metrics {
         match decision.verified_by {
             Some(VerifyPath::Host) => host::increment(self.verified_host),
             Some(VerifyPath::Wasm) => host::increment(self.verified_wasm),
+            Some(VerifyPath::JwtAuthn) => host::increment(self.verified_jwt_authn),
             None => {}
         }
         if let Some(error) = decision.token_error {

@@ -120,10 +120,22 @@ fn compile_issuer(path: &str, raw: &RawIssuer) -> Result<Issuer, ConfigError> {
             "must not be empty",
         ));
     }
-    if raw.algorithms.is_empty() {
+    let delegated_only =
+        raw.jwt_authn.is_some() && raw.jwks.is_none() && raw.shared_secret.is_none();
+    if raw.algorithms.is_empty() && !delegated_only {
         return Err(ConfigError::new(
             format!("{path}.algorithms"),
             "at least one algorithm is required",
+        ));
+    }
+    if raw
+        .jwt_authn
+        .as_ref()
+        .is_some_and(|d| d.payload_in_metadata.is_empty())
+    {
+        return Err(ConfigError::new(
+            format!("{path}.jwt_authn.payload_in_metadata"),
+            "must not be empty",
         ));
     }
     let mut algorithms = Vec::new();
@@ -189,10 +201,10 @@ fn compile_issuer(path: &str, raw: &RawIssuer) -> Result<Issuer, ConfigError> {
         }
         None => None,
     };
-    if keys.is_empty() && secret.is_none() {
+    if keys.is_empty() && secret.is_none() && raw.jwt_authn.is_none() {
         return Err(ConfigError::new(
             path,
-            "no verification key: set `jwks` (with at least one signing key) or `shared_secret`",
+            "no verification key: set `jwks` (with at least one signing key), `shared_secret`, or delegate with `jwt_authn`",
         ));
     }
     for alg in &algorithms {
@@ -258,7 +270,21 @@ fn compile_issuer(path: &str, raw: &RawIssuer) -> Result<Issuer, ConfigError> {
         scope_claim: raw.scopes.claim.clone(),
         scope_format: raw.scopes.format,
         host_crypto: raw.host_crypto,
+        jwt_authn_payload_key: raw
+            .jwt_authn
+            .as_ref()
+            .map(|d| d.payload_in_metadata.clone()),
     })
+}
+
+impl FilterConfig {
+    /// Whether any issuer delegates verification to `jwt_authn` (the adapter then reads its
+    /// dynamic metadata; otherwise that host call is skipped).
+    pub fn reads_jwt_authn_metadata(&self) -> bool {
+        self.issuers
+            .iter()
+            .any(|i| i.jwt_authn_payload_key.is_some())
+    }
 }
 
 /// Whether a value can sit inside an RFC 7230 quoted-string without escaping.

@@ -72,6 +72,17 @@ pub struct RawIssuer {
     /// function) when it offers one; `false` always verifies inside the wasm VM.
     #[serde(default = "default_true")]
     pub host_crypto: bool,
+    /// Delegation: take this issuer's tokens as verified by Envoy's `jwt_authn` filter, which
+    /// must run before obguard with `payload_in_metadata` set to the given key.
+    #[serde(default)]
+    pub jwt_authn: Option<RawJwtAuthn>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwtAuthn {
+    /// The `payload_in_metadata` value of the matching `jwt_authn` provider.
+    pub payload_in_metadata: String,
 }
 
 fn default_max_lifetime_s() -> Option<u64> {

@@ -19,6 +19,8 @@ pub type HostVerifyFn =
 pub enum VerifyPath {
     Host,
     Wasm,
+    /// Envoy's `jwt_authn` filter verified the token; obguard read its payload (delegation).
+    JwtAuthn,
 }
 
 impl VerifyPath {
@@ -26,6 +28,7 @@ impl VerifyPath {
         match self {
             VerifyPath::Host => "host",
             VerifyPath::Wasm => "wasm",
+            VerifyPath::JwtAuthn => "jwt_authn",
         }
     }
 }

@@ -21,6 +21,8 @@ pub struct Issuer {
     pub scope_format: ScopeFormat,
     /// Whether RS*/ES* signatures may be checked by the proxy (see `host_crypto.rs`).
     pub host_crypto: bool,
+    /// Key under `jwt_authn`'s dynamic metadata holding this issuer's verified payload.
+    pub jwt_authn_payload_key: Option<String>,
 }
 
 impl Issuer {

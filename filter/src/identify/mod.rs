@@ -148,16 +148,26 @@ pub fn verify(
                 .map_err(|err| map_jwt_error(&err))?
         }
     };
-    claims::check(issuer, &verified, now)?;
+    identity_from_claims(verifier, issuer_index, issuer, &verified, now)
+}
 
-    let client_id = claims::client_id(issuer, &verified)?;
-    let subject = claims::subject(&verified)?;
-    let scopes = claims::scopes(issuer, &verified)?;
+/// Claim checks and the caller's identity, shared by every way a token gets verified.
+fn identity_from_claims(
+    verifier: &Verifier<'_>,
+    issuer_index: usize,
+    issuer: &Issuer,
+    verified: &Claims,
+    now: u64,
+) -> Result<Identity, TokenError> {
+    claims::check(issuer, verified, now)?;
+    let client_id = claims::client_id(issuer, verified)?;
+    let subject = claims::subject(verified)?;
+    let scopes = claims::scopes(issuer, verified)?;
     let claim_headers = verifier
         .claim_headers
         .iter()
         .filter_map(|(claim, header)| {
-            claims::header_value(&verified, claim).map(|value| (header.clone(), value))
+            claims::header_value(verified, claim).map(|value| (header.clone(), value))
         })
         .collect();
     let expires_at = verified
@@ -172,6 +182,29 @@ pub fn verify(
         claim_headers,
         expires_at,
     })
+}
+
+/// Delegation mode: Envoy's `jwt_authn` already verified the token and left its payload in
+/// dynamic metadata (`payloads` is its `envoy.filters.http.jwt_authn` namespace). The claims
+/// are still checked here (issuer, audience, time window, client id, scopes), so a drift
+/// between the two configurations fails closed. `None` when no delegating issuer has a
+/// payload for this request.
+pub fn from_jwt_authn(
+    verifier: &Verifier<'_>,
+    payloads: &serde_json::Map<String, serde_json::Value>,
+    now: u64,
+) -> Option<Result<Identity, TokenError>> {
+    verifier
+        .issuers
+        .iter()
+        .enumerate()
+        .find_map(|(index, issuer)| {
+            let payload = payloads.get(issuer.jwt_authn_payload_key.as_deref()?)?;
+            let result = serde_json::from_value::<Claims>(payload.clone())
+                .map_err(|_| TokenError::Malformed)
+                .and_then(|claims| identity_from_claims(verifier, index, issuer, &claims, now));
+            Some(result)
+        })
 }
 
 /// The proxy checks the signature; we decode the claims. `None` when this key/algorithm is
