@@ -41,7 +41,13 @@ fn token_verify(c: &mut Criterion) {
         group.bench_function(alg, |b| {
             b.iter(|| {
                 let mut path = None;
-                black_box(identify::verify(&v, black_box(&token), kit::now(), &mut path)).is_ok()
+                black_box(identify::verify(
+                    &v,
+                    black_box(&token),
+                    kit::now(),
+                    &mut path,
+                ))
+                .is_ok()
             })
         });
     }
@@ -51,7 +57,11 @@ fn token_verify(c: &mut Criterion) {
 fn warm_path(c: &mut Criterion) {
     let config = load();
     let mut cache = TokenCache::new(config.cache_entries);
-    let token = kit::token("PS256", Key::Rsa1, &kit::claims("tpp-1", "accounts transactions:read"));
+    let token = kit::token(
+        "PS256",
+        Key::Rsa1,
+        &kit::claims("tpp-1", "accounts transactions:read"),
+    );
     let bearer = format!("Bearer {token}");
     let authorization = [bearer.as_str()];
     let view = RequestView {
