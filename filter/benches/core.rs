@@ -1,6 +1,9 @@
 //! Micro-benchmarks of the core decisions, natively (criterion). The macro benchmark through
 //! Envoy lives in `integration/src/bin/obguard-bench.rs`; both run from `make bench`.
 
+// Benchmark code: a broken setup should stop loudly.
+#![allow(clippy::panic)]
+
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
