@@ -10,7 +10,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use obguard::config::{self, FilterConfig};
 use obguard::identify::cache::TokenCache;
 use obguard::identify::{self, Verifier};
-use obguard::pipeline::{RequestView, decide};
+use obguard::pipeline::{RequestView, Worker, decide};
 use obguard_testkit::{self as kit, Key};
 
 fn load() -> FilterConfig {
@@ -26,6 +26,7 @@ fn verifier(config: &FilterConfig) -> Verifier<'_> {
         claim_headers: &config.headers.claims,
         max_token_bytes: config.max_token_bytes,
         host: config.host_verify,
+        remote_keys: &[],
     }
 }
 
@@ -59,7 +60,7 @@ fn token_verify(c: &mut Criterion) {
 
 fn warm_path(c: &mut Criterion) {
     let config = load();
-    let mut cache = TokenCache::new(config.cache_entries);
+    let mut worker = Worker::new(&config);
     let token = kit::token(
         "PS256",
         Key::Rsa1,
@@ -76,9 +77,9 @@ fn warm_path(c: &mut Criterion) {
     };
     let now = kit::now();
     // Prime the cache.
-    let _ = decide(&config, &mut cache, &view, now);
+    let _ = decide(&config, &mut worker, &view, now);
     c.bench_function("decide: cached token, route, scopes, headers", |b| {
-        b.iter(|| black_box(decide(&config, &mut cache, black_box(&view), now)).outcome)
+        b.iter(|| black_box(decide(&config, &mut worker, black_box(&view), now)).outcome)
     });
     c.bench_function("cache key: sha256 of the token", |b| {
         b.iter(|| TokenCache::key(black_box(&token)))

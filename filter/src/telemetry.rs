@@ -19,10 +19,12 @@ pub enum Outcome {
     InvalidToken,
     InsufficientScope,
     RouteDenied,
+    /// The issuer's remote keys are unavailable (IdP down, never fetched): 503 by default.
+    IdpUnavailable,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 8] = [
+    pub const ALL: [Outcome; 9] = [
         Outcome::Allowed,
         Outcome::Anonymous,
         Outcome::Passthrough,
@@ -31,6 +33,7 @@ impl Outcome {
         Outcome::InvalidToken,
         Outcome::InsufficientScope,
         Outcome::RouteDenied,
+        Outcome::IdpUnavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +46,7 @@ impl Outcome {
             Outcome::InvalidToken => "invalid_token",
             Outcome::InsufficientScope => "insufficient_scope",
             Outcome::RouteDenied => "route_denied",
+            Outcome::IdpUnavailable => "idp_unavailable",
         }
     }
 }
@@ -76,6 +80,17 @@ pub mod metric {
     /// Signature checks by implementation: `host` (Envoy's BoringSSL) or `wasm` (jwt-simple).
     pub fn signature_checks(path: crate::identify::host_crypto::VerifyPath) -> String {
         format!("obguard.signature_checks.{}", path.as_str())
+    }
+
+    pub const JWKS_FETCHED: &str = "obguard.jwks.fetched";
+    pub const JWKS_REFETCH_REQUESTED: &str = "obguard.jwks.refetch_requested";
+    /// Unknown `kid`s that did not trigger a fetch (the per-issuer interval had not passed).
+    pub const JWKS_REFETCH_SUPPRESSED: &str = "obguard.jwks.refetch_suppressed";
+    /// Gauge: seconds since the keys in use were fetched.
+    pub const JWKS_AGE: &str = "obguard.jwks.keys_age_s";
+
+    pub fn jwks_fetch_failed(reason: &str) -> String {
+        format!("obguard.jwks.fetch_failed.{reason}")
     }
 
     pub const CACHE_HIT: &str = "obguard.token_cache.hit";

@@ -9,8 +9,8 @@
     clippy::indexing_slicing
 )]
 use obguard::config::{self, FilterConfig};
-use obguard::identify::cache::{CacheLookup, TokenCache};
-use obguard::pipeline::{Action, Decision, RequestView, decide};
+use obguard::identify::cache::CacheLookup;
+use obguard::pipeline::{Action, Decision, RequestView, Worker, decide};
 use obguard::telemetry::Outcome;
 use obguard_testkit::{self as kit, Key};
 use serde_json::{Value, json};
@@ -24,7 +24,7 @@ fn load(config: &Value) -> FilterConfig {
 
 struct Harness {
     config: FilterConfig,
-    cache: TokenCache,
+    cache: Worker,
 }
 
 impl Harness {
@@ -34,7 +34,7 @@ impl Harness {
 
     fn with(config: Value) -> Self {
         let config = load(&config);
-        let cache = TokenCache::new(config.cache_entries);
+        let cache = Worker::new(&config);
         Self { config, cache }
     }
 
@@ -799,4 +799,55 @@ fn delegation_config_needs_a_key_or_jwt_authn() {
         err,
         "issuers[0].jwt_authn.payload_in_metadata: must not be empty"
     );
+}
+
+#[test]
+fn remote_jwks_keys_unavailable_is_a_503_not_a_401() {
+    let mut config = kit::plugin_config();
+    let issuer = config["issuers"][0].as_object_mut().unwrap();
+    issuer.remove("jwks");
+    issuer.insert("jwks_remote".into(), json!({"cluster": "idp", "path": "/jwks", "unavailable": {"status": 503, "retry_after_s": 9}}));
+    let mut h = Harness::with(config);
+    let token = accounts_token("ES256", Key::P256);
+    let d = h.get("/accounts", &token);
+    assert_eq!(d.outcome, Outcome::IdpUnavailable);
+    assert_eq!(status(&d), 503);
+    assert_eq!(reply_header(&d, "retry-after").as_deref(), Some("9"));
+
+    // Keys arrive (as the adapter loads them from shared data): the token verifies; an
+    // unknown kid asks for a refetch.
+    let keys = obguard::identify::jwks_remote::parse(
+        kit::jwks().to_string().as_bytes(),
+        &h.config.issuers[0].algorithms,
+        20,
+    )
+    .unwrap();
+    h.cache.remote_keys[0] = Some(obguard::identify::jwks_remote::RemoteKeySet {
+        keys,
+        fetched_at: kit::now(),
+    });
+    assert_eq!(h.get("/accounts", &token).outcome, Outcome::Allowed);
+    let unknown = kit::sign(
+        "ES256",
+        Key::P256,
+        &json!({"alg": "ES256", "typ": "at+jwt", "kid": "next-key"}),
+        &kit::claims("tpp-1", "accounts"),
+    );
+    let d = h.get("/accounts", &unknown);
+    assert_eq!(d.reason, Some("unknown_kid"));
+    assert_eq!(d.refetch_keys_for, Some(0));
+
+    // Keys older than max_stale_s (default 86400) no longer count.
+    let keys = obguard::identify::jwks_remote::parse(
+        kit::jwks().to_string().as_bytes(),
+        &h.config.issuers[0].algorithms,
+        20,
+    )
+    .unwrap();
+    h.cache.remote_keys[0] = Some(obguard::identify::jwks_remote::RemoteKeySet {
+        keys,
+        fetched_at: kit::now() - 90_000,
+    });
+    h.cache.cache = obguard::identify::cache::TokenCache::new(10);
+    assert_eq!(h.get("/accounts", &token).outcome, Outcome::IdpUnavailable);
 }

@@ -28,6 +28,7 @@ mod demo_bank;
 mod echo;
 mod envoy;
 mod http;
+mod jwks_server;
 mod serve;
 mod spawn;
 
@@ -38,6 +39,7 @@ pub use demo_bank::DemoBank;
 pub use echo::{EchoUpstream, echo_body};
 pub use envoy::{Envoy, EnvoyOptions};
 pub use http::{RawRequest, Response, send, send_raw, try_send, try_send_raw};
+pub use jwks_server::{JwksServer, loopback_cluster};
 
 /// Root of the cargo workspace (the parent of this crate's directory).
 pub fn workspace_root() -> PathBuf {

@@ -117,3 +117,22 @@ pub fn increment(id: Option<u32>) {
         let _ = hostcalls::increment_metric(id, 1);
     }
 }
+
+pub fn define_gauge(name: &str) -> Option<u32> {
+    match hostcalls::define_metric(MetricType::Gauge, name) {
+        Ok(id) => Some(id),
+        Err(status) => {
+            log(
+                LogLevel::Warn,
+                &format!("obguard: cannot define metric {name}: {status:?}"),
+            );
+            None
+        }
+    }
+}
+
+pub fn record(id: Option<u32>, value: u64) {
+    if let Some(id) = id {
+        let _ = hostcalls::record_metric(id, value);
+    }
+}

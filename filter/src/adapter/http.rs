@@ -6,11 +6,11 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
 
 use super::host;
+use super::jwks;
 use super::jwt_authn;
 use super::root::Shared;
 use crate::enforce::interaction_id;
-use crate::identify::cache::TokenCache;
-use crate::pipeline::{self, RequestView};
+use crate::pipeline::{self, RequestView, Worker};
 use crate::telemetry::log_field;
 
 pub struct ObguardHttp {
@@ -66,10 +66,13 @@ impl HttpContext for ObguardHttp {
             jwt_authn_payloads: jwt_authn_payloads.as_ref(),
         };
         let now = host::now_unix_secs();
-        let decision = match state.cache.try_borrow_mut() {
-            Ok(mut cache) => pipeline::decide(&state.config, &mut cache, &view, now),
-            Err(_) => pipeline::decide(&state.config, &mut TokenCache::new(0), &view, now),
+        let decision = match state.worker.try_borrow_mut() {
+            Ok(mut worker) => pipeline::decide(&state.config, &mut worker, &view, now),
+            Err(_) => pipeline::decide(&state.config, &mut Worker::new(&state.config), &view, now),
         };
+        if let Some(issuer) = decision.refetch_keys_for {
+            jwks::request_refetch(&state.config, &state.metrics, issuer, now);
+        }
 
         state.metrics.record(&decision);
         host::set_log_field(log_field::OUTCOME, decision.outcome.as_str());

@@ -7,6 +7,7 @@ use crate::config::FilterConfig;
 use crate::identify::TokenError;
 use crate::identify::cache::CacheLookup;
 use crate::identify::host_crypto::VerifyPath;
+use crate::identify::jwks_remote::FetchError;
 use crate::pipeline::Decision;
 use crate::telemetry::{Outcome, metric, request_invalid_reasons};
 
@@ -21,6 +22,11 @@ pub struct Metrics {
     verified_host: Option<u32>,
     verified_wasm: Option<u32>,
     verified_jwt_authn: Option<u32>,
+    jwks_fetched: Option<u32>,
+    jwks_failed: HashMap<&'static str, Option<u32>>,
+    jwks_refetch_requested: Option<u32>,
+    jwks_refetch_suppressed: Option<u32>,
+    jwks_age: Option<u32>,
 }
 
 impl Metrics {
@@ -35,6 +41,18 @@ impl Metrics {
             )),
             ..Default::default()
         };
+        if config.issuers.iter().any(|i| i.remote.is_some()) {
+            metrics.jwks_fetched = host::define_counter(metric::JWKS_FETCHED);
+            metrics.jwks_refetch_requested = host::define_counter(metric::JWKS_REFETCH_REQUESTED);
+            metrics.jwks_refetch_suppressed = host::define_counter(metric::JWKS_REFETCH_SUPPRESSED);
+            metrics.jwks_age = host::define_gauge(metric::JWKS_AGE);
+            for err in FetchError::ALL {
+                metrics.jwks_failed.insert(
+                    err.reason(),
+                    host::define_counter(&metric::jwks_fetch_failed(err.reason())),
+                );
+            }
+        }
         for outcome in Outcome::ALL {
             metrics.requests.insert(
                 outcome.as_str(),
@@ -80,7 +98,11 @@ impl Metrics {
             Some(VerifyPath::JwtAuthn) => host::increment(self.verified_jwt_authn),
             None => {}
         }
-        if let Some(error) = decision.token_error {
+        // Unavailable keys are the IdP's failure, counted as `requests.idp_unavailable`.
+        if let Some(error) = decision
+            .token_error
+            .filter(|e| *e != TokenError::KeysUnavailable)
+        {
             host::increment(self.token_invalid.get(error.reason()).copied().flatten());
         }
         match decision.outcome {
@@ -96,5 +118,27 @@ impl Metrics {
             }
             _ => {}
         }
+    }
+}
+
+impl Metrics {
+    pub fn jwks_fetched(&self) {
+        host::increment(self.jwks_fetched);
+    }
+
+    pub fn jwks_fetch_failed(&self, err: FetchError) {
+        host::increment(self.jwks_failed.get(err.reason()).copied().flatten());
+    }
+
+    pub fn jwks_refetch_requested(&self) {
+        host::increment(self.jwks_refetch_requested);
+    }
+
+    pub fn jwks_refetch_suppressed(&self) {
+        host::increment(self.jwks_refetch_suppressed);
+    }
+
+    pub fn jwks_age(&self, seconds: u64) {
+        host::record(self.jwks_age, seconds);
     }
 }

@@ -4,6 +4,7 @@
 mod host;
 mod host_crypto;
 mod http;
+mod jwks;
 mod jwt_authn;
 mod metrics;
 mod root;

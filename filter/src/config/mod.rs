@@ -14,6 +14,7 @@ use crate::enforce::upstream::HeaderPolicy;
 use crate::identify::algorithm::{Algorithm, KeyFamily};
 use crate::identify::host_crypto::HostVerifyFn;
 use crate::identify::issuer::Issuer;
+use crate::identify::jwks_remote::RemoteJwks;
 use crate::identify::keys::{key_from_jwk, key_from_secret};
 use raw::{RawConfig, RawIssuer};
 
@@ -201,13 +202,23 @@ fn compile_issuer(path: &str, raw: &RawIssuer) -> Result<Issuer, ConfigError> {
         }
         None => None,
     };
-    if keys.is_empty() && secret.is_none() && raw.jwt_authn.is_none() {
+    if keys.is_empty() && secret.is_none() && raw.jwt_authn.is_none() && raw.jwks_remote.is_none() {
         return Err(ConfigError::new(
             path,
-            "no verification key: set `jwks` (with at least one signing key), `shared_secret`, or delegate with `jwt_authn`",
+            "no verification key: set `jwks` (with at least one signing key), `jwks_remote`, `shared_secret`, or delegate with `jwt_authn`",
         ));
     }
-    for alg in &algorithms {
+    let remote = match &raw.jwks_remote {
+        Some(remote) => Some(RemoteJwks::compile(
+            &format!("{path}.jwks_remote"),
+            &raw.issuer,
+            remote,
+        )?),
+        None => None,
+    };
+    // Keys for an algorithm may arrive with the remote JWKS; only inline-only issuers can be
+    // checked now.
+    for alg in algorithms.iter().filter(|_| remote.is_none()) {
         let family = alg.key_family();
         let has_key = if family == KeyFamily::SharedSecret {
             secret.is_some()
@@ -274,6 +285,7 @@ fn compile_issuer(path: &str, raw: &RawIssuer) -> Result<Issuer, ConfigError> {
             .jwt_authn
             .as_ref()
             .map(|d| d.payload_in_metadata.clone()),
+        remote,
     })
 }
 

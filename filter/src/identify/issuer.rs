@@ -23,6 +23,8 @@ pub struct Issuer {
     pub host_crypto: bool,
     /// Key under `jwt_authn`'s dynamic metadata holding this issuer's verified payload.
     pub jwt_authn_payload_key: Option<String>,
+    /// Keys fetched from the IdP, beside `keys`.
+    pub remote: Option<super::jwks_remote::RemoteJwks>,
 }
 
 impl Issuer {

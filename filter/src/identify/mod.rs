@@ -8,6 +8,7 @@ pub mod extract;
 pub mod host_crypto;
 pub mod issuer;
 pub mod jose_header;
+pub mod jwks_remote;
 pub mod keys;
 pub mod token_error;
 
@@ -53,6 +54,8 @@ pub struct Verifier<'c> {
     pub claim_headers: &'c [(String, String)],
     pub max_token_bytes: usize,
     pub host: Option<HostVerifyFn>,
+    /// Keys from each issuer's remote JWKS (same order as `issuers`; `None`: none yet).
+    pub remote_keys: &'c [Option<jwks_remote::RemoteKeySet>],
 }
 
 /// Verifies `token` (already extracted from `Authorization: Bearer`), using the cache.
@@ -134,7 +137,11 @@ pub fn verify(
     }
     claims::check_typ(issuer, header.typ.as_deref())?;
 
-    let (key, alg_verifier) = select_verifier(issuer, alg, header.kid.as_deref())?;
+    let remote = verifier
+        .remote_keys
+        .get(issuer_index)
+        .and_then(Option::as_ref);
+    let (key, alg_verifier) = select_verifier(issuer, remote, alg, header.kid.as_deref(), now)?;
     let host = verifier.host.filter(|_| issuer.host_crypto);
     let verified = match host.and_then(|host| verify_on_host(host, alg, key, token, &jws)) {
         Some(result) => {
@@ -242,8 +249,10 @@ fn verify_on_host(
 
 fn select_verifier<'a>(
     issuer: &'a Issuer,
+    remote: Option<&'a jwks_remote::RemoteKeySet>,
     alg: Algorithm,
     kid: Option<&str>,
+    now: u64,
 ) -> Result<(&'a IssuerKey, &'a AlgVerifier), TokenError> {
     if alg.is_hmac() {
         // Only reachable when the issuer has a shared secret (config validation).
@@ -253,14 +262,23 @@ fn select_verifier<'a>(
             .and_then(|key| key.verifier_for(alg).map(|v| (key, v)))
             .ok_or(TokenError::AlgKeyMismatch);
     }
+    // Remote keys count only while fresh; with none usable, an issuer that relies on its
+    // remote JWKS is unavailable rather than the token bad.
+    let remote_keys: &[IssuerKey] = match (&issuer.remote, remote) {
+        (Some(settings), Some(set)) if set.is_fresh(settings, now) => &set.keys,
+        _ => &[],
+    };
+    let keys_unavailable = issuer.remote.is_some() && remote_keys.is_empty();
+    let mut candidates = issuer.keys.iter().chain(remote_keys);
     let key = match kid {
-        Some(kid) => issuer
-            .keys
-            .iter()
-            .find(|key| key.kid.as_deref() == Some(kid))
-            .ok_or(TokenError::UnknownKid)?,
-        None => match issuer.keys.as_slice() {
-            [only] => only,
+        Some(kid) => match candidates.find(|key| key.kid.as_deref() == Some(kid)) {
+            Some(key) => key,
+            None if keys_unavailable => return Err(TokenError::KeysUnavailable),
+            None => return Err(TokenError::UnknownKid),
+        },
+        None => match (candidates.next(), candidates.next()) {
+            (Some(only), None) => only,
+            (None, _) if keys_unavailable => return Err(TokenError::KeysUnavailable),
             _ => return Err(TokenError::KidRequired),
         },
     };
