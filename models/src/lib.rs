@@ -69,3 +69,14 @@ pub use explain::{Reason, explain};
 pub use features::{ExtractConfig, Feature, FeatureVector, extract, observe_response};
 pub use model::{Model, Thresholds, Verdict, load};
 pub use schema::{FEATURE_COUNT, FeatureSchema, SCHEMA};
+
+#[cfg(feature = "train")]
+pub mod records;
+#[cfg(feature = "train")]
+pub mod sim;
+#[cfg(feature = "train")]
+pub mod train;
+#[cfg(feature = "train")]
+pub mod eval;
+#[cfg(feature = "train")]
+pub mod plots;

@@ -213,6 +213,12 @@ pub fn is_bot_user_agent(ua: Option<&str>) -> bool {
     HINTS.iter().any(|h| lower.contains(h))
 }
 
+/// The route sketch bucket of a method and route.
+pub fn route_bucket(method: &str, route: &str) -> usize {
+    let key = [method.as_bytes(), b" ", route.as_bytes()].concat();
+    hashing::fnv1a(TAG_ROUTE, &key) as usize % ROUTE_BUCKETS
+}
+
 /// Features of `event` relative to `baseline`, then `event` folded into `baseline`.
 ///
 /// `population` supplies typical values while the client is new. Never panics; any
@@ -266,13 +272,7 @@ pub fn extract(
     fv.set(Feature::NewAsn, new_asn);
 
     // Endpoint mix.
-    let route_hash = hashing::fnv1a(
-        TAG_ROUTE,
-        [event.method.as_bytes(), b" ", event.route.as_bytes()]
-            .concat()
-            .as_slice(),
-    );
-    let route_bucket = route_hash as usize % ROUTE_BUCKETS;
+    let route_bucket = route_bucket(event.method, &event.route);
     let (route_surprise, _) = surprise(&b.routes, route_bucket, &population.route_probs);
     fv.set(Feature::RouteSurprise, route_surprise);
 

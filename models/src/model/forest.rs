@@ -86,14 +86,14 @@ impl Tree {
 }
 
 impl Forest {
-    pub(crate) fn validate(&self) -> Result<(), &'static str> {
+    pub fn validate(&self) -> Result<(), &'static str> {
         if self.trees.is_empty() {
             return Err("forest has no trees");
         }
         self.trees.iter().try_for_each(Tree::validate)
     }
 
-    pub(crate) fn score(&self, x: &[f32; FEATURE_COUNT]) -> f32 {
+    pub fn score(&self, x: &[f32; FEATURE_COUNT]) -> f32 {
         let sum: f32 = self.trees.iter().map(|t| t.leaf(x)).sum();
         sum / self.trees.len().max(1) as f32
     }

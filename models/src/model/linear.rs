@@ -21,7 +21,7 @@ pub fn transform(x: f32) -> f32 {
 }
 
 impl Logistic {
-    pub(crate) fn validate(&self) -> Result<(), &'static str> {
+    pub fn validate(&self) -> Result<(), &'static str> {
         if self.mean.len() != FEATURE_COUNT
             || self.scale.len() != FEATURE_COUNT
             || self.weights.len() != FEATURE_COUNT
@@ -50,7 +50,7 @@ impl Logistic {
         z
     }
 
-    pub(crate) fn score(&self, x: &[f32; FEATURE_COUNT]) -> f32 {
+    pub fn score(&self, x: &[f32; FEATURE_COUNT]) -> f32 {
         1.0 / (1.0 + (-self.margin(x)).exp())
     }
 }
