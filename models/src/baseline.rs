@@ -76,7 +76,7 @@ pub struct ClientBaseline {
     pub(crate) bytes_rate: f32,
     /// Request-weighted average of `bytes_rate` at request time.
     pub(crate) typical_bytes: f32,
-    /// Consecutive unfamiliar requests (see the `unfamiliar_hour_run` feature).
+    /// Consecutive unfamiliar requests (see the `unfamiliar_run` feature).
     pub(crate) run: u8,
 }
 

@@ -23,12 +23,12 @@ enum Command {
     Simulate {
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        #[arg(long, default_value_t = 150)]
+        #[arg(long, default_value_t = 100)]
         clients: usize,
-        #[arg(long, default_value_t = 14)]
+        #[arg(long, default_value_t = 10)]
         days: u32,
         /// Attack episodes per simulated day.
-        #[arg(long, default_value_t = 10.0)]
+        #[arg(long, default_value_t = 20.0)]
         attacks_per_day: f64,
         #[arg(long)]
         out: PathBuf,

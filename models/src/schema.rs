@@ -55,7 +55,7 @@ pub const FEATURES: [FeatureDef; FEATURE_COUNT] = [
     ),
     def(
         "burst_ratio",
-        "rate_short over the client's ~24 hour rate (population's typical rate for new clients)",
+        "rate_short over the client's usual rate_short (request-weighted average; blended with the population's while the client is new)",
         "ratio",
     ),
     def(
@@ -100,7 +100,7 @@ pub const FEATURES: [FeatureDef; FEATURE_COUNT] = [
     ),
     def(
         "bytes_ratio",
-        "bytes_rate over the client's ~24 hour byte rate (population's typical for new clients)",
+        "bytes_rate over the client's usual bytes_rate (request-weighted average; blended with the population's while the client is new)",
         "ratio",
     ),
     def(
@@ -125,12 +125,12 @@ pub const FEATURES: [FeatureDef; FEATURE_COUNT] = [
     ),
     def(
         "history",
-        "log2(1 + requests seen from this client, decayed): how mature the baseline is",
+        "log2(1 + requests seen from this client): how mature the baseline is",
         "bits",
     ),
     def(
-        "unfamiliar_hour_run",
-        "consecutive recent requests with hour_surprise >= 6 bits or new_country/new_asn > 0.5",
+        "unfamiliar_run",
+        "consecutive requests with hour_surprise >= 6 bits or new_prefix/new_country/new_asn > 0.5",
         "count, 0..64",
     ),
 ];

@@ -459,10 +459,10 @@ pub fn train_file(path: &Path, cfg: &TrainConfig) -> Result<Model> {
     let mut metrics = Vec::new();
     let started = std::time::Instant::now();
     let forest = if cfg.algorithm == Algorithm::Logistic { None } else { Some(fit_forest(&ds, &rows, cfg)?) };
-    metrics.push(("train.forest_seconds".to_string(), started.elapsed().as_secs_f64()));
+    eprintln!("  fit forest: {:.1}s", started.elapsed().as_secs_f64());
     let started = std::time::Instant::now();
     let logistic = if cfg.algorithm == Algorithm::Forest { None } else { Some(fit_logistic(&ds, &rows)?) };
-    metrics.push(("train.logistic_seconds".to_string(), started.elapsed().as_secs_f64()));
+    eprintln!("  fit logistic: {:.1}s", started.elapsed().as_secs_f64());
 
     let kind = match (forest, logistic) {
         (Some(f), Some(l)) => {
@@ -471,7 +471,7 @@ pub fn train_file(path: &Path, cfg: &TrainConfig) -> Result<Model> {
             metrics.extend(candidate_metrics("logistic", &ds, &holdout, &scores));
             let started = std::time::Instant::now();
             let pca = pca_scores(&ds, &rows, &holdout)?;
-            metrics.push(("train.pca_seconds".to_string(), started.elapsed().as_secs_f64()));
+            eprintln!("  fit pca: {:.1}s", started.elapsed().as_secs_f64());
             metrics.extend(candidate_metrics("pca_reconstruction", &ds, &holdout, &pca));
             ModelKind::Forest(f)
         }
@@ -479,6 +479,7 @@ pub fn train_file(path: &Path, cfg: &TrainConfig) -> Result<Model> {
         (None, Some(l)) => ModelKind::Logistic(l),
         (None, None) => bail!("no algorithm selected"),
     };
+    // Timings are printed, not stored: model files must be byte-for-byte reproducible.
     let scores = score_rows(&kind, &ds, &holdout);
     let name = match kind { ModelKind::Forest(_) => "forest", ModelKind::Logistic(_) => "logistic" };
     metrics.extend(candidate_metrics(name, &ds, &holdout, &scores));
