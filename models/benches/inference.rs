@@ -16,7 +16,8 @@ fn warmed(model: &Model) -> ClientBaseline {
     let mut b = ClientBaseline::new();
     for k in 0..500u64 {
         let path = format!("/open-banking/v3.1/aisp/accounts/acc-{:08}/balances", k % 7);
-        let mut ev = RequestEvent::for_path(1_767_571_200_000 + k * 45_000, "tpp-agg001", "GET", &path);
+        let mut ev =
+            RequestEvent::for_path(1_767_571_200_000 + k * 45_000, "tpp-agg001", "GET", &path);
         ev.ip = "203.0.113.7".parse().ok();
         ev.country = Some("GB");
         ev.asn = Some(64500);
@@ -62,27 +63,33 @@ fn bench(c: &mut Criterion) {
     c.bench_function("score (30-tree forest)", |bench| {
         bench.iter(|| black_box(model.score(black_box(&fv))))
     });
-    c.bench_function("request path: decode + event + extract + score + verdict + encode", |bench| {
-        bench.iter(|| {
-            let mut b = ClientBaseline::decode(black_box(&bytes)).unwrap_or_default();
-            let mut ev = RequestEvent::for_path(ts, "tpp-agg001", "GET", black_box(path));
-            ev.ip = event.ip;
-            ev.country = Some("GB");
-            ev.asn = Some(64500);
-            ev.user_agent = Some("agg001-connector/2.3");
-            let fv = extract(&cfg, &mut b, model.population(), &ev);
-            let score = model.score(&fv);
-            let verdict = Model::verdict(score, model.thresholds());
-            black_box((verdict, b.encode()))
-        })
-    });
-    c.bench_function("response path: decode + observe_response + encode", |bench| {
-        bench.iter(|| {
-            let mut b = ClientBaseline::decode(black_box(&bytes)).unwrap_or_default();
-            observe_response(&mut b, 200, 1_830, ts + 40);
-            black_box(b.encode())
-        })
-    });
+    c.bench_function(
+        "request path: decode + event + extract + score + verdict + encode",
+        |bench| {
+            bench.iter(|| {
+                let mut b = ClientBaseline::decode(black_box(&bytes)).unwrap_or_default();
+                let mut ev = RequestEvent::for_path(ts, "tpp-agg001", "GET", black_box(path));
+                ev.ip = event.ip;
+                ev.country = Some("GB");
+                ev.asn = Some(64500);
+                ev.user_agent = Some("agg001-connector/2.3");
+                let fv = extract(&cfg, &mut b, model.population(), &ev);
+                let score = model.score(&fv);
+                let verdict = Model::verdict(score, model.thresholds());
+                black_box((verdict, b.encode()))
+            })
+        },
+    );
+    c.bench_function(
+        "response path: decode + observe_response + encode",
+        |bench| {
+            bench.iter(|| {
+                let mut b = ClientBaseline::decode(black_box(&bytes)).unwrap_or_default();
+                observe_response(&mut b, 200, 1_830, ts + 40);
+                black_box(b.encode())
+            })
+        },
+    );
     c.bench_function("explain", |bench| {
         bench.iter(|| black_box(explain(black_box(&fv), &baseline)))
     });

@@ -10,7 +10,9 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use obguard_models::{ClientBaseline, ExtractConfig, Model, RequestEvent, extract, load, observe_response};
+use obguard_models::{
+    ClientBaseline, ExtractConfig, Model, RequestEvent, extract, load, observe_response,
+};
 
 const SHIPPED: &[u8] = include_bytes!("../shipped/obguard-default.model");
 const ITERS: u32 = 200_000;
@@ -53,10 +55,15 @@ fn main() {
     let t = Instant::now();
     for _ in 0..ITERS {
         let mut base = ClientBaseline::decode(black_box(&bytes)).unwrap_or_default();
-        let fv = extract(&cfg, &mut base, model.population(), &event(501, black_box(path)));
+        let fv = extract(
+            &cfg,
+            &mut base,
+            model.population(),
+            &event(501, black_box(path)),
+        );
         let s = model.score(&fv);
         acc += s;
-        black_box((Model::verdict(s, model.thresholds()), base.encode()));
+        let _ = black_box((Model::verdict(s, model.thresholds()), base.encode()));
     }
     let path_ns = t.elapsed().as_nanos() as f64 / f64::from(ITERS);
     println!("score: {score_ns:.0} ns/request");

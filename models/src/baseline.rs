@@ -34,7 +34,7 @@ pub(crate) struct Slot {
 /// Compact behavioural state of one client. Start a new client with
 /// [`ClientBaseline::new`]; new clients borrow their "typical" values from the
 /// [`PopulationBaseline`] until they have their own.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClientBaseline {
     pub(crate) version: u8,
     /// First request, Unix ms (0: never seen).
@@ -80,12 +80,44 @@ pub struct ClientBaseline {
     pub(crate) run: u8,
 }
 
+const EMPTY_SLOT: Slot = Slot { hash: 0, hits: 0 };
+
+impl Default for ClientBaseline {
+    /// Same as [`ClientBaseline::new`].
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl ClientBaseline {
     /// A client never seen before.
-    pub fn new() -> Self {
+    pub const fn new() -> Self {
         Self {
             version: BASELINE_VERSION,
-            ..Self::default()
+            first_ms: 0,
+            clock_ms: 0,
+            last_req_ms: 0,
+            requests: 0,
+            hours: [0; HOURS],
+            routes: [0; ROUTE_BUCKETS],
+            rate_short: 0.0,
+            rate_long: 0.0,
+            typical_short: 0.0,
+            gap_mean: 0.0,
+            gap_dev: 0.0,
+            prefixes: [EMPTY_SLOT; 4],
+            countries: [EMPTY_SLOT; 3],
+            asns: [EMPTY_SLOT; 3],
+            last_ua: 0,
+            id_window: 0,
+            id_bits: [0; ID_BITS / 8],
+            typical_ids: 0.0,
+            id_windows: 0,
+            responses: 0.0,
+            errors: 0.0,
+            bytes_rate: 0.0,
+            typical_bytes: 0.0,
+            run: 0,
         }
     }
 
@@ -239,6 +271,15 @@ mod tests {
         let bytes = widest.encode().unwrap();
         assert!(bytes.len() <= MAX_ENCODED_LEN, "{} bytes", bytes.len());
         assert_eq!(ClientBaseline::decode(&bytes).unwrap(), widest);
+    }
+
+    #[test]
+    fn default_is_a_fresh_decodable_baseline() {
+        let bytes = ClientBaseline::default().encode().unwrap();
+        assert_eq!(
+            ClientBaseline::decode(&bytes).unwrap(),
+            ClientBaseline::new()
+        );
     }
 
     #[test]

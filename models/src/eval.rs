@@ -47,7 +47,14 @@ where
         } else {
             Vec::new()
         };
-        sink(r, &Scored { score, verdict, reasons });
+        sink(
+            r,
+            &Scored {
+                score,
+                verdict,
+                reasons,
+            },
+        );
     })
 }
 
@@ -120,7 +127,10 @@ pub fn evaluate_file(model: &Model, path: &Path, within: usize) -> Result<Report
             if s.verdict != Verdict::Allow {
                 counts.1 += 1;
             }
-            let key = r.episode.clone().unwrap_or_else(|| format!("{label}:{}", r.client_id));
+            let key = r
+                .episode
+                .clone()
+                .unwrap_or_else(|| format!("{label}:{}", r.client_id));
             let e = episodes.entry(key).or_insert_with(|| Episode {
                 label,
                 ..Episode::default()
@@ -167,7 +177,11 @@ pub fn evaluate_file(model: &Model, path: &Path, within: usize) -> Result<Report
 }
 
 fn pct(n: u64, d: u64) -> f64 {
-    if d == 0 { 0.0 } else { 100.0 * n as f64 / d as f64 }
+    if d == 0 {
+        0.0
+    } else {
+        100.0 * n as f64 / d as f64
+    }
 }
 
 impl Report {
@@ -191,7 +205,11 @@ impl Report {
             t.throttle,
             t.block
         );
-        let _ = writeln!(o, "\nattack episodes (caught = first non-allow within {} requests)", self.within);
+        let _ = writeln!(
+            o,
+            "\nattack episodes (caught = first non-allow within {} requests)",
+            self.within
+        );
         let _ = writeln!(
             o,
             "  {:<22} {:>8} {:>8} {:>8} {:>9} {:>9} {:>10}",
@@ -200,7 +218,9 @@ impl Report {
         for (label, s) in &self.types {
             let mut hits = s.first_hit.clone();
             hits.sort_unstable();
-            let median = hits.get(hits.len() / 2).map_or("-".to_string(), |m| m.to_string());
+            let median = hits
+                .get(hits.len() / 2)
+                .map_or("-".to_string(), |m| m.to_string());
             let _ = writeln!(
                 o,
                 "  {:<22} {:>8} {:>8} {:>7.1}% {:>8.1}% {:>9} {:>9.1}%",
@@ -225,11 +245,36 @@ impl Report {
         let v = &self.normal_by_verdict;
         let non_allow = v[1..].iter().sum::<u64>();
         let _ = writeln!(o, "\nlegitimate requests by verdict");
-        let _ = writeln!(o, "  allow     {:>10} {:>9.4}%", v[0], pct(v[0], self.normal));
-        let _ = writeln!(o, "  challenge {:>10} {:>9.4}%", v[1], pct(v[1], self.normal));
-        let _ = writeln!(o, "  throttle  {:>10} {:>9.4}%", v[2], pct(v[2], self.normal));
-        let _ = writeln!(o, "  block     {:>10} {:>9.4}%", v[3], pct(v[3], self.normal));
-        let _ = writeln!(o, "  non-allow {:>10} {:>9.4}%", non_allow, pct(non_allow, self.normal));
+        let _ = writeln!(
+            o,
+            "  allow     {:>10} {:>9.4}%",
+            v[0],
+            pct(v[0], self.normal)
+        );
+        let _ = writeln!(
+            o,
+            "  challenge {:>10} {:>9.4}%",
+            v[1],
+            pct(v[1], self.normal)
+        );
+        let _ = writeln!(
+            o,
+            "  throttle  {:>10} {:>9.4}%",
+            v[2],
+            pct(v[2], self.normal)
+        );
+        let _ = writeln!(
+            o,
+            "  block     {:>10} {:>9.4}%",
+            v[3],
+            pct(v[3], self.normal)
+        );
+        let _ = writeln!(
+            o,
+            "  non-allow {:>10} {:>9.4}%",
+            non_allow,
+            pct(non_allow, self.normal)
+        );
         let _ = writeln!(
             o,
             "\nrequest-level ROC AUC {:.4}  average precision {:.4}",

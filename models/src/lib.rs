@@ -71,12 +71,12 @@ pub use model::{Model, Thresholds, Verdict, load};
 pub use schema::{FEATURE_COUNT, FeatureSchema, SCHEMA};
 
 #[cfg(feature = "train")]
+pub mod eval;
+#[cfg(feature = "train")]
+pub mod plots;
+#[cfg(feature = "train")]
 pub mod records;
 #[cfg(feature = "train")]
 pub mod sim;
 #[cfg(feature = "train")]
 pub mod train;
-#[cfg(feature = "train")]
-pub mod eval;
-#[cfg(feature = "train")]
-pub mod plots;

@@ -178,13 +178,23 @@ fn main() -> Result<()> {
             }
         }
         Command::Inspect { model } => {
-            let bytes = std::fs::read(&model).with_context(|| format!("reading {}", model.display()))?;
-            let m = obguard_models::load(&bytes).with_context(|| format!("loading {}", model.display()))?;
+            let bytes =
+                std::fs::read(&model).with_context(|| format!("reading {}", model.display()))?;
+            let m = obguard_models::load(&bytes)
+                .with_context(|| format!("loading {}", model.display()))?;
             let meta = m.metadata();
             let t = m.thresholds();
-            println!("file:            {} ({} bytes)", model.display(), bytes.len());
+            println!(
+                "file:            {} ({} bytes)",
+                model.display(),
+                bytes.len()
+            );
             println!("format version:  {}", obguard_models::model::FORMAT_VERSION);
-            println!("schema:          v{} {}", schema::SCHEMA.version, schema::SCHEMA.hash_hex());
+            println!(
+                "schema:          v{} {}",
+                schema::SCHEMA.version,
+                schema::SCHEMA.hash_hex()
+            );
             println!("algorithm:       {} ({})", m.kind_name(), meta.params);
             if let obguard_models::model::ModelKind::Forest(f) = m.kind() {
                 println!("trees / nodes:   {} / {}", f.trees.len(), f.node_count());
@@ -193,8 +203,18 @@ fn main() -> Result<()> {
                 "thresholds:      challenge {:.4}  throttle {:.4}  block {:.4}",
                 t.challenge, t.throttle, t.block
             );
-            println!("signature:       {}", if m.signature().is_some() { "present (not verified)" } else { "none" });
-            println!("trained:         {} by obguard-models {}", meta.created, meta.tool_version);
+            println!(
+                "signature:       {}",
+                if m.signature().is_some() {
+                    "present (not verified)"
+                } else {
+                    "none"
+                }
+            );
+            println!(
+                "trained:         {} by obguard-models {}",
+                meta.created, meta.tool_version
+            );
             println!("data digest:     sha256:{}", meta.data_digest);
             println!("records / seed:  {} / {}", meta.records, meta.seed);
             println!("utc offset:      {} min", meta.utc_offset_minutes);

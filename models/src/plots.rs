@@ -19,7 +19,10 @@ const FONT_PATHS: [&str; 4] = [
 ];
 
 fn register_font() -> bool {
-    let candidates = std::env::var("OBGUARD_FONT").ok().into_iter().chain(FONT_PATHS.iter().map(|s| s.to_string()));
+    let candidates = std::env::var("OBGUARD_FONT")
+        .ok()
+        .into_iter()
+        .chain(FONT_PATHS.iter().map(|s| s.to_string()));
     for path in candidates {
         if let Ok(bytes) = std::fs::read(&path) {
             let leaked: &'static [u8] = Box::leak(bytes.into_boxed_slice());
@@ -32,7 +35,9 @@ fn register_font() -> bool {
 }
 
 /// (false positive rate, true positive rate) and (recall, precision) points, thinned.
-fn curves(report: &Report) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+type Curve = Vec<(f64, f64)>;
+
+fn curves(report: &Report) -> (Curve, Curve) {
     let mut s = report.scores.clone();
     s.sort_by(|a, b| b.0.total_cmp(&a.0));
     let pos = s.iter().filter(|x| x.1).count().max(1) as f64;
@@ -45,7 +50,11 @@ fn curves(report: &Report) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
     while i < s.len() {
         let score = s[i].0;
         while i < s.len() && s[i].0 == score {
-            if s[i].1 { tp += 1.0 } else { fp += 1.0 }
+            if s[i].1 {
+                tp += 1.0
+            } else {
+                fp += 1.0
+            }
             i += 1;
         }
         if i % step == 0 || i == s.len() || fp < 50.0 {
@@ -57,27 +66,59 @@ fn curves(report: &Report) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
     (roc, pr)
 }
 
-fn line_chart(path: &Path, title: &str, xlabel: &str, ylabel: &str, points: &[(f64, f64)], log_x: bool, labels: bool) -> Result<()> {
+fn line_chart(
+    path: &Path,
+    title: &str,
+    xlabel: &str,
+    ylabel: &str,
+    points: &[(f64, f64)],
+    log_x: bool,
+    labels: bool,
+) -> Result<()> {
     let root = BitMapBackend::new(path, (800, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
     let mut builder = ChartBuilder::on(&root);
     builder.margin(20);
     if labels {
-        builder.caption(title, ("sans-serif", 24)).x_label_area_size(45).y_label_area_size(60);
+        builder
+            .caption(title, ("sans-serif", 24))
+            .x_label_area_size(45)
+            .y_label_area_size(60);
     }
     if log_x {
         let pts: Vec<(f64, f64)> = points.iter().map(|(x, y)| (x.max(1e-6), *y)).collect();
-        let mut chart = builder.build_cartesian_2d((1e-6f64..1.0f64).log_scale(), 0f64..1.0f64).map_err(|e| anyhow!("{e}"))?;
+        let mut chart = builder
+            .build_cartesian_2d((1e-6f64..1.0f64).log_scale(), 0f64..1.0f64)
+            .map_err(|e| anyhow!("{e}"))?;
         if labels {
-            chart.configure_mesh().x_desc(xlabel).y_desc(ylabel).draw().map_err(|e| anyhow!("{e}"))?;
+            chart
+                .configure_mesh()
+                .x_desc(xlabel)
+                .y_desc(ylabel)
+                .draw()
+                .map_err(|e| anyhow!("{e}"))?;
         }
-        chart.draw_series(LineSeries::new(pts, BLUE.stroke_width(2))).map_err(|e| anyhow!("{e}"))?;
+        chart
+            .draw_series(LineSeries::new(pts, BLUE.stroke_width(2)))
+            .map_err(|e| anyhow!("{e}"))?;
     } else {
-        let mut chart = builder.build_cartesian_2d(0f64..1.0f64, 0f64..1.0f64).map_err(|e| anyhow!("{e}"))?;
+        let mut chart = builder
+            .build_cartesian_2d(0f64..1.0f64, 0f64..1.0f64)
+            .map_err(|e| anyhow!("{e}"))?;
         if labels {
-            chart.configure_mesh().x_desc(xlabel).y_desc(ylabel).draw().map_err(|e| anyhow!("{e}"))?;
+            chart
+                .configure_mesh()
+                .x_desc(xlabel)
+                .y_desc(ylabel)
+                .draw()
+                .map_err(|e| anyhow!("{e}"))?;
         }
-        chart.draw_series(LineSeries::new(points.iter().copied(), BLUE.stroke_width(2))).map_err(|e| anyhow!("{e}"))?;
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                BLUE.stroke_width(2),
+            ))
+            .map_err(|e| anyhow!("{e}"))?;
     }
     root.present().map_err(|e| anyhow!("{e}"))?;
     Ok(())
@@ -91,29 +132,66 @@ fn histogram(path: &Path, report: &Report, labels: bool) -> Result<()> {
         let b = ((s.clamp(0.0, 1.0) * BINS as f32) as usize).min(BINS - 1);
         if *a { attack[b] += 1 } else { normal[b] += 1 }
     }
-    let max = normal.iter().chain(attack.iter()).copied().max().unwrap_or(1).max(1) as f64;
+    let max = normal
+        .iter()
+        .chain(attack.iter())
+        .copied()
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
     let root = BitMapBackend::new(path, (800, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
     let mut builder = ChartBuilder::on(&root);
     builder.margin(20);
     if labels {
-        builder.caption("score histogram (log count): normal blue, attack red", ("sans-serif", 22)).x_label_area_size(45).y_label_area_size(60);
+        builder
+            .caption(
+                "score histogram (log count): normal blue, attack red",
+                ("sans-serif", 22),
+            )
+            .x_label_area_size(45)
+            .y_label_area_size(60);
     }
-    let mut chart = builder.build_cartesian_2d(0f64..1.0f64, (0.5f64..max * 2.0).log_scale()).map_err(|e| anyhow!("{e}"))?;
+    let mut chart = builder
+        .build_cartesian_2d(0f64..1.0f64, (0.5f64..max * 2.0).log_scale())
+        .map_err(|e| anyhow!("{e}"))?;
     if labels {
-        chart.configure_mesh().x_desc("score").y_desc("requests").draw().map_err(|e| anyhow!("{e}"))?;
+        chart
+            .configure_mesh()
+            .x_desc("score")
+            .y_desc("requests")
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
     }
     let w = 1.0 / BINS as f64;
     for (counts, color) in [(&normal, BLUE.mix(0.5)), (&attack, RED.mix(0.5))] {
         chart
-            .draw_series(counts.iter().enumerate().filter(|(_, c)| **c > 0).map(|(i, c)| {
-                Rectangle::new([(i as f64 * w, 0.5), ((i + 1) as f64 * w, *c as f64)], color.filled())
-            }))
+            .draw_series(
+                counts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| **c > 0)
+                    .map(|(i, c)| {
+                        Rectangle::new(
+                            [(i as f64 * w, 0.5), ((i + 1) as f64 * w, *c as f64)],
+                            color.filled(),
+                        )
+                    }),
+            )
             .map_err(|e| anyhow!("{e}"))?;
     }
     let t = report.thresholds;
-    for (x, c) in [(t.challenge, GREEN), (t.throttle, MAGENTA), (t.block, BLACK)] {
-        chart.draw_series(LineSeries::new(vec![(f64::from(x), 0.5), (f64::from(x), max * 2.0)], c.stroke_width(2))).map_err(|e| anyhow!("{e}"))?;
+    for (x, c) in [
+        (t.challenge, GREEN),
+        (t.throttle, MAGENTA),
+        (t.block, BLACK),
+    ] {
+        chart
+            .draw_series(LineSeries::new(
+                vec![(f64::from(x), 0.5), (f64::from(x), max * 2.0)],
+                c.stroke_width(2),
+            ))
+            .map_err(|e| anyhow!("{e}"))?;
     }
     root.present().map_err(|e| anyhow!("{e}"))?;
     Ok(())
@@ -123,8 +201,24 @@ fn histogram(path: &Path, report: &Report, labels: bool) -> Result<()> {
 pub fn write_all(report: &Report, dir: &Path) -> Result<()> {
     let labels = register_font();
     let (roc, pr) = curves(report);
-    line_chart(&dir.join("roc.png"), &format!("ROC (AUC {:.4})", report.roc_auc), "false positive rate (log)", "true positive rate", &roc, true, labels)?;
-    line_chart(&dir.join("pr.png"), &format!("precision-recall (AP {:.4})", report.average_precision), "recall", "precision", &pr, false, labels)?;
+    line_chart(
+        &dir.join("roc.png"),
+        &format!("ROC (AUC {:.4})", report.roc_auc),
+        "false positive rate (log)",
+        "true positive rate",
+        &roc,
+        true,
+        labels,
+    )?;
+    line_chart(
+        &dir.join("pr.png"),
+        &format!("precision-recall (AP {:.4})", report.average_precision),
+        "recall",
+        "precision",
+        &pr,
+        false,
+        labels,
+    )?;
     histogram(&dir.join("score-histogram.png"), report, labels)?;
     Ok(())
 }

@@ -66,7 +66,10 @@ impl Asn {
         match self {
             Asn::Number(n) => Ok(*n),
             Asn::Text(t) => {
-                let digits = t.trim().trim_start_matches(['A', 'a']).trim_start_matches(['S', 's']);
+                let digits = t
+                    .trim()
+                    .trim_start_matches(['A', 'a'])
+                    .trim_start_matches(['S', 's']);
                 digits
                     .parse()
                     .map_err(|_| format!("asn: {t:?} is neither a number nor \"AS<number>\""))
@@ -154,7 +157,10 @@ impl Record {
             return Err(err("client_id: empty".into()));
         }
         if raw.method.is_empty() || !raw.method.bytes().all(|b| b.is_ascii_alphabetic()) {
-            return Err(err(format!("method: {:?} is not an HTTP method", raw.method)));
+            return Err(err(format!(
+                "method: {:?} is not an HTTP method",
+                raw.method
+            )));
         }
         if !raw.path.starts_with('/') {
             return Err(err(format!("path: {:?} does not start with '/'", raw.path)));

@@ -160,7 +160,12 @@ fn diurnal(h: f64) -> f64 {
 }
 
 fn ip(prefix: [u8; 3], rng: &mut ChaCha8Rng) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(prefix[0], prefix[1], prefix[2], rng.gen_range(2..250)))
+    IpAddr::V4(Ipv4Addr::new(
+        prefix[0],
+        prefix[1],
+        prefix[2],
+        rng.gen_range(2..250),
+    ))
 }
 
 impl Sim {
@@ -212,7 +217,8 @@ impl Sim {
             let ua = ua_for(minor);
             let ua_upgrade = ua_for(minor + 1);
             let end = self.end_ms();
-            let ua_upgrade_at = EPOCH_MS + self.rng.gen_range(DAY..(end - EPOCH_MS).max(DAY + 1)) * 3 / 2;
+            let ua_upgrade_at =
+                EPOCH_MS + self.rng.gen_range(DAY..(end - EPOCH_MS).max(DAY + 1)) * 3 / 2;
             let failover_at = (self.rng.gen_bool(0.3))
                 .then(|| EPOCH_MS + self.rng.gen_range(DAY..(end - EPOCH_MS).max(DAY + 1)));
             // A few clients are onboarded during the run.
@@ -236,7 +242,10 @@ impl Sim {
                 })
                 .collect();
             let (intensity, poll_period) = match profile {
-                Profile::Aggregator => (self.rng.gen_range(3.0..12.0), [15, 30, 60][self.rng.gen_range(0..3)] * MIN),
+                Profile::Aggregator => (
+                    self.rng.gen_range(3.0..12.0),
+                    [15, 30, 60][self.rng.gen_range(0..3)] * MIN,
+                ),
                 Profile::Payments => (self.rng.gen_range(6.0..40.0), 0),
                 Profile::MobileApp => (self.rng.gen_range(10.0..60.0), 0),
                 Profile::Batch => (1.0, DAY),
@@ -287,16 +296,35 @@ impl Sim {
 
     /// A legitimate request of client `c`.
     #[allow(clippy::too_many_arguments)]
-    fn legit(&mut self, c: usize, ts: u64, sub: String, method: &'static str, path: String, typical: u64, customer: bool) {
+    fn legit(
+        &mut self,
+        c: usize,
+        ts: u64,
+        sub: String,
+        method: &'static str,
+        path: String,
+        typical: u64,
+        customer: bool,
+    ) {
         let (status, resp_bytes) = self.status_and_bytes(typical, method == "POST");
         let cl = &self.clients[c];
         let prefix = match cl.failover_at {
             Some(f) if ts >= f && ts < f + 6 * HOUR => cl.spare_prefix,
             _ => cl.prefixes[self.rng.gen_range(0..cl.prefixes.len())],
         };
-        let ua = if ts >= cl.ua_upgrade_at { cl.ua_upgrade.clone() } else { cl.ua.clone() };
+        let ua = if ts >= cl.ua_upgrade_at {
+            cl.ua_upgrade.clone()
+        } else {
+            cl.ua.clone()
+        };
         let (country, asn) = (cl.country, cl.asn);
-        let customer_ip = customer.then(|| format!("198.51.{}.{}", self.rng.gen_range(0..255), self.rng.gen_range(1..255)));
+        let customer_ip = customer.then(|| {
+            format!(
+                "198.51.{}.{}",
+                self.rng.gen_range(0..255),
+                self.rng.gen_range(1..255)
+            )
+        });
         let ip = ip(prefix, &mut self.rng);
         self.events.push(Ev {
             ts_ms: ts,
@@ -317,16 +345,47 @@ impl Sim {
     }
 
     /// An account-information visit for one PSU: accounts, then balances and transactions.
-    fn ais_visit(&mut self, c: usize, mut ts: u64, psu: usize, customer: bool, spacing_ms: u64) -> u64 {
+    fn ais_visit(
+        &mut self,
+        c: usize,
+        mut ts: u64,
+        psu: usize,
+        customer: bool,
+        spacing_ms: u64,
+    ) -> u64 {
         let sub = self.clients[c].psus[psu].sub.clone();
         let accounts = self.clients[c].psus[psu].accounts.clone();
-        self.legit(c, ts, sub.clone(), "GET", format!("{API}/aisp/accounts"), 1400, customer);
+        self.legit(
+            c,
+            ts,
+            sub.clone(),
+            "GET",
+            format!("{API}/aisp/accounts"),
+            1400,
+            customer,
+        );
         for acc in accounts {
             ts += self.rng.gen_range(spacing_ms / 2..spacing_ms * 2 + 1);
-            self.legit(c, ts, sub.clone(), "GET", format!("{API}/aisp/accounts/{acc}/balances"), 800, customer);
+            self.legit(
+                c,
+                ts,
+                sub.clone(),
+                "GET",
+                format!("{API}/aisp/accounts/{acc}/balances"),
+                800,
+                customer,
+            );
             if self.rng.gen_bool(0.7) {
                 ts += self.rng.gen_range(spacing_ms / 2..spacing_ms * 2 + 1);
-                self.legit(c, ts, sub.clone(), "GET", format!("{API}/aisp/accounts/{acc}/transactions"), 24_000, customer);
+                self.legit(
+                    c,
+                    ts,
+                    sub.clone(),
+                    "GET",
+                    format!("{API}/aisp/accounts/{acc}/transactions"),
+                    24_000,
+                    customer,
+                );
             }
         }
         ts
@@ -336,14 +395,46 @@ impl Sim {
         let sub = self.clients[c].psus[psu].sub.clone();
         let consent = format!("pcon-{:010}", self.rng.gen_range(0..u32::MAX));
         let pay = format!("pay-{:010}", self.rng.gen_range(0..u32::MAX));
-        self.legit(c, ts, sub.clone(), "POST", format!("{API}/pisp/domestic-payment-consents"), 1500, true);
+        self.legit(
+            c,
+            ts,
+            sub.clone(),
+            "POST",
+            format!("{API}/pisp/domestic-payment-consents"),
+            1500,
+            true,
+        );
         ts += self.rng.gen_range(20_000..120_000);
-        self.legit(c, ts, sub.clone(), "GET", format!("{API}/pisp/domestic-payment-consents/{consent}"), 1500, true);
+        self.legit(
+            c,
+            ts,
+            sub.clone(),
+            "GET",
+            format!("{API}/pisp/domestic-payment-consents/{consent}"),
+            1500,
+            true,
+        );
         ts += self.rng.gen_range(500..5_000);
-        self.legit(c, ts, sub.clone(), "POST", format!("{API}/pisp/domestic-payments"), 1600, true);
+        self.legit(
+            c,
+            ts,
+            sub.clone(),
+            "POST",
+            format!("{API}/pisp/domestic-payments"),
+            1600,
+            true,
+        );
         if self.rng.gen_bool(0.5) {
             ts += self.rng.gen_range(2_000..60_000);
-            self.legit(c, ts, sub, "GET", format!("{API}/pisp/domestic-payments/{pay}"), 1400, false);
+            self.legit(
+                c,
+                ts,
+                sub,
+                "GET",
+                format!("{API}/pisp/domestic-payments/{pay}"),
+                1400,
+                false,
+            );
         }
     }
 
@@ -352,7 +443,14 @@ impl Sim {
         for c in 0..self.clients.len() {
             let (profile, start, offset, intensity, period, n_psus) = {
                 let cl = &self.clients[c];
-                (cl.profile, cl.start_ms, cl.offset_min, cl.intensity, cl.poll_period, cl.psus.len())
+                (
+                    cl.profile,
+                    cl.start_ms,
+                    cl.offset_min,
+                    cl.intensity,
+                    cl.poll_period,
+                    cl.psus.len(),
+                )
             };
             match profile {
                 Profile::Aggregator => {
@@ -366,7 +464,8 @@ impl Sim {
                         let mut ts = t + self.rng.gen_range(0..20_000);
                         for _ in 0..batch {
                             let psu = self.rng.gen_range(0..n_psus);
-                            ts = self.ais_visit(c, ts, psu, false, 300) + self.rng.gen_range(100..800);
+                            ts = self.ais_visit(c, ts, psu, false, 300)
+                                + self.rng.gen_range(100..800);
                         }
                         t += period;
                     }
@@ -407,11 +506,14 @@ impl Sim {
                     let mut day = start - (start - EPOCH_MS) % DAY;
                     while day < end {
                         // 01:00-01:30 local.
-                        let local_one = (DAY as i64 + HOUR as i64 - i64::from(offset) * MIN as i64) as u64 % DAY;
+                        let local_one = (DAY as i64 + HOUR as i64 - i64::from(offset) * MIN as i64)
+                            as u64
+                            % DAY;
                         let mut ts = day + local_one + self.rng.gen_range(0..30 * MIN);
                         if ts >= start {
                             for psu in 0..n_psus {
-                                ts = self.ais_visit(c, ts, psu, false, 200) + self.rng.gen_range(50..400);
+                                ts = self.ais_visit(c, ts, psu, false, 200)
+                                    + self.rng.gen_range(50..400);
                             }
                         }
                         day += DAY;
@@ -423,7 +525,21 @@ impl Sim {
 
     /// Push one attack request.
     #[allow(clippy::too_many_arguments)]
-    fn attack(&mut self, ep: u32, label: &'static str, c: usize, ts: u64, sub: String, path: String, status: u16, resp_bytes: u64, ip: IpAddr, country: &'static str, asn: u32, ua: String) {
+    fn attack(
+        &mut self,
+        ep: u32,
+        label: &'static str,
+        c: usize,
+        ts: u64,
+        sub: String,
+        path: String,
+        status: u16,
+        resp_bytes: u64,
+        ip: IpAddr,
+        country: &'static str,
+        asn: u32,
+        ua: String,
+    ) {
         self.events.push(Ev {
             ts_ms: ts,
             client: c,
@@ -482,17 +598,26 @@ impl Sim {
             let (hostile_country, hostile_asn) = HOSTILE[self.rng.gen_range(0..HOSTILE.len())];
             let hostile_prefix = self.random_prefix();
             let victim_ua = self.clients[victim].ua.clone();
-            let victim_home = (self.clients[victim].country, self.clients[victim].asn, self.clients[victim].prefixes[0]);
+            let victim_home = (
+                self.clients[victim].country,
+                self.clients[victim].asn,
+                self.clients[victim].prefixes[0],
+            );
             let victim_accounts: Vec<(String, String)> = self.clients[victim]
                 .psus
                 .iter()
                 .flat_map(|p| p.accounts.iter().map(|a| (p.sub.clone(), a.clone())))
                 .collect();
-            let pick_account = |rng: &mut ChaCha8Rng| victim_accounts.choose(rng).cloned().unwrap_or_default();
+            let pick_account =
+                |rng: &mut ChaCha8Rng| victim_accounts.choose(rng).cloned().unwrap_or_default();
             match kind {
                 0 => {
                     // Credential stuffing / token spraying from a botnet: many subs, mostly refused.
-                    let c = if self.rng.gen_bool(0.5) { victim } else { self.new_attacker_client() };
+                    let c = if self.rng.gen_bool(0.5) {
+                        victim
+                    } else {
+                        self.new_attacker_client()
+                    };
                     let mut ts = start;
                     for _ in 0..self.rng.gen_range(40..200) {
                         ts += self.rng.gen_range(200..3_000);
@@ -502,7 +627,20 @@ impl Sim {
                         let status = if self.rng.gen_bool(0.85) { 401 } else { 200 };
                         let ua = BOT_UAS[self.rng.gen_range(0..BOT_UAS.len())].to_string();
                         let sub = format!("psu-x{}", self.rng.gen_range(0..100_000));
-                        self.attack(ep, "credential_stuffing", c, ts, sub, format!("{API}/aisp/accounts"), status, 300, ip, country, asn, ua);
+                        self.attack(
+                            ep,
+                            "credential_stuffing",
+                            c,
+                            ts,
+                            sub,
+                            format!("{API}/aisp/accounts"),
+                            status,
+                            300,
+                            ip,
+                            country,
+                            asn,
+                            ua,
+                        );
                     }
                 }
                 1 => {
@@ -517,14 +655,29 @@ impl Sim {
                         let status = if self.rng.gen_bool(0.8) { 403 } else { 200 };
                         let ip = ip(prefix, &mut self.rng);
                         let (sub, _) = pick_account(&mut self.rng);
-                        self.attack(ep, "bola_enumeration", victim, ts, sub, format!("{API}/aisp/accounts/{acc}/balances"), status, 700, ip, country, asn, victim_ua.clone());
+                        self.attack(
+                            ep,
+                            "bola_enumeration",
+                            victim,
+                            ts,
+                            sub,
+                            format!("{API}/aisp/accounts/{acc}/balances"),
+                            status,
+                            700,
+                            ip,
+                            country,
+                            asn,
+                            victim_ua.clone(),
+                        );
                     }
                 }
                 2 => {
                     // 3 AM local, from a hostile country, with the victim's credentials.
                     let offset = self.clients[victim].offset_min;
                     let day = start - (start - EPOCH_MS) % DAY;
-                    let three = (DAY as i64 + 3 * HOUR as i64 - i64::from(offset) * MIN as i64) as u64 % DAY;
+                    let three = (DAY as i64 + 3 * HOUR as i64 - i64::from(offset) * MIN as i64)
+                        as u64
+                        % DAY;
                     let mut ts = day + three + self.rng.gen_range(0..40 * MIN);
                     for _ in 0..self.rng.gen_range(20..80) {
                         ts += self.rng.gen_range(2_000..20_000);
@@ -535,7 +688,20 @@ impl Sim {
                         } else {
                             format!("{API}/aisp/accounts/{acc}/transactions")
                         };
-                        self.attack(ep, "offhours_new_country", victim, ts, sub, path, 200, 9_000, ip, hostile_country, hostile_asn, victim_ua.clone());
+                        self.attack(
+                            ep,
+                            "offhours_new_country",
+                            victim,
+                            ts,
+                            sub,
+                            path,
+                            200,
+                            9_000,
+                            ip,
+                            hostile_country,
+                            hostile_asn,
+                            victim_ua.clone(),
+                        );
                     }
                 }
                 3 => {
@@ -543,7 +709,10 @@ impl Sim {
                     let (sub, acc) = pick_account(&mut self.rng);
                     let mut ts = start;
                     let asn = 65200 + self.rng.gen_range(0..50);
-                    let ua = format!("Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/12{}.0", self.rng.gen_range(0..9));
+                    let ua = format!(
+                        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/12{}.0",
+                        self.rng.gen_range(0..9)
+                    );
                     for _ in 0..self.rng.gen_range(10..50) {
                         ts += self.rng.gen_range(3_000..30_000);
                         let ip = ip(hostile_prefix, &mut self.rng);
@@ -552,7 +721,20 @@ impl Sim {
                             1 => format!("{API}/aisp/accounts/{acc}/balances"),
                             _ => format!("{API}/aisp/accounts/{acc}/transactions"),
                         };
-                        self.attack(ep, "token_replay", victim, ts, sub.clone(), path, 200, 5_000, ip, victim_home.0, asn, ua.clone());
+                        self.attack(
+                            ep,
+                            "token_replay",
+                            victim,
+                            ts,
+                            sub.clone(),
+                            path,
+                            200,
+                            5_000,
+                            ip,
+                            victim_home.0,
+                            asn,
+                            ua.clone(),
+                        );
                     }
                 }
                 4 => {
@@ -563,9 +745,17 @@ impl Sim {
                         ts += self.rng.gen_range(300..2_500);
                         let (sub, acc) = pick_account(&mut self.rng);
                         let (country, asn, ip) = if from_home {
-                            (victim_home.0, victim_home.1, ip(victim_home.2, &mut self.rng))
+                            (
+                                victim_home.0,
+                                victim_home.1,
+                                ip(victim_home.2, &mut self.rng),
+                            )
                         } else {
-                            (hostile_country, hostile_asn, ip(hostile_prefix, &mut self.rng))
+                            (
+                                hostile_country,
+                                hostile_asn,
+                                ip(hostile_prefix, &mut self.rng),
+                            )
                         };
                         let page = self.rng.gen_range(1..50);
                         let bytes = self.rng.gen_range(200_000..900_000);
@@ -574,7 +764,11 @@ impl Sim {
                 }
                 5 => {
                     // Scraping bot: metronomic, scripted client, cloud network.
-                    let c = if self.rng.gen_bool(0.5) { victim } else { self.new_attacker_client() };
+                    let c = if self.rng.gen_bool(0.5) {
+                        victim
+                    } else {
+                        self.new_attacker_client()
+                    };
                     let period = self.rng.gen_range(800..3_000);
                     let mut ts = start;
                     let ua = BOT_UAS[self.rng.gen_range(0..BOT_UAS.len() - 1)].to_string();
@@ -589,7 +783,20 @@ impl Sim {
                             _ => format!("{API}/aisp/accounts/{acc}/statements"),
                         };
                         let ip = ip(hostile_prefix, &mut self.rng);
-                        self.attack(ep, "scraping_bot", c, ts, sub, path, 200, 3_000, ip, "US", asn, ua.clone());
+                        self.attack(
+                            ep,
+                            "scraping_bot",
+                            c,
+                            ts,
+                            sub,
+                            path,
+                            200,
+                            3_000,
+                            ip,
+                            "US",
+                            asn,
+                            ua.clone(),
+                        );
                     }
                 }
                 _ => {
@@ -602,7 +809,20 @@ impl Sim {
                         let status = if self.rng.gen_bool(0.7) { 404 } else { 200 };
                         let ip = ip(hostile_prefix, &mut self.rng);
                         let (sub, _) = pick_account(&mut self.rng);
-                        self.attack(ep, "low_and_slow", victim, ts, sub, format!("{API}/aisp/accounts/{acc}"), status, 600, ip, hostile_country, hostile_asn, victim_ua.clone());
+                        self.attack(
+                            ep,
+                            "low_and_slow",
+                            victim,
+                            ts,
+                            sub,
+                            format!("{API}/aisp/accounts/{acc}"),
+                            status,
+                            600,
+                            ip,
+                            hostile_country,
+                            hostile_asn,
+                            victim_ua.clone(),
+                        );
                     }
                 }
             }

@@ -22,7 +22,9 @@ use smartcore::linalg::basic::matrix::DenseMatrix;
 use smartcore::linear::logistic_regression::{LogisticRegression, LogisticRegressionParameters};
 
 use crate::baseline::{ClientBaseline, PopulationBaseline};
-use crate::features::{ExtractConfig, Feature, FeatureVector, extract, observe_response, route_bucket};
+use crate::features::{
+    ExtractConfig, Feature, FeatureVector, extract, observe_response, route_bucket,
+};
 use crate::model::forest::{Forest, LEAF, Node, Tree};
 use crate::model::linear::{Logistic, transform};
 use crate::model::{Model, ModelBody, ModelKind, Thresholds, TrainingMetadata};
@@ -75,9 +77,7 @@ where
     let mut n = 0;
     for record in records {
         let record = record?;
-        let baseline = baselines
-            .entry(record.client_id.clone())
-            .or_insert_with(ClientBaseline::new);
+        let baseline = baselines.entry(record.client_id.clone()).or_default();
         let features = extract(cfg, baseline, population, &record.event());
         sink(&record, &features, baseline);
         observe_response(baseline, record.status, record.resp_bytes, record.ts_ms);
@@ -99,18 +99,26 @@ pub struct Dataset {
 fn progress(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template("{msg:>12} [{bar:40}] {percent:>3}% {elapsed_precise} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg:>12} [{bar:40}] {percent:>3}% {elapsed_precise} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     bar.set_message(what.to_string());
     bar
 }
 
 /// Records of `path`, counting bytes read on `bar`.
-fn open_records(path: &Path, bar: &ProgressBar) -> Result<impl Iterator<Item = Result<Record, RecordError>>> {
+fn open_records(
+    path: &Path,
+    bar: &ProgressBar,
+) -> Result<impl Iterator<Item = Result<Record, RecordError>>> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    Ok(records::read(BufReader::with_capacity(1 << 20, bar.wrap_read(file))))
+    Ok(records::read(BufReader::with_capacity(
+        1 << 20,
+        bar.wrap_read(file),
+    )))
 }
 
 fn file_digest(path: &Path) -> Result<String> {
@@ -178,11 +186,15 @@ fn population_from(path: &Path, cfg: &ExtractConfig) -> Result<PopulationBaselin
 /// Client ids hashing into this quarter are held out for threshold calibration.
 fn is_holdout(client_id: &str) -> bool {
     let h: [u8; 32] = Sha256::digest(client_id.as_bytes()).into();
-    h[0] % 4 == 0
+    h[0].is_multiple_of(4)
 }
 
 /// Featurise a records file with a population prior.
-pub fn dataset(path: &Path, cfg: &ExtractConfig, population: &PopulationBaseline) -> Result<Dataset> {
+pub fn dataset(
+    path: &Path,
+    cfg: &ExtractConfig,
+    population: &PopulationBaseline,
+) -> Result<Dataset> {
     let len = std::fs::metadata(path)?.len();
     let bar = progress(len, "features");
     let mut ds = Dataset::default();
@@ -206,10 +218,14 @@ pub fn dataset(path: &Path, cfg: &ExtractConfig, population: &PopulationBaseline
 /// Rows to fit on: every attack row of non-held-out clients and a seeded sample of normal
 /// rows.
 fn fit_rows(ds: &Dataset, max_normal: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
-    let mut normal: Vec<usize> = (0..ds.x.len()).filter(|&i| !ds.holdout[i] && !ds.attack[i]).collect();
+    let mut normal: Vec<usize> = (0..ds.x.len())
+        .filter(|&i| !ds.holdout[i] && !ds.attack[i])
+        .collect();
     normal.shuffle(rng);
     normal.truncate(max_normal);
-    let mut rows: Vec<usize> = (0..ds.x.len()).filter(|&i| !ds.holdout[i] && ds.attack[i]).collect();
+    let mut rows: Vec<usize> = (0..ds.x.len())
+        .filter(|&i| !ds.holdout[i] && ds.attack[i])
+        .collect();
     rows.extend(normal);
     rows.sort_unstable();
     rows
@@ -234,13 +250,20 @@ pub fn fit_forest(ds: &Dataset, rows: &[usize], cfg: &TrainConfig) -> Result<For
         .with_min_samples_split(40)
         .with_seed(cfg.seed);
     let bar = ProgressBar::new_spinner();
-    bar.set_message(format!("fitting random forest ({} trees) on {} rows", cfg.trees, rows.len()));
+    bar.set_message(format!(
+        "fitting random forest ({} trees) on {} rows",
+        cfg.trees,
+        rows.len()
+    ));
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    let rf = RandomForestClassifier::fit(&x, &y, params).map_err(|e| anyhow!("random forest: {e}"))?;
+    let rf =
+        RandomForestClassifier::fit(&x, &y, params).map_err(|e| anyhow!("random forest: {e}"))?;
     bar.finish_and_clear();
     let mut forest = export_forest(&rf)?;
     refit_leaves(&mut forest, ds, rows);
-    forest.validate().map_err(|e| anyhow!("exported forest is invalid: {e}"))?;
+    forest
+        .validate()
+        .map_err(|e| anyhow!("exported forest is invalid: {e}"))?;
     Ok(forest)
 }
 
@@ -265,7 +288,10 @@ fn export_forest<T: serde::Serialize>(rf: &T) -> Result<Forest> {
             let node = match (child("true_child"), child("false_child")) {
                 (Some(l), Some(r)) => Node {
                     feature: u8::try_from(child("split_feature").unwrap_or(0))?,
-                    threshold: n.get("split_value").and_then(Value::as_f64).unwrap_or(f64::NAN) as f32,
+                    threshold: n
+                        .get("split_value")
+                        .and_then(Value::as_f64)
+                        .unwrap_or(f64::NAN) as f32,
                     left: u16::try_from(l)?,
                     right: u16::try_from(r)?,
                 },
@@ -293,7 +319,11 @@ fn refit_leaves(forest: &mut Forest, ds: &Dataset, rows: &[usize]) {
             let mut n = 0usize;
             while tree.nodes[n].feature != LEAF {
                 let node = tree.nodes[n];
-                n = usize::from(if x[usize::from(node.feature)] <= node.threshold { node.left } else { node.right });
+                n = usize::from(if x[usize::from(node.feature)] <= node.threshold {
+                    node.left
+                } else {
+                    node.right
+                });
             }
             if ds.attack[i] {
                 counts[n].0 += 1;
@@ -311,8 +341,8 @@ fn refit_leaves(forest: &mut Forest, ds: &Dataset, rows: &[usize]) {
 
 fn standardiser(ds: &Dataset, rows: &[usize]) -> (Vec<f32>, Vec<f32>) {
     let n = rows.len().max(1) as f64;
-    let mut mean = vec![0f64; FEATURE_COUNT];
-    let mut sq = vec![0f64; FEATURE_COUNT];
+    let mut mean = [0f64; FEATURE_COUNT];
+    let mut sq = [0f64; FEATURE_COUNT];
     for &i in rows {
         for (j, v) in ds.x[i].iter().enumerate() {
             let t = f64::from(transform(*v));
@@ -338,14 +368,26 @@ pub fn fit_logistic(ds: &Dataset, rows: &[usize]) -> Result<Logistic> {
             values.push(f64::from((transform(*v) - mean[j]) / scale[j]));
         }
     }
-    let x = DenseMatrix::new(rows.len(), FEATURE_COUNT, values, false).map_err(|e| anyhow!("matrix: {e}"))?;
+    let x = DenseMatrix::new(rows.len(), FEATURE_COUNT, values, false)
+        .map_err(|e| anyhow!("matrix: {e}"))?;
     let y: Vec<u32> = rows.iter().map(|&i| u32::from(ds.attack[i])).collect();
-    let lr = LogisticRegression::fit(&x, &y, LogisticRegressionParameters::default().with_alpha(1.0))
-        .map_err(|e| anyhow!("logistic regression: {e}"))?;
+    let lr = LogisticRegression::fit(
+        &x,
+        &y,
+        LogisticRegressionParameters::default().with_alpha(1.0),
+    )
+    .map_err(|e| anyhow!("logistic regression: {e}"))?;
     let coef = lr.coefficients();
-    let weights = (0..FEATURE_COUNT).map(|j| *coef.get((0, j)) as f32).collect();
+    let weights = (0..FEATURE_COUNT)
+        .map(|j| *coef.get((0, j)) as f32)
+        .collect();
     let bias = *lr.intercept().get((0, 0)) as f32;
-    Ok(Logistic { mean, scale, weights, bias })
+    Ok(Logistic {
+        mean,
+        scale,
+        weights,
+        bias,
+    })
 }
 
 /// Unsupervised comparison: PCA (smartcore) fitted on normal rows; score is the
@@ -355,22 +397,30 @@ fn pca_scores(ds: &Dataset, rows: &[usize], eval_rows: &[usize]) -> Result<Vec<f
     let normal: Vec<usize> = rows.iter().copied().filter(|&i| !ds.attack[i]).collect();
     let (mean, scale) = standardiser(ds, &normal);
     let std_row = |i: usize| -> Vec<f64> {
-        ds.x[i].iter().enumerate().map(|(j, v)| f64::from((transform(*v) - mean[j]) / scale[j])).collect()
+        ds.x[i]
+            .iter()
+            .enumerate()
+            .map(|(j, v)| f64::from((transform(*v) - mean[j]) / scale[j]))
+            .collect()
     };
     let values: Vec<f64> = normal.iter().flat_map(|&i| std_row(i)).collect();
-    let x = DenseMatrix::new(normal.len(), FEATURE_COUNT, values, false).map_err(|e| anyhow!("matrix: {e}"))?;
+    let x = DenseMatrix::new(normal.len(), FEATURE_COUNT, values, false)
+        .map_err(|e| anyhow!("matrix: {e}"))?;
     let k = 8;
-    let pca = PCA::fit(&x, PCAParameters::default().with_n_components(k)).map_err(|e| anyhow!("pca: {e}"))?;
+    let pca = PCA::fit(&x, PCAParameters::default().with_n_components(k))
+        .map_err(|e| anyhow!("pca: {e}"))?;
     let p = pca.components();
     Ok(eval_rows
         .iter()
         .map(|&i| {
             let z = std_row(i);
             let mut err = 0f64;
-            let proj: Vec<f64> = (0..k).map(|c| (0..FEATURE_COUNT).map(|j| z[j] * *p.get((j, c))).sum()).collect();
-            for j in 0..FEATURE_COUNT {
+            let proj: Vec<f64> = (0..k)
+                .map(|c| (0..FEATURE_COUNT).map(|j| z[j] * *p.get((j, c))).sum())
+                .collect();
+            for (j, zj) in z.iter().enumerate() {
                 let recon: f64 = (0..k).map(|c| proj[c] * *p.get((j, c))).sum();
-                err += (z[j] - recon).powi(2);
+                err += (zj - recon).powi(2);
             }
             (1.0 - (-err / 10.0).exp()) as f32
         })
@@ -386,12 +436,18 @@ pub fn threshold_for(normal_desc: &[f32], max_fraction: f64) -> f32 {
     normal_desc[k].next_up().min(1.0)
 }
 
-fn thresholds_from(normal_scores: &mut Vec<f32>) -> Thresholds {
+fn thresholds_from(normal_scores: &mut [f32]) -> Thresholds {
     normal_scores.sort_by(|a, b| b.total_cmp(a));
     let challenge = threshold_for(normal_scores, CHALLENGE_FP);
     let throttle = threshold_for(normal_scores, THROTTLE_FP).max(challenge);
-    let block = threshold_for(normal_scores, BLOCK_FP).max(BLOCK_FLOOR).max(throttle);
-    Thresholds { challenge, throttle, block }
+    let block = threshold_for(normal_scores, BLOCK_FP)
+        .max(BLOCK_FLOOR)
+        .max(throttle);
+    Thresholds {
+        challenge,
+        throttle,
+        block,
+    }
 }
 
 /// Area under ROC and average precision of scores against labels.
@@ -408,7 +464,11 @@ pub fn auc_ap(scored: &mut [(f32, bool)]) -> (f64, f64) {
         let (tp0, fp0) = (tp, fp);
         let s = scored[i].0;
         while i < scored.len() && scored[i].0 == s {
-            if scored[i].1 { tp += 1.0 } else { fp += 1.0 }
+            if scored[i].1 {
+                tp += 1.0
+            } else {
+                fp += 1.0
+            }
             i += 1;
         }
         auc += (fp - fp0) / neg * (tp + tp0) / 2.0 / pos;
@@ -419,10 +479,24 @@ pub fn auc_ap(scored: &mut [(f32, bool)]) -> (f64, f64) {
 
 /// Metrics of candidate scores on held-out rows: AUC, AP, and at thresholds calibrated on
 /// held-out normal rows, the share of attack episodes caught within 20 requests.
-fn candidate_metrics(name: &str, ds: &Dataset, rows: &[usize], scores: &[f32]) -> Vec<(String, f64)> {
-    let mut normal: Vec<f32> = rows.iter().zip(scores).filter(|(i, _)| !ds.attack[**i]).map(|(_, s)| *s).collect();
+fn candidate_metrics(
+    name: &str,
+    ds: &Dataset,
+    rows: &[usize],
+    scores: &[f32],
+) -> Vec<(String, f64)> {
+    let mut normal: Vec<f32> = rows
+        .iter()
+        .zip(scores)
+        .filter(|(i, _)| !ds.attack[**i])
+        .map(|(_, s)| *s)
+        .collect();
     let t = thresholds_from(&mut normal);
-    let mut pairs: Vec<(f32, bool)> = rows.iter().zip(scores).map(|(i, s)| (*s, ds.attack[*i])).collect();
+    let mut pairs: Vec<(f32, bool)> = rows
+        .iter()
+        .zip(scores)
+        .map(|(i, s)| (*s, ds.attack[*i]))
+        .collect();
     let (auc, ap) = auc_ap(&mut pairs);
     let mut seen: HashMap<u32, (usize, bool)> = HashMap::new();
     for (i, s) in rows.iter().zip(scores) {
@@ -444,12 +518,17 @@ fn candidate_metrics(name: &str, ds: &Dataset, rows: &[usize], scores: &[f32]) -
 
 /// Train from a records file.
 pub fn train_file(path: &Path, cfg: &TrainConfig) -> Result<Model> {
-    let extract_cfg = ExtractConfig { utc_offset_minutes: cfg.utc_offset_minutes };
+    let extract_cfg = ExtractConfig {
+        utc_offset_minutes: cfg.utc_offset_minutes,
+    };
     let digest = file_digest(path)?;
     let population = population_from(path, &extract_cfg)?;
     let ds = dataset(path, &extract_cfg, &population)?;
     if !ds.attack.iter().any(|a| *a) {
-        bail!("{}: no attack records (label other than \"normal\"): nothing to learn from", path.display());
+        bail!(
+            "{}: no attack records (label other than \"normal\"): nothing to learn from",
+            path.display()
+        );
     }
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let rows = fit_rows(&ds, cfg.max_normal_rows, &mut rng);
@@ -458,10 +537,18 @@ pub fn train_file(path: &Path, cfg: &TrainConfig) -> Result<Model> {
 
     let mut metrics = Vec::new();
     let started = std::time::Instant::now();
-    let forest = if cfg.algorithm == Algorithm::Logistic { None } else { Some(fit_forest(&ds, &rows, cfg)?) };
+    let forest = if cfg.algorithm == Algorithm::Logistic {
+        None
+    } else {
+        Some(fit_forest(&ds, &rows, cfg)?)
+    };
     eprintln!("  fit forest: {:.1}s", started.elapsed().as_secs_f64());
     let started = std::time::Instant::now();
-    let logistic = if cfg.algorithm == Algorithm::Forest { None } else { Some(fit_logistic(&ds, &rows)?) };
+    let logistic = if cfg.algorithm == Algorithm::Forest {
+        None
+    } else {
+        Some(fit_logistic(&ds, &rows)?)
+    };
     eprintln!("  fit logistic: {:.1}s", started.elapsed().as_secs_f64());
 
     let kind = match (forest, logistic) {
@@ -481,9 +568,17 @@ pub fn train_file(path: &Path, cfg: &TrainConfig) -> Result<Model> {
     };
     // Timings are printed, not stored: model files must be byte-for-byte reproducible.
     let scores = score_rows(&kind, &ds, &holdout);
-    let name = match kind { ModelKind::Forest(_) => "forest", ModelKind::Logistic(_) => "logistic" };
+    let name = match kind {
+        ModelKind::Forest(_) => "forest",
+        ModelKind::Logistic(_) => "logistic",
+    };
     metrics.extend(candidate_metrics(name, &ds, &holdout, &scores));
-    let mut normal: Vec<f32> = holdout.iter().zip(&scores).filter(|(i, _)| !ds.attack[**i]).map(|(_, s)| *s).collect();
+    let mut normal: Vec<f32> = holdout
+        .iter()
+        .zip(&scores)
+        .filter(|(i, _)| !ds.attack[**i])
+        .map(|(_, s)| *s)
+        .collect();
     let thresholds = thresholds_from(&mut normal);
     metrics.push(("train.fit_rows".to_string(), rows.len() as f64));
     metrics.push(("train.holdout_rows".to_string(), holdout.len() as f64));
@@ -497,9 +592,14 @@ pub fn train_file(path: &Path, cfg: &TrainConfig) -> Result<Model> {
     let params = match &kind {
         ModelKind::Forest(f) => format!(
             "smartcore RandomForestClassifier n_trees={} max_depth={} min_samples_leaf=20 min_samples_split=40 seed={}; leaves refit to attack share; {} nodes",
-            cfg.trees, cfg.max_depth, cfg.seed, f.node_count()
+            cfg.trees,
+            cfg.max_depth,
+            cfg.seed,
+            f.node_count()
         ),
-        ModelKind::Logistic(_) => "smartcore LogisticRegression alpha=1.0 on ln(1+x), standardised".to_string(),
+        ModelKind::Logistic(_) => {
+            "smartcore LogisticRegression alpha=1.0 on ln(1+x), standardised".to_string()
+        }
     };
     let body = ModelBody {
         kind,

@@ -1,12 +1,14 @@
 //! Model file loading: every refusal is an error with a reason, never a panic.
+// Test helpers may unwrap and index like #[test] fns (clippy.toml): failing loudly is the point.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
+use obguard_models::model::forest::{Forest, LEAF, Node, Tree};
 use obguard_models::model::{
     Envelope, FORMAT_VERSION, MAGIC, ModelBody, ModelKind, TrainingMetadata, doc_example_model,
 };
-use obguard_models::model::forest::{Forest, LEAF, Node, Tree};
 use obguard_models::{
-    ClientBaseline, ExtractConfig, Model, ModelError, PopulationBaseline, RequestEvent,
-    Thresholds, Verdict, explain, extract, load,
+    ClientBaseline, ExtractConfig, Model, ModelError, PopulationBaseline, RequestEvent, Thresholds,
+    Verdict, explain, extract, load,
 };
 
 fn envelope(bytes: &[u8]) -> Envelope {
@@ -137,6 +139,14 @@ fn reasons_name_the_unusual() {
     ev.user_agent = Some("Acme-connector/1.2");
     let fv = extract(&cfg, &mut b, &pop, &ev);
     let reasons: Vec<String> = explain(&fv, &b).iter().map(ToString::to_string).collect();
-    assert!(reasons.iter().any(|r| r.starts_with("hour_rare(03:10, client p=")), "{reasons:?}");
-    assert!(reasons.contains(&"new_country(RU)".to_string()), "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("hour_rare(03:10, client p=")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains(&"new_country(RU)".to_string()),
+        "{reasons:?}"
+    );
 }

@@ -5,6 +5,8 @@
 //! shared data (a map here), decode, `extract`, encode and store; per response, fetch,
 //! decode, `observe_response`, encode and store. Every baseline therefore crosses a
 //! postcard round trip between every call, as it does between Envoy workers.
+// Test helpers may unwrap and index like #[test] fns (clippy.toml): failing loudly is the point.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 #![cfg(feature = "train")]
 
 use std::collections::HashMap;
@@ -58,7 +60,7 @@ fn filter_path(
         let mut baseline = shared
             .get(&r.client_id)
             .map(|b| ClientBaseline::decode(b).unwrap())
-            .unwrap_or_else(ClientBaseline::new);
+            .unwrap_or_default();
         out.push(extract(cfg, &mut baseline, population, &event));
         shared.insert(r.client_id.clone(), baseline.encode().unwrap());
 
@@ -84,9 +86,12 @@ fn filter_and_trainer_paths_give_identical_vectors() {
         },
     ] {
         let mut trainer = Vec::new();
-        replay_features(records.iter().cloned().map(Ok), &cfg, &population, |_, fv, _| {
-            trainer.push(*fv)
-        })
+        replay_features(
+            records.iter().cloned().map(Ok),
+            &cfg,
+            &population,
+            |_, fv, _| trainer.push(*fv),
+        )
         .unwrap();
         let filter = filter_path(&records, &cfg, &population);
         assert_eq!(trainer.len(), filter.len());
