@@ -9,8 +9,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -533,23 +533,24 @@ pub fn train_file(path: &Path, cfg: &TrainConfig) -> Result<Model> {
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let rows = fit_rows(&ds, cfg.max_normal_rows, &mut rng);
     let holdout: Vec<usize> = (0..ds.x.len()).filter(|&i| ds.holdout[i]).collect();
-    let _ = rng.r#gen::<u64>();
 
     let mut metrics = Vec::new();
     let started = std::time::Instant::now();
     let forest = if cfg.algorithm == Algorithm::Logistic {
         None
     } else {
-        Some(fit_forest(&ds, &rows, cfg)?)
+        let f = fit_forest(&ds, &rows, cfg)?;
+        eprintln!("  fit forest: {:.1}s", started.elapsed().as_secs_f64());
+        Some(f)
     };
-    eprintln!("  fit forest: {:.1}s", started.elapsed().as_secs_f64());
     let started = std::time::Instant::now();
     let logistic = if cfg.algorithm == Algorithm::Forest {
         None
     } else {
-        Some(fit_logistic(&ds, &rows)?)
+        let l = fit_logistic(&ds, &rows)?;
+        eprintln!("  fit logistic: {:.1}s", started.elapsed().as_secs_f64());
+        Some(l)
     };
-    eprintln!("  fit logistic: {:.1}s", started.elapsed().as_secs_f64());
 
     let kind = match (forest, logistic) {
         (Some(f), Some(l)) => {
