@@ -103,3 +103,18 @@ test: setup build lint ## Unit tests + integration tests through Envoy
 clean: ## Remove build output (keeps .tools/)
 	$(CARGO) clean
 	rm -rf .run
+
+MODEL_DATA := $(CURDIR)/.run/model
+SHIPPED_MODEL := models/shipped/obguard-default.model
+.PHONY: model
+model: ## Train the shipped default model reproducibly (simulated seed 1), evaluate on seed 2
+	$(CARGO) build --release -p obguard-models --bin obguard-models
+	@mkdir -p "$(MODEL_DATA)" models/shipped/eval
+	target/release/obguard-models simulate --seed 1 --out "$(MODEL_DATA)/train.jsonl"
+	target/release/obguard-models simulate --seed 2 --out "$(MODEL_DATA)/test.jsonl"
+	target/release/obguard-models train --data "$(MODEL_DATA)/train.jsonl" --seed 7 \
+		--created 2026-11-25T00:00:00Z --out $(SHIPPED_MODEL)
+	target/release/obguard-models eval --model $(SHIPPED_MODEL) --data "$(MODEL_DATA)/test.jsonl" \
+		--plots models/shipped/eval | tee models/shipped/eval/report.txt
+	target/release/obguard-models inspect --model $(SHIPPED_MODEL)
+	@sha256sum $(SHIPPED_MODEL)
