@@ -20,7 +20,7 @@ FIXTURES_BIN  := $(CURDIR)/target/debug/obguard-fixtures
 
 export ENVOY_BIN OBGUARD_WASM FIXTURES_BIN
 
-.PHONY: help setup setup-rust setup-envoy build build-wasm build-fixtures lint fmt test clean demo demo-up demo-down bench-ratelimit
+.PHONY: help setup setup-rust setup-envoy build build-wasm build-fixtures lint fmt test clean demo demo-up demo-down bench bench-tools bench-ratelimit
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -57,8 +57,8 @@ endif
 
 build: build-wasm build-fixtures ## Build obguard.wasm (release) and the fixture binary
 
-build-wasm: ## target/wasm32-wasip1/release/obguard.wasm
-	$(CARGO) build --release --target $(WASM_TARGET) -p obguard
+build-wasm: ## target/wasm32-wasip1/release/obguard.wasm (+ the no-op filter benchmarks compare with)
+	$(CARGO) build --release --target $(WASM_TARGET) -p obguard -p obguard-noop-filter
 	@ls -l "$(OBGUARD_WASM)"
 
 build-fixtures: ## target/debug/obguard-fixtures (echo + demo-bank upstreams) and obguard-mint
@@ -73,6 +73,21 @@ demo-up: setup build ## Same, but leave it running (listener 127.0.0.1:10000, ad
 
 demo-down: ## Stop what demo-up started
 	scripts/demo.sh down
+
+OHA_VERSION := 1.16.0
+
+bench-tools: ## wrk (Debian) and oha (crates.io, into .tools/) for make bench
+	@command -v wrk >/dev/null || { echo "installing wrk"; (apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk)); }
+	@command -v taskset >/dev/null || { echo "installing util-linux (taskset)"; apt-get install -y -qq util-linux; }
+	@if ! "$(TOOLS_DIR)/bin/oha" --version 2>/dev/null | grep -q '$(OHA_VERSION)'; then \
+		echo "installing oha $(OHA_VERSION) into .tools/ (a few minutes, once)"; \
+		$(CARGO) install --quiet --locked --root "$(TOOLS_DIR)" oha --version $(OHA_VERSION); fi
+
+bench: setup build bench-tools ## Criterion micro-benchmarks + macro benchmark through Envoy -> docs/benchmarks.md/.png
+	$(CARGO) build --release -p obguard-integration --bin obguard-bench
+	rm -rf target/criterion
+	$(CARGO) bench -p obguard --bench core -- --warm-up-time 1 --measurement-time 3
+	target/release/obguard-bench --rounds 3 --duration 5
 
 lint: ## rustfmt check + clippy (native, and the filter for wasm32)
 	$(CARGO) fmt --all --check
@@ -91,3 +106,18 @@ bench-ratelimit: setup build ## wrk: bare Envoy vs obguard vs rate-limit calls (
 clean: ## Remove build output (keeps .tools/)
 	$(CARGO) clean
 	rm -rf .run
+
+MODEL_DATA := $(CURDIR)/.run/model
+SHIPPED_MODEL := models/shipped/obguard-default.model
+.PHONY: model
+model: ## Train the shipped default model reproducibly (simulated seed 1), evaluate on seed 2
+	$(CARGO) build --release -p obguard-models --bin obguard-models
+	@mkdir -p "$(MODEL_DATA)" models/shipped/eval
+	target/release/obguard-models simulate --seed 1 --out "$(MODEL_DATA)/train.jsonl"
+	target/release/obguard-models simulate --seed 2 --out "$(MODEL_DATA)/test.jsonl"
+	target/release/obguard-models train --data "$(MODEL_DATA)/train.jsonl" --seed 7 \
+		--created 2026-11-25T00:00:00Z --out $(SHIPPED_MODEL)
+	target/release/obguard-models eval --model $(SHIPPED_MODEL) --data "$(MODEL_DATA)/test.jsonl" \
+		--plots models/shipped/eval | tee models/shipped/eval/report.txt
+	target/release/obguard-models inspect --model $(SHIPPED_MODEL)
+	@sha256sum $(SHIPPED_MODEL)

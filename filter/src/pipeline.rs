@@ -9,6 +9,8 @@ use crate::enforce::interaction_id;
 use crate::enforce::reply::{self, Denial, LocalReply};
 use crate::identify::cache::{CacheLookup, TokenCache};
 use crate::identify::extract::{self, Credential};
+use crate::identify::host_crypto::VerifyPath;
+use crate::identify::jwks_remote::RemoteKeySet;
 use crate::identify::{self, Identity, TokenError};
 use crate::telemetry::{self, Outcome};
 
@@ -21,6 +23,8 @@ pub struct RequestView<'a> {
     /// Every `Authorization` value, in order.
     pub authorization: &'a [&'a str],
     pub interaction_id: Option<&'a str>,
+    /// `jwt_authn`'s dynamic metadata namespace, when an issuer delegates to it.
+    pub jwt_authn_payloads: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Debug)]
@@ -40,6 +44,11 @@ pub struct Decision<'c> {
     /// see [`assess::placeholder_assessment`].
     pub assessment: Option<Assessment>,
     pub cache: CacheLookup,
+    /// Which implementation checked the token's signature (none on a cache hit).
+    pub verified_by: Option<VerifyPath>,
+    /// An unknown `kid` for an issuer with a remote JWKS: the adapter may ask for an early
+    /// refetch (rate-limited per issuer).
+    pub refetch_keys_for: Option<usize>,
     pub action: Action<'c>,
 }
 
@@ -55,9 +64,26 @@ pub enum Action<'c> {
     Reply(LocalReply),
 }
 
+/// What one Envoy worker keeps between requests: verified tokens and the remote JWKS keys
+/// it last loaded from shared data.
+pub struct Worker {
+    pub cache: TokenCache,
+    /// Per issuer (same order as the configuration).
+    pub remote_keys: Vec<Option<RemoteKeySet>>,
+}
+
+impl Worker {
+    pub fn new(config: &FilterConfig) -> Self {
+        Self {
+            cache: TokenCache::new(config.cache_entries),
+            remote_keys: config.issuers.iter().map(|_| None).collect(),
+        }
+    }
+}
+
 pub fn decide<'c>(
     config: &'c FilterConfig,
-    cache: &mut TokenCache,
+    worker: &mut Worker,
     request: &RequestView<'_>,
     now: u64,
 ) -> Decision<'c> {
@@ -71,6 +97,8 @@ pub fn decide<'c>(
         subject: None,
         assessment: None,
         cache: CacheLookup::Disabled,
+        verified_by: None,
+        refetch_keys_for: None,
         action: Action::Continue {
             remove: &config.headers.strip,
             remove_authorization: !config.headers.forward_authorization,
@@ -131,35 +159,72 @@ pub fn decide<'c>(
         return decision;
     }
 
-    let token = match credential {
-        Credential::Bearer(token) => token,
-        Credential::Missing | Credential::OtherScheme => {
-            let reason = if credential == Credential::Missing {
-                telemetry::REASON_NO_CREDENTIALS
-            } else {
-                telemetry::REASON_OTHER_SCHEME
+    let verifier = identify::Verifier {
+        issuers: &config.issuers,
+        claim_headers: &config.headers.claims,
+        max_token_bytes: config.max_token_bytes,
+        host: config.host_verify,
+        remote_keys: &worker.remote_keys,
+    };
+    let delegated = request
+        .jwt_authn_payloads
+        .and_then(|payloads| identify::from_jwt_authn(&verifier, payloads, now));
+    let result = match delegated {
+        Some(result) => {
+            decision.verified_by = Some(VerifyPath::JwtAuthn);
+            result.map(std::sync::Arc::new)
+        }
+        None => {
+            let token = match credential {
+                Credential::Bearer(token) => token,
+                Credential::Missing | Credential::OtherScheme => {
+                    let reason = if credential == Credential::Missing {
+                        telemetry::REASON_NO_CREDENTIALS
+                    } else {
+                        telemetry::REASON_OTHER_SCHEME
+                    };
+                    return deny(
+                        decision,
+                        config,
+                        Outcome::MissingToken,
+                        reason,
+                        Denial::MissingToken,
+                    );
+                }
+            };
+            let auth = identify::authenticate(&verifier, &mut worker.cache, token, now);
+            decision.cache = auth.cache;
+            decision.verified_by = auth.verified_by;
+            auth.result
+        }
+    };
+    let identity = match result {
+        Ok(identity) => identity,
+        Err(TokenError::KeysUnavailable) => {
+            decision.token_error = Some(TokenError::KeysUnavailable);
+            let (status, retry_after_s) =
+                unavailable_answer(config, token_issuer(config, &credential));
+            let denial = Denial::IdpUnavailable {
+                status,
+                retry_after_s,
             };
             return deny(
                 decision,
                 config,
-                Outcome::MissingToken,
-                reason,
-                Denial::MissingToken,
+                Outcome::IdpUnavailable,
+                TokenError::KeysUnavailable.reason(),
+                denial,
             );
         }
-    };
-    let (result, lookup) = identify::authenticate(
-        &config.issuers,
-        &config.headers.claims,
-        cache,
-        token,
-        config.max_token_bytes,
-        now,
-    );
-    decision.cache = lookup;
-    let identity = match result {
-        Ok(identity) => identity,
         Err(err) => {
+            if err == TokenError::UnknownKid {
+                decision.refetch_keys_for = token_issuer(config, &credential).filter(|index| {
+                    config
+                        .issuers
+                        .get(*index)
+                        .is_some_and(|i| i.remote.is_some())
+                });
+            }
             decision.token_error = Some(err);
             let denial = Denial::InvalidToken {
                 description: err.description(),
@@ -201,6 +266,29 @@ pub fn decide<'c>(
         Some(assessment),
     );
     decision
+}
+
+/// The issuer a bearer token names (unverified `iss`, or the only issuer): only used to pick
+/// which issuer's JWKS to refresh or whose unavailability answer to give.
+fn token_issuer(config: &FilterConfig, credential: &Credential<'_>) -> Option<usize> {
+    if let [_] = config.issuers.as_slice() {
+        return Some(0);
+    }
+    let Credential::Bearer(token) = credential else {
+        return None;
+    };
+    let payload = token.split('.').nth(1)?;
+    let bytes = crate::identify::jose_header::decode_segment(payload).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let iss = claims.get("iss")?.as_str()?;
+    config.issuers.iter().position(|i| i.issuer == iss)
+}
+
+fn unavailable_answer(config: &FilterConfig, issuer: Option<usize>) -> (u16, u64) {
+    issuer
+        .and_then(|i| config.issuers.get(i))
+        .and_then(|i| i.remote.as_ref())
+        .map_or((503, 30), |r| (r.unavailable_status, r.retry_after_s))
 }
 
 fn continue_with<'c>(

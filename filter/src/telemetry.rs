@@ -23,10 +23,12 @@ pub enum Outcome {
     RateLimited,
     /// 429 or 503: the rate-limit check failed and the route fails closed.
     RateLimitFailed,
+    /// The issuer's remote keys are unavailable (IdP down, never fetched): 503 by default.
+    IdpUnavailable,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 10] = [
+    pub const ALL: [Outcome; 11] = [
         Outcome::Allowed,
         Outcome::Anonymous,
         Outcome::Passthrough,
@@ -37,6 +39,7 @@ impl Outcome {
         Outcome::RouteDenied,
         Outcome::RateLimited,
         Outcome::RateLimitFailed,
+        Outcome::IdpUnavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +54,7 @@ impl Outcome {
             Outcome::RouteDenied => "route_denied",
             Outcome::RateLimited => "rate_limited",
             Outcome::RateLimitFailed => "ratelimit_failed",
+            Outcome::IdpUnavailable => "idp_unavailable",
         }
     }
 }
@@ -80,6 +84,22 @@ pub mod metric {
 
     pub fn scope_denied(route: &str) -> String {
         format!("obguard.scope_denied.{route}")
+    }
+
+    /// Signature checks by implementation: `host` (Envoy's BoringSSL) or `wasm` (jwt-simple).
+    pub fn signature_checks(path: crate::identify::host_crypto::VerifyPath) -> String {
+        format!("obguard.signature_checks.{}", path.as_str())
+    }
+
+    pub const JWKS_FETCHED: &str = "obguard.jwks.fetched";
+    pub const JWKS_REFETCH_REQUESTED: &str = "obguard.jwks.refetch_requested";
+    /// Unknown `kid`s that did not trigger a fetch (the per-issuer interval had not passed).
+    pub const JWKS_REFETCH_SUPPRESSED: &str = "obguard.jwks.refetch_suppressed";
+    /// Gauge: seconds since the keys in use were fetched.
+    pub const JWKS_AGE: &str = "obguard.jwks.keys_age_s";
+
+    pub fn jwks_fetch_failed(reason: &str) -> String {
+        format!("obguard.jwks.fetch_failed.{reason}")
     }
 
     pub const CACHE_HIT: &str = "obguard.token_cache.hit";

@@ -9,8 +9,8 @@
     clippy::indexing_slicing
 )]
 use obguard::config::{self, FilterConfig};
-use obguard::identify::cache::{CacheLookup, TokenCache};
-use obguard::pipeline::{Action, Decision, RequestView, decide};
+use obguard::identify::cache::CacheLookup;
+use obguard::pipeline::{Action, Decision, RequestView, Worker, decide};
 use obguard::telemetry::Outcome;
 use obguard_testkit::{self as kit, Key};
 use serde_json::{Value, json};
@@ -24,7 +24,7 @@ fn load(config: &Value) -> FilterConfig {
 
 struct Harness {
     config: FilterConfig,
-    cache: TokenCache,
+    cache: Worker,
 }
 
 impl Harness {
@@ -34,7 +34,7 @@ impl Harness {
 
     fn with(config: Value) -> Self {
         let config = load(&config);
-        let cache = TokenCache::new(config.cache_entries);
+        let cache = Worker::new(&config);
         Self { config, cache }
     }
 
@@ -44,6 +44,7 @@ impl Harness {
             path,
             authorization,
             interaction_id: None,
+            jwt_authn_payloads: None,
         };
         decide(&self.config, &mut self.cache, &view, kit::now())
     }
@@ -607,6 +608,7 @@ fn interaction_id_is_echoed_or_generated() {
         path: "/accounts",
         authorization: &[],
         interaction_id: Some(id),
+        jwt_authn_payloads: None,
     };
     let d = decide(&h.config, &mut h.cache, &view, kit::now());
     assert_eq!(d.interaction_id, id);
@@ -641,4 +643,211 @@ fn default_identity_headers_are_stripped_even_when_disabled_or_renamed() {
         set.iter()
             .any(|(n, v)| n == "x-bank-subject" && v == "psu-tpp-1")
     );
+}
+
+#[test]
+fn host_crypto_path_verifies_rs_and_es_and_falls_back_for_ps_and_eddsa() {
+    use obguard::identify::host_crypto::VerifyPath;
+    let mut h = Harness::new();
+    h.config.host_verify = Some(kit::host_verify_stand_in);
+    for (alg, key, path) in [
+        ("RS256", Key::Rsa1, VerifyPath::Host),
+        ("RS512", Key::Rsa2, VerifyPath::Host),
+        ("ES256", Key::P256, VerifyPath::Host),
+        ("ES384", Key::P384, VerifyPath::Host),
+        ("PS256", Key::Rsa1, VerifyPath::Wasm),
+        ("EdDSA", Key::Ed25519, VerifyPath::Wasm),
+    ] {
+        let d = h.get("/accounts", &accounts_token(alg, key));
+        assert_eq!(d.outcome, Outcome::Allowed, "{alg}: {:?}", d.reason);
+        assert_eq!(d.verified_by, Some(path), "{alg}");
+    }
+    // Forgeries are refused on the host path too, including the zero ECDSA signature.
+    let good = accounts_token("ES256", Key::P256);
+    let (input, _) = good.rsplit_once('.').unwrap();
+    let zero = format!("{input}.{}", kit::b64([0u8; 64]));
+    assert_refused(&h.get("/accounts", &zero), 401, "bad_signature");
+    let foreign = kit::sign(
+        "RS256",
+        Key::AttackerRsa,
+        &json!({"alg": "RS256", "typ": "at+jwt", "kid": "rsa-1"}),
+        &kit::claims("tpp-1", "accounts"),
+    );
+    let d = h.get("/accounts", &foreign);
+    assert_refused(&d, 401, "bad_signature");
+    assert_eq!(d.verified_by, Some(VerifyPath::Host));
+    let other = kit::token(
+        "RS256",
+        Key::Rsa1,
+        &kit::claims("tpp-2", "accounts payments"),
+    );
+    let spliced = format!(
+        "{}.{}",
+        good.rsplit_once('.').unwrap().0,
+        other.rsplit('.').next().unwrap()
+    );
+    assert_refused(&h.get("/accounts", &spliced), 401, "bad_signature");
+}
+
+#[test]
+fn host_crypto_can_be_turned_off_per_issuer() {
+    use obguard::identify::host_crypto::VerifyPath;
+    let mut config = kit::plugin_config();
+    config["issuers"][0]["host_crypto"] = json!(false);
+    let mut h = Harness::with(config);
+    h.config.host_verify = Some(kit::host_verify_stand_in);
+    let d = h.get("/accounts", &accounts_token("RS256", Key::Rsa1));
+    assert_eq!(d.verified_by, Some(VerifyPath::Wasm));
+}
+
+#[test]
+fn non_jwt_typ_is_refused_even_when_not_required() {
+    let mut config = kit::plugin_config();
+    config["issuers"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("require_typ");
+    let mut h = Harness::with(config);
+    let claims = kit::claims("tpp-1", "accounts");
+    let token = kit::sign(
+        "ES256",
+        Key::P256,
+        &json!({"alg": "ES256", "kid": "ec-p256", "typ": "JOSE"}),
+        &claims,
+    );
+    assert_refused(&h.get("/accounts", &token), 401, "wrong_typ");
+    let token = kit::sign(
+        "ES256",
+        Key::P256,
+        &json!({"alg": "ES256", "kid": "ec-p256", "typ": "JWT"}),
+        &claims,
+    );
+    assert_eq!(h.get("/accounts", &token).outcome, Outcome::Allowed);
+}
+
+fn delegated_config() -> Value {
+    let mut config = kit::plugin_config();
+    let issuer = config["issuers"][0].as_object_mut().unwrap();
+    issuer.remove("jwks");
+    issuer.insert("algorithms".into(), json!([]));
+    issuer.insert(
+        "jwt_authn".into(),
+        json!({"payload_in_metadata": "jwt_payload"}),
+    );
+    config
+}
+
+#[test]
+fn delegation_reads_the_payload_jwt_authn_verified() {
+    use obguard::identify::host_crypto::VerifyPath;
+    let mut h = Harness::with(delegated_config());
+    let run = |h: &mut Harness, payloads: Value, method: &str, path: &str| {
+        let payloads = payloads.as_object().cloned().unwrap();
+        let view = RequestView {
+            method,
+            path,
+            authorization: &[],
+            interaction_id: None,
+            jwt_authn_payloads: Some(&payloads),
+        };
+        let d = decide(&h.config, &mut h.cache, &view, kit::now());
+        (status(&d), d.reason, d.verified_by, d.client_id.clone())
+    };
+    let claims = kit::claims("tpp-d", "accounts");
+    let (code, _, by, client) = run(&mut h, json!({"jwt_payload": claims}), "GET", "/accounts");
+    assert_eq!(code, 200);
+    assert_eq!(by, Some(VerifyPath::JwtAuthn));
+    assert_eq!(client.as_deref(), Some("tpp-d"));
+    // Scopes are still obguard's business.
+    let (code, reason, ..) = run(
+        &mut h,
+        json!({"jwt_payload": claims}),
+        "POST",
+        "/domestic-payments",
+    );
+    assert_eq!((code, reason), (403, Some("missing_scope")));
+    // Claims are re-checked: a drifted jwt_authn config fails closed.
+    let mut wrong_aud = kit::claims("tpp-d", "accounts");
+    wrong_aud["aud"] = json!("https://elsewhere.test");
+    let (code, reason, ..) = run(
+        &mut h,
+        json!({"jwt_payload": wrong_aud}),
+        "GET",
+        "/accounts",
+    );
+    assert_eq!((code, reason), (401, Some("wrong_audience")));
+    // Nothing under our key, no bearer token: missing token.
+    let (code, reason, ..) = run(
+        &mut h,
+        json!({"other_provider": claims}),
+        "GET",
+        "/accounts",
+    );
+    assert_eq!((code, reason), (401, Some("no_credentials")));
+}
+
+#[test]
+fn delegation_config_needs_a_key_or_jwt_authn() {
+    assert!(config::load(delegated_config().to_string().as_bytes()).is_ok());
+    let mut config = delegated_config();
+    config["issuers"][0]["jwt_authn"] = json!({"payload_in_metadata": ""});
+    let err = config::load(config.to_string().as_bytes())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert_eq!(
+        err,
+        "issuers[0].jwt_authn.payload_in_metadata: must not be empty"
+    );
+}
+
+#[test]
+fn remote_jwks_keys_unavailable_is_a_503_not_a_401() {
+    let mut config = kit::plugin_config();
+    let issuer = config["issuers"][0].as_object_mut().unwrap();
+    issuer.remove("jwks");
+    issuer.insert("jwks_remote".into(), json!({"cluster": "idp", "path": "/jwks", "unavailable": {"status": 503, "retry_after_s": 9}}));
+    let mut h = Harness::with(config);
+    let token = accounts_token("ES256", Key::P256);
+    let d = h.get("/accounts", &token);
+    assert_eq!(d.outcome, Outcome::IdpUnavailable);
+    assert_eq!(status(&d), 503);
+    assert_eq!(reply_header(&d, "retry-after").as_deref(), Some("9"));
+
+    // Keys arrive (as the adapter loads them from shared data): the token verifies; an
+    // unknown kid asks for a refetch.
+    let keys = obguard::identify::jwks_remote::parse(
+        kit::jwks().to_string().as_bytes(),
+        &h.config.issuers[0].algorithms,
+        20,
+    )
+    .unwrap();
+    h.cache.remote_keys[0] = Some(obguard::identify::jwks_remote::RemoteKeySet {
+        keys,
+        fetched_at: kit::now(),
+    });
+    assert_eq!(h.get("/accounts", &token).outcome, Outcome::Allowed);
+    let unknown = kit::sign(
+        "ES256",
+        Key::P256,
+        &json!({"alg": "ES256", "typ": "at+jwt", "kid": "next-key"}),
+        &kit::claims("tpp-1", "accounts"),
+    );
+    let d = h.get("/accounts", &unknown);
+    assert_eq!(d.reason, Some("unknown_kid"));
+    assert_eq!(d.refetch_keys_for, Some(0));
+
+    // Keys older than max_stale_s (default 86400) no longer count.
+    let keys = obguard::identify::jwks_remote::parse(
+        kit::jwks().to_string().as_bytes(),
+        &h.config.issuers[0].algorithms,
+        20,
+    )
+    .unwrap();
+    h.cache.remote_keys[0] = Some(obguard::identify::jwks_remote::RemoteKeySet {
+        keys,
+        fetched_at: kit::now() - 90_000,
+    });
+    h.cache.cache = obguard::identify::cache::TokenCache::new(10);
+    assert_eq!(h.get("/accounts", &token).outcome, Outcome::IdpUnavailable);
 }

@@ -11,8 +11,7 @@
 use std::time::Duration;
 
 use obguard::config::{self, FilterConfig};
-use obguard::identify::cache::TokenCache;
-use obguard::pipeline::{Action, RequestView, decide};
+use obguard::pipeline::{Action, RequestView, Worker, decide};
 use obguard::ratelimit::config::{CallPolicy, FailureMode};
 use obguard::ratelimit::reply::{self, Answer, Failure, Next};
 use obguard::ratelimit::{Call, RequestFacts, plan};
@@ -77,9 +76,10 @@ fn plan_for(
         path,
         authorization: &authorization,
         interaction_id: None,
+        jwt_authn_payloads: None,
     };
-    let mut cache = TokenCache::new(0);
-    let decision = decide(config, &mut cache, &view, kit::now());
+    let mut worker = Worker::new(config);
+    let decision = decide(config, &mut worker, &view, kit::now());
     assert!(
         matches!(decision.action, Action::Continue { .. }),
         "{:?}",
@@ -198,8 +198,9 @@ fn verdict_and_risk_headers_go_upstream() {
         path: "/accounts",
         authorization: &[bearer.as_str()],
         interaction_id: None,
+        jwt_authn_payloads: None,
     };
-    let decision = decide(&config, &mut TokenCache::new(0), &view, kit::now());
+    let decision = decide(&config, &mut Worker::new(&config), &view, kit::now());
     let Action::Continue { set, remove, .. } = &decision.action else {
         panic!("refused");
     };

@@ -46,6 +46,10 @@ pub struct EnvoyOptions {
     pub concurrency: u32,
     /// How long [`Envoy::try_start`] waits for readiness (default 30 s).
     pub ready_timeout: Duration,
+    /// A complete bootstrap used verbatim instead of the generated one (e.g. the benchmark's
+    /// one-listener-per-variant Envoy). Listeners should bind `127.0.0.1:0`; find their ports
+    /// with [`Envoy::listener_ports`].
+    pub bootstrap_override: Option<Value>,
 }
 
 impl EnvoyOptions {
@@ -63,6 +67,7 @@ impl EnvoyOptions {
             component_log_level: Some("wasm:debug".into()),
             concurrency: 1,
             ready_timeout: Duration::from_secs(30),
+            bootstrap_override: None,
         }
     }
 
@@ -139,7 +144,10 @@ impl Envoy {
             (Some(_), Some(path)) => path.clone(),
             (Some(_), None) => crate::wasm_path(),
         };
-        let config = crate::bootstrap(&opts, &wasm, &dir_path.join("access.log"));
+        let config = match &opts.bootstrap_override {
+            Some(config) => config.clone(),
+            None => crate::bootstrap(&opts, &wasm, &dir_path.join("access.log")),
+        };
         let config_path = dir_path.join("bootstrap.json");
         let pretty = serde_json::to_string_pretty(&config).map_err(|e| e.to_string())?;
         fs::write(&config_path, pretty).map_err(|e| format!("write bootstrap: {e}"))?;
@@ -261,17 +269,47 @@ impl Envoy {
             .is_ok_and(|r| r.status == 200 && r.text().trim() == "LIVE")
     }
 
+    /// The generated bootstrap's listener, or with a bootstrap override the first listener
+    /// once every listener has its port.
     fn listener_port(&self) -> Option<u16> {
-        let resp = try_send(self.admin_port, &RawRequest::get("/listeners?format=json")).ok()?;
-        let json: Value = serde_json::from_slice(&resp.body).ok()?;
+        let ports = self.listener_ports();
+        if ports.is_empty() || ports.values().any(|p| *p == 0) {
+            return None;
+        }
+        ports
+            .get("obguard_listener")
+            .or_else(|| ports.values().next())
+            .copied()
+    }
+
+    /// Every listener's name and port on 127.0.0.1 (0 while not bound yet).
+    pub fn listener_ports(&self) -> HashMap<String, u16> {
+        let Ok(resp) = try_send(self.admin_port, &RawRequest::get("/listeners?format=json")) else {
+            return HashMap::new();
+        };
+        let Ok(json) = serde_json::from_slice::<Value>(&resp.body) else {
+            return HashMap::new();
+        };
         json["listener_statuses"]
-            .as_array()?
-            .iter()
-            .find(|l| l["name"] == "obguard_listener")?["local_address"]["socket_address"]
-            ["port_value"]
-            .as_u64()
-            .and_then(|p| u16::try_from(p).ok())
-            .filter(|p| *p != 0)
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|l| {
+                        let name = l["name"].as_str()?.to_owned();
+                        let port = l["local_address"]["socket_address"]["port_value"]
+                            .as_u64()
+                            .and_then(|p| u16::try_from(p).ok())
+                            .unwrap_or(0);
+                        Some((name, port))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Envoy's process id (e.g. to pin it to a CPU).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// The HTTP listener's port on 127.0.0.1.

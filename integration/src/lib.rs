@@ -22,11 +22,13 @@
 //! Paths to the binaries come from the environment (`ENVOY_BIN`, `OBGUARD_WASM`, both exported by
 //! `make test`), with defaults inside the workspace (see [`envoy_bin`] and [`wasm_path`]).
 
+pub mod bench;
 mod bootstrap;
 mod demo_bank;
 mod echo;
 mod envoy;
 mod http;
+mod jwks_server;
 mod ratelimit_service;
 mod serve;
 mod spawn;
@@ -64,6 +66,7 @@ pub fn grpc_cluster(name: &str, port: u16) -> serde_json::Value {
         },
     })
 }
+pub use jwks_server::{JwksServer, loopback_cluster};
 
 /// Root of the cargo workspace (the parent of this crate's directory).
 pub fn workspace_root() -> PathBuf {
@@ -109,4 +112,14 @@ pub fn wasm_path() -> PathBuf {
 /// Directory with the demo bank's fixture JSON files (`integration/fixtures/demo-bank`).
 pub fn demo_bank_fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo-bank")
+}
+
+/// The no-op proxy-wasm filter used as the benchmarks' floor (env `OBGUARD_NOOP_WASM`, else
+/// `<workspace>/target/wasm32-wasip1/release/obguard_noop_filter.wasm`).
+pub fn noop_wasm_path() -> PathBuf {
+    std::env::var_os("OBGUARD_NOOP_WASM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            workspace_root().join("target/wasm32-wasip1/release/obguard_noop_filter.wasm")
+        })
 }

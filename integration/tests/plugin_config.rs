@@ -48,8 +48,15 @@ fn bad_config_is_refused_with_the_field_named() {
 }
 
 #[test]
-fn the_demo_bootstrap_is_valid() {
-    let demo = workspace_root().join("envoy/demo/envoy.yaml");
+fn the_shipped_bootstraps_are_valid() {
+    for config in ["envoy/demo/envoy.yaml", "envoy/delegation/envoy.yaml"] {
+        validate(config);
+    }
+}
+
+/// `envoy --mode validate` also loads the wasm and runs the plugin's `on_configure`.
+fn validate(config: &str) {
+    let demo = workspace_root().join(config);
     let out = std::process::Command::new(obguard_integration::envoy_bin())
         .args(["--mode", "validate", "-c"])
         .arg(&demo)
@@ -61,6 +68,6 @@ fn the_demo_bootstrap_is_valid() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains("OK"), "{text}");
+    assert!(out.status.success(), "{config}: {text}");
+    assert!(text.contains("OK"), "{config}: {text}");
 }

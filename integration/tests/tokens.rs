@@ -10,6 +10,13 @@ struct Setup {
     envoy: Envoy,
 }
 
+/// The test config with Envoy's `verify_signature` (BoringSSL) allowed or not for RS*/ES*.
+fn config_with_host_crypto(on: bool) -> Value {
+    let mut config = kit::plugin_config();
+    config["issuers"][0]["host_crypto"] = json!(on);
+    config
+}
+
 fn start(config: Value) -> Setup {
     let upstream = EchoUpstream::start();
     let envoy = Envoy::start(EnvoyOptions::new(upstream.port()).plugin(config));
@@ -104,7 +111,13 @@ fn valid_tokens_reach_the_upstream_with_identity_headers() {
 
 #[test]
 fn forged_and_invalid_tokens_are_refused() {
-    let s = start(kit::plugin_config());
+    for host_crypto in [true, false] {
+        forged_tokens_with(host_crypto);
+    }
+}
+
+fn forged_tokens_with(host_crypto: bool) {
+    let s = start(config_with_host_crypto(host_crypto));
     let now = kit::now();
     let claims = kit::claims("tpp-1", "accounts");
     let with = |edit: &dyn Fn(&mut Value)| {
@@ -307,6 +320,7 @@ fn forged_and_invalid_tokens_are_refused() {
     ];
     for (case, token, reason) in &cases {
         let resp = get(&s.envoy, "/accounts", token);
+        let case = &format!("{case} (host_crypto={host_crypto})");
         assert_invalid_token(&resp, case);
         let metric = format!("wasmcustom.obguard.token_invalid.{reason}");
         assert!(

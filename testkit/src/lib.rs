@@ -295,3 +295,49 @@ pub fn plugin_config() -> Value {
         "cache": {"max_entries": 1000}
     })
 }
+
+/// A native stand-in for Envoy's `verify_signature` foreign function (same inputs: hash name,
+/// SubjectPublicKeyInfo DER, DER ECDSA or PKCS#1 v1.5 signature, signed text), so the filter's
+/// host-crypto path can be tested without Envoy. Counts its calls in [`HOST_CALLS`].
+pub fn host_verify_stand_in(
+    hash: &str,
+    spki_der: &[u8],
+    signature: &[u8],
+    text: &[u8],
+) -> Option<bool> {
+    use rsa::pkcs8::DecodePublicKey;
+    use rsa::signature::Verifier;
+    HOST_CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    if let Ok(key) = rsa::RsaPublicKey::from_public_key_der(spki_der) {
+        let sig = rsa::pkcs1v15::Signature::try_from(signature).ok()?;
+        let ok = match hash {
+            "sha256" => rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(key)
+                .verify(text, &sig)
+                .is_ok(),
+            "sha384" => rsa::pkcs1v15::VerifyingKey::<sha2::Sha384>::new(key)
+                .verify(text, &sig)
+                .is_ok(),
+            "sha512" => rsa::pkcs1v15::VerifyingKey::<sha2::Sha512>::new(key)
+                .verify(text, &sig)
+                .is_ok(),
+            _ => return None,
+        };
+        return Some(ok);
+    }
+    if let Ok(key) = p256::ecdsa::VerifyingKey::from_public_key_der(spki_der) {
+        let Ok(sig) = p256::ecdsa::Signature::from_der(signature) else {
+            return Some(false);
+        };
+        return Some(hash == "sha256" && key.verify(text, &sig).is_ok());
+    }
+    if let Ok(key) = p384::ecdsa::VerifyingKey::from_public_key_der(spki_der) {
+        let Ok(sig) = p384::ecdsa::Signature::from_der(signature) else {
+            return Some(false);
+        };
+        return Some(hash == "sha384" && key.verify(text, &sig).is_ok());
+    }
+    None
+}
+
+/// Calls made to [`host_verify_stand_in`].
+pub static HOST_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

@@ -123,6 +123,25 @@ pub fn increment(id: Option<u32>) {
     }
 }
 
+pub fn define_gauge(name: &str) -> Option<u32> {
+    match hostcalls::define_metric(MetricType::Gauge, name) {
+        Ok(id) => Some(id),
+        Err(status) => {
+            log(
+                LogLevel::Warn,
+                &format!("obguard: cannot define metric {name}: {status:?}"),
+            );
+            None
+        }
+    }
+}
+
+pub fn record(id: Option<u32>, value: u64) {
+    if let Some(id) = id {
+        let _ = hostcalls::record_metric(id, value);
+    }
+}
+
 /// Starts a gRPC call; `None` when the host refuses it (the caller decides what that means).
 /// `upstream` is a serialised `envoy.config.core.v3.GrpcService` (ASCII, checked at load).
 pub fn dispatch_grpc_call(

@@ -7,11 +7,12 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
 
 use super::host;
+use super::jwks;
+use super::jwt_authn;
 use super::ratelimit::{self as rl, Pending};
 use super::root::Shared;
 use crate::enforce::interaction_id;
-use crate::identify::cache::TokenCache;
-use crate::pipeline::{self, RequestView};
+use crate::pipeline::{self, RequestView, Worker};
 use crate::ratelimit::RequestFacts;
 use crate::ratelimit::reply::{Answer, Next, Obeyed};
 use crate::telemetry::{self, Outcome, log_field};
@@ -130,17 +131,26 @@ impl HttpContext for ObguardHttp {
             .filter(|(n, _)| n == "authorization")
             .map(|(_, v)| v.as_str())
             .collect();
+        let jwt_authn_payloads = if state.config.reads_jwt_authn_metadata() {
+            jwt_authn::payloads()
+        } else {
+            None
+        };
         let view = RequestView {
             method: header(":method").unwrap_or(""),
             path: header(":path").unwrap_or(""),
             authorization: &authorization,
             interaction_id: header(interaction_id::HEADER),
+            jwt_authn_payloads: jwt_authn_payloads.as_ref(),
         };
         let now = host::now_unix_secs();
-        let decision = match state.cache.try_borrow_mut() {
-            Ok(mut cache) => pipeline::decide(&state.config, &mut cache, &view, now),
-            Err(_) => pipeline::decide(&state.config, &mut TokenCache::new(0), &view, now),
+        let decision = match state.worker.try_borrow_mut() {
+            Ok(mut worker) => pipeline::decide(&state.config, &mut worker, &view, now),
+            Err(_) => pipeline::decide(&state.config, &mut Worker::new(&state.config), &view, now),
         };
+        if let Some(issuer) = decision.refetch_keys_for {
+            jwks::request_refetch(&state.config, &state.metrics, issuer, now);
+        }
 
         host::set_log_field(log_field::OUTCOME, decision.outcome.as_str());
         host::set_log_field(log_field::INTERACTION_ID, &decision.interaction_id);
@@ -166,10 +176,12 @@ impl HttpContext for ObguardHttp {
                 remove_authorization,
                 set,
             } => {
-                for name in *remove {
+                // Only headers the request actually carries cost a host call to remove.
+                let present = |name: &str| headers.iter().any(|(n, _)| n == name);
+                for name in remove.iter().filter(|name| present(name)) {
                     host::set_request_header(name, None);
                 }
-                if *remove_authorization {
+                if *remove_authorization && !authorization.is_empty() {
                     host::set_request_header("authorization", None);
                 }
                 set

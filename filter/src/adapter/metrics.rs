@@ -6,6 +6,8 @@ use super::host;
 use crate::config::FilterConfig;
 use crate::identify::TokenError;
 use crate::identify::cache::CacheLookup;
+use crate::identify::host_crypto::VerifyPath;
+use crate::identify::jwks_remote::FetchError;
 use crate::pipeline::Decision;
 use crate::ratelimit::reply::{Answer, Failure};
 use crate::telemetry::{Outcome, metric, request_invalid_reasons};
@@ -18,6 +20,14 @@ pub struct Metrics {
     scope_denied: HashMap<String, Option<u32>>,
     cache_hit: Option<u32>,
     cache_miss: Option<u32>,
+    verified_host: Option<u32>,
+    verified_wasm: Option<u32>,
+    verified_jwt_authn: Option<u32>,
+    jwks_fetched: Option<u32>,
+    jwks_failed: HashMap<&'static str, Option<u32>>,
+    jwks_refetch_requested: Option<u32>,
+    jwks_refetch_suppressed: Option<u32>,
+    jwks_age: Option<u32>,
     ratelimit_ok: Option<u32>,
     ratelimit_over_limit: Option<u32>,
     ratelimit_failed_open: Option<u32>,
@@ -30,8 +40,25 @@ impl Metrics {
         let mut metrics = Metrics {
             cache_hit: host::define_counter(metric::CACHE_HIT),
             cache_miss: host::define_counter(metric::CACHE_MISS),
+            verified_host: host::define_counter(&metric::signature_checks(VerifyPath::Host)),
+            verified_wasm: host::define_counter(&metric::signature_checks(VerifyPath::Wasm)),
+            verified_jwt_authn: host::define_counter(&metric::signature_checks(
+                VerifyPath::JwtAuthn,
+            )),
             ..Default::default()
         };
+        if config.issuers.iter().any(|i| i.remote.is_some()) {
+            metrics.jwks_fetched = host::define_counter(metric::JWKS_FETCHED);
+            metrics.jwks_refetch_requested = host::define_counter(metric::JWKS_REFETCH_REQUESTED);
+            metrics.jwks_refetch_suppressed = host::define_counter(metric::JWKS_REFETCH_SUPPRESSED);
+            metrics.jwks_age = host::define_gauge(metric::JWKS_AGE);
+            for err in FetchError::ALL {
+                metrics.jwks_failed.insert(
+                    err.reason(),
+                    host::define_counter(&metric::jwks_fetch_failed(err.reason())),
+                );
+            }
+        }
         if config.ratelimit.is_some() {
             metrics.ratelimit_ok = host::define_counter(metric::RATELIMIT_OK);
             metrics.ratelimit_over_limit = host::define_counter(metric::RATELIMIT_OVER_LIMIT);
@@ -109,7 +136,17 @@ impl Metrics {
             CacheLookup::Miss => host::increment(self.cache_miss),
             CacheLookup::Disabled => {}
         }
-        if let Some(error) = decision.token_error {
+        match decision.verified_by {
+            Some(VerifyPath::Host) => host::increment(self.verified_host),
+            Some(VerifyPath::Wasm) => host::increment(self.verified_wasm),
+            Some(VerifyPath::JwtAuthn) => host::increment(self.verified_jwt_authn),
+            None => {}
+        }
+        // Unavailable keys are the IdP's failure, counted as `requests.idp_unavailable`.
+        if let Some(error) = decision
+            .token_error
+            .filter(|e| *e != TokenError::KeysUnavailable)
+        {
             host::increment(self.token_invalid.get(error.reason()).copied().flatten());
         }
         match decision.outcome {
@@ -125,5 +162,27 @@ impl Metrics {
             }
             _ => {}
         }
+    }
+}
+
+impl Metrics {
+    pub fn jwks_fetched(&self) {
+        host::increment(self.jwks_fetched);
+    }
+
+    pub fn jwks_fetch_failed(&self, err: FetchError) {
+        host::increment(self.jwks_failed.get(err.reason()).copied().flatten());
+    }
+
+    pub fn jwks_refetch_requested(&self) {
+        host::increment(self.jwks_refetch_requested);
+    }
+
+    pub fn jwks_refetch_suppressed(&self) {
+        host::increment(self.jwks_refetch_suppressed);
+    }
+
+    pub fn jwks_age(&self, seconds: u64) {
+        host::record(self.jwks_age, seconds);
     }
 }

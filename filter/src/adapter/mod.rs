@@ -2,7 +2,10 @@
 //! calls [`crate::pipeline::decide`], and applies the decision. No policy lives here.
 
 mod host;
+mod host_crypto;
 mod http;
+mod jwks;
+mod jwt_authn;
 mod metrics;
 mod ratelimit;
 mod root;

@@ -1,52 +1,96 @@
-//! Plugin root: loads the configuration (refusing to start on any error) and hands each
-//! request stream the shared, read-only state.
+//! Plugin root: loads the configuration (refusing to start on any error), hands each request
+//! stream the shared state, and runs the remote-JWKS timer.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 
 use super::host;
+use super::host_crypto;
 use super::http::ObguardHttp;
+use super::jwks::{self, JwksState};
 use super::metrics::Metrics;
 use crate::config::{self, FilterConfig};
-use crate::identify::cache::TokenCache;
+use crate::pipeline::Worker;
 
 #[derive(Default)]
 pub struct ObguardRoot {
     state: Option<Rc<Shared>>,
+    jwks: JwksState,
 }
 
 /// What every request of this worker shares.
 pub struct Shared {
     pub config: FilterConfig,
-    pub cache: RefCell<TokenCache>,
+    pub worker: RefCell<Worker>,
     pub metrics: Metrics,
 }
 
-impl Context for ObguardRoot {}
+impl Context for ObguardRoot {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        if let Some(state) = &self.state {
+            jwks::on_response(
+                &state.config,
+                &mut self.jwks,
+                &state.metrics,
+                token_id,
+                body_size,
+                host::now_unix_secs(),
+            );
+        }
+    }
+}
 
 impl RootContext for ObguardRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         let bytes = host::plugin_configuration().unwrap_or_default();
         match config::load(&bytes) {
-            Ok(config) => {
+            Ok(mut config) => {
+                let host_crypto = host_crypto::host_offers_verify_signature();
+                if host_crypto {
+                    config.host_verify = Some(host_crypto::verify_signature);
+                }
                 let metrics = Metrics::define(&config);
-                let cache = RefCell::new(TokenCache::new(config.cache_entries));
+                let worker = RefCell::new(Worker::new(&config));
+                let remote = config.issuers.iter().any(|i| i.remote.is_some());
                 host::log(
                     LogLevel::Info,
                     &format!(
-                        "obguard: configured {} issuer(s), {} route(s)",
+                        "obguard: configured {} issuer(s), {} route(s); host signature verification {}",
                         config.issuers.len(),
-                        config.routes.len()
+                        config.routes.len(),
+                        if host_crypto {
+                            "available"
+                        } else {
+                            "unavailable"
+                        }
                     ),
                 );
                 self.state = Some(Rc::new(Shared {
                     config,
-                    cache,
+                    worker,
                     metrics,
                 }));
+                self.jwks = JwksState::default();
+                if remote {
+                    if let Err(status) = hostcalls::set_tick_period(jwks::TICK) {
+                        host::log(
+                            LogLevel::Error,
+                            &format!("obguard: cannot start the JWKS timer: {status:?}"),
+                        );
+                        return false;
+                    }
+                    self.on_tick();
+                }
                 true
             }
             Err(err) => {
@@ -56,6 +100,21 @@ impl RootContext for ObguardRoot {
                 );
                 false
             }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let Some(state) = self.state.clone() else {
+            return;
+        };
+        if let Ok(mut worker) = state.worker.try_borrow_mut() {
+            jwks::on_tick(
+                &state.config,
+                &mut worker,
+                &mut self.jwks,
+                &state.metrics,
+                host::now_unix_secs(),
+            );
         }
     }
 

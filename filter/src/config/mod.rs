@@ -13,7 +13,9 @@ use crate::assess::StaticAssessments;
 use crate::authorise::routes::RouteTable;
 use crate::enforce::upstream::HeaderPolicy;
 use crate::identify::algorithm::{Algorithm, KeyFamily};
+use crate::identify::host_crypto::HostVerifyFn;
 use crate::identify::issuer::Issuer;
+use crate::identify::jwks_remote::RemoteJwks;
 use crate::identify::keys::{key_from_jwk, key_from_secret};
 use crate::ratelimit::config::RateLimitConfig;
 use raw::{RawConfig, RawIssuer};
@@ -30,6 +32,9 @@ pub struct FilterConfig {
     /// `None`: no rate-limit calls.
     pub ratelimit: Option<RateLimitConfig>,
     pub static_assessments: StaticAssessments,
+    /// The proxy's signature check, when the adapter found one (never set natively unless a
+    /// test injects one).
+    pub host_verify: Option<HostVerifyFn>,
 }
 
 /// Largest `max_token_bytes` accepted; Envoy's own default header limit is 60 KiB.
@@ -112,6 +117,7 @@ fn compile(raw: RawConfig) -> Result<FilterConfig, ConfigError> {
             "static_assessments",
             &raw.static_assessments,
         )?,
+        host_verify: None,
     })
 }
 
@@ -134,10 +140,22 @@ fn compile_issuer(path: &str, raw: &RawIssuer) -> Result<Issuer, ConfigError> {
             "must not be empty",
         ));
     }
-    if raw.algorithms.is_empty() {
+    let delegated_only =
+        raw.jwt_authn.is_some() && raw.jwks.is_none() && raw.shared_secret.is_none();
+    if raw.algorithms.is_empty() && !delegated_only {
         return Err(ConfigError::new(
             format!("{path}.algorithms"),
             "at least one algorithm is required",
+        ));
+    }
+    if raw
+        .jwt_authn
+        .as_ref()
+        .is_some_and(|d| d.payload_in_metadata.is_empty())
+    {
+        return Err(ConfigError::new(
+            format!("{path}.jwt_authn.payload_in_metadata"),
+            "must not be empty",
         ));
     }
     let mut algorithms = Vec::new();
@@ -203,13 +221,23 @@ fn compile_issuer(path: &str, raw: &RawIssuer) -> Result<Issuer, ConfigError> {
         }
         None => None,
     };
-    if keys.is_empty() && secret.is_none() {
+    if keys.is_empty() && secret.is_none() && raw.jwt_authn.is_none() && raw.jwks_remote.is_none() {
         return Err(ConfigError::new(
             path,
-            "no verification key: set `jwks` (with at least one signing key) or `shared_secret`",
+            "no verification key: set `jwks` (with at least one signing key), `jwks_remote`, `shared_secret`, or delegate with `jwt_authn`",
         ));
     }
-    for alg in &algorithms {
+    let remote = match &raw.jwks_remote {
+        Some(remote) => Some(RemoteJwks::compile(
+            &format!("{path}.jwks_remote"),
+            &raw.issuer,
+            remote,
+        )?),
+        None => None,
+    };
+    // Keys for an algorithm may arrive with the remote JWKS; only inline-only issuers can be
+    // checked now.
+    for alg in algorithms.iter().filter(|_| remote.is_none()) {
         let family = alg.key_family();
         let has_key = if family == KeyFamily::SharedSecret {
             secret.is_some()
@@ -271,7 +299,23 @@ fn compile_issuer(path: &str, raw: &RawIssuer) -> Result<Issuer, ConfigError> {
         client_id_claim: raw.client_id_claim.clone(),
         scope_claim: raw.scopes.claim.clone(),
         scope_format: raw.scopes.format,
+        host_crypto: raw.host_crypto,
+        jwt_authn_payload_key: raw
+            .jwt_authn
+            .as_ref()
+            .map(|d| d.payload_in_metadata.clone()),
+        remote,
     })
+}
+
+impl FilterConfig {
+    /// Whether any issuer delegates verification to `jwt_authn` (the adapter then reads its
+    /// dynamic metadata; otherwise that host call is skipped).
+    pub fn reads_jwt_authn_metadata(&self) -> bool {
+        self.issuers
+            .iter()
+            .any(|i| i.jwt_authn_payload_key.is_some())
+    }
 }
 
 /// Whether a value can sit inside an RFC 7230 quoted-string without escaping.

@@ -81,6 +81,99 @@ pub struct RawIssuer {
     pub client_id_claim: String,
     #[serde(default)]
     pub scopes: RawScopeClaim,
+    /// Let the proxy check RS*/ES* signatures natively (Envoy's `verify_signature` foreign
+    /// function) when it offers one; `false` always verifies inside the wasm VM.
+    #[serde(default = "default_true")]
+    pub host_crypto: bool,
+    /// Delegation: take this issuer's tokens as verified by Envoy's `jwt_authn` filter, which
+    /// must run before obguard with `payload_in_metadata` set to the given key.
+    #[serde(default)]
+    pub jwt_authn: Option<RawJwtAuthn>,
+    /// Keys fetched from the identity provider over an Envoy cluster (beside any inline
+    /// `jwks`).
+    #[serde(default)]
+    pub jwks_remote: Option<RawRemoteJwks>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRemoteJwks {
+    /// Envoy cluster serving the JWKS.
+    pub cluster: String,
+    /// Request path, e.g. `/.well-known/jwks.json`.
+    pub path: String,
+    /// `:authority` of the request (default: the cluster name).
+    #[serde(default)]
+    pub authority: Option<String>,
+    #[serde(default = "default_refresh_s")]
+    pub refresh_s: u64,
+    #[serde(default = "default_jwks_timeout_ms")]
+    pub timeout_ms: u64,
+    /// At most one refetch per this interval per issuer, whatever the cause (unknown `kid`s,
+    /// failures).
+    #[serde(default = "default_min_refetch_s")]
+    pub min_refetch_interval_s: u64,
+    /// Keys older than this are no longer used (stale-if-error bound).
+    #[serde(default = "default_max_stale_s")]
+    pub max_stale_s: u64,
+    #[serde(default = "default_jwks_max_bytes")]
+    pub max_bytes: usize,
+    #[serde(default = "default_jwks_max_keys")]
+    pub max_keys: usize,
+    /// The answer while no usable keys exist (before the first fetch, or stale beyond
+    /// `max_stale_s`).
+    #[serde(default)]
+    pub unavailable: RawUnavailable,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUnavailable {
+    #[serde(default = "default_unavailable_status")]
+    pub status: u16,
+    #[serde(default = "default_retry_after_s")]
+    pub retry_after_s: u64,
+}
+
+impl Default for RawUnavailable {
+    fn default() -> Self {
+        Self {
+            status: default_unavailable_status(),
+            retry_after_s: default_retry_after_s(),
+        }
+    }
+}
+
+fn default_refresh_s() -> u64 {
+    300
+}
+fn default_jwks_timeout_ms() -> u64 {
+    2000
+}
+fn default_min_refetch_s() -> u64 {
+    30
+}
+fn default_max_stale_s() -> u64 {
+    86_400
+}
+fn default_jwks_max_bytes() -> usize {
+    65_536
+}
+fn default_jwks_max_keys() -> usize {
+    20
+}
+fn default_unavailable_status() -> u16 {
+    503
+}
+fn default_retry_after_s() -> u64 {
+    30
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwtAuthn {
+    /// The `payload_in_metadata` value of the matching `jwt_authn` provider.
+    pub payload_in_metadata: String,
 }
 
 fn default_max_lifetime_s() -> Option<u64> {

@@ -32,6 +32,9 @@ pub enum Denial {
     RateLimited,
     /// The rate-limit check failed and the route fails closed: 429 or 503.
     RateLimitUnavailable { status: u16 },
+    /// The identity provider's keys are unavailable: by default 503 with `Retry-After`,
+    /// distinct from the 401 of a bad token.
+    IdpUnavailable { status: u16, retry_after_s: u64 },
 }
 
 #[derive(Serialize)]
@@ -102,6 +105,12 @@ pub fn build(denial: &Denial, realm: &str, interaction_id: &str) -> LocalReply {
             "The request rate could not be checked; retry later",
             None,
         ),
+        Denial::IdpUnavailable { status, .. } => (
+            *status,
+            "temporarily_unavailable",
+            "The identity provider is unavailable; retry later",
+            None,
+        ),
     };
     let body = serde_json::to_string(&ErrorBody {
         error,
@@ -116,6 +125,9 @@ pub fn build(denial: &Denial, realm: &str, interaction_id: &str) -> LocalReply {
     ];
     if let Some(value) = www_authenticate {
         headers.push(("www-authenticate".to_owned(), value));
+    }
+    if let Denial::IdpUnavailable { retry_after_s, .. } = denial {
+        headers.push(("retry-after".to_owned(), retry_after_s.to_string()));
     }
     LocalReply {
         status,

@@ -61,6 +61,13 @@ impl TokenCache {
         }
     }
 
+    /// Forgets every verified token (keys changed).
+    pub fn clear(&mut self) {
+        if let Some(entries) = &mut self.entries {
+            entries.clear();
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.entries.as_ref().map_or(0, LruCache::len)
     }

@@ -18,9 +18,19 @@ pub fn normalise_typ(typ: &str) -> String {
     }
 }
 
+/// With `require_typ`, exactly that type; without, any JWT type (`JWT` or `…+jwt`), so a
+/// token minted for another purpose (`JOSE`, a DPoP proof is still `…+jwt`) is refused.
 pub fn check_typ(issuer: &Issuer, typ: Option<&str>) -> Result<(), TokenError> {
     match (&issuer.require_typ, typ) {
-        (None, _) => Ok(()),
+        (None, None) => Ok(()),
+        (None, Some(typ)) => {
+            let typ = normalise_typ(typ);
+            if typ == "jwt" || typ.ends_with("+jwt") {
+                Ok(())
+            } else {
+                Err(TokenError::WrongTyp)
+            }
+        }
         (Some(required), Some(typ)) if *required == normalise_typ(typ) => Ok(()),
         (Some(_), _) => Err(TokenError::WrongTyp),
     }

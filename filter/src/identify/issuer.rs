@@ -19,6 +19,12 @@ pub struct Issuer {
     pub client_id_claim: String,
     pub scope_claim: String,
     pub scope_format: ScopeFormat,
+    /// Whether RS*/ES* signatures may be checked by the proxy (see `host_crypto.rs`).
+    pub host_crypto: bool,
+    /// Key under `jwt_authn`'s dynamic metadata holding this issuer's verified payload.
+    pub jwt_authn_payload_key: Option<String>,
+    /// Keys fetched from the IdP, beside `keys`.
+    pub remote: Option<super::jwks_remote::RemoteJwks>,
 }
 
 impl Issuer {

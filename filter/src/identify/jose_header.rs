@@ -17,6 +17,9 @@ pub struct JoseHeader {
     pub typ: Option<String>,
     #[serde(default)]
     pub crit: Option<Vec<String>>,
+    /// Only its presence matters: see [`parse`].
+    #[serde(default)]
+    jwk: Option<serde::de::IgnoredAny>,
 }
 
 /// The three segments of a compact JWS.
@@ -57,6 +60,12 @@ pub fn parse(segment: &str) -> Result<JoseHeader, TokenError> {
         Some(list) if list.is_empty() => return Err(TokenError::Malformed),
         Some(_) => return Err(TokenError::CritUnsupported),
         None => {}
+    }
+    // A token carrying its own verification key is an attack pattern, not an access token,
+    // and jwt-simple's header model cannot represent one: refuse it the same way whichever
+    // verifier would have run.
+    if header.jwk.is_some() {
+        return Err(TokenError::Malformed);
     }
     Ok(header)
 }
@@ -103,10 +112,14 @@ mod tests {
 
     #[test]
     fn key_hint_headers_are_ignored() {
-        let seg = b64(
-            r#"{"alg":"ES256","kid":"k","jku":"https://evil","jwk":{"kty":"EC"},"x5u":"x","x5c":["y"]}"#,
-        );
+        let seg = b64(r#"{"alg":"ES256","kid":"k","jku":"https://evil","x5u":"x","x5c":["y"]}"#);
         let header = parse(&seg).ok();
         assert_eq!(header.and_then(|h| h.kid), Some("k".to_owned()));
+        let seg = b64(r#"{"alg":"ES256","kid":"k","jwk":{"kty":"EC"}}"#);
+        assert_eq!(
+            parse(&seg).err(),
+            Some(TokenError::Malformed),
+            "embedded keys are refused"
+        );
     }
 }

@@ -65,6 +65,8 @@ impl AlgVerifier {
 pub struct IssuerKey {
     pub kid: Option<String>,
     pub family: KeyFamily,
+    /// SubjectPublicKeyInfo DER for the host's `verify_signature` (RSA and EC keys).
+    pub spki_der: Option<Vec<u8>>,
     verifiers: Vec<(Algorithm, AlgVerifier)>,
 }
 
@@ -181,6 +183,7 @@ pub fn key_from_jwk(
     }
 
     let mut verifiers = Vec::new();
+    let mut spki_der = None;
     let usable = allowed
         .iter()
         .copied()
@@ -199,6 +202,11 @@ pub fn key_from_jwk(
                 ));
             }
             let bad = |_| ConfigError::new(path, "invalid RSA public key");
+            spki_der = Some(
+                RS256PublicKey::from_components(&n, &e)
+                    .and_then(|key| key.to_der())
+                    .map_err(bad)?,
+            );
             for alg in usable {
                 let verifier = match alg {
                     Algorithm::RS256 => {
@@ -244,6 +252,15 @@ pub fn key_from_jwk(
             point.extend_from_slice(&x);
             point.extend_from_slice(&y);
             let bad = |_| ConfigError::new(path, "`x`/`y` is not a point on the curve");
+            spki_der = Some(if family == KeyFamily::P256 {
+                ES256PublicKey::from_bytes(&point)
+                    .and_then(|key| key.to_der())
+                    .map_err(bad)?
+            } else {
+                ES384PublicKey::from_bytes(&point)
+                    .and_then(|key| key.to_der())
+                    .map_err(bad)?
+            });
             for alg in usable {
                 let verifier = match alg {
                     Algorithm::ES256 => {
@@ -279,6 +296,7 @@ pub fn key_from_jwk(
     Ok(Some(IssuerKey {
         kid: jwk.kid.clone(),
         family,
+        spki_der,
         verifiers,
     }))
 }
@@ -316,6 +334,7 @@ pub fn key_from_secret(
     Ok(IssuerKey {
         kid: None,
         family: KeyFamily::SharedSecret,
+        spki_der: None,
         verifiers,
     })
 }

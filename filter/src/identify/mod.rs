@@ -5,8 +5,10 @@ pub mod algorithm;
 pub mod cache;
 pub mod claims;
 pub mod extract;
+pub mod host_crypto;
 pub mod issuer;
 pub mod jose_header;
+pub mod jwks_remote;
 pub mod keys;
 pub mod token_error;
 
@@ -16,8 +18,9 @@ use serde::Deserialize;
 
 use algorithm::Algorithm;
 use cache::{CacheLookup, TokenCache};
+use host_crypto::{HostVerifyFn, VerifyPath};
 use issuer::Issuer;
-use keys::AlgVerifier;
+use keys::{AlgVerifier, Claims, IssuerKey};
 pub use token_error::TokenError;
 
 /// The caller, as established by a verified token.
@@ -34,29 +37,60 @@ pub struct Identity {
     pub expires_at: u64,
 }
 
+/// The result of [`authenticate`], with how it was reached (for metrics).
+#[derive(Debug)]
+pub struct Authentication {
+    pub result: Result<Arc<Identity>, TokenError>,
+    pub cache: CacheLookup,
+    /// Which implementation checked the signature; `None` on a cache hit or an early refusal.
+    pub verified_by: Option<VerifyPath>,
+}
+
+/// Where verification gets its keys, settings and (optionally) the proxy's crypto.
+#[derive(Clone, Copy)]
+pub struct Verifier<'c> {
+    pub issuers: &'c [Issuer],
+    /// Configured `(claim, header)` pairs copied into [`Identity::claim_headers`].
+    pub claim_headers: &'c [(String, String)],
+    pub max_token_bytes: usize,
+    pub host: Option<HostVerifyFn>,
+    /// Keys from each issuer's remote JWKS (same order as `issuers`; `None`: none yet).
+    pub remote_keys: &'c [Option<jwks_remote::RemoteKeySet>],
+}
+
 /// Verifies `token` (already extracted from `Authorization: Bearer`), using the cache.
-/// `claim_headers` is the configured `(claim, header)` list.
 pub fn authenticate(
-    issuers: &[Issuer],
-    claim_headers: &[(String, String)],
+    verifier: &Verifier<'_>,
     cache: &mut TokenCache,
     token: &str,
-    max_token_bytes: usize,
     now: u64,
-) -> (Result<Arc<Identity>, TokenError>, CacheLookup) {
-    if token.len() > max_token_bytes {
-        return (Err(TokenError::Oversize), CacheLookup::Disabled);
+) -> Authentication {
+    if token.len() > verifier.max_token_bytes {
+        return Authentication {
+            result: Err(TokenError::Oversize),
+            cache: CacheLookup::Disabled,
+            verified_by: None,
+        };
     }
     let key = TokenCache::key(token);
     let (cached, lookup) = cache.get(&key, now);
     if let Some(identity) = cached {
-        return (Ok(identity), lookup);
+        return Authentication {
+            result: Ok(identity),
+            cache: lookup,
+            verified_by: None,
+        };
     }
-    let result = verify(issuers, claim_headers, token, now).map(Arc::new);
+    let mut verified_by = None;
+    let result = verify(verifier, token, now, &mut verified_by).map(Arc::new);
     if let Ok(identity) = &result {
         cache.insert(key, identity.clone(), now);
     }
-    (result, lookup)
+    Authentication {
+        result,
+        cache: lookup,
+        verified_by,
+    }
 }
 
 #[derive(Deserialize)]
@@ -65,12 +99,13 @@ struct UnverifiedIssuer {
     iss: Option<String>,
 }
 
-/// Full verification, no cache.
+/// Full verification, no cache. `verified_by` records which implementation checked the
+/// signature, when one did.
 pub fn verify(
-    issuers: &[Issuer],
-    claim_headers: &[(String, String)],
+    verifier: &Verifier<'_>,
     token: &str,
     now: u64,
+    verified_by: &mut Option<VerifyPath>,
 ) -> Result<Identity, TokenError> {
     if !extract::is_b64token(token) {
         return Err(TokenError::Malformed);
@@ -83,9 +118,9 @@ pub fn verify(
     let alg: Algorithm = header.alg.parse().map_err(|()| TokenError::AlgNotAllowed)?;
 
     // The unverified `iss` only picks which keys to try; it is checked again once signed.
-    let (issuer_index, issuer) = match issuers {
+    let (issuer_index, issuer) = match verifier.issuers {
         [only] => (0, only),
-        _ => {
+        issuers => {
             let payload = jose_header::decode_segment(jws.payload)?;
             let peek: UnverifiedIssuer =
                 serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
@@ -102,17 +137,44 @@ pub fn verify(
     }
     claims::check_typ(issuer, header.typ.as_deref())?;
 
-    let verifier = select_verifier(issuer, alg, header.kid.as_deref())?;
-    let verified = verifier.verify(token).map_err(|err| map_jwt_error(&err))?;
-    claims::check(issuer, &verified, now)?;
+    let remote = verifier
+        .remote_keys
+        .get(issuer_index)
+        .and_then(Option::as_ref);
+    let (key, alg_verifier) = select_verifier(issuer, remote, alg, header.kid.as_deref(), now)?;
+    let host = verifier.host.filter(|_| issuer.host_crypto);
+    let verified = match host.and_then(|host| verify_on_host(host, alg, key, token, &jws)) {
+        Some(result) => {
+            *verified_by = Some(VerifyPath::Host);
+            result?
+        }
+        None => {
+            *verified_by = Some(VerifyPath::Wasm);
+            alg_verifier
+                .verify(token)
+                .map_err(|err| map_jwt_error(&err))?
+        }
+    };
+    identity_from_claims(verifier, issuer_index, issuer, &verified, now)
+}
 
-    let client_id = claims::client_id(issuer, &verified)?;
-    let subject = claims::subject(&verified)?;
-    let scopes = claims::scopes(issuer, &verified)?;
-    let claim_headers = claim_headers
+/// Claim checks and the caller's identity, shared by every way a token gets verified.
+fn identity_from_claims(
+    verifier: &Verifier<'_>,
+    issuer_index: usize,
+    issuer: &Issuer,
+    verified: &Claims,
+    now: u64,
+) -> Result<Identity, TokenError> {
+    claims::check(issuer, verified, now)?;
+    let client_id = claims::client_id(issuer, verified)?;
+    let subject = claims::subject(verified)?;
+    let scopes = claims::scopes(issuer, verified)?;
+    let claim_headers = verifier
+        .claim_headers
         .iter()
         .filter_map(|(claim, header)| {
-            claims::header_value(&verified, claim).map(|value| (header.clone(), value))
+            claims::header_value(verified, claim).map(|value| (header.clone(), value))
         })
         .collect();
     let expires_at = verified
@@ -129,31 +191,100 @@ pub fn verify(
     })
 }
 
+/// Delegation mode: Envoy's `jwt_authn` already verified the token and left its payload in
+/// dynamic metadata (`payloads` is its `envoy.filters.http.jwt_authn` namespace). The claims
+/// are still checked here (issuer, audience, time window, client id, scopes), so a drift
+/// between the two configurations fails closed. `None` when no delegating issuer has a
+/// payload for this request.
+pub fn from_jwt_authn(
+    verifier: &Verifier<'_>,
+    payloads: &serde_json::Map<String, serde_json::Value>,
+    now: u64,
+) -> Option<Result<Identity, TokenError>> {
+    verifier
+        .issuers
+        .iter()
+        .enumerate()
+        .find_map(|(index, issuer)| {
+            let payload = payloads.get(issuer.jwt_authn_payload_key.as_deref()?)?;
+            let result = serde_json::from_value::<Claims>(payload.clone())
+                .map_err(|_| TokenError::Malformed)
+                .and_then(|claims| identity_from_claims(verifier, index, issuer, &claims, now));
+            Some(result)
+        })
+}
+
+/// The proxy checks the signature; we decode the claims. `None` when this key/algorithm is
+/// not for the host or the host could not answer, so the in-wasm verifier takes over.
+fn verify_on_host(
+    host: HostVerifyFn,
+    alg: Algorithm,
+    key: &IssuerKey,
+    token: &str,
+    jws: &jose_header::CompactJws<'_>,
+) -> Option<Result<Claims, TokenError>> {
+    let hash = host_crypto::host_hash(alg)?;
+    let spki = key.spki_der.as_deref()?;
+    let (signed_text, signature_b64) = token.rsplit_once('.')?;
+    let Ok(raw_signature) = jose_header::decode_segment(signature_b64) else {
+        return Some(Err(TokenError::BadSignature));
+    };
+    let signature = if alg.key_family() == algorithm::KeyFamily::Rsa {
+        raw_signature
+    } else {
+        match host_crypto::ecdsa_der(alg, &raw_signature) {
+            Some(der) => der,
+            None => return Some(Err(TokenError::BadSignature)),
+        }
+    };
+    match host(hash, spki, &signature, signed_text.as_bytes())? {
+        false => Some(Err(TokenError::BadSignature)),
+        true => Some(
+            jose_header::decode_segment(jws.payload).and_then(|payload| {
+                serde_json::from_slice::<Claims>(&payload).map_err(|_| TokenError::Malformed)
+            }),
+        ),
+    }
+}
+
 fn select_verifier<'a>(
     issuer: &'a Issuer,
+    remote: Option<&'a jwks_remote::RemoteKeySet>,
     alg: Algorithm,
     kid: Option<&str>,
-) -> Result<&'a AlgVerifier, TokenError> {
+    now: u64,
+) -> Result<(&'a IssuerKey, &'a AlgVerifier), TokenError> {
     if alg.is_hmac() {
         // Only reachable when the issuer has a shared secret (config validation).
         return issuer
             .secret
             .as_ref()
-            .and_then(|key| key.verifier_for(alg))
+            .and_then(|key| key.verifier_for(alg).map(|v| (key, v)))
             .ok_or(TokenError::AlgKeyMismatch);
     }
+    // Remote keys count only while fresh; with none usable, an issuer that relies on its
+    // remote JWKS is unavailable rather than the token bad.
+    let remote_keys: &[IssuerKey] = match (&issuer.remote, remote) {
+        (Some(settings), Some(set)) if set.is_fresh(settings, now) => &set.keys,
+        _ => &[],
+    };
+    let keys_unavailable = issuer.remote.is_some() && remote_keys.is_empty();
+    let mut candidates = issuer.keys.iter().chain(remote_keys);
     let key = match kid {
-        Some(kid) => issuer
-            .keys
-            .iter()
-            .find(|key| key.kid.as_deref() == Some(kid))
-            .ok_or(TokenError::UnknownKid)?,
-        None => match issuer.keys.as_slice() {
-            [only] => only,
+        Some(kid) => match candidates.find(|key| key.kid.as_deref() == Some(kid)) {
+            Some(key) => key,
+            None if keys_unavailable => return Err(TokenError::KeysUnavailable),
+            None => return Err(TokenError::UnknownKid),
+        },
+        None => match (candidates.next(), candidates.next()) {
+            (Some(only), None) => only,
+            (None, _) if keys_unavailable => return Err(TokenError::KeysUnavailable),
             _ => return Err(TokenError::KidRequired),
         },
     };
-    key.verifier_for(alg).ok_or(TokenError::AlgKeyMismatch)
+    key.verifier_for(alg)
+        .map(|v| (key, v))
+        .ok_or(TokenError::AlgKeyMismatch)
 }
 
 fn map_jwt_error(err: &jwt_simple::Error) -> TokenError {

@@ -31,10 +31,13 @@ pub enum TokenError {
     MissingClaim,
     /// A claim with the wrong JSON type or characters unfit for a header.
     BadClaim,
+    /// The issuer's keys come from its remote JWKS and none are usable yet (never fetched,
+    /// or older than `max_stale_s`): the identity provider is unavailable, not the token bad.
+    KeysUnavailable,
 }
 
 impl TokenError {
-    pub const ALL: [TokenError; 19] = [
+    pub const ALL: [TokenError; 20] = [
         TokenError::Oversize,
         TokenError::Malformed,
         TokenError::JweUnsupported,
@@ -54,6 +57,7 @@ impl TokenError {
         TokenError::WrongTyp,
         TokenError::MissingClaim,
         TokenError::BadClaim,
+        TokenError::KeysUnavailable,
     ];
 
     pub fn reason(self) -> &'static str {
@@ -77,6 +81,7 @@ impl TokenError {
             TokenError::WrongTyp => "wrong_typ",
             TokenError::MissingClaim => "missing_claim",
             TokenError::BadClaim => "bad_claim",
+            TokenError::KeysUnavailable => "keys_unavailable",
         }
     }
 
@@ -104,6 +109,7 @@ impl TokenError {
             TokenError::WrongTyp => "The access token has the wrong type",
             TokenError::MissingClaim => "The access token lacks a required claim",
             TokenError::BadClaim => "The access token has an invalid claim",
+            TokenError::KeysUnavailable => "The identity provider's keys are unavailable",
         }
     }
 }

@@ -1,0 +1,64 @@
+//! Envoy's `verify_signature` foreign function (BoringSSL, outside the VM).
+//!
+//! The messages are Envoy's `envoy.source.extensions.common.wasm.VerifySignatureArguments`
+//! and `VerifySignatureResult` (source/extensions/common/wasm/ext/verify_signature.proto),
+//! encoded by prost. Envoy does not publish that proto in its API tree, so the field numbers
+//! are declared here; the integration tests exercise them against the real Envoy.
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::Status;
+
+const FUNCTION: &str = "verify_signature";
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct VerifySignatureArguments {
+    #[prost(string, tag = "1")]
+    hash_function: String,
+    /// SubjectPublicKeyInfo DER.
+    #[prost(bytes = "vec", tag = "2")]
+    public_key: Vec<u8>,
+    #[prost(bytes = "vec", tag = "3")]
+    signature: Vec<u8>,
+    #[prost(bytes = "vec", tag = "4")]
+    text: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct VerifySignatureResult {
+    #[prost(bool, tag = "1")]
+    result: bool,
+    #[prost(string, tag = "2")]
+    error: String,
+}
+
+/// Whether this host exports `verify_signature`: an empty argument is a well-formed but
+/// keyless request, which Envoy answers `BadArgument`; a host without the function answers
+/// `NotFound`.
+pub fn host_offers_verify_signature() -> bool {
+    !matches!(
+        hostcalls::call_foreign_function(FUNCTION, Some(&[])),
+        Err(Status::NotFound)
+    )
+}
+
+/// [`crate::identify::host_crypto::HostVerifyFn`] backed by Envoy.
+pub fn verify_signature(
+    hash: &str,
+    spki_der: &[u8],
+    signature: &[u8],
+    text: &[u8],
+) -> Option<bool> {
+    let arguments = prost::Message::encode_to_vec(&VerifySignatureArguments {
+        hash_function: hash.to_owned(),
+        public_key: spki_der.to_vec(),
+        signature: signature.to_vec(),
+        text: text.to_vec(),
+    });
+    match hostcalls::call_foreign_function(FUNCTION, Some(&arguments)) {
+        Ok(Some(bytes)) => <VerifySignatureResult as prost::Message>::decode(bytes.as_slice())
+            .ok()
+            .map(|answer| answer.result),
+        // No answer: let the in-wasm verifier decide rather than guess.
+        Ok(None) | Err(_) => None,
+    }
+}

@@ -1,0 +1,616 @@
+//! `make bench`, macro level: one Envoy with one listener per variant (see
+//! `obguard_integration::bench`), closed-loop throughput with wrk and open-loop latency at a
+//! fixed rate with oha (latency correction on), interleaved rounds, every figure reported as a
+//! ratio to bare Envoy measured in the same run. Writes `docs/benchmarks.md` (macro section)
+//! and `docs/benchmarks.png`.
+//!
+//! Envoy runs with one worker pinned to CPU 0 and the load generator on CPU 1.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use clap::Parser;
+use obguard_integration::bench::{self, Variant};
+use obguard_integration::{
+    Envoy, EnvoyOptions, envoy_bin, noop_wasm_path, wasm_path, workspace_root,
+};
+
+#[derive(Parser)]
+#[command(
+    about = "Macro benchmark of obguard inside Envoy (throughput and latency ratios to bare Envoy)"
+)]
+struct Args {
+    /// Interleaved rounds per variant
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Seconds per wrk / oha run
+    #[arg(long, default_value_t = 5)]
+    duration: u64,
+    /// wrk connections (one wrk thread)
+    #[arg(long, default_value_t = 16)]
+    connections: u32,
+    /// Open-loop request rate for the latency runs
+    #[arg(long, default_value_t = 1000)]
+    rate: u32,
+    /// Only these variants (comma-separated names); bare is always included
+    #[arg(long)]
+    only: Option<String>,
+    /// Markdown report to write
+    #[arg(long, default_value = "docs/benchmarks.md")]
+    out: PathBuf,
+    /// Chart to write
+    #[arg(long, default_value = "docs/benchmarks.png")]
+    png: PathBuf,
+    /// oha binary (open-loop latency); skipped when missing
+    #[arg(long, default_value = ".tools/bin/oha")]
+    oha: PathBuf,
+}
+
+#[derive(Default, Clone)]
+struct Samples {
+    rps: Vec<f64>,
+    ratio: Vec<f64>,
+    p50_us: Vec<f64>,
+    p99_us: Vec<f64>,
+}
+
+fn main() {
+    let args = Args::parse();
+    let root = workspace_root();
+    let obguard = wasm_path().to_string_lossy().into_owned();
+    let noop = noop_wasm_path().to_string_lossy().into_owned();
+    let mut variants = bench::variants(&obguard, &noop);
+    if let Some(only) = &args.only {
+        let keep: Vec<&str> = only.split(',').map(str::trim).collect();
+        variants.retain(|v| v.name == "bare" || keep.contains(&v.name));
+    }
+    let tokens: HashMap<&str, Option<String>> = variants
+        .iter()
+        .map(|v| (v.name, bench::token(v.token)))
+        .collect();
+
+    let envoy = Envoy::start(EnvoyOptions {
+        bootstrap_override: Some(bench::bootstrap(&variants)),
+        component_log_level: None,
+        ..EnvoyOptions::new(0)
+    });
+    let pinned = pin_envoy(&envoy);
+    let ports = envoy.listener_ports();
+    let started = Instant::now();
+
+    eprintln!("warming up {} variants", variants.len());
+    for v in &variants {
+        let _ = wrk(
+            ports[v.name],
+            tokens[v.name].as_deref(),
+            1,
+            args.connections,
+        );
+    }
+
+    let mut closed: HashMap<&str, Samples> = HashMap::new();
+    for round in 0..args.rounds {
+        // Rotate the order so no variant always runs first or last.
+        let mut order: Vec<&Variant> = variants.iter().collect();
+        order.rotate_left(round % variants.len().max(1));
+        let mut bare_rps = None;
+        let mut round_rps = HashMap::new();
+        for v in order {
+            let result = wrk(
+                ports[v.name],
+                tokens[v.name].as_deref(),
+                args.duration,
+                args.connections,
+            );
+            eprintln!(
+                "round {}: {:<34} {:>9.0} rps  p50 {:>7.0} us  p99 {:>7.0} us",
+                round + 1,
+                v.name,
+                result.rps,
+                result.p50_us,
+                result.p99_us
+            );
+            if v.name == "bare" {
+                bare_rps = Some(result.rps);
+            }
+            round_rps.insert(v.name, result);
+        }
+        let bare = bare_rps.unwrap_or(f64::NAN);
+        for (name, r) in round_rps {
+            let s = closed.entry(name).or_default();
+            s.rps.push(r.rps);
+            s.ratio.push(r.rps / bare);
+            s.p50_us.push(r.p50_us);
+            s.p99_us.push(r.p99_us);
+        }
+    }
+
+    let oha = root.join(&args.oha);
+    let mut open: HashMap<&str, Samples> = HashMap::new();
+    let open_variants = ["bare", "noop_wasm", "obguard_warm"];
+    if oha.exists() {
+        for round in 0..args.rounds {
+            for name in open_variants {
+                if !ports.contains_key(name) {
+                    continue;
+                }
+                match oha_run(
+                    &oha,
+                    ports[name],
+                    tokens[name].as_deref(),
+                    args.duration,
+                    args.rate,
+                ) {
+                    Some((p50, p99)) => {
+                        eprintln!(
+                            "open loop {} round {}: {name:<14} p50 {p50:>7.0} us  p99 {p99:>7.0} us",
+                            args.rate,
+                            round + 1
+                        );
+                        let s = open.entry(name).or_default();
+                        s.p50_us.push(p50);
+                        s.p99_us.push(p99);
+                    }
+                    None => eprintln!("oha failed for {name}"),
+                }
+            }
+        }
+    } else {
+        eprintln!(
+            "{} not found: skipping open-loop latency (make bench installs it)",
+            oha.display()
+        );
+    }
+    let rss_mb = envoy.pid().and_then(rss_mb);
+    let elapsed = started.elapsed().as_secs();
+    drop(envoy);
+
+    let report = render(&args, &variants, &closed, &open, pinned, rss_mb, elapsed);
+    let out = root.join(&args.out);
+    if let Err(err) = std::fs::write(&out, report) {
+        eprintln!("cannot write {}: {err}", out.display());
+        std::process::exit(1);
+    }
+    eprintln!("wrote {}", out.display());
+    match chart(&root.join(&args.png), &variants, &closed) {
+        Ok(()) => eprintln!("wrote {}", root.join(&args.png).display()),
+        Err(err) => eprintln!("chart skipped: {err}"),
+    }
+}
+
+/// Pins every Envoy thread to CPU 0 (wrk and oha run on CPU 1).
+fn pin_envoy(envoy: &Envoy) -> bool {
+    let Some(pid) = envoy.pid() else { return false };
+    Command::new("taskset")
+        .args(["-a", "-p", "-c", "0", &pid.to_string()])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+struct WrkResult {
+    rps: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+fn wrk(port: u16, token: Option<&str>, seconds: u64, connections: u32) -> WrkResult {
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", "1", "wrk", "-t1", "--latency"])
+        .arg(format!("-c{connections}"))
+        .arg(format!("-d{seconds}s"));
+    if let Some(token) = token {
+        cmd.args(["-H", &format!("authorization: Bearer {token}")]);
+    }
+    cmd.arg(format!("http://127.0.0.1:{port}/accounts"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("run wrk (apt-get install wrk): {e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.contains("Non-2xx") {
+        panic!("wrk saw non-2xx answers on port {port}:\n{text}");
+    }
+    let mut result = WrkResult {
+        rps: f64::NAN,
+        p50_us: f64::NAN,
+        p99_us: f64::NAN,
+    };
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.as_slice() {
+            ["Requests/sec:", value] => result.rps = value.parse().unwrap_or(f64::NAN),
+            ["50%", value] => result.p50_us = duration_us(value),
+            ["99%", value] => result.p99_us = duration_us(value),
+            _ => {}
+        }
+    }
+    result
+}
+
+fn duration_us(text: &str) -> f64 {
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().unwrap_or(f64::NAN);
+    match unit {
+        "us" => value,
+        "ms" => value * 1e3,
+        "s" => value * 1e6,
+        _ => f64::NAN,
+    }
+}
+
+/// Open loop at `rate` req/s with latency correction; returns (p50, p99) in microseconds.
+fn oha_run(
+    oha: &Path,
+    port: u16,
+    token: Option<&str>,
+    seconds: u64,
+    rate: u32,
+) -> Option<(f64, f64)> {
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", "1"]).arg(oha).args([
+        "--no-tui",
+        "--output-format",
+        "json",
+        "--latency-correction",
+        "-z",
+        &format!("{seconds}s"),
+        "-q",
+        &rate.to_string(),
+        "-c",
+        "16",
+    ]);
+    if let Some(token) = token {
+        cmd.args(["-H", &format!("authorization: Bearer {token}")]);
+    }
+    cmd.arg(format!("http://127.0.0.1:{port}/accounts"));
+    let out = cmd.output().ok()?;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let pct = &json["latencyPercentiles"];
+    Some((pct["p50"].as_f64()? * 1e6, pct["p99"].as_f64()? * 1e6))
+}
+
+fn rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len().is_multiple_of(2) {
+        (v[mid - 1] + v[mid]) / 2.0
+    } else {
+        v[mid]
+    }
+}
+
+fn min_max(values: &[f64]) -> (f64, f64) {
+    values
+        .iter()
+        .filter(|x| x.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+            (lo.min(*x), hi.max(*x))
+        })
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = Command::new("uname")
+        .arg("-r")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    format!("{cpu}, {cores} cores, Linux {kernel}")
+}
+
+fn tool_version(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .map(|o| {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            text.lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or("")
+                .to_owned()
+        })
+        .unwrap_or_else(|_| "not found".into())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render(
+    args: &Args,
+    variants: &[Variant],
+    closed: &HashMap<&str, Samples>,
+    open: &HashMap<&str, Samples>,
+    pinned: bool,
+    rss_mb: Option<f64>,
+    elapsed: u64,
+) -> String {
+    let mut md = String::new();
+    let envoy_version = tool_version(&envoy_bin().to_string_lossy(), &["--version"]);
+    let wasm_size = std::fs::metadata(wasm_path()).map_or(0, |m| m.len());
+    let date = Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let _ = writeln!(md, "# Benchmarks\n");
+    let _ = writeln!(
+        md,
+        "Generated by `make bench` on {date}. Do not edit by hand; rerun it.\n"
+    );
+    let _ = writeln!(md, "- Machine: {}", machine());
+    let _ = writeln!(
+        md,
+        "- Envoy: `{envoy_version}`, one worker (`--concurrency 1`){}",
+        if pinned {
+            ", pinned to CPU 0; load generator on CPU 1"
+        } else {
+            " (pinning failed: figures noisier)"
+        }
+    );
+    let _ = writeln!(
+        md,
+        "- Load: `taskset -c 1 wrk -t1 -c{} -d{}s --latency` per run, {} rounds interleaved (variant order rotated each round), GET /accounts",
+        args.connections, args.duration, args.rounds
+    );
+    let _ = writeln!(
+        md,
+        "- `obguard.wasm`: {} bytes ({:.2} MB)",
+        wasm_size,
+        wasm_size as f64 / 1e6
+    );
+    if let Some(rss) = rss_mb {
+        let _ = writeln!(
+            md,
+            "- Envoy RSS at the end of the run (all variants loaded): {rss:.0} MB"
+        );
+    }
+    let _ = writeln!(md, "- Run time: {elapsed} s\n");
+    let _ = writeln!(
+        md,
+        "Every listener answers with a `direct_response`: no upstream is measured, the HTTP filters run. Ratios are per round (variant rps / bare rps in the same round); the table gives their median and min–max.\n"
+    );
+    let _ = writeln!(md, "## Throughput (closed loop)\n");
+    let _ = writeln!(
+        md,
+        "| variant | rps median (min–max) | ratio to bare median (min–max) | p50 µs | p99 µs |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|");
+    for v in variants {
+        let Some(s) = closed.get(v.name) else {
+            continue;
+        };
+        let (lo, hi) = min_max(&s.rps);
+        let (rlo, rhi) = min_max(&s.ratio);
+        let _ = writeln!(
+            md,
+            "| `{}` | {:.0} ({:.0}–{:.0}) | **{:.3}** ({:.3}–{:.3}) | {:.0} | {:.0} |",
+            v.name,
+            median(&s.rps),
+            lo,
+            hi,
+            median(&s.ratio),
+            rlo,
+            rhi,
+            median(&s.p50_us),
+            median(&s.p99_us)
+        );
+    }
+    let _ = writeln!(md, "\nVariants:\n");
+    for v in variants {
+        let _ = writeln!(md, "- `{}`: {}", v.name, v.description);
+    }
+    if !open.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n## Latency (open loop, {} req/s, oha with latency correction)\n",
+            args.rate
+        );
+        let _ = writeln!(
+            md,
+            "| variant | p50 µs median | p99 µs median (min–max) | added p99 vs bare µs |"
+        );
+        let _ = writeln!(md, "|---|---|---|---|");
+        let bare_p99 = open.get("bare").map_or(f64::NAN, |s| median(&s.p99_us));
+        for name in ["bare", "noop_wasm", "obguard_warm"] {
+            let Some(s) = open.get(name) else { continue };
+            let (lo, hi) = min_max(&s.p99_us);
+            let _ = writeln!(
+                md,
+                "| `{name}` | {:.0} | {:.0} ({:.0}–{:.0}) | {:.0} |",
+                median(&s.p50_us),
+                median(&s.p99_us),
+                lo,
+                hi,
+                median(&s.p99_us) - bare_p99
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\nCommand per run: `taskset -c 1 oha --no-tui --output-format json --latency-correction -z {}s -q {} -c 16 [-H 'authorization: Bearer …'] http://127.0.0.1:<port>/accounts`",
+            args.duration, args.rate
+        );
+    }
+    let micro = criterion_rows(&workspace_root().join("target/criterion"));
+    if !micro.is_empty() {
+        let _ = writeln!(md, "\n## Micro-benchmarks (criterion, native, this run)\n");
+        let _ = writeln!(
+            md,
+            "`cargo bench -p obguard --bench core` — the core decisions without Envoy or the wasm VM (inside V8 expect a small constant factor more).\n"
+        );
+        let _ = writeln!(md, "| benchmark | median | 95% CI |");
+        let _ = writeln!(md, "|---|---|---|");
+        for (name, median, lo, hi) in micro {
+            let _ = writeln!(
+                md,
+                "| {name} | {} | {} – {} |",
+                human_ns(median),
+                human_ns(lo),
+                human_ns(hi)
+            );
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\n## Reproduce\n\n```sh\nmake bench            # builds, installs wrk/oha if missing, runs this and the criterion benches\n```\n\nThe exact invocation was: `target/release/obguard-bench --rounds {} --duration {} --connections {} --rate {}`.",
+        args.rounds, args.duration, args.connections, args.rate
+    );
+    md
+}
+
+fn chart(path: &Path, variants: &[Variant], closed: &HashMap<&str, Samples>) -> Result<(), String> {
+    use plotters::prelude::*;
+    let font = std::fs::read("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").map_err(|e| {
+        format!("DejaVuSans.ttf not found (apt-get install fonts-dejavu-core): {e}")
+    })?;
+    let font: &'static [u8] = Box::leak(font.into_boxed_slice());
+    plotters::style::register_font("sans-serif", FontStyle::Normal, font)
+        .map_err(|_| "cannot register the font".to_owned())?;
+    let rows: Vec<(&str, f64, f64, f64)> = variants
+        .iter()
+        .filter_map(|v| {
+            let s = closed.get(v.name)?;
+            let (lo, hi) = min_max(&s.ratio);
+            Some((v.name, median(&s.ratio), lo, hi))
+        })
+        .collect();
+    let x_max = rows.iter().map(|r| r.3).fold(1.0f64, f64::max) + 0.15;
+    let root = BitMapBackend::new(path, (1100, 60 + 44 * rows.len() as u32)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Throughput relative to bare Envoy (median, min–max whiskers)",
+            ("sans-serif", 22),
+        )
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(280)
+        .build_cartesian_2d(0.0..x_max, (0..rows.len()).into_segmented())
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(rows.len())
+        .y_label_formatter(&|y| match y {
+            SegmentValue::CenterOf(i) => rows.get(*i).map_or(String::new(), |r| r.0.to_owned()),
+            _ => String::new(),
+        })
+        .x_desc("ratio to bare Envoy rps")
+        .label_style(("sans-serif", 15))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (i, (name, med, lo, hi)) in rows.iter().enumerate() {
+        let color = if name.starts_with("obguard") || name.contains("obguard") {
+            RGBColor(31, 119, 180)
+        } else {
+            RGBColor(150, 150, 150)
+        };
+        let mut bar = Rectangle::new(
+            [
+                (0.0, SegmentValue::Exact(i)),
+                (*med, SegmentValue::Exact(i + 1)),
+            ],
+            color.mix(0.8).filled(),
+        );
+        bar.set_margin(7, 7, 0, 0);
+        chart
+            .draw_series(std::iter::once(bar))
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![
+                    (*lo, SegmentValue::CenterOf(i)),
+                    (*hi, SegmentValue::CenterOf(i)),
+                ],
+                BLACK.stroke_width(2),
+            )))
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                format!("{med:.2}"),
+                (med + 0.01, SegmentValue::CenterOf(i)),
+                ("sans-serif", 14),
+            )))
+            .map_err(|e| e.to_string())?;
+    }
+    root.present().map_err(|e| e.to_string())
+}
+
+/// `(benchmark, median ns, CI low, CI high)` from criterion's saved estimates.
+fn criterion_rows(dir: &Path) -> Vec<(String, f64, f64, f64)> {
+    let mut rows = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&path) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                if p.file_name().is_some_and(|n| n == "new") {
+                    let read = |f: &str| {
+                        std::fs::read(p.join(f))
+                            .ok()
+                            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                    };
+                    if let (Some(bench), Some(est)) =
+                        (read("benchmark.json"), read("estimates.json"))
+                    {
+                        let m = &est["median"];
+                        rows.push((
+                            bench["full_id"].as_str().unwrap_or("?").to_owned(),
+                            m["point_estimate"].as_f64().unwrap_or(f64::NAN),
+                            m["confidence_interval"]["lower_bound"]
+                                .as_f64()
+                                .unwrap_or(f64::NAN),
+                            m["confidence_interval"]["upper_bound"]
+                                .as_f64()
+                                .unwrap_or(f64::NAN),
+                        ));
+                    }
+                } else {
+                    stack.push(p);
+                }
+            }
+        }
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows
+}
+
+fn human_ns(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}

@@ -1,0 +1,167 @@
+//! Human-readable reasons for a score: which features stand out and by how much.
+//!
+//! Reasons are for operators reading access logs and for the `WWW-Authenticate`-less
+//! security event trail, so they are short, stable strings with the value and, where it
+//! helps, the client's baseline: `hour_rare(03:10, client p=0.002)`, `new_country(RU)`,
+//! `resource_enumeration(37 ids/10min)`.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::baseline::ClientBaseline;
+use crate::features::{Feature, FeatureVector};
+
+/// How many reasons [`explain`] returns at most.
+pub const MAX_REASONS: usize = 3;
+
+/// One reason: the feature it comes from, a rendered text, and how strongly it stands out
+/// (0..1, used to rank).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reason {
+    pub feature: &'static str,
+    pub text: String,
+    pub strength: f32,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+fn ramp(value: f32, from: f32, to: f32) -> f32 {
+    if to <= from {
+        return 0.0;
+    }
+    ((value - from) / (to - from)).clamp(0.0, 1.0)
+}
+
+/// The strongest reasons (at most [`MAX_REASONS`]) why `fv` looks unusual for this client.
+/// `baseline` is the client's state after the request (as returned by `extract`).
+pub fn explain(fv: &FeatureVector, baseline: &ClientBaseline) -> Vec<Reason> {
+    let mut out: Vec<Reason> = Vec::new();
+    let mut push = |feature: &'static str, strength: f32, text: String| {
+        if strength > 0.0 {
+            out.push(Reason {
+                feature,
+                text,
+                strength,
+            });
+        }
+    };
+    let ctx = &fv.context;
+    // An immature baseline makes everything look new; say so instead of blaming novelty.
+    let mature = baseline.requests() > 32;
+
+    let hour = fv.get(Feature::HourSurprise);
+    push(
+        "hour_surprise",
+        ramp(hour, 6.0, 14.0),
+        format!(
+            "hour_rare({:02}:{:02}, client p={})",
+            ctx.local_minute / 60,
+            ctx.local_minute % 60,
+            round_p(ctx.hour_p)
+        ),
+    );
+    if mature {
+        if let Some(c) = ctx.country {
+            let code = String::from_utf8_lossy(&c).into_owned();
+            push(
+                "new_country",
+                fv.get(Feature::NewCountry) * 0.95,
+                format!("new_country({code})"),
+            );
+        }
+        if let Some(asn) = ctx.asn {
+            push(
+                "new_asn",
+                fv.get(Feature::NewAsn) * 0.85,
+                format!("new_asn(AS{asn})"),
+            );
+        }
+        push(
+            "new_prefix",
+            fv.get(Feature::NewPrefix) * 0.6,
+            String::from("new_network_prefix"),
+        );
+    } else {
+        push(
+            "history",
+            ramp(-fv.get(Feature::History), -5.0, 0.0) * 0.5,
+            format!("new_client({} requests seen)", baseline.requests()),
+        );
+    }
+    let ids = fv.get(Feature::DistinctIds);
+    push(
+        "distinct_ids",
+        ramp(fv.get(Feature::DistinctIdsRatio), 2.0, 8.0).min(ramp(ids, 8.0, 20.0)),
+        format!("resource_enumeration({ids:.0} ids/10min)"),
+    );
+    push(
+        "error_ratio",
+        ramp(fv.get(Feature::ErrorRatio), 0.2, 0.7),
+        format!(
+            "error_ratio({:.0}% 401/403/404)",
+            fv.get(Feature::ErrorRatio) * 100.0
+        ),
+    );
+    let ratio = fv.get(Feature::BytesRatio);
+    push(
+        "bytes_ratio",
+        ramp(ratio, 4.0, 30.0),
+        format!(
+            "bulk_download({:.0} KiB/min, {ratio:.0}x usual)",
+            fv.get(Feature::BytesRate)
+        ),
+    );
+    let burst = fv.get(Feature::BurstRatio);
+    push(
+        "burst_ratio",
+        ramp(burst, 4.0, 20.0),
+        format!(
+            "burst({:.0} req/min, {burst:.0}x usual)",
+            fv.get(Feature::RateShort)
+        ),
+    );
+    push(
+        "route_surprise",
+        ramp(fv.get(Feature::RouteSurprise), 7.0, 12.0) * 0.6,
+        String::from("unusual_route_for_client"),
+    );
+    push(
+        "ua_bot",
+        fv.get(Feature::UaBot) * 0.5,
+        String::from("bot_user_agent"),
+    );
+    push(
+        "ua_changed",
+        fv.get(Feature::UaChanged) * 0.4,
+        String::from("user_agent_changed"),
+    );
+    let regularity = fv.get(Feature::TimingRegularity);
+    push(
+        "timing_regularity",
+        ramp(-regularity, -0.1, 0.0) * ramp(fv.get(Feature::RateShort), 5.0, 20.0) * 0.5,
+        format!("machine_regular_timing(dev/mean={regularity:.2})"),
+    );
+
+    out.sort_by(|a, b| b.strength.total_cmp(&a.strength));
+    out.truncate(MAX_REASONS);
+    out
+}
+
+/// Probabilities to 1-2 significant digits: 0.002, 0.04, 0.3.
+fn round_p(p: f32) -> String {
+    if p >= 0.1 {
+        format!("{p:.1}")
+    } else if p >= 0.01 {
+        format!("{p:.2}")
+    } else if p >= 0.001 {
+        format!("{p:.3}")
+    } else {
+        format!("{p:.1e}")
+    }
+}

@@ -1,0 +1,82 @@
+//! obguard-models: behavioural features, per-client baselines and the anomaly model that
+//! the obguard filter runs on every request, plus (feature `train`, host only) the traffic
+//! record format, simulator, trainer and evaluator behind the `obguard-models` CLI.
+//!
+//! * [`schema`]   — the versioned feature schema and its hash (checked against model files).
+//! * [`event`]    — [`RequestEvent`]: what the filter knows at request time.
+//! * [`baseline`] — [`ClientBaseline`] (≤ 256 bytes, per client, in shared data) and
+//!   [`PopulationBaseline`] (the prior for new clients, shipped in the model file).
+//! * [`features`] — [`extract`] and [`observe_response`]: the one path from requests to
+//!   feature vectors, used by the filter and the trainer alike.
+//! * [`explain`]  — [`explain()`]: the top reasons a request stands out.
+//! * [`model`]    — the model file ([`load`]), [`Model::score`], [`Thresholds`], [`Verdict`].
+//!
+//! The inference half builds for `wasm32-wasip1` with `default-features = false`.
+//!
+//! # How the filter uses it
+//!
+//! ```
+//! use obguard_models::{
+//!     ClientBaseline, ExtractConfig, Model, RequestEvent, Verdict, explain, extract, load,
+//!     observe_response,
+//! };
+//! # fn shipped() -> Vec<u8> { obguard_models::model::doc_example_model() }
+//! // Configure time: load the model file (a refusal says why; fail the configuration).
+//! let model: Model = load(&shipped()).expect("configure fails with this message");
+//! let cfg = ExtractConfig { utc_offset_minutes: 0 };
+//!
+//! // Request phase, after token and scope checks: build the event from headers...
+//! let mut event = RequestEvent::for_path(
+//!     1_767_225_600_000, "tpp-acme", "GET", "/open-banking/v3.1/aisp/accounts/acc-7/balances");
+//! event.ip = "203.0.113.9".parse().ok();
+//! event.country = Some("GB");
+//! event.user_agent = Some("AcmeAggregator/2.3");
+//! // ...fetch the client's baseline bytes from shared data (None: a new client)...
+//! let stored: Option<Vec<u8>> = None;
+//! let mut baseline = stored
+//!     .and_then(|b| ClientBaseline::decode(&b).ok()) // corrupt bytes: start afresh
+//!     .unwrap_or_else(ClientBaseline::new);
+//! let features = extract(&cfg, &mut baseline, model.population(), &event);
+//! let score = model.score(&features);
+//! let verdict = Model::verdict(score, model.thresholds()); // or a route's override
+//! let reasons = if verdict == Verdict::Allow { vec![] } else { explain(&features, &baseline) };
+//! let bytes = baseline.encode().expect("fits"); // set_shared_data with the CAS token
+//!
+//! // Response phase: fetch, fold the response in, store back (CAS).
+//! let mut baseline = ClientBaseline::decode(&bytes).unwrap_or_else(|_| ClientBaseline::new());
+//! observe_response(&mut baseline, 200, 1_830, 1_767_225_600_045);
+//! # let _ = (reasons, baseline.encode());
+//! ```
+//!
+//! Key baselines by client id (the TPP). Shared data has no eviction: the filter bounds the
+//! number of keys itself, using [`ClientBaseline::last_seen_ms`] for TTL eviction.
+
+extern crate alloc;
+
+pub mod baseline;
+pub mod error;
+pub mod event;
+pub mod explain;
+pub mod features;
+mod hashing;
+pub mod model;
+pub mod schema;
+
+pub use baseline::{ClientBaseline, PopulationBaseline};
+pub use error::{BaselineError, ModelError};
+pub use event::{RequestEvent, split_path};
+pub use explain::{Reason, explain};
+pub use features::{ExtractConfig, Feature, FeatureVector, extract, observe_response};
+pub use model::{Model, Thresholds, Verdict, load};
+pub use schema::{FEATURE_COUNT, FeatureSchema, SCHEMA};
+
+#[cfg(feature = "train")]
+pub mod eval;
+#[cfg(feature = "train")]
+pub mod plots;
+#[cfg(feature = "train")]
+pub mod records;
+#[cfg(feature = "train")]
+pub mod sim;
+#[cfg(feature = "train")]
+pub mod train;

@@ -1,0 +1,285 @@
+//! `obguard-models`: simulate traffic, train, evaluate, inspect and explain obguard models.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use obguard_models::train::{Algorithm, TrainConfig};
+use obguard_models::{eval, records, schema, sim, train};
+
+#[derive(Parser)]
+#[command(name = "obguard-models", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Simulate Open Banking traffic with labelled attack episodes (JSONL records).
+    Simulate {
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 100)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        days: u32,
+        /// Attack episodes per simulated day.
+        #[arg(long, default_value_t = 20.0)]
+        attacks_per_day: f64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Train a model from labelled records.
+    Train {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// forest, logistic, or compare (train every candidate, report, keep the forest).
+        #[arg(long, default_value = "forest")]
+        algorithm: String,
+        #[arg(long, default_value_t = 30)]
+        trees: u16,
+        #[arg(long, default_value_t = 10)]
+        max_depth: u16,
+        /// Normal rows sampled for fitting (all attack rows are used).
+        #[arg(long, default_value_t = 150_000)]
+        max_normal_rows: usize,
+        /// UTC offset, minutes, for hours of day.
+        #[arg(long, default_value_t = 0)]
+        utc_offset_minutes: i32,
+        /// Creation date recorded in the model (RFC 3339); default now. Fix it for
+        /// reproducible builds.
+        #[arg(long)]
+        created: Option<String>,
+    },
+    /// Score labelled records: detection per attack type, false positives, ROC/PR/histogram PNGs.
+    Eval {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        /// Directory for roc.png, pr.png and score-histogram.png.
+        #[arg(long)]
+        plots: Option<PathBuf>,
+        /// Requests of an episode within which it must be caught.
+        #[arg(long, default_value_t = 20)]
+        within: usize,
+    },
+    /// Model file metadata, schema, thresholds and size.
+    Inspect {
+        #[arg(long)]
+        model: PathBuf,
+    },
+    /// Score records and print each non-allowed request with its reasons.
+    Explain {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        /// Print allowed requests too.
+        #[arg(long)]
+        all: bool,
+        /// Stop after this many printed requests (0: no limit).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Simulate {
+            seed,
+            clients,
+            days,
+            attacks_per_day,
+            out,
+        } => {
+            let started = Instant::now();
+            let mut w = BufWriter::new(
+                File::create(&out).with_context(|| format!("creating {}", out.display()))?,
+            );
+            let summary = sim::simulate(
+                sim::SimConfig {
+                    seed,
+                    clients,
+                    days,
+                    attacks_per_day,
+                },
+                &mut w,
+            )?;
+            w.flush()?;
+            eprintln!(
+                "wrote {} records ({} attack records, {} episodes) to {} in {:.1}s",
+                summary.records,
+                summary.attack_records,
+                summary.episodes,
+                out.display(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Command::Train {
+            data,
+            out,
+            seed,
+            algorithm,
+            trees,
+            max_depth,
+            max_normal_rows,
+            utc_offset_minutes,
+            created,
+        } => {
+            let algorithm = match algorithm.as_str() {
+                "forest" => Algorithm::Forest,
+                "logistic" => Algorithm::Logistic,
+                "compare" => Algorithm::Compare,
+                other => bail!("--algorithm: {other:?} is not forest, logistic or compare"),
+            };
+            let cfg = TrainConfig {
+                seed,
+                algorithm,
+                trees,
+                max_depth,
+                max_normal_rows,
+                utc_offset_minutes,
+                created,
+            };
+            let started = Instant::now();
+            let model = train::train_file(&data, &cfg)?;
+            let bytes = model.to_bytes()?;
+            std::fs::write(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+            eprintln!(
+                "wrote {} ({} bytes, {}) in {:.1}s",
+                out.display(),
+                bytes.len(),
+                model.kind_name(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Command::Eval {
+            model,
+            data,
+            plots,
+            within,
+        } => {
+            let model = load_model(&model)?;
+            let report = eval::evaluate_file(&model, &data, within)?;
+            print!("{}", report.render());
+            if let Some(dir) = plots {
+                std::fs::create_dir_all(&dir)?;
+                obguard_models::plots::write_all(&report, &dir)?;
+                eprintln!("plots in {}", dir.display());
+            }
+        }
+        Command::Inspect { model } => {
+            let bytes =
+                std::fs::read(&model).with_context(|| format!("reading {}", model.display()))?;
+            let m = obguard_models::load(&bytes)
+                .with_context(|| format!("loading {}", model.display()))?;
+            let meta = m.metadata();
+            let t = m.thresholds();
+            println!(
+                "file:            {} ({} bytes)",
+                model.display(),
+                bytes.len()
+            );
+            println!("format version:  {}", obguard_models::model::FORMAT_VERSION);
+            println!(
+                "schema:          v{} {}",
+                schema::SCHEMA.version,
+                schema::SCHEMA.hash_hex()
+            );
+            println!("algorithm:       {} ({})", m.kind_name(), meta.params);
+            if let obguard_models::model::ModelKind::Forest(f) = m.kind() {
+                println!("trees / nodes:   {} / {}", f.trees.len(), f.node_count());
+            }
+            println!(
+                "thresholds:      challenge {:.4}  throttle {:.4}  block {:.4}",
+                t.challenge, t.throttle, t.block
+            );
+            println!(
+                "signature:       {}",
+                if m.signature().is_some() {
+                    "present (not verified)"
+                } else {
+                    "none"
+                }
+            );
+            println!(
+                "trained:         {} by obguard-models {}",
+                meta.created, meta.tool_version
+            );
+            println!("data digest:     sha256:{}", meta.data_digest);
+            println!("records / seed:  {} / {}", meta.records, meta.seed);
+            println!("utc offset:      {} min", meta.utc_offset_minutes);
+            let p = m.population();
+            println!(
+                "population:      {:.2} req/min, {:.1} ids/10min, {:.1} KiB/min, {:.3} error ratio",
+                p.rate_per_min, p.distinct_ids, p.kib_per_min, p.error_ratio
+            );
+            println!("metrics:");
+            for (k, v) in &meta.metrics {
+                println!("  {k:<40} {v:.6}");
+            }
+            println!("features:");
+            for (i, f) in schema::FEATURES.iter().enumerate() {
+                println!("  {i:>2} {:<20} {:<14} {}", f.name, f.unit, f.meaning);
+            }
+        }
+        Command::Explain {
+            model,
+            data,
+            all,
+            limit,
+        } => {
+            let model = load_model(&model)?;
+            let file = File::open(&data).with_context(|| format!("opening {}", data.display()))?;
+            let mut printed = 0usize;
+            let mut out = std::io::stdout().lock();
+            let mut err = None;
+            eval::replay(
+                &model,
+                records::read(BufReader::new(file)),
+                |record, scored| {
+                    if (all || scored.verdict != obguard_models::Verdict::Allow)
+                        && (limit == 0 || printed < limit)
+                    {
+                        printed += 1;
+                        let reasons: Vec<String> =
+                            scored.reasons.iter().map(ToString::to_string).collect();
+                        if let Err(e) = writeln!(
+                            out,
+                            "{} {} {} {} score={:.3} {} [{}] label={}",
+                            records::format_ts(record.ts_ms),
+                            record.client_id,
+                            record.method,
+                            record.path,
+                            scored.score,
+                            scored.verdict.as_str(),
+                            reasons.join(", "),
+                            record.label.as_deref().unwrap_or("-"),
+                        ) {
+                            err = Some(e);
+                        }
+                    }
+                },
+                true,
+            )?;
+            if let Some(e) = err {
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn load_model(path: &PathBuf) -> Result<obguard_models::Model> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    obguard_models::load(&bytes).with_context(|| format!("loading {}", path.display()))
+}

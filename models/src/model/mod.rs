@@ -1,0 +1,337 @@
+//! The model file and scoring.
+//!
+//! A model file is a postcard-encoded [`Envelope`]: magic bytes, format version and the
+//! feature-schema hash first (so a mismatch is reported as such, whatever comes after),
+//! then the postcard-encoded [`ModelBody`] as opaque bytes, then an optional signature over
+//! those bytes. `load` checks magic, version, size and schema hash, decodes the body and
+//! validates every tree and coefficient once, so scoring never has to check anything.
+//!
+//! Signatures: the envelope keeps the body as the exact bytes a signature would cover and
+//! carries a `signature` slot. This build does not verify it ([`Model::signature`] exposes
+//! it); a later version adds verification against configured keys before decoding the body.
+
+pub mod forest;
+pub mod linear;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+use crate::baseline::PopulationBaseline;
+use crate::error::ModelError;
+use crate::features::FeatureVector;
+use crate::schema::{SCHEMA, hex};
+use forest::Forest;
+use linear::Logistic;
+
+/// First bytes of every model file.
+pub const MAGIC: [u8; 8] = *b"OBGMODEL";
+/// Envelope + body layout version this build reads and writes.
+pub const FORMAT_VERSION: u16 = 1;
+/// Files larger than this are refused before decoding (the target is 256 KiB).
+pub const MAX_MODEL_BYTES: usize = 4 * 1024 * 1024;
+
+/// The on-disk container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub magic: [u8; 8],
+    pub format_version: u16,
+    pub schema_hash: [u8; 32],
+    /// Postcard-encoded [`ModelBody`]: the bytes a signature covers.
+    pub body: Vec<u8>,
+    /// Reserved for signing (not verified by this build).
+    pub signature: Option<SignatureBlock>,
+}
+
+/// A detached signature over [`Envelope::body`] (seam for the signing issue).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignatureBlock {
+    pub key_id: String,
+    pub algorithm: String,
+    pub signature: Vec<u8>,
+}
+
+/// Which model the body holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ModelKind {
+    /// Random forest (smartcore), exported as flat trees; score = mean leaf value.
+    Forest(Forest),
+    /// Logistic regression (smartcore) on log-transformed, standardised features.
+    Logistic(Logistic),
+}
+
+/// Score cut-offs: a score at or above `block` blocks, else at or above `throttle`
+/// throttles, else at or above `challenge` challenges, else allows.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Thresholds {
+    pub challenge: f32,
+    pub throttle: f32,
+    pub block: f32,
+}
+
+impl Thresholds {
+    /// Finite, within 0..=1 and ordered challenge <= throttle <= block. The filter should
+    /// call this on per-route overrides from its configuration too.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let ordered = self.challenge <= self.throttle && self.throttle <= self.block;
+        let in_range = [self.challenge, self.throttle, self.block]
+            .iter()
+            .all(|t| t.is_finite() && (0.0..=1.0).contains(t));
+        if ordered && in_range {
+            Ok(())
+        } else {
+            Err(ModelError::Invalid(format!(
+                "thresholds must satisfy 0 <= challenge <= throttle <= block <= 1, got \
+                 challenge={} throttle={} block={}",
+                self.challenge, self.throttle, self.block
+            )))
+        }
+    }
+
+    pub fn verdict(&self, score: f32) -> Verdict {
+        if score >= self.block {
+            Verdict::Block
+        } else if score >= self.throttle {
+            Verdict::Throttle
+        } else if score >= self.challenge {
+            Verdict::Challenge
+        } else {
+            Verdict::Allow
+        }
+    }
+}
+
+/// What to do with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Verdict {
+    Allow,
+    /// Step-up authentication (RFC 9470).
+    Challenge,
+    Throttle,
+    Block,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Challenge => "challenge",
+            Verdict::Throttle => "throttle",
+            Verdict::Block => "block",
+        }
+    }
+}
+
+/// How the model was made; shown by `inspect`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct TrainingMetadata {
+    /// SHA-256 (hex) of the training records file.
+    pub data_digest: String,
+    /// Records and attack episodes trained on.
+    pub records: u64,
+    pub seed: u64,
+    /// RFC 3339.
+    pub created: String,
+    /// obguard-models version that trained it.
+    pub tool_version: String,
+    /// UTC offset (minutes) used for hours of day in training.
+    pub utc_offset_minutes: i32,
+    /// Algorithm parameters, human readable.
+    pub params: String,
+    /// Named measurements (validation metrics, comparison with other algorithms).
+    pub metrics: Vec<(String, f64)>,
+}
+
+/// Everything after the envelope header.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelBody {
+    pub kind: ModelKind,
+    pub thresholds: Thresholds,
+    pub population: PopulationBaseline,
+    pub metadata: TrainingMetadata,
+}
+
+/// A loaded, validated model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    body: ModelBody,
+    signature: Option<SignatureBlock>,
+    encoded_len: usize,
+}
+
+/// Load a model file. Same as [`Model::load`].
+pub fn load(bytes: &[u8]) -> Result<Model, ModelError> {
+    Model::load(bytes)
+}
+
+fn corrupt(what: &str, err: postcard::Error) -> ModelError {
+    ModelError::Corrupt(format!("{what}: {err}"))
+}
+
+impl Model {
+    /// A model from its parts (training). Validates like [`Model::load`].
+    pub fn new(body: ModelBody) -> Result<Self, ModelError> {
+        validate(&body)?;
+        let mut model = Self {
+            body,
+            signature: None,
+            encoded_len: 0,
+        };
+        model.encoded_len = model.to_bytes()?.len();
+        Ok(model)
+    }
+
+    /// Parse and validate a model file. Never panics; every refusal says why.
+    pub fn load(bytes: &[u8]) -> Result<Self, ModelError> {
+        if bytes.len() > MAX_MODEL_BYTES {
+            return Err(ModelError::TooLarge(bytes.len(), MAX_MODEL_BYTES));
+        }
+        if !bytes.starts_with(&MAGIC) {
+            return Err(ModelError::BadMagic);
+        }
+        // Version and schema first: they are stable across format versions.
+        let (header, _): (([u8; 8], u16), &[u8]) =
+            postcard::take_from_bytes(bytes).map_err(|e| corrupt("header", e))?;
+        if header.1 != FORMAT_VERSION {
+            return Err(ModelError::Version {
+                found: header.1,
+                expected: FORMAT_VERSION,
+            });
+        }
+        let (envelope, rest): (Envelope, &[u8]) =
+            postcard::take_from_bytes(bytes).map_err(|e| corrupt("envelope", e))?;
+        if !rest.is_empty() {
+            return Err(ModelError::Corrupt(format!(
+                "{} unexpected bytes after the envelope",
+                rest.len()
+            )));
+        }
+        let expected = SCHEMA.hash();
+        if envelope.schema_hash != expected {
+            return Err(ModelError::SchemaMismatch {
+                found: hex(&envelope.schema_hash),
+                expected: hex(&expected),
+            });
+        }
+        let body: ModelBody =
+            postcard::from_bytes(&envelope.body).map_err(|e| corrupt("model body", e))?;
+        validate(&body)?;
+        Ok(Self {
+            body,
+            signature: envelope.signature,
+            encoded_len: bytes.len(),
+        })
+    }
+
+    /// The model file bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, ModelError> {
+        let body = postcard::to_allocvec(&self.body).map_err(ModelError::Encode)?;
+        let envelope = Envelope {
+            magic: MAGIC,
+            format_version: FORMAT_VERSION,
+            schema_hash: SCHEMA.hash(),
+            body,
+            signature: self.signature.clone(),
+        };
+        postcard::to_allocvec(&envelope).map_err(ModelError::Encode)
+    }
+
+    /// Anomaly score in 0..=1 (higher: less like legitimate traffic). No allocation.
+    pub fn score(&self, features: &FeatureVector) -> f32 {
+        let s = match &self.body.kind {
+            ModelKind::Forest(f) => f.score(&features.values),
+            ModelKind::Logistic(l) => l.score(&features.values),
+        };
+        if s.is_finite() {
+            s.clamp(0.0, 1.0)
+        } else {
+            1.0
+        }
+    }
+
+    /// The verdict for `score` under `thresholds` (the model's own, or a route's override).
+    pub fn verdict(score: f32, thresholds: &Thresholds) -> Verdict {
+        thresholds.verdict(score)
+    }
+
+    /// Default thresholds chosen at training time.
+    pub fn thresholds(&self) -> &Thresholds {
+        &self.body.thresholds
+    }
+
+    /// The prior for clients without a baseline yet.
+    pub fn population(&self) -> &PopulationBaseline {
+        &self.body.population
+    }
+
+    pub fn metadata(&self) -> &TrainingMetadata {
+        &self.body.metadata
+    }
+
+    pub fn kind(&self) -> &ModelKind {
+        &self.body.kind
+    }
+
+    /// Short name of the algorithm.
+    pub fn kind_name(&self) -> &'static str {
+        match self.body.kind {
+            ModelKind::Forest(_) => "random_forest",
+            ModelKind::Logistic(_) => "logistic_regression",
+        }
+    }
+
+    /// Size of the file it was loaded from (or would be written as).
+    pub fn encoded_len(&self) -> usize {
+        self.encoded_len
+    }
+
+    /// The signature block, if the file carried one. Not verified by this build.
+    pub fn signature(&self) -> Option<&SignatureBlock> {
+        self.signature.as_ref()
+    }
+}
+
+fn validate(body: &ModelBody) -> Result<(), ModelError> {
+    body.thresholds.validate()?;
+    body.population
+        .validate()
+        .map_err(|e| ModelError::Invalid(e.into()))?;
+    let kind = match &body.kind {
+        ModelKind::Forest(f) => f.validate(),
+        ModelKind::Logistic(l) => l.validate(),
+    };
+    kind.map_err(|e| ModelError::Invalid(e.into()))
+}
+
+/// A tiny valid model file for documentation examples and tests: a logistic model that
+/// scores by novelty of country and hour.
+#[doc(hidden)]
+pub fn doc_example_model() -> Vec<u8> {
+    use crate::schema::FEATURE_COUNT;
+    let mut weights = alloc::vec![0.0; FEATURE_COUNT];
+    if let Some(w) = weights.get_mut(crate::Feature::NewCountry as usize) {
+        *w = 4.0;
+    }
+    if let Some(w) = weights.get_mut(crate::Feature::HourSurprise as usize) {
+        *w = 2.0;
+    }
+    let body = ModelBody {
+        kind: ModelKind::Logistic(Logistic {
+            mean: alloc::vec![0.0; FEATURE_COUNT],
+            scale: alloc::vec![1.0; FEATURE_COUNT],
+            weights,
+            bias: -8.0,
+        }),
+        thresholds: Thresholds {
+            challenge: 0.5,
+            throttle: 0.8,
+            block: 0.95,
+        },
+        population: PopulationBaseline::default(),
+        metadata: TrainingMetadata::default(),
+    };
+    Model::new(body)
+        .and_then(|m| m.to_bytes())
+        .unwrap_or_default()
+}
