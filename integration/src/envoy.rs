@@ -322,11 +322,6 @@ impl Envoy {
         self.admin_port
     }
 
-    /// Envoy's process id (e.g. to pin it to a CPU for a benchmark).
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
     /// The temp dir holding `bootstrap.json`, `envoy.log`, `envoy.stderr`, `access.log`,
     /// `admin.txt`.
     pub fn dir(&self) -> &Path {
