@@ -20,7 +20,7 @@ FIXTURES_BIN  := $(CURDIR)/target/debug/obguard-fixtures
 
 export ENVOY_BIN OBGUARD_WASM FIXTURES_BIN
 
-.PHONY: help setup setup-rust setup-envoy build build-wasm build-fixtures lint fmt test clean demo demo-up demo-down bench bench-tools
+.PHONY: help setup setup-rust setup-envoy build build-wasm build-fixtures lint fmt test clean demo demo-up demo-down bench bench-tools bench-ratelimit model
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -99,6 +99,9 @@ fmt: ## Format the code
 
 test: setup build lint ## Unit tests + integration tests through Envoy
 	$(CARGO) test --workspace
+
+bench-ratelimit: setup build ## wrk: bare Envoy vs obguard vs rate-limit calls (needs wrk, taskset, 2 CPUs)
+	$(CARGO) test -p obguard-integration --test bench_ratelimit -- --ignored --nocapture
 
 clean: ## Remove build output (keeps .tools/)
 	$(CARGO) clean

@@ -1,6 +1,7 @@
 //! The per-request decision: a pure function of (configuration, request view, clock,
 //! token cache). The adapter gathers the view from Envoy and applies the [`Decision`].
 
+use crate::assess::{self, Assessment};
 use crate::authorise::path;
 use crate::authorise::routes::Route;
 use crate::config::{FilterConfig, UnmatchedPolicy};
@@ -36,6 +37,12 @@ pub struct Decision<'c> {
     pub token_error: Option<TokenError>,
     pub route: Option<&'c str>,
     pub client_id: Option<String>,
+    /// The token's `sub`, for rate-limit descriptors.
+    pub subject: Option<String>,
+    /// Verdict and risk band of an authenticated request that is forwarded (`None` for
+    /// refusals, anonymous routes and pass-through). PLACEHOLDER until the Model issue:
+    /// see [`assess::placeholder_assessment`].
+    pub assessment: Option<Assessment>,
     pub cache: CacheLookup,
     /// Which implementation checked the token's signature (none on a cache hit).
     pub verified_by: Option<VerifyPath>,
@@ -87,6 +94,8 @@ pub fn decide<'c>(
         token_error: None,
         route: None,
         client_id: None,
+        subject: None,
+        assessment: None,
         cache: CacheLookup::Disabled,
         verified_by: None,
         refetch_keys_for: None,
@@ -146,7 +155,7 @@ pub fn decide<'c>(
     decision.route = route.map(|r| r.name.as_str());
     if let Some(route) = route.filter(|r| r.anonymous) {
         decision.outcome = Outcome::Anonymous;
-        decision.action = continue_with(config, None, Some(&route.name));
+        decision.action = continue_with(config, None, Some(&route.name), None);
         return decision;
     }
 
@@ -245,7 +254,17 @@ pub fn decide<'c>(
             denial,
         );
     }
-    decision.action = continue_with(config, Some(&identity), route.map(|r| r.name.as_str()));
+    // PLACEHOLDER: the Model issue replaces this with the behavioural model's verdict.
+    let assessment =
+        assess::placeholder_assessment(&config.static_assessments, &identity.client_id);
+    decision.subject = identity.subject.clone();
+    decision.assessment = Some(assessment);
+    decision.action = continue_with(
+        config,
+        Some(&identity),
+        route.map(|r| r.name.as_str()),
+        Some(assessment),
+    );
     decision
 }
 
@@ -276,11 +295,12 @@ fn continue_with<'c>(
     config: &'c FilterConfig,
     identity: Option<&Identity>,
     route: Option<&str>,
+    assessment: Option<Assessment>,
 ) -> Action<'c> {
     Action::Continue {
         remove: &config.headers.strip,
         remove_authorization: !config.headers.forward_authorization,
-        set: config.headers.headers_for(identity, route),
+        set: config.headers.headers_for(identity, route, assessment),
     }
 }
 

@@ -21,10 +21,14 @@ pub enum Outcome {
     RouteDenied,
     /// The issuer's remote keys are unavailable (IdP down, never fetched): 503 by default.
     IdpUnavailable,
+    /// 429: the rate-limit service answered `OVER_LIMIT`.
+    RateLimited,
+    /// 429 or 503: the rate-limit check failed and the route fails closed.
+    RateLimitFailed,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 9] = [
+    pub const ALL: [Outcome; 11] = [
         Outcome::Allowed,
         Outcome::Anonymous,
         Outcome::Passthrough,
@@ -34,6 +38,8 @@ impl Outcome {
         Outcome::InsufficientScope,
         Outcome::RouteDenied,
         Outcome::IdpUnavailable,
+        Outcome::RateLimited,
+        Outcome::RateLimitFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +53,8 @@ impl Outcome {
             Outcome::InsufficientScope => "insufficient_scope",
             Outcome::RouteDenied => "route_denied",
             Outcome::IdpUnavailable => "idp_unavailable",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::RateLimitFailed => "ratelimit_failed",
         }
     }
 }
@@ -56,6 +64,7 @@ pub const REASON_NO_CREDENTIALS: &str = "no_credentials";
 pub const REASON_OTHER_SCHEME: &str = "other_scheme";
 pub const REASON_NO_ROUTE: &str = "no_route";
 pub const REASON_MISSING_SCOPE: &str = "missing_scope";
+pub const REASON_OVER_LIMIT: &str = "over_limit";
 
 /// Counter names. Envoy shows them with its `wasmcustom.` prefix.
 pub mod metric {
@@ -95,6 +104,17 @@ pub mod metric {
 
     pub const CACHE_HIT: &str = "obguard.token_cache.hit";
     pub const CACHE_MISS: &str = "obguard.token_cache.miss";
+
+    /// Rate-limit calls: one of `ok`, `over_limit`, `failure.<kind>` per call made.
+    pub const RATELIMIT_OK: &str = "obguard.ratelimit.ok";
+    pub const RATELIMIT_OVER_LIMIT: &str = "obguard.ratelimit.over_limit";
+    /// Failed calls that forwarded the request / refused it.
+    pub const RATELIMIT_FAILED_OPEN: &str = "obguard.ratelimit.failed_open";
+    pub const RATELIMIT_FAILED_CLOSED: &str = "obguard.ratelimit.failed_closed";
+
+    pub fn ratelimit_failure(failure: crate::ratelimit::reply::Failure) -> String {
+        format!("obguard.ratelimit.failure.{}", failure.as_str())
+    }
 }
 
 /// Every `request_invalid` reason, so all counters exist from the start.
@@ -126,4 +146,7 @@ pub mod log_field {
     pub const ROUTE: &str = "obguard.route";
     pub const CLIENT_ID: &str = "obguard.client_id";
     pub const INTERACTION_ID: &str = "obguard.interaction_id";
+    /// `ok`, `over_limit`, `failed_open:<failure>` or `failed_closed:<failure>` when the
+    /// rate-limit service was asked.
+    pub const RATELIMIT: &str = "obguard.ratelimit";
 }

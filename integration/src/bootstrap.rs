@@ -27,6 +27,7 @@ pub const ACCESS_LOG_FIELDS: &[(&str, &str)] = &[
     ("reason", "%FILTER_STATE(wasm.obguard.reason:PLAIN)%"),
     ("client_id", "%FILTER_STATE(wasm.obguard.client_id:PLAIN)%"),
     ("route", "%FILTER_STATE(wasm.obguard.route:PLAIN)%"),
+    ("ratelimit", "%FILTER_STATE(wasm.obguard.ratelimit:PLAIN)%"),
     ("response_flags", "%RESPONSE_FLAGS%"),
     ("response_code_details", "%RESPONSE_CODE_DETAILS%"),
     ("duration", "%DURATION%"),

@@ -29,6 +29,7 @@ mod echo;
 mod envoy;
 mod http;
 mod jwks_server;
+mod ratelimit_service;
 mod serve;
 mod spawn;
 
@@ -40,6 +41,32 @@ pub use echo::{EchoUpstream, echo_body};
 pub use envoy::{Envoy, EnvoyOptions};
 pub use http::{RawRequest, Response, send, send_raw, try_send, try_send_raw};
 pub use jwks_server::{JwksServer, loopback_cluster};
+/// Rate-limit units for [`Limit`].
+pub use obguard_rls_proto::envoy::service::ratelimit::v3::rate_limit_response::rate_limit::Unit;
+pub use ratelimit_service::{Behaviour, FAULT_KEY, Limit, RateLimitService};
+
+/// A static Envoy cluster `name` for a gRPC service on `127.0.0.1:port` (HTTP/2), for
+/// [`EnvoyOptions::extra_clusters`].
+pub fn grpc_cluster(name: &str, port: u16) -> serde_json::Value {
+    serde_json::json!({
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}},
+            },
+        },
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+                "address": "127.0.0.1",
+                "port_value": port,
+            }}}}]}],
+        },
+    })
+}
 
 /// Root of the cargo workspace (the parent of this crate's directory).
 pub fn workspace_root() -> PathBuf {

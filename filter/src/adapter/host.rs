@@ -11,6 +11,11 @@ pub fn log(level: LogLevel, message: &str) {
     let _ = hostcalls::log(level, message);
 }
 
+/// Envoy's clock (`None` if the host will not say).
+pub fn now() -> Option<SystemTime> {
+    hostcalls::get_current_time().ok()
+}
+
 pub fn now_unix_secs() -> u64 {
     hostcalls::get_current_time()
         .ok()
@@ -131,8 +136,60 @@ pub fn define_gauge(name: &str) -> Option<u32> {
     }
 }
 
+/// Starts a gRPC call; `None` when the host refuses it (the caller decides what that means).
+/// `upstream` is a serialised `envoy.config.core.v3.GrpcService` (ASCII, checked at load).
+pub fn dispatch_grpc_call(
+    upstream: &str,
+    service: &str,
+    method: &str,
+    message: &[u8],
+    timeout: std::time::Duration,
+) -> Option<u32> {
+    match hostcalls::dispatch_grpc_call(
+        upstream,
+        service,
+        method,
+        Vec::new(),
+        Some(message),
+        timeout,
+    ) {
+        Ok(token) => Some(token),
+        Err(status) => {
+            log(
+                LogLevel::Warn,
+                &format!("obguard: cannot start gRPC call {service}/{method}: {status:?}"),
+            );
+            None
+        }
+    }
+}
+
 pub fn record(id: Option<u32>, value: u64) {
     if let Some(id) = id {
         let _ = hostcalls::record_metric(id, value);
+    }
+}
+
+/// The body of a gRPC reply being delivered to `on_grpc_call_response`.
+pub fn grpc_response_body(size: usize) -> Option<Vec<u8>> {
+    match hostcalls::get_buffer(proxy_wasm::types::BufferType::GrpcReceiveBuffer, 0, size) {
+        Ok(body) => Some(body.unwrap_or_default()),
+        Err(status) => {
+            log(
+                LogLevel::Warn,
+                &format!("obguard: cannot read gRPC reply: {status:?}"),
+            );
+            None
+        }
+    }
+}
+
+/// Lets a paused request continue.
+pub fn resume_request() {
+    if let Err(status) = hostcalls::resume_http_request() {
+        log(
+            LogLevel::Error,
+            &format!("obguard: cannot resume request: {status:?}"),
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! One request stream: gather the view, decide, apply.
+//! One request stream: gather the view, decide, apply; when the rate-limit stage asks the
+//! service, pause and resume (or reply) when its answer arrives.
 
 use std::rc::Rc;
 
@@ -8,14 +9,25 @@ use proxy_wasm::types::{Action, LogLevel};
 use super::host;
 use super::jwks;
 use super::jwt_authn;
+use super::ratelimit::{self as rl, Pending};
 use super::root::Shared;
 use crate::enforce::interaction_id;
 use crate::pipeline::{self, RequestView, Worker};
-use crate::telemetry::log_field;
+use crate::ratelimit::RequestFacts;
+use crate::ratelimit::reply::{Answer, Next, Obeyed};
+use crate::telemetry::{self, Outcome, log_field};
 
 pub struct ObguardHttp {
     state: Option<Rc<Shared>>,
     interaction_id: Option<String>,
+    /// The rate-limit call this request waits for.
+    pending: Option<Pending>,
+    /// Route of the request, for the rate-limit failure log line.
+    route: Option<String>,
+    /// The pipeline's outcome, final unless the rate-limit answer refuses the request.
+    outcome: Outcome,
+    /// `response_headers_to_add` of an `OK` rate-limit answer.
+    response_headers: Vec<(String, String)>,
 }
 
 impl ObguardHttp {
@@ -23,11 +35,77 @@ impl ObguardHttp {
         Self {
             state,
             interaction_id: None,
+            pending: None,
+            route: None,
+            outcome: Outcome::Allowed,
+            response_headers: Vec::new(),
+        }
+    }
+
+    /// Applies a rate-limit answer: metrics, log fields, then the headers to set or the reply
+    /// to send. Returns whether the request goes on.
+    fn obey(&mut self, state: &Shared, obeyed: Obeyed, grpc_status: u32) -> bool {
+        let cluster = state
+            .config
+            .ratelimit
+            .as_ref()
+            .map_or("", |c| c.cluster.as_str());
+        rl::log_answer(obeyed.answer, grpc_status, self.route.as_deref(), cluster);
+        state.metrics.record_ratelimit(obeyed.answer);
+        host::set_log_field(log_field::RATELIMIT, &obeyed.answer.log_value());
+        let refused = match obeyed.answer {
+            Answer::OverLimit => Some((Outcome::RateLimited, telemetry::REASON_OVER_LIMIT)),
+            Answer::FailedClosed(failure) => Some((Outcome::RateLimitFailed, failure.as_str())),
+            Answer::Ok | Answer::FailedOpen(_) => None,
+        };
+        match refused {
+            Some((outcome, reason)) => {
+                state.metrics.record_outcome(outcome);
+                host::set_log_field(log_field::OUTCOME, outcome.as_str());
+                host::set_log_field(log_field::REASON, reason);
+            }
+            None => state.metrics.record_outcome(self.outcome),
+        }
+        match obeyed.next {
+            Next::Resume {
+                request_headers,
+                response_headers,
+            } => {
+                for (name, value) in &request_headers {
+                    host::set_request_header(name, Some(value));
+                }
+                self.response_headers = response_headers;
+                true
+            }
+            Next::Reply(reply) => {
+                host::send_reply(reply.status, &reply.headers, &reply.body);
+                false
+            }
         }
     }
 }
 
-impl Context for ObguardHttp {}
+impl Context for ObguardHttp {
+    fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
+        let Some(state) = self.state.clone() else {
+            return;
+        };
+        let Some(pending) = self.pending.take_if(|p| p.token == token_id) else {
+            return;
+        };
+        let interaction_id = self.interaction_id.clone().unwrap_or_default();
+        let obeyed = rl::answer(
+            &pending,
+            status_code,
+            response_size,
+            &state.config.realm,
+            &interaction_id,
+        );
+        if self.obey(&state, obeyed, status_code) {
+            host::resume_request();
+        }
+    }
+}
 
 impl HttpContext for ObguardHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
@@ -74,7 +152,6 @@ impl HttpContext for ObguardHttp {
             jwks::request_refetch(&state.config, &state.metrics, issuer, now);
         }
 
-        state.metrics.record(&decision);
         host::set_log_field(log_field::OUTCOME, decision.outcome.as_str());
         host::set_log_field(log_field::INTERACTION_ID, &decision.interaction_id);
         if let Some(reason) = decision.reason {
@@ -88,10 +165,11 @@ impl HttpContext for ObguardHttp {
         }
         self.interaction_id = Some(decision.interaction_id.clone());
 
-        match decision.action {
+        let set = match &decision.action {
             pipeline::Action::Reply(reply) => {
+                state.metrics.record(&decision);
                 host::send_reply(reply.status, &reply.headers, &reply.body);
-                Action::Pause
+                return Action::Pause;
             }
             pipeline::Action::Continue {
                 remove,
@@ -103,19 +181,55 @@ impl HttpContext for ObguardHttp {
                 for name in remove.iter().filter(|name| present(name)) {
                     host::set_request_header(name, None);
                 }
-                if remove_authorization && !authorization.is_empty() {
+                if *remove_authorization && !authorization.is_empty() {
                     host::set_request_header("authorization", None);
                 }
-                for (name, value) in &set {
-                    host::set_request_header(name, Some(value));
+                set
+            }
+        };
+        for (name, value) in set {
+            host::set_request_header(name, Some(value));
+        }
+        host::set_request_header(interaction_id::HEADER, Some(&decision.interaction_id));
+
+        let Some(config) = &state.config.ratelimit else {
+            state.metrics.record(&decision);
+            return Action::Continue;
+        };
+        let facts = RequestFacts {
+            client_id: decision.client_id.as_deref(),
+            subject: decision.subject.as_deref(),
+            route: decision.route,
+            assessment: decision.assessment,
+            country: config.country_header.as_deref().and_then(header),
+        };
+        let Some(call) = rl::plan(config, &facts) else {
+            state.metrics.record(&decision);
+            return Action::Continue;
+        };
+        // `requests.<outcome>` waits for the answer, which may turn it into a refusal.
+        state.metrics.record_details(&decision);
+        self.route = decision.route.map(str::to_owned);
+        self.outcome = decision.outcome;
+        match rl::dispatch(config, &call, &state.config.realm, &decision.interaction_id) {
+            Ok(pending) => {
+                self.pending = Some(pending);
+                Action::Pause
+            }
+            Err(obeyed) => {
+                if self.obey(&state, obeyed, 0) {
+                    Action::Continue
+                } else {
+                    Action::Pause
                 }
-                host::set_request_header(interaction_id::HEADER, Some(&decision.interaction_id));
-                Action::Continue
             }
         }
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        for (name, value) in &self.response_headers {
+            host::set_response_header(name, value);
+        }
         if let Some(id) = &self.interaction_id {
             host::set_response_header(interaction_id::HEADER, id);
         }

@@ -9,6 +9,7 @@ use crate::identify::cache::CacheLookup;
 use crate::identify::host_crypto::VerifyPath;
 use crate::identify::jwks_remote::FetchError;
 use crate::pipeline::Decision;
+use crate::ratelimit::reply::{Answer, Failure};
 use crate::telemetry::{Outcome, metric, request_invalid_reasons};
 
 #[derive(Default)]
@@ -27,6 +28,11 @@ pub struct Metrics {
     jwks_refetch_requested: Option<u32>,
     jwks_refetch_suppressed: Option<u32>,
     jwks_age: Option<u32>,
+    ratelimit_ok: Option<u32>,
+    ratelimit_over_limit: Option<u32>,
+    ratelimit_failed_open: Option<u32>,
+    ratelimit_failed_closed: Option<u32>,
+    ratelimit_failure: HashMap<&'static str, Option<u32>>,
 }
 
 impl Metrics {
@@ -50,6 +56,18 @@ impl Metrics {
                 metrics.jwks_failed.insert(
                     err.reason(),
                     host::define_counter(&metric::jwks_fetch_failed(err.reason())),
+                );
+            }
+        }
+        if config.ratelimit.is_some() {
+            metrics.ratelimit_ok = host::define_counter(metric::RATELIMIT_OK);
+            metrics.ratelimit_over_limit = host::define_counter(metric::RATELIMIT_OVER_LIMIT);
+            metrics.ratelimit_failed_open = host::define_counter(metric::RATELIMIT_FAILED_OPEN);
+            metrics.ratelimit_failed_closed = host::define_counter(metric::RATELIMIT_FAILED_CLOSED);
+            for failure in Failure::ALL {
+                metrics.ratelimit_failure.insert(
+                    failure.as_str(),
+                    host::define_counter(&metric::ratelimit_failure(failure)),
                 );
             }
         }
@@ -80,13 +98,39 @@ impl Metrics {
         metrics
     }
 
+    /// Everything about a finished decision.
     pub fn record(&self, decision: &Decision<'_>) {
-        host::increment(
-            self.requests
-                .get(decision.outcome.as_str())
-                .copied()
-                .flatten(),
-        );
+        self.record_outcome(decision.outcome);
+        self.record_details(decision);
+    }
+
+    /// `requests.<outcome>`: once per request, when its outcome is final.
+    pub fn record_outcome(&self, outcome: Outcome) {
+        host::increment(self.requests.get(outcome.as_str()).copied().flatten());
+    }
+
+    pub fn record_ratelimit(&self, answer: Answer) {
+        match answer {
+            Answer::Ok => host::increment(self.ratelimit_ok),
+            Answer::OverLimit => host::increment(self.ratelimit_over_limit),
+            Answer::FailedOpen(failure) | Answer::FailedClosed(failure) => {
+                host::increment(
+                    self.ratelimit_failure
+                        .get(failure.as_str())
+                        .copied()
+                        .flatten(),
+                );
+                host::increment(if matches!(answer, Answer::FailedOpen(_)) {
+                    self.ratelimit_failed_open
+                } else {
+                    self.ratelimit_failed_closed
+                });
+            }
+        }
+    }
+
+    /// Per-reason counters of a decision (everything but `requests.<outcome>`).
+    pub fn record_details(&self, decision: &Decision<'_>) {
         match decision.cache {
             CacheLookup::Hit => host::increment(self.cache_hit),
             CacheLookup::Miss => host::increment(self.cache_miss),

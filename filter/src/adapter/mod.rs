@@ -7,6 +7,7 @@ mod http;
 mod jwks;
 mod jwt_authn;
 mod metrics;
+mod ratelimit;
 mod root;
 
 proxy_wasm::main! {{

@@ -9,6 +9,7 @@ pub mod raw;
 pub use error::ConfigError;
 pub use raw::{ScopeFormat, UnmatchedPolicy};
 
+use crate::assess::StaticAssessments;
 use crate::authorise::routes::RouteTable;
 use crate::enforce::upstream::HeaderPolicy;
 use crate::identify::algorithm::{Algorithm, KeyFamily};
@@ -16,6 +17,7 @@ use crate::identify::host_crypto::HostVerifyFn;
 use crate::identify::issuer::Issuer;
 use crate::identify::jwks_remote::RemoteJwks;
 use crate::identify::keys::{key_from_jwk, key_from_secret};
+use crate::ratelimit::config::RateLimitConfig;
 use raw::{RawConfig, RawIssuer};
 
 /// The compiled configuration every request is decided against.
@@ -30,6 +32,9 @@ pub struct FilterConfig {
     /// The proxy's signature check, when the adapter found one (never set natively unless a
     /// test injects one).
     pub host_verify: Option<HostVerifyFn>,
+    /// `None`: no rate-limit calls.
+    pub ratelimit: Option<RateLimitConfig>,
+    pub static_assessments: StaticAssessments,
 }
 
 /// Largest `max_token_bytes` accepted; Envoy's own default header limit is 60 KiB.
@@ -90,15 +95,29 @@ fn compile(raw: RawConfig) -> Result<FilterConfig, ConfigError> {
             format!("must be at most {MAX_CACHE_ENTRIES}"),
         ));
     }
+    let routes = RouteTable::compile("routes", &raw.routes)?;
+    let ratelimit = match &raw.ratelimit {
+        Some(section) => Some(RateLimitConfig::compile(
+            "ratelimit",
+            section,
+            &routes.names().collect::<Vec<_>>(),
+        )?),
+        None => None,
+    };
     Ok(FilterConfig {
         realm: raw.realm,
         issuers,
-        routes: RouteTable::compile("routes", &raw.routes)?,
+        routes,
         unmatched: raw.unmatched,
         headers: HeaderPolicy::compile("headers", &raw.headers)?,
         max_token_bytes: raw.max_token_bytes,
         cache_entries: raw.cache.max_entries,
         host_verify: None,
+        ratelimit,
+        static_assessments: StaticAssessments::compile(
+            "static_assessments",
+            &raw.static_assessments,
+        )?,
     })
 }
 

@@ -7,7 +7,12 @@
 //! `issuer` to each key), so unknown JWKS and JWK members are ignored and a JWKS can be pasted
 //! unchanged. Private-key members are still refused explicitly.
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
+
+use crate::assess::RawStaticAssessment;
+use crate::ratelimit::config::RawRateLimit;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +33,14 @@ pub struct RawConfig {
     pub max_token_bytes: usize,
     #[serde(default)]
     pub cache: RawCache,
+    /// Calls to Envoy's rate-limit service (absent: none). Schema in
+    /// `crate::ratelimit::config`.
+    #[serde(default)]
+    pub ratelimit: Option<RawRateLimit>,
+    /// Client id → pinned verdict and risk band (placeholder input until the model lands;
+    /// see `crate::assess`).
+    #[serde(default)]
+    pub static_assessments: HashMap<String, RawStaticAssessment>,
 }
 
 fn default_realm() -> String {
@@ -318,6 +331,12 @@ pub struct RawHeaders {
     /// Matched route name.
     #[serde(default = "default_route_header")]
     pub route: Option<String>,
+    /// The request's verdict (`allow`, `throttle`, ...), for Envoy's own rate-limit filter.
+    #[serde(default = "default_verdict_header")]
+    pub verdict: Option<String>,
+    /// The request's risk band (`low`, `medium`, `high`).
+    #[serde(default = "default_risk_band_header")]
+    pub risk_band: Option<String>,
     /// Further claims copied to headers.
     #[serde(default)]
     pub claims: Vec<RawClaimHeader>,
@@ -336,6 +355,8 @@ impl Default for RawHeaders {
             subject: default_subject_header(),
             scopes: default_scopes_header(),
             route: default_route_header(),
+            verdict: default_verdict_header(),
+            risk_band: default_risk_band_header(),
             claims: Vec::new(),
             strip: Vec::new(),
             forward_authorization: true,
@@ -354,6 +375,12 @@ fn default_scopes_header() -> Option<String> {
 }
 fn default_route_header() -> Option<String> {
     Some("x-obguard-route".to_owned())
+}
+fn default_verdict_header() -> Option<String> {
+    Some("x-obguard-verdict".to_owned())
+}
+fn default_risk_band_header() -> Option<String> {
+    Some("x-obguard-risk-band".to_owned())
 }
 fn default_true() -> bool {
     true

@@ -30,6 +30,11 @@ pub enum Denial {
     /// The identity provider's keys are unavailable: by default 503 with `Retry-After`,
     /// distinct from the 401 of a bad token.
     IdpUnavailable { status: u16, retry_after_s: u64 },
+    /// The rate-limit service answered `OVER_LIMIT`: 429 (the rate-limit stage adds
+    /// `Retry-After` and the RateLimit headers).
+    RateLimited,
+    /// The rate-limit check failed and the route fails closed: 429 or 503.
+    RateLimitUnavailable { status: u16 },
 }
 
 #[derive(Serialize)]
@@ -91,6 +96,19 @@ pub fn build(denial: &Denial, realm: &str, interaction_id: &str) -> LocalReply {
             *status,
             "temporarily_unavailable",
             "The identity provider is unavailable; retry later",
+            None,
+        ),
+        Denial::RateLimited => (429, "rate_limited", "Too many requests; retry later", None),
+        Denial::RateLimitUnavailable { status: 429 } => (
+            429,
+            "rate_limited",
+            "The request rate could not be checked; retry later",
+            None,
+        ),
+        Denial::RateLimitUnavailable { status } => (
+            *status,
+            "temporarily_unavailable",
+            "The request rate could not be checked; retry later",
             None,
         ),
     };

@@ -2,6 +2,7 @@
 //! incoming request (a caller must never be able to claim an identity by sending the header
 //! itself), then set from the verified token.
 
+use crate::assess::Assessment;
 use crate::config::ConfigError;
 use crate::config::raw::RawHeaders;
 use crate::identify::Identity;
@@ -11,6 +12,8 @@ pub struct HeaderPolicy {
     pub subject: Option<String>,
     pub scopes: Option<String>,
     pub route: Option<String>,
+    pub verdict: Option<String>,
+    pub risk_band: Option<String>,
     /// `(claim, header)`.
     pub claims: Vec<(String, String)>,
     /// Every header removed from incoming requests: all of the above plus `strip`.
@@ -18,11 +21,13 @@ pub struct HeaderPolicy {
     pub forward_authorization: bool,
 }
 
-const DEFAULT_IDENTITY_HEADERS: [&str; 4] = [
+const DEFAULT_IDENTITY_HEADERS: [&str; 6] = [
     "x-obguard-client-id",
     "x-obguard-subject",
     "x-obguard-scopes",
     "x-obguard-route",
+    "x-obguard-verdict",
+    "x-obguard-risk-band",
 ];
 
 /// Headers obguard must never overwrite or strip.
@@ -74,6 +79,8 @@ impl HeaderPolicy {
             ("subject", &raw.subject),
             ("scopes", &raw.scopes),
             ("route", &raw.route),
+            ("verdict", &raw.verdict),
+            ("risk_band", &raw.risk_band),
         ] {
             if let Some(name) = name {
                 add(format!("{path}.{field}"), name, &mut strip)?;
@@ -109,17 +116,21 @@ impl HeaderPolicy {
             subject: raw.subject.clone(),
             scopes: raw.scopes.clone(),
             route: raw.route.clone(),
+            verdict: raw.verdict.clone(),
+            risk_band: raw.risk_band.clone(),
             claims,
             strip,
             forward_authorization: raw.forward_authorization,
         })
     }
 
-    /// Headers to set upstream for an allowed request.
+    /// Headers to set upstream for an allowed request. `assessment` is present for
+    /// authenticated requests.
     pub fn headers_for(
         &self,
         identity: Option<&Identity>,
         route: Option<&str>,
+        assessment: Option<Assessment>,
     ) -> Vec<(String, String)> {
         let mut set = Vec::new();
         if let (Some(name), Some(route)) = (&self.route, route) {
@@ -136,6 +147,14 @@ impl HeaderPolicy {
         }
         if let Some(name) = &self.scopes {
             set.push((name.clone(), identity.scopes.join(" ")));
+        }
+        if let Some(assessment) = assessment {
+            if let Some(name) = &self.verdict {
+                set.push((name.clone(), assessment.verdict.as_str().to_owned()));
+            }
+            if let Some(name) = &self.risk_band {
+                set.push((name.clone(), assessment.risk_band.as_str().to_owned()));
+            }
         }
         set.extend(identity.claim_headers.iter().cloned());
         set

@@ -3,13 +3,14 @@
 //! ```text
 //! obguard-fixtures echo --port 9001
 //! obguard-fixtures demo-bank --port 9002 --data integration/fixtures/demo-bank
+//! obguard-fixtures ratelimit --port 8081 --limit per-client:client:10:minute
 //! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use obguard_integration::{DemoBank, EchoUpstream};
+use obguard_integration::{DemoBank, EchoUpstream, Limit, RateLimitService, Unit};
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +39,42 @@ enum Cmd {
         #[arg(long, default_value_os_t = obguard_integration::demo_bank_fixtures())]
         data: PathBuf,
     },
+    /// A gRPC rate-limit service (envoy.service.ratelimit.v3) with fixed-window limits. A
+    /// descriptor entry `obguard-test-fault` = `delay:<ms>` | `unavailable` | `garbage`
+    /// makes it misbehave for that request.
+    Ratelimit {
+        /// Port on 127.0.0.1 (0 = any free port; the chosen one is printed).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// `name:key[=value],key[=value]...:requests:unit` (unit second|minute|hour|day), e.g.
+        /// `per-client:client:10:minute` (a counter per client) or
+        /// `risky:client,risk=high:2:minute`. Repeatable.
+        #[arg(long = "limit", value_parser = parse_limit)]
+        limits: Vec<Limit>,
+    },
+}
+
+fn parse_limit(spec: &str) -> Result<Limit, String> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let [name, entries, requests, unit] = parts.as_slice() else {
+        return Err("expected name:key[=value],...:requests:unit".into());
+    };
+    let entries: Vec<(&str, Option<&str>)> = entries
+        .split(',')
+        .map(|e| match e.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (e, None),
+        })
+        .collect();
+    let requests: u32 = requests.parse().map_err(|e| format!("requests: {e}"))?;
+    let unit = match *unit {
+        "second" => Unit::Second,
+        "minute" => Unit::Minute,
+        "hour" => Unit::Hour,
+        "day" => Unit::Day,
+        other => return Err(format!("unknown unit `{other}`")),
+    };
+    Ok(Limit::new(name, &entries, requests, unit))
 }
 
 fn main() -> ExitCode {
@@ -51,6 +88,17 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("obguard-fixtures echo: cannot listen on 127.0.0.1:{port}: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::Ratelimit { port, limits } => match RateLimitService::start_on(port, limits) {
+            Ok(service) => {
+                println!("ratelimit listening on 127.0.0.1:{}", service.port());
+                service.run_forever();
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("obguard-fixtures ratelimit: cannot listen on 127.0.0.1:{port}: {e}");
                 ExitCode::FAILURE
             }
         },

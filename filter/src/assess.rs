@@ -1,0 +1,159 @@
+//! The verdict and risk band of an authenticated request: what the rate-limit stage and the
+//! `x-obguard-verdict` / `x-obguard-risk-band` headers see.
+//!
+//! **PLACEHOLDER until the Model issue lands.** There is no behavioural model yet, so
+//! [`placeholder_assessment`] answers `allow` / `low` for every client, except clients pinned
+//! in the configuration's `static_assessments`. The model integration replaces the body of
+//! [`placeholder_assessment`] (and its call in `pipeline.rs`) with the model's score; the
+//! types here are the seam it fills.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use crate::config::ConfigError;
+
+/// What the pipeline concluded about an authenticated request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Allow,
+    /// RFC 9470 step-up challenge (Model issue).
+    StepUp,
+    /// Slow the caller down: with `ratelimit.call: non_allow` this becomes a rate-limit call
+    /// carrying the verdict in its descriptors.
+    Throttle,
+    Block,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::StepUp => "step_up",
+            Verdict::Throttle => "throttle",
+            Verdict::Block => "block",
+        }
+    }
+}
+
+/// Coarse risk of the request; weights `hits_addend` in rate-limit calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskBand {
+    Low,
+    Medium,
+    High,
+}
+
+impl RiskBand {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RiskBand::Low => "low",
+            RiskBand::Medium => "medium",
+            RiskBand::High => "high",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Assessment {
+    pub verdict: Verdict,
+    pub risk_band: RiskBand,
+}
+
+impl Assessment {
+    /// What every authenticated request gets until the model exists.
+    pub const PLACEHOLDER: Assessment = Assessment {
+        verdict: Verdict::Allow,
+        risk_band: RiskBand::Low,
+    };
+}
+
+/// `static_assessments[<client id>]` as written in the configuration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStaticAssessment {
+    pub verdict: Verdict,
+    pub risk_band: RiskBand,
+}
+
+/// Clients whose assessment is pinned by configuration.
+#[derive(Debug, Default)]
+pub struct StaticAssessments {
+    by_client: HashMap<String, Assessment>,
+}
+
+impl StaticAssessments {
+    pub fn compile(
+        path: &str,
+        raw: &HashMap<String, RawStaticAssessment>,
+    ) -> Result<Self, ConfigError> {
+        let mut by_client = HashMap::with_capacity(raw.len());
+        // Sorted, so the first error reported does not depend on hash order.
+        let mut clients: Vec<&String> = raw.keys().collect();
+        clients.sort();
+        for client in clients {
+            let Some(entry) = raw.get(client) else {
+                continue;
+            };
+            let field = format!("{path}.{client}");
+            if client.is_empty() {
+                return Err(ConfigError::new(field, "client id must not be empty"));
+            }
+            // Step-up and block are the model's to enforce; the pipeline does not act on them
+            // yet, so pinning them would promise something that does not happen.
+            if matches!(entry.verdict, Verdict::StepUp | Verdict::Block) {
+                return Err(ConfigError::new(
+                    format!("{field}.verdict"),
+                    format!(
+                        "`{}` is not enforced yet; use `allow` or `throttle`",
+                        entry.verdict.as_str()
+                    ),
+                ));
+            }
+            by_client.insert(
+                client.clone(),
+                Assessment {
+                    verdict: entry.verdict,
+                    risk_band: entry.risk_band,
+                },
+            );
+        }
+        Ok(Self { by_client })
+    }
+}
+
+/// PLACEHOLDER for the model's scoring: `allow` / `low`, or the client's static assessment.
+pub fn placeholder_assessment(statics: &StaticAssessments, client_id: &str) -> Assessment {
+    statics
+        .by_client
+        .get(client_id)
+        .copied()
+        .unwrap_or(Assessment::PLACEHOLDER)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pinned_clients_get_their_assessment_others_the_placeholder() {
+        let raw: HashMap<String, RawStaticAssessment> =
+            serde_json::from_str(r#"{"tpp-bad": {"verdict": "throttle", "risk_band": "high"}}"#)
+                .unwrap_or_default();
+        let statics = StaticAssessments::compile("static_assessments", &raw);
+        let statics = statics.unwrap_or_default();
+        assert_eq!(
+            placeholder_assessment(&statics, "tpp-bad"),
+            Assessment {
+                verdict: Verdict::Throttle,
+                risk_band: RiskBand::High
+            }
+        );
+        assert_eq!(
+            placeholder_assessment(&statics, "tpp-good"),
+            Assessment::PLACEHOLDER
+        );
+    }
+}
