@@ -525,7 +525,7 @@ impl Sim {
                             let psu = tick % n_psus;
                             let sub = self.clients[c].psus[psu].sub.clone();
                             let acc = self.clients[c].psus[psu].accounts[0].clone();
-                            let path = if tick % 3 == 0 {
+                            let path = if tick.is_multiple_of(3) {
                                 format!("{API}/pisp/domestic-payments/pay-{:010}", psu)
                             } else {
                                 format!("{API}/aisp/accounts/{acc}/balances")
