@@ -140,6 +140,9 @@ struct Sim {
     clients: Vec<Client>,
     events: Vec<Ev>,
     episodes: u32,
+    /// Whether the current episode's attacker copies `x-fapi-customer-ip-address` (replaying a
+    /// TPP's calls often copies its headers).
+    attack_copies_customer_ip: bool,
 }
 
 fn exp_gap(rng: &mut ChaCha8Rng, mean_ms: f64) -> u64 {
@@ -180,6 +183,7 @@ impl Sim {
             clients: Vec::new(),
             events: Vec::new(),
             episodes: 0,
+            attack_copies_customer_ip: false,
         }
     }
 
@@ -575,6 +579,13 @@ impl Sim {
         asn: u32,
         ua: String,
     ) {
+        let customer_ip = self.attack_copies_customer_ip.then(|| {
+            format!(
+                "198.51.{}.{}",
+                self.rng.gen_range(0..255),
+                self.rng.gen_range(1..255)
+            )
+        });
         self.events.push(Ev {
             ts_ms: ts,
             client: c,
@@ -587,7 +598,7 @@ impl Sim {
             country,
             asn,
             ua,
-            customer_ip: None,
+            customer_ip,
             label,
             episode: Some(ep),
         });
@@ -628,6 +639,7 @@ impl Sim {
             let kind = i % 7;
             let ep = self.episodes;
             self.episodes += 1;
+            self.attack_copies_customer_ip = self.rng.gen_bool(0.4);
             let victim = self.rng.gen_range(0..legit_clients);
             let start = self.rng.gen_range(first..end.max(first + 1));
             let (hostile_country, hostile_asn) = HOSTILE[self.rng.gen_range(0..HOSTILE.len())];
