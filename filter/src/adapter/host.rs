@@ -24,6 +24,19 @@ pub fn now_unix_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+pub fn now_unix_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+pub fn response_header(name: &str) -> Option<String> {
+    hostcalls::get_map_value(MapType::HttpResponseHeaders, name)
+        .ok()
+        .flatten()
+}
+
 pub fn plugin_configuration() -> Option<Vec<u8>> {
     match hostcalls::get_buffer(
         proxy_wasm::types::BufferType::PluginConfiguration,
