@@ -20,7 +20,7 @@ FIXTURES_BIN  := $(CURDIR)/target/debug/obguard-fixtures
 
 export ENVOY_BIN OBGUARD_WASM FIXTURES_BIN
 
-.PHONY: help setup setup-rust setup-envoy build build-wasm build-fixtures lint fmt test clean demo demo-up demo-down bench bench-tools bench-ratelimit
+.PHONY: help setup setup-rust setup-envoy build build-wasm build-fixtures lint fmt test clean demo demo-up demo-down bench bench-tools bench-ratelimit model
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \

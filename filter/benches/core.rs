@@ -74,6 +74,8 @@ fn warm_path(c: &mut Criterion) {
         authorization: &authorization,
         interaction_id: Some("93bac548-d2de-4546-b106-880a5018460d"),
         jwt_authn_payloads: None,
+        headers: &[],
+        now_ms: 0,
     };
     let now = kit::now();
     // Prime the cache.

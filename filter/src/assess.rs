@@ -1,11 +1,13 @@
-//! The verdict and risk band of an authenticated request: what the rate-limit stage and the
-//! `x-obguard-verdict` / `x-obguard-risk-band` headers see.
+//! Stage 3, assess: the verdict and risk band of an authenticated request — what the pipeline
+//! enforces, what the rate-limit stage and the `x-obguard-verdict` / `x-obguard-risk-band`
+//! headers see.
 //!
-//! **PLACEHOLDER until the Model issue lands.** There is no behavioural model yet, so
-//! [`placeholder_assessment`] answers `allow` / `low` for every client, except clients pinned
-//! in the configuration's `static_assessments`. The model integration replaces the body of
-//! [`placeholder_assessment`] (and its call in `pipeline.rs`) with the model's score; the
-//! types here are the seam it fills.
+//! With a `model` configured, [`model::ModelStage`] scores every request against the caller's
+//! own baseline. Without one (or for clients pinned in `static_assessments`), the assessment
+//! is `allow` / `low` or the pinned value ([`placeholder_assessment`]).
+
+pub mod baselines;
+pub mod model;
 
 use std::collections::HashMap;
 
@@ -101,17 +103,6 @@ impl StaticAssessments {
             if client.is_empty() {
                 return Err(ConfigError::new(field, "client id must not be empty"));
             }
-            // Step-up and block are the model's to enforce; the pipeline does not act on them
-            // yet, so pinning them would promise something that does not happen.
-            if matches!(entry.verdict, Verdict::StepUp | Verdict::Block) {
-                return Err(ConfigError::new(
-                    format!("{field}.verdict"),
-                    format!(
-                        "`{}` is not enforced yet; use `allow` or `throttle`",
-                        entry.verdict.as_str()
-                    ),
-                ));
-            }
             by_client.insert(
                 client.clone(),
                 Assessment {
@@ -124,7 +115,12 @@ impl StaticAssessments {
     }
 }
 
-/// PLACEHOLDER for the model's scoring: `allow` / `low`, or the client's static assessment.
+/// A client's pinned assessment, if any.
+pub fn pinned(statics: &StaticAssessments, client_id: &str) -> Option<Assessment> {
+    statics.by_client.get(client_id).copied()
+}
+
+/// Without a model: `allow` / `low`, or the client's static assessment.
 pub fn placeholder_assessment(statics: &StaticAssessments, client_id: &str) -> Assessment {
     statics
         .by_client

@@ -1,6 +1,8 @@
 //! The per-request decision: a pure function of (configuration, request view, clock,
 //! token cache). The adapter gathers the view from Envoy and applies the [`Decision`].
 
+use crate::assess::baselines::{BaselineStore, MemoryStore};
+use crate::assess::model::{self as model_stage, Scored};
 use crate::assess::{self, Assessment};
 use crate::authorise::path;
 use crate::authorise::routes::Route;
@@ -25,6 +27,10 @@ pub struct RequestView<'a> {
     pub interaction_id: Option<&'a str>,
     /// `jwt_authn`'s dynamic metadata namespace, when an issuer delegates to it.
     pub jwt_authn_payloads: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    /// Every request header (for the model's geography, network and client signals).
+    pub headers: &'a [(String, String)],
+    /// Request time in Unix milliseconds for the model; 0 means `now` seconds × 1000.
+    pub now_ms: u64,
 }
 
 #[derive(Debug)]
@@ -49,6 +55,8 @@ pub struct Decision<'c> {
     /// An unknown `kid` for an issuer with a remote JWKS: the adapter may ask for an early
     /// refetch (rate-limited per issuer).
     pub refetch_keys_for: Option<usize>,
+    /// The model's score, verdict and reasons (also in shadow mode).
+    pub model: Option<Scored>,
     pub action: Action<'c>,
 }
 
@@ -70,6 +78,8 @@ pub struct Worker {
     pub cache: TokenCache,
     /// Per issuer (same order as the configuration).
     pub remote_keys: Vec<Option<RemoteKeySet>>,
+    /// Per-client baselines: shared data in Envoy, memory natively.
+    pub baselines: Box<dyn BaselineStore>,
 }
 
 impl Worker {
@@ -77,6 +87,7 @@ impl Worker {
         Self {
             cache: TokenCache::new(config.cache_entries),
             remote_keys: config.issuers.iter().map(|_| None).collect(),
+            baselines: Box::new(MemoryStore::default()),
         }
     }
 }
@@ -99,6 +110,7 @@ pub fn decide<'c>(
         cache: CacheLookup::Disabled,
         verified_by: None,
         refetch_keys_for: None,
+        model: None,
         action: Action::Continue {
             remove: &config.headers.strip,
             remove_authorization: !config.headers.forward_authorization,
@@ -254,11 +266,35 @@ pub fn decide<'c>(
             denial,
         );
     }
-    // PLACEHOLDER: the Model issue replaces this with the behavioural model's verdict.
-    let assessment =
-        assess::placeholder_assessment(&config.static_assessments, &identity.client_id);
     decision.subject = identity.subject.clone();
+    let pinned = assess::pinned(&config.static_assessments, &identity.client_id);
+    let assessment = match (&config.model, pinned) {
+        (_, Some(pinned)) => pinned,
+        (Some(stage), None) => {
+            let facts = model_stage::RequestFacts {
+                now_ms: if request.now_ms == 0 {
+                    now.saturating_mul(1000)
+                } else {
+                    request.now_ms
+                },
+                client_id: &identity.client_id,
+                method: request.method,
+                path,
+                headers: request.headers,
+            };
+            let thresholds = route.and_then(|r| r.thresholds.as_ref());
+            let scored = stage.score(worker.baselines.as_mut(), &facts, thresholds);
+            let enforced = scored.enforced(stage.shadow);
+            decision.model = Some(scored);
+            enforced
+        }
+        (None, None) => assess::Assessment::PLACEHOLDER,
+    };
     decision.assessment = Some(assessment);
+    if let Some(refusal) = enforce_verdict(config, assessment) {
+        let (outcome, reason, denial) = refusal;
+        return deny(decision, config, outcome, reason, denial);
+    }
     decision.action = continue_with(
         config,
         Some(&identity),
@@ -266,6 +302,39 @@ pub fn decide<'c>(
         Some(assessment),
     );
     decision
+}
+
+/// What a verdict means for the request: `None` to continue. A `throttle` continues when a
+/// rate-limit service is configured (the rate-limit stage carries the verdict to it);
+/// otherwise it is a 429 here.
+fn enforce_verdict(
+    config: &FilterConfig,
+    assessment: assess::Assessment,
+) -> Option<(Outcome, &'static str, Denial)> {
+    let stage = config.model.as_ref();
+    match assessment.verdict {
+        assess::Verdict::Allow => None,
+        assess::Verdict::StepUp => Some((
+            Outcome::Challenged,
+            telemetry::REASON_RISK,
+            Denial::StepUp {
+                acr_values: stage.map_or_else(
+                    || "urn:openbanking:psd2:sca".to_owned(),
+                    |s| s.challenge_acr_values.clone(),
+                ),
+                max_age_s: stage.and_then(|s| s.challenge_max_age_s),
+            },
+        )),
+        assess::Verdict::Block => Some((Outcome::Blocked, telemetry::REASON_RISK, Denial::Blocked)),
+        assess::Verdict::Throttle if config.ratelimit.is_some() => None,
+        assess::Verdict::Throttle => Some((
+            Outcome::Throttled,
+            telemetry::REASON_RISK,
+            Denial::Throttled {
+                retry_after_s: stage.map_or(60, |s| s.throttle_retry_after_s),
+            },
+        )),
+    }
 }
 
 /// The issuer a bearer token names (unverified `iss`, or the only issuer): only used to pick

@@ -19,16 +19,22 @@ pub enum Outcome {
     InvalidToken,
     InsufficientScope,
     RouteDenied,
+    /// The issuer's remote keys are unavailable (IdP down, never fetched): 503 by default.
+    IdpUnavailable,
     /// 429: the rate-limit service answered `OVER_LIMIT`.
     RateLimited,
     /// 429 or 503: the rate-limit check failed and the route fails closed.
     RateLimitFailed,
-    /// The issuer's remote keys are unavailable (IdP down, never fetched): 503 by default.
-    IdpUnavailable,
+    /// 401 RFC 9470 step-up: the model's verdict `challenge`.
+    Challenged,
+    /// 429: the model's verdict `throttle` without a rate-limit service.
+    Throttled,
+    /// 403: the model's verdict `block`.
+    Blocked,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 11] = [
+    pub const ALL: [Outcome; 14] = [
         Outcome::Allowed,
         Outcome::Anonymous,
         Outcome::Passthrough,
@@ -37,9 +43,12 @@ impl Outcome {
         Outcome::InvalidToken,
         Outcome::InsufficientScope,
         Outcome::RouteDenied,
+        Outcome::IdpUnavailable,
         Outcome::RateLimited,
         Outcome::RateLimitFailed,
-        Outcome::IdpUnavailable,
+        Outcome::Challenged,
+        Outcome::Throttled,
+        Outcome::Blocked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,9 +61,12 @@ impl Outcome {
             Outcome::InvalidToken => "invalid_token",
             Outcome::InsufficientScope => "insufficient_scope",
             Outcome::RouteDenied => "route_denied",
+            Outcome::IdpUnavailable => "idp_unavailable",
             Outcome::RateLimited => "rate_limited",
             Outcome::RateLimitFailed => "ratelimit_failed",
-            Outcome::IdpUnavailable => "idp_unavailable",
+            Outcome::Challenged => "challenged",
+            Outcome::Throttled => "throttled",
+            Outcome::Blocked => "blocked",
         }
     }
 }
@@ -64,6 +76,8 @@ pub const REASON_NO_CREDENTIALS: &str = "no_credentials";
 pub const REASON_OTHER_SCHEME: &str = "other_scheme";
 pub const REASON_NO_ROUTE: &str = "no_route";
 pub const REASON_MISSING_SCOPE: &str = "missing_scope";
+/// The behavioural model's verdict; its own reasons are in the `reasons` log field.
+pub const REASON_RISK: &str = "risk";
 pub const REASON_OVER_LIMIT: &str = "over_limit";
 
 /// Counter names. Envoy shows them with its `wasmcustom.` prefix.
@@ -80,6 +94,11 @@ pub mod metric {
 
     pub fn request_invalid(reason: &str) -> String {
         format!("obguard.request_invalid.{reason}")
+    }
+
+    /// The model's verdicts, counted in shadow mode too.
+    pub fn verdict(verdict: &str) -> String {
+        format!("obguard.verdict.{verdict}")
     }
 
     pub fn scope_denied(route: &str) -> String {
@@ -146,6 +165,12 @@ pub mod log_field {
     pub const ROUTE: &str = "obguard.route";
     pub const CLIENT_ID: &str = "obguard.client_id";
     pub const INTERACTION_ID: &str = "obguard.interaction_id";
+    /// The model's verdict (`allow`, `step_up`, `throttle`, `block`), also in shadow mode.
+    pub const VERDICT: &str = "obguard.verdict";
+    /// The model's score, 0 to 1.
+    pub const SCORE: &str = "obguard.score";
+    /// The model's top reasons, `; `-separated, e.g. `new_country(RU); hour_rare(03:05, …)`.
+    pub const REASONS: &str = "obguard.reasons";
     /// `ok`, `over_limit`, `failed_open:<failure>` or `failed_closed:<failure>` when the
     /// rate-limit service was asked.
     pub const RATELIMIT: &str = "obguard.ratelimit";

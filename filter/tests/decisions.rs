@@ -45,6 +45,8 @@ impl Harness {
             authorization,
             interaction_id: None,
             jwt_authn_payloads: None,
+            headers: &[],
+            now_ms: 0,
         };
         decide(&self.config, &mut self.cache, &view, kit::now())
     }
@@ -609,6 +611,8 @@ fn interaction_id_is_echoed_or_generated() {
         authorization: &[],
         interaction_id: Some(id),
         jwt_authn_payloads: None,
+        headers: &[],
+        now_ms: 0,
     };
     let d = decide(&h.config, &mut h.cache, &view, kit::now());
     assert_eq!(d.interaction_id, id);
@@ -749,6 +753,8 @@ fn delegation_reads_the_payload_jwt_authn_verified() {
             authorization: &[],
             interaction_id: None,
             jwt_authn_payloads: Some(&payloads),
+            headers: &[],
+            now_ms: 0,
         };
         let d = decide(&h.config, &mut h.cache, &view, kit::now());
         (status(&d), d.reason, d.verified_by, d.client_id.clone())

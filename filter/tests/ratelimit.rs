@@ -77,6 +77,8 @@ fn plan_for(
         authorization: &authorization,
         interaction_id: None,
         jwt_authn_payloads: None,
+        headers: &[],
+        now_ms: 0,
     };
     let mut worker = Worker::new(config);
     let decision = decide(config, &mut worker, &view, kit::now());
@@ -199,6 +201,8 @@ fn verdict_and_risk_headers_go_upstream() {
         authorization: &[bearer.as_str()],
         interaction_id: None,
         jwt_authn_payloads: None,
+        headers: &[],
+        now_ms: 0,
     };
     let decision = decide(&config, &mut Worker::new(&config), &view, kit::now());
     let Action::Continue { set, remove, .. } = &decision.action else {
@@ -499,15 +503,18 @@ fn config_errors_name_the_field() {
         );
     }
 
+    // Pinned verdicts are enforced now that the model stage exists; unknown ones are refused.
     let mut c = kit::plugin_config();
     c["static_assessments"] = json!({"tpp-x": {"verdict": "block", "risk_band": "high"}});
+    assert!(config::load(c.to_string().as_bytes()).is_ok());
+    c["static_assessments"] = json!({"tpp-x": {"verdict": "deny", "risk_band": "high"}});
     let err = config::load(c.to_string().as_bytes())
         .err()
-        .unwrap()
-        .to_string();
-    assert_eq!(
-        err,
-        "static_assessments.tpp-x.verdict: `block` is not enforced yet; use `allow` or `throttle`"
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.starts_with("static_assessments.tpp-x.verdict: unknown variant `deny`"),
+        "{err}"
     );
     c["static_assessments"] = json!({"tpp-x": {"verdict": "allow", "risk_band": "severe"}});
     let err = config::load(c.to_string().as_bytes())

@@ -40,6 +40,7 @@ pub use demo_bank::DemoBank;
 pub use echo::{EchoUpstream, echo_body};
 pub use envoy::{Envoy, EnvoyOptions};
 pub use http::{RawRequest, Response, send, send_raw, try_send, try_send_raw};
+pub use jwks_server::{JwksServer, loopback_cluster};
 /// Rate-limit units for [`Limit`].
 pub use obguard_rls_proto::envoy::service::ratelimit::v3::rate_limit_response::rate_limit::Unit;
 pub use ratelimit_service::{Behaviour, FAULT_KEY, Limit, RateLimitService};
@@ -66,7 +67,6 @@ pub fn grpc_cluster(name: &str, port: u16) -> serde_json::Value {
         },
     })
 }
-pub use jwks_server::{JwksServer, loopback_cluster};
 
 /// Root of the cargo workspace (the parent of this crate's directory).
 pub fn workspace_root() -> PathBuf {

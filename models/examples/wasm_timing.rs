@@ -66,6 +66,7 @@ fn main() {
         let _ = black_box((Model::verdict(s, model.thresholds()), base.encode()));
     }
     let path_ns = t.elapsed().as_nanos() as f64 / f64::from(ITERS);
+    println!("baseline after 500 requests: {} bytes encoded", bytes.len());
     println!("score: {score_ns:.0} ns/request");
     println!("decode + event + extract + score + verdict + encode: {path_ns:.0} ns/request");
     black_box(acc);

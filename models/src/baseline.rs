@@ -270,6 +270,11 @@ mod tests {
         };
         let bytes = widest.encode().unwrap();
         assert!(bytes.len() <= MAX_ENCODED_LEN, "{} bytes", bytes.len());
+        assert_eq!(
+            bytes.len(),
+            204,
+            "update docs/adr/0002 if the widest size changes"
+        );
         assert_eq!(ClientBaseline::decode(&bytes).unwrap(), widest);
     }
 

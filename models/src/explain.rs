@@ -38,7 +38,8 @@ fn ramp(value: f32, from: f32, to: f32) -> f32 {
     ((value - from) / (to - from)).clamp(0.0, 1.0)
 }
 
-/// The strongest reasons (at most [`MAX_REASONS`]) why `fv` looks unusual for this client.
+/// The strongest reasons (at most [`MAX_REASONS`], never none) why `fv` looks unusual for
+/// this client; `unusual_feature_combination` when no single feature stands out.
 /// `baseline` is the client's state after the request (as returned by `extract`).
 pub fn explain(fv: &FeatureVector, baseline: &ClientBaseline) -> Vec<Reason> {
     let mut out: Vec<Reason> = Vec::new();
@@ -53,7 +54,7 @@ pub fn explain(fv: &FeatureVector, baseline: &ClientBaseline) -> Vec<Reason> {
     };
     let ctx = &fv.context;
     // An immature baseline makes everything look new; say so instead of blaming novelty.
-    let mature = baseline.requests() > 32;
+    let mature = baseline.requests() as f32 > crate::features::window::MATURE_REQUESTS;
 
     let hour = fv.get(Feature::HourSurprise);
     push(
@@ -144,12 +145,20 @@ pub fn explain(fv: &FeatureVector, baseline: &ClientBaseline) -> Vec<Reason> {
     let regularity = fv.get(Feature::TimingRegularity);
     push(
         "timing_regularity",
-        ramp(-regularity, -0.1, 0.0) * ramp(fv.get(Feature::RateShort), 5.0, 20.0) * 0.5,
+        ramp(-regularity, -0.3, 0.0) * 0.4,
         format!("machine_regular_timing(dev/mean={regularity:.2})"),
     );
 
     out.sort_by(|a, b| b.strength.total_cmp(&a.strength));
     out.truncate(MAX_REASONS);
+    if out.is_empty() {
+        // The model can flag a combination no single feature explains; say so.
+        out.push(Reason {
+            feature: "combination",
+            text: String::from("unusual_feature_combination"),
+            strength: 0.0,
+        });
+    }
     out
 }
 

@@ -8,7 +8,7 @@
 //!   [`PopulationBaseline`] (the prior for new clients, shipped in the model file).
 //! * [`features`] — [`extract`] and [`observe_response`]: the one path from requests to
 //!   feature vectors, used by the filter and the trainer alike.
-//! * [`explain`]  — [`explain()`]: the top reasons a request stands out.
+//! * [`mod@explain`]  — [`explain()`]: the top reasons a request stands out.
 //! * [`model`]    — the model file ([`load`]), [`Model::score`], [`Thresholds`], [`Verdict`].
 //!
 //! The inference half builds for `wasm32-wasip1` with `default-features = false`.
@@ -48,8 +48,20 @@
 //! # let _ = (reasons, baseline.encode());
 //! ```
 //!
-//! Key baselines by client id (the TPP). Shared data has no eviction: the filter bounds the
-//! number of keys itself, using [`ClientBaseline::last_seen_ms`] for TTL eviction.
+//! Notes for the adapter:
+//!
+//! * Key baselines by client id (the TPP). Shared data has no eviction: the filter bounds the
+//!   number of keys itself, using [`ClientBaseline::last_seen_ms`] for TTL eviction.
+//! * On a CAS conflict, re-read the bytes and run [`extract`] again on the fresh baseline; use
+//!   the features of the attempt whose write succeeded (a few retries, then score without
+//!   storing: a lost update only costs one request's contribution to the baseline).
+//! * Bytes that fail [`ClientBaseline::decode`] (corrupt, or written by another baseline
+//!   version after an upgrade) mean "start this client afresh", never a failed request.
+//! * [`Thresholds`] is serde-deserialisable for per-route overrides in the plugin config;
+//!   call [`Thresholds::validate`] on them at configure time.
+//! * [`explain()`] wants the baseline as [`extract`] left it (after the request).
+//! * Hours of day are counted in [`ExtractConfig::utc_offset_minutes`]; use the model's
+//!   `metadata().utc_offset_minutes` unless there is a reason not to.
 
 extern crate alloc;
 

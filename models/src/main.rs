@@ -92,8 +92,26 @@ enum Command {
     },
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().command {
+/// `writeln!` into a String (cannot fail).
+macro_rules! outln {
+    ($o:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($o, $($arg)*);
+    }};
+}
+
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("obguard-models: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
         Command::Simulate {
             seed,
             clients,
@@ -170,7 +188,7 @@ fn main() -> Result<()> {
         } => {
             let model = load_model(&model)?;
             let report = eval::evaluate_file(&model, &data, within)?;
-            print!("{}", report.render());
+            std::io::stdout().write_all(report.render().as_bytes())?;
             if let Some(dir) = plots {
                 std::fs::create_dir_all(&dir)?;
                 obguard_models::plots::write_all(&report, &dir)?;
@@ -178,32 +196,43 @@ fn main() -> Result<()> {
             }
         }
         Command::Inspect { model } => {
+            let mut o = String::new();
             let bytes =
                 std::fs::read(&model).with_context(|| format!("reading {}", model.display()))?;
             let m = obguard_models::load(&bytes)
                 .with_context(|| format!("loading {}", model.display()))?;
             let meta = m.metadata();
             let t = m.thresholds();
-            println!(
+            outln!(
+                o,
                 "file:            {} ({} bytes)",
                 model.display(),
                 bytes.len()
             );
-            println!("format version:  {}", obguard_models::model::FORMAT_VERSION);
-            println!(
+            outln!(
+                o,
+                "format version:  {}",
+                obguard_models::model::FORMAT_VERSION
+            );
+            outln!(
+                o,
                 "schema:          v{} {}",
                 schema::SCHEMA.version,
                 schema::SCHEMA.hash_hex()
             );
-            println!("algorithm:       {} ({})", m.kind_name(), meta.params);
+            outln!(o, "algorithm:       {} ({})", m.kind_name(), meta.params);
             if let obguard_models::model::ModelKind::Forest(f) = m.kind() {
-                println!("trees / nodes:   {} / {}", f.trees.len(), f.node_count());
+                outln!(o, "trees / nodes:   {} / {}", f.trees.len(), f.node_count());
             }
-            println!(
+            outln!(
+                o,
                 "thresholds:      challenge {:.4}  throttle {:.4}  block {:.4}",
-                t.challenge, t.throttle, t.block
+                t.challenge,
+                t.throttle,
+                t.block
             );
-            println!(
+            outln!(
+                o,
                 "signature:       {}",
                 if m.signature().is_some() {
                     "present (not verified)"
@@ -211,26 +240,33 @@ fn main() -> Result<()> {
                     "none"
                 }
             );
-            println!(
+            outln!(
+                o,
                 "trained:         {} by obguard-models {}",
-                meta.created, meta.tool_version
+                meta.created,
+                meta.tool_version
             );
-            println!("data digest:     sha256:{}", meta.data_digest);
-            println!("records / seed:  {} / {}", meta.records, meta.seed);
-            println!("utc offset:      {} min", meta.utc_offset_minutes);
+            outln!(o, "data digest:     sha256:{}", meta.data_digest);
+            outln!(o, "records / seed:  {} / {}", meta.records, meta.seed);
+            outln!(o, "utc offset:      {} min", meta.utc_offset_minutes);
             let p = m.population();
-            println!(
+            outln!(
+                o,
                 "population:      {:.2} req/min, {:.1} ids/10min, {:.1} KiB/min, {:.3} error ratio",
-                p.rate_per_min, p.distinct_ids, p.kib_per_min, p.error_ratio
+                p.rate_per_min,
+                p.distinct_ids,
+                p.kib_per_min,
+                p.error_ratio
             );
-            println!("metrics:");
+            outln!(o, "metrics:");
             for (k, v) in &meta.metrics {
-                println!("  {k:<40} {v:.6}");
+                outln!(o, "  {k:<40} {v:.6}");
             }
-            println!("features:");
+            outln!(o, "features:");
             for (i, f) in schema::FEATURES.iter().enumerate() {
-                println!("  {i:>2} {:<20} {:<14} {}", f.name, f.unit, f.meaning);
+                outln!(o, "  {i:>2} {:<20} {:<14} {}", f.name, f.unit, f.meaning);
             }
+            std::io::stdout().write_all(o.as_bytes())?;
         }
         Command::Explain {
             model,

@@ -78,6 +78,26 @@ impl Asn {
     }
 }
 
+fn number_or_text<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64> + Deserialize<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Number(u64),
+        Text(String),
+    }
+    let n = match Either::deserialize(d)? {
+        Either::Number(n) => n,
+        Either::Text(t) => t.trim().parse::<u64>().map_err(|_| {
+            serde::de::Error::custom(format!("{t:?} is not a non-negative integer"))
+        })?,
+    };
+    T::try_from(n).map_err(|_| serde::de::Error::custom(format!("{n} is out of range")))
+}
+
 /// A record as it appears on a line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RawRecord {
@@ -87,7 +107,10 @@ pub struct RawRecord {
     pub sub: Option<String>,
     pub method: String,
     pub path: String,
+    /// A number, or a numeric string (some access-log formats render every value as text).
+    #[serde(deserialize_with = "number_or_text")]
     pub status: u16,
+    #[serde(deserialize_with = "number_or_text")]
     pub resp_bytes: u64,
     #[serde(default)]
     pub ip: Option<String>,
@@ -289,6 +312,11 @@ mod tests {
         assert_eq!(e.line, 4);
         assert!(e.reason.starts_with("ip:"), "{e}");
         assert_eq!(results[3].clone().unwrap_err().line, 5);
+        let text = Record::parse(&GOOD.replace(r#""status":200"#, r#""status":"404""#), 1).unwrap();
+        assert_eq!(text.status, 404);
+        let e = Record::parse(&GOOD.replace(r#""status":200"#, r#""status":"-""#), 7).unwrap_err();
+        assert_eq!(e.line, 7);
+        assert!(e.reason.contains("not a non-negative integer"), "{e}");
         let missing = GOOD.replace(r#""status":200,"#, "");
         let e = Record::parse(&missing, 9).unwrap_err();
         assert!(e.to_string().contains("status"), "{e}");

@@ -2,7 +2,8 @@
 //!
 //! Clients are TPPs calling the bank's API from their servers: an account aggregator polling
 //! on a schedule, payment initiation in business hours, a mobile-app backend whose calls
-//! follow its users' day, a nightly batch reconciler. Each lives in a time zone, a country, an
+//! follow its users' day, a nightly batch reconciler, a cron-driven status poller (one request
+//! every fixed period, to the second). Each lives in a time zone, a country, an
 //! ASN and one to three /24 networks, with its own user agent; legitimate oddities are mixed in
 //! (failover to a spare network, a user-agent upgrade, late payments, polling bursts, clients
 //! onboarded mid-run, 401/403/404 noise). Attack episodes reuse a victim's client id (stolen
@@ -41,6 +42,8 @@ enum Profile {
     Payments,
     MobileApp,
     Batch,
+    /// Cron-driven status checks: one request every fixed period, to the second.
+    Poller,
 }
 
 impl Profile {
@@ -50,6 +53,7 @@ impl Profile {
             Profile::Payments => "pis",
             Profile::MobileApp => "app",
             Profile::Batch => "rec",
+            Profile::Poller => "cron",
         }
     }
 }
@@ -136,6 +140,9 @@ struct Sim {
     clients: Vec<Client>,
     events: Vec<Ev>,
     episodes: u32,
+    /// Whether the current episode's attacker copies `x-fapi-customer-ip-address` (replaying a
+    /// TPP's calls often copies its headers).
+    attack_copies_customer_ip: bool,
 }
 
 fn exp_gap(rng: &mut ChaCha8Rng, mean_ms: f64) -> u64 {
@@ -176,6 +183,7 @@ impl Sim {
             clients: Vec::new(),
             events: Vec::new(),
             episodes: 0,
+            attack_copies_customer_ip: false,
         }
     }
 
@@ -195,7 +203,8 @@ impl Sim {
         for n in 0..self.cfg.clients {
             let profile = match n % 10 {
                 0..=2 => Profile::MobileApp,
-                3..=5 => Profile::Payments,
+                3..=4 => Profile::Payments,
+                5 => Profile::Poller,
                 6..=8 => Profile::Aggregator,
                 _ => Profile::Batch,
             };
@@ -232,6 +241,7 @@ impl Sim {
                 Profile::Payments => self.rng.gen_range(50..300),
                 Profile::MobileApp => self.rng.gen_range(100..600),
                 Profile::Batch => self.rng.gen_range(20..80),
+                Profile::Poller => self.rng.gen_range(5..40),
             };
             let psus = (0..n_psus)
                 .map(|p| Psu {
@@ -249,6 +259,11 @@ impl Sim {
                 Profile::Payments => (self.rng.gen_range(6.0..40.0), 0),
                 Profile::MobileApp => (self.rng.gen_range(10.0..60.0), 0),
                 Profile::Batch => (1.0, DAY),
+                // intensity 1.0: around the clock, 0.0: local business hours only.
+                Profile::Poller => (
+                    if self.rng.gen_bool(0.5) { 1.0 } else { 0.0 },
+                    self.rng.gen_range(1..=15) * MIN,
+                ),
             };
             self.clients.push(Client {
                 id: format!("tpp-{name}"),
@@ -502,6 +517,30 @@ impl Sim {
                         }
                     }
                 }
+                Profile::Poller => {
+                    let around_the_clock = intensity > 0.5;
+                    let customer = self.rng.gen_bool(0.2);
+                    let mut t = start + self.rng.gen_range(0..period);
+                    let mut tick = 0usize;
+                    while t < end {
+                        let h = local_hour(t, offset);
+                        if around_the_clock || (weekday(t, offset) < 5 && (8.0..18.0).contains(&h))
+                        {
+                            let psu = tick % n_psus;
+                            let sub = self.clients[c].psus[psu].sub.clone();
+                            let acc = self.clients[c].psus[psu].accounts[0].clone();
+                            let path = if tick.is_multiple_of(3) {
+                                format!("{API}/pisp/domestic-payments/pay-{:010}", psu)
+                            } else {
+                                format!("{API}/aisp/accounts/{acc}/balances")
+                            };
+                            let jitter = self.rng.gen_range(0..1_500);
+                            self.legit(c, t + jitter, sub, "GET", path, 900, customer);
+                            tick += 1;
+                        }
+                        t += period;
+                    }
+                }
                 Profile::Batch => {
                     let mut day = start - (start - EPOCH_MS) % DAY;
                     while day < end {
@@ -540,6 +579,13 @@ impl Sim {
         asn: u32,
         ua: String,
     ) {
+        let customer_ip = self.attack_copies_customer_ip.then(|| {
+            format!(
+                "198.51.{}.{}",
+                self.rng.gen_range(0..255),
+                self.rng.gen_range(1..255)
+            )
+        });
         self.events.push(Ev {
             ts_ms: ts,
             client: c,
@@ -552,7 +598,7 @@ impl Sim {
             country,
             asn,
             ua,
-            customer_ip: None,
+            customer_ip,
             label,
             episode: Some(ep),
         });
@@ -593,6 +639,7 @@ impl Sim {
             let kind = i % 7;
             let ep = self.episodes;
             self.episodes += 1;
+            self.attack_copies_customer_ip = self.rng.gen_bool(0.4);
             let victim = self.rng.gen_range(0..legit_clients);
             let start = self.rng.gen_range(first..end.max(first + 1));
             let (hostile_country, hostile_asn) = HOSTILE[self.rng.gen_range(0..HOSTILE.len())];

@@ -24,6 +24,19 @@ pub fn now_unix_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+pub fn now_unix_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+pub fn response_header(name: &str) -> Option<String> {
+    hostcalls::get_map_value(MapType::HttpResponseHeaders, name)
+        .ok()
+        .flatten()
+}
+
 pub fn plugin_configuration() -> Option<Vec<u8>> {
     match hostcalls::get_buffer(
         proxy_wasm::types::BufferType::PluginConfiguration,
@@ -136,12 +149,6 @@ pub fn define_gauge(name: &str) -> Option<u32> {
     }
 }
 
-pub fn record(id: Option<u32>, value: u64) {
-    if let Some(id) = id {
-        let _ = hostcalls::record_metric(id, value);
-    }
-}
-
 /// Starts a gRPC call; `None` when the host refuses it (the caller decides what that means).
 /// `upstream` is a serialised `envoy.config.core.v3.GrpcService` (ASCII, checked at load).
 pub fn dispatch_grpc_call(
@@ -167,6 +174,12 @@ pub fn dispatch_grpc_call(
             );
             None
         }
+    }
+}
+
+pub fn record(id: Option<u32>, value: u64) {
+    if let Some(id) = id {
+        let _ = hostcalls::record_metric(id, value);
     }
 }
 

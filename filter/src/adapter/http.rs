@@ -28,6 +28,9 @@ pub struct ObguardHttp {
     outcome: Outcome,
     /// `response_headers_to_add` of an `OK` rate-limit answer.
     response_headers: Vec<(String, String)>,
+    /// The client whose baseline the response phase updates (model configured, request
+    /// allowed to the upstream).
+    observe_client: Option<String>,
 }
 
 impl ObguardHttp {
@@ -39,6 +42,7 @@ impl ObguardHttp {
             route: None,
             outcome: Outcome::Allowed,
             response_headers: Vec::new(),
+            observe_client: None,
         }
     }
 
@@ -142,6 +146,8 @@ impl HttpContext for ObguardHttp {
             authorization: &authorization,
             interaction_id: header(interaction_id::HEADER),
             jwt_authn_payloads: jwt_authn_payloads.as_ref(),
+            headers: &headers,
+            now_ms: host::now_unix_ms(),
         };
         let now = host::now_unix_secs();
         let decision = match state.worker.try_borrow_mut() {
@@ -164,6 +170,17 @@ impl HttpContext for ObguardHttp {
             host::set_log_field(log_field::CLIENT_ID, client_id);
         }
         self.interaction_id = Some(decision.interaction_id.clone());
+        if let Some(scored) = &decision.model {
+            state.metrics.record_verdict(scored.verdict);
+            host::set_log_field(log_field::VERDICT, scored.verdict.as_str());
+            host::set_log_field(log_field::SCORE, &format!("{:.3}", scored.score));
+            if !scored.reasons.is_empty() {
+                host::set_log_field(log_field::REASONS, &scored.reasons.join("; "));
+            }
+            if matches!(decision.action, pipeline::Action::Continue { .. }) {
+                self.observe_client = decision.client_id.clone();
+            }
+        }
 
         let set = match &decision.action {
             pipeline::Action::Reply(reply) => {
@@ -245,6 +262,25 @@ impl HttpContext for ObguardHttp {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if let (Some(client), Some(state)) = (self.observe_client.take(), &self.state)
+            && let Some(stage) = &state.config.model
+        {
+            let status = host::response_header(":status")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let bytes = host::response_header("content-length")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            if let Ok(mut worker) = state.worker.try_borrow_mut() {
+                stage.observe(
+                    worker.baselines.as_mut(),
+                    &client,
+                    status,
+                    bytes,
+                    host::now_unix_ms(),
+                );
+            }
+        }
         for (name, value) in &self.response_headers {
             host::set_response_header(name, value);
         }

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use super::host;
+use crate::assess::Verdict;
 use crate::config::FilterConfig;
 use crate::identify::TokenError;
 use crate::identify::cache::CacheLookup;
@@ -28,6 +29,7 @@ pub struct Metrics {
     jwks_refetch_requested: Option<u32>,
     jwks_refetch_suppressed: Option<u32>,
     jwks_age: Option<u32>,
+    verdicts: HashMap<&'static str, Option<u32>>,
     ratelimit_ok: Option<u32>,
     ratelimit_over_limit: Option<u32>,
     ratelimit_failed_open: Option<u32>,
@@ -68,6 +70,19 @@ impl Metrics {
                 metrics.ratelimit_failure.insert(
                     failure.as_str(),
                     host::define_counter(&metric::ratelimit_failure(failure)),
+                );
+            }
+        }
+        if config.model.is_some() {
+            for verdict in [
+                Verdict::Allow,
+                Verdict::StepUp,
+                Verdict::Throttle,
+                Verdict::Block,
+            ] {
+                metrics.verdicts.insert(
+                    verdict.as_str(),
+                    host::define_counter(&metric::verdict(verdict.as_str())),
                 );
             }
         }
@@ -184,5 +199,12 @@ impl Metrics {
 
     pub fn jwks_age(&self, seconds: u64) {
         host::record(self.jwks_age, seconds);
+    }
+}
+
+impl Metrics {
+    /// The model's verdict, counted in shadow mode too.
+    pub fn record_verdict(&self, verdict: Verdict) {
+        host::increment(self.verdicts.get(verdict.as_str()).copied().flatten());
     }
 }

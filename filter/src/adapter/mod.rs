@@ -1,6 +1,7 @@
 //! The proxy-wasm adapter: the only code that talks to Envoy. It reads what the core needs,
 //! calls [`crate::pipeline::decide`], and applies the decision. No policy lives here.
 
+mod baselines;
 mod host;
 mod host_crypto;
 mod http;

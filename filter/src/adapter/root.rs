@@ -8,6 +8,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 
+use super::baselines::SharedDataStore;
 use super::host;
 use super::host_crypto;
 use super::http::ObguardHttp;
@@ -60,7 +61,11 @@ impl RootContext for ObguardRoot {
                     config.host_verify = Some(host_crypto::verify_signature);
                 }
                 let metrics = Metrics::define(&config);
-                let worker = RefCell::new(Worker::new(&config));
+                let mut worker = Worker::new(&config);
+                if config.model.is_some() {
+                    worker.baselines = Box::new(SharedDataStore);
+                }
+                let worker = RefCell::new(worker);
                 let remote = config.issuers.iter().any(|i| i.remote.is_some());
                 host::log(
                     LogLevel::Info,

@@ -22,6 +22,8 @@ pub struct Route {
     segments: Vec<Segment>,
     pub scopes: ScopeRule,
     pub anonymous: bool,
+    /// Model verdict thresholds for this route, overriding the model's.
+    pub thresholds: Option<obguard_models::Thresholds>,
 }
 
 /// A matched route with the values of its path parameters, in template order.
@@ -89,6 +91,14 @@ impl RouteTable {
                 }
                 None => ScopeRule::default(),
             };
+            if let Some(thresholds) = &route.thresholds
+                && let Err(err) = thresholds.validate()
+            {
+                return Err(ConfigError::new(
+                    format!("{here}.thresholds"),
+                    err.to_string(),
+                ));
+            }
             if route.anonymous && !scopes.is_empty() {
                 return Err(ConfigError::new(
                     format!("{here}.scopes"),
@@ -101,6 +111,7 @@ impl RouteTable {
                 segments,
                 scopes,
                 anonymous: route.anonymous,
+                thresholds: route.thresholds,
             });
         }
         Ok(Self { routes })
@@ -195,6 +206,7 @@ mod tests {
             path: path.into(),
             scopes: None,
             anonymous: false,
+            thresholds: None,
         }
     }
 

@@ -10,6 +10,7 @@ pub use error::ConfigError;
 pub use raw::{ScopeFormat, UnmatchedPolicy};
 
 use crate::assess::StaticAssessments;
+use crate::assess::model::ModelStage;
 use crate::authorise::routes::RouteTable;
 use crate::enforce::upstream::HeaderPolicy;
 use crate::identify::algorithm::{Algorithm, KeyFamily};
@@ -29,12 +30,14 @@ pub struct FilterConfig {
     pub headers: HeaderPolicy,
     pub max_token_bytes: usize,
     pub cache_entries: usize,
-    /// `None`: no rate-limit calls.
-    pub ratelimit: Option<RateLimitConfig>,
-    pub static_assessments: StaticAssessments,
     /// The proxy's signature check, when the adapter found one (never set natively unless a
     /// test injects one).
     pub host_verify: Option<HostVerifyFn>,
+    /// `None`: no rate-limit calls.
+    pub ratelimit: Option<RateLimitConfig>,
+    pub static_assessments: StaticAssessments,
+    /// The behavioural model stage, when configured.
+    pub model: Option<ModelStage>,
 }
 
 /// Largest `max_token_bytes` accepted; Envoy's own default header limit is 60 KiB.
@@ -112,12 +115,16 @@ fn compile(raw: RawConfig) -> Result<FilterConfig, ConfigError> {
         headers: HeaderPolicy::compile("headers", &raw.headers)?,
         max_token_bytes: raw.max_token_bytes,
         cache_entries: raw.cache.max_entries,
+        host_verify: None,
         ratelimit,
+        model: match &raw.model {
+            Some(model) => Some(compile_model("model", model)?),
+            None => None,
+        },
         static_assessments: StaticAssessments::compile(
             "static_assessments",
             &raw.static_assessments,
         )?,
-        host_verify: None,
     })
 }
 
@@ -316,6 +323,69 @@ impl FilterConfig {
             .iter()
             .any(|i| i.jwt_authn_payload_key.is_some())
     }
+}
+
+fn compile_model(path: &str, raw: &raw::RawModel) -> Result<ModelStage, ConfigError> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(raw.inline_base64.trim())
+        .map_err(|_| ConfigError::new(format!("{path}.inline_base64"), "not base64"))?;
+    let model = obguard_models::load(&bytes).map_err(|err| {
+        ConfigError::new(
+            format!("{path}.inline_base64"),
+            format!("model refused: {err}"),
+        )
+    })?;
+    if raw.max_clients == 0 || raw.max_clients > 10_000_000 {
+        return Err(ConfigError::new(
+            format!("{path}.max_clients"),
+            "must be between 1 and 10000000",
+        ));
+    }
+    if !(-14 * 60..=14 * 60).contains(&raw.utc_offset_minutes) {
+        return Err(ConfigError::new(
+            format!("{path}.utc_offset_minutes"),
+            "must be within ±840",
+        ));
+    }
+    if raw.challenge.acr_values.is_empty() || !is_quoted_string_safe(&raw.challenge.acr_values) {
+        return Err(ConfigError::new(
+            format!("{path}.challenge.acr_values"),
+            "must be non-empty printable ASCII without `\"` or `\\`",
+        ));
+    }
+    for (field, name) in [
+        ("country_header", &raw.country_header),
+        ("asn_header", &raw.asn_header),
+        ("ip_header", &raw.ip_header),
+    ] {
+        if let Some(name) = name
+            && (name.is_empty()
+                || name
+                    .bytes()
+                    .any(|b| !(b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')))
+        {
+            return Err(ConfigError::new(
+                format!("{path}.{field}"),
+                "must be a lower-case header name",
+            ));
+        }
+    }
+    Ok(ModelStage {
+        model,
+        extract: obguard_models::ExtractConfig {
+            utc_offset_minutes: raw.utc_offset_minutes,
+        },
+        shadow: raw.mode == raw::ModelMode::Shadow,
+        max_clients: raw.max_clients,
+        client_ttl_s: raw.client_ttl_s,
+        country_header: raw.country_header.clone(),
+        asn_header: raw.asn_header.clone(),
+        ip_header: raw.ip_header.clone(),
+        challenge_acr_values: raw.challenge.acr_values.clone(),
+        challenge_max_age_s: raw.challenge.max_age_s,
+        throttle_retry_after_s: raw.throttle_retry_after_s,
+    })
 }
 
 /// Whether a value can sit inside an RFC 7230 quoted-string without escaping.

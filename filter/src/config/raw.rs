@@ -33,6 +33,9 @@ pub struct RawConfig {
     pub max_token_bytes: usize,
     #[serde(default)]
     pub cache: RawCache,
+    /// The behavioural model; absent: no scoring (verdicts come from `static_assessments`).
+    #[serde(default)]
+    pub model: Option<RawModel>,
     /// Calls to Envoy's rate-limit service (absent: none). Schema in
     /// `crate::ratelimit::config`.
     #[serde(default)]
@@ -291,6 +294,10 @@ pub struct RawRoute {
     /// Public route: no token needed, none checked.
     #[serde(default)]
     pub anonymous: bool,
+    /// Verdict thresholds for this route instead of the model's (payments stricter than
+    /// balances): `{"challenge": 0.5, "throttle": 0.8, "block": 0.95}`.
+    #[serde(default)]
+    pub thresholds: Option<obguard_models::Thresholds>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -411,4 +418,86 @@ impl Default for RawCache {
 
 fn default_cache_entries() -> usize {
     10_000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    /// The model file (`obguard-models train` output), base64.
+    pub inline_base64: String,
+    /// `enforce` acts on verdicts; `shadow` scores and logs them but allows.
+    #[serde(default)]
+    pub mode: ModelMode,
+    /// Time zone of the hour-of-day features, as minutes east of UTC.
+    #[serde(default)]
+    pub utc_offset_minutes: i32,
+    /// Request header carrying the caller's ISO country, set by the edge.
+    #[serde(default = "default_country_header")]
+    pub country_header: Option<String>,
+    /// Request header carrying the caller's autonomous system number, set by the edge.
+    #[serde(default = "default_asn_header")]
+    pub asn_header: Option<String>,
+    /// Request header whose first entry is the caller's IP.
+    #[serde(default = "default_ip_header")]
+    pub ip_header: Option<String>,
+    /// Baseline slots (bounded memory: about 220 bytes each, shared by all workers).
+    #[serde(default = "default_max_clients")]
+    pub max_clients: u32,
+    /// A slot held by another client is reclaimed after this much inactivity.
+    #[serde(default = "default_client_ttl_s")]
+    pub client_ttl_s: u64,
+    #[serde(default)]
+    pub challenge: RawChallenge,
+    /// `Retry-After` of a `throttle` verdict answered without a rate-limit service.
+    #[serde(default = "default_throttle_retry_after_s")]
+    pub throttle_retry_after_s: u64,
+}
+
+/// RFC 9470 step-up parameters of a `challenge` verdict.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawChallenge {
+    #[serde(default = "default_acr_values")]
+    pub acr_values: String,
+    #[serde(default)]
+    pub max_age_s: Option<u64>,
+}
+
+impl Default for RawChallenge {
+    fn default() -> Self {
+        Self {
+            acr_values: default_acr_values(),
+            max_age_s: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelMode {
+    #[default]
+    Enforce,
+    Shadow,
+}
+
+fn default_country_header() -> Option<String> {
+    Some("x-client-geo-country".to_owned())
+}
+fn default_asn_header() -> Option<String> {
+    Some("x-client-asn".to_owned())
+}
+fn default_ip_header() -> Option<String> {
+    Some("x-forwarded-for".to_owned())
+}
+fn default_max_clients() -> u32 {
+    100_000
+}
+fn default_client_ttl_s() -> u64 {
+    30 * 86_400
+}
+fn default_throttle_retry_after_s() -> u64 {
+    60
+}
+fn default_acr_values() -> String {
+    "urn:openbanking:psd2:sca".to_owned()
 }

@@ -27,14 +27,23 @@ pub enum Denial {
     RouteNotAllowed,
     /// The path is ambiguous (dot segments, encoded separators...): 400.
     BadPath,
+    /// The identity provider's keys are unavailable: by default 503 with `Retry-After`,
+    /// distinct from the 401 of a bad token.
+    IdpUnavailable { status: u16, retry_after_s: u64 },
+    /// RFC 9470: the behavioural model asks for a stronger authentication.
+    StepUp {
+        acr_values: String,
+        max_age_s: Option<u64>,
+    },
+    /// The behavioural model's `throttle` without a rate-limit service: 429.
+    Throttled { retry_after_s: u64 },
+    /// The behavioural model's `block`: 403.
+    Blocked,
     /// The rate-limit service answered `OVER_LIMIT`: 429 (the rate-limit stage adds
     /// `Retry-After` and the RateLimit headers).
     RateLimited,
     /// The rate-limit check failed and the route fails closed: 429 or 503.
     RateLimitUnavailable { status: u16 },
-    /// The identity provider's keys are unavailable: by default 503 with `Retry-After`,
-    /// distinct from the 401 of a bad token.
-    IdpUnavailable { status: u16, retry_after_s: u64 },
 }
 
 #[derive(Serialize)]
@@ -92,6 +101,43 @@ pub fn build(denial: &Denial, realm: &str, interaction_id: &str) -> LocalReply {
             "The request path is not acceptable",
             None,
         ),
+        Denial::IdpUnavailable { status, .. } => (
+            *status,
+            "temporarily_unavailable",
+            "The identity provider is unavailable; retry later",
+            None,
+        ),
+        Denial::StepUp {
+            acr_values,
+            max_age_s,
+        } => {
+            let description = "A stronger authentication is required for this request";
+            let mut challenge = format!(
+                "{}, acr_values=\"{acr_values}\"",
+                challenge("insufficient_user_authentication", description)
+            );
+            if let Some(max_age) = max_age_s {
+                challenge.push_str(&format!(", max_age={max_age}"));
+            }
+            (
+                401,
+                "insufficient_user_authentication",
+                description,
+                Some(challenge),
+            )
+        }
+        Denial::Throttled { .. } => (
+            429,
+            "rate_limited",
+            "Too many unusual requests; retry later",
+            None,
+        ),
+        Denial::Blocked => (
+            403,
+            "access_denied",
+            "This request was refused by risk policy",
+            None,
+        ),
         Denial::RateLimited => (429, "rate_limited", "Too many requests; retry later", None),
         Denial::RateLimitUnavailable { status: 429 } => (
             429,
@@ -103,12 +149,6 @@ pub fn build(denial: &Denial, realm: &str, interaction_id: &str) -> LocalReply {
             *status,
             "temporarily_unavailable",
             "The request rate could not be checked; retry later",
-            None,
-        ),
-        Denial::IdpUnavailable { status, .. } => (
-            *status,
-            "temporarily_unavailable",
-            "The identity provider is unavailable; retry later",
             None,
         ),
     };
@@ -126,8 +166,11 @@ pub fn build(denial: &Denial, realm: &str, interaction_id: &str) -> LocalReply {
     if let Some(value) = www_authenticate {
         headers.push(("www-authenticate".to_owned(), value));
     }
-    if let Denial::IdpUnavailable { retry_after_s, .. } = denial {
-        headers.push(("retry-after".to_owned(), retry_after_s.to_string()));
+    match denial {
+        Denial::IdpUnavailable { retry_after_s, .. } | Denial::Throttled { retry_after_s } => {
+            headers.push(("retry-after".to_owned(), retry_after_s.to_string()));
+        }
+        _ => {}
     }
     LocalReply {
         status,

@@ -426,3 +426,100 @@ fn sanitise(b: &mut ClientBaseline) {
         *v = v.min(1e12);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::format;
+    use alloc::string::String;
+
+    /// Deterministic pseudo-random numbers without a dependency.
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            self.0 >> 11
+        }
+    }
+
+    #[test]
+    fn arbitrary_events_keep_features_finite_and_baselines_decodable() {
+        let mut rng = Lcg(42);
+        let pop = PopulationBaseline::default();
+        let mut b = ClientBaseline::new();
+        let special_ts = [0, 1, u64::MAX, u64::MAX / 2, 1_767_571_200_000];
+        let mut ts = 1_767_571_200_000u64;
+        for i in 0..20_000u64 {
+            ts = match rng.next() % 10 {
+                0 => special_ts[(rng.next() % 5) as usize],
+                1 => ts.saturating_sub(rng.next() % 100_000), // backwards
+                _ => ts.saturating_add(rng.next() % 3_600_000),
+            };
+            let path = format!("/x/acc-{}/y/{}", rng.next() % 1000, rng.next() % 7);
+            let country = String::from(["GB", "", "r", "RUS", "gb"][(rng.next() % 5) as usize]);
+            let ua = format!("agent-{}", rng.next() % 3);
+            let mut ev = RequestEvent::for_path(ts, "c", "GET", &path);
+            ev.ip = match rng.next() % 3 {
+                0 => None,
+                1 => Some(core::net::IpAddr::from([10, 0, (rng.next() % 4) as u8, 1])),
+                _ => Some(core::net::IpAddr::from([
+                    0x2001, 0xdb8, 0, 0, 0, 0, 0, 1u16,
+                ])),
+            };
+            ev.country = Some(&country);
+            ev.asn = rng.next().is_multiple_of(2).then_some(64500);
+            ev.user_agent = (!rng.next().is_multiple_of(4)).then_some(ua.as_str());
+            let cfg = ExtractConfig {
+                utc_offset_minutes: (rng.next() % 2000) as i32 - 1000,
+            };
+            let fv = extract(&cfg, &mut b, &pop, &ev);
+            assert!(fv.values.iter().all(|v| v.is_finite()), "{i}: {fv:?}");
+            observe_response(
+                &mut b,
+                (rng.next() % 500) as u16 + 100,
+                rng.next() % 10_000_000,
+                ts,
+            );
+            let bytes = b.encode().unwrap();
+            assert!(bytes.len() <= crate::baseline::MAX_ENCODED_LEN);
+            assert_eq!(ClientBaseline::decode(&bytes).unwrap(), b);
+        }
+    }
+
+    #[test]
+    fn enumeration_and_novelty_show_in_features() {
+        let pop = PopulationBaseline::default();
+        let cfg = ExtractConfig::default();
+        let mut b = ClientBaseline::new();
+        let t0 = 1_767_571_200_000u64;
+        for k in 0..200u64 {
+            let mut ev =
+                RequestEvent::for_path(t0 + k * 30_000, "c", "GET", "/aisp/accounts/acc-1");
+            ev.country = Some("GB");
+            extract(&cfg, &mut b, &pop, &ev);
+        }
+        let mut tenth = FeatureVector::default();
+        let mut last = FeatureVector::default();
+        let start = t0 + 200 * 30_000;
+        for k in 0..40u64 {
+            let path = format!("/aisp/accounts/acc-{}", 1000 + k);
+            let mut ev = RequestEvent::for_path(start + k * 1_000, "c", "GET", &path);
+            ev.country = Some("RU");
+            last = extract(&cfg, &mut b, &pop, &ev);
+            if k == 9 {
+                tenth = last;
+            }
+        }
+        assert!(last.get(Feature::DistinctIds) > 25.0, "{last:?}");
+        assert!(last.get(Feature::DistinctIdsRatio) > 10.0, "{last:?}");
+        assert!(last.get(Feature::BurstRatio) > 2.5, "{last:?}");
+        // A new country stays novel for FAMILIAR_HITS requests, then becomes familiar.
+        assert!(tenth.get(Feature::NewCountry) > 0.6, "{tenth:?}");
+        assert!(tenth.get(Feature::UnfamiliarRun) >= 10.0, "{tenth:?}");
+        assert_eq!(last.get(Feature::NewCountry), 0.0);
+        assert_eq!(last.context.country, Some(*b"RU"));
+    }
+}

@@ -1,0 +1,203 @@
+//! The behavioural model stage: build the request event, update the caller's baseline, score,
+//! and turn the score into a verdict with its reasons. Feature extraction and scoring are
+//! `obguard-models`' — the same code the trainer runs, so there is no training/serving skew.
+
+use std::net::IpAddr;
+
+use obguard_models::{
+    ExtractConfig, Model, RequestEvent, Thresholds, Verdict as ModelVerdict, explain, extract,
+    observe_response,
+};
+
+use super::baselines::{self, BaselineStore, Occupancy};
+use super::{Assessment, RiskBand, Verdict};
+
+/// Compiled `model` configuration.
+pub struct ModelStage {
+    pub model: Model,
+    pub extract: ExtractConfig,
+    pub shadow: bool,
+    pub max_clients: u32,
+    pub client_ttl_s: u64,
+    pub country_header: Option<String>,
+    pub asn_header: Option<String>,
+    pub ip_header: Option<String>,
+    pub challenge_acr_values: String,
+    pub challenge_max_age_s: Option<u64>,
+    pub throttle_retry_after_s: u64,
+}
+
+/// What the model concluded about one request.
+#[derive(Debug, Clone)]
+pub struct Scored {
+    pub score: f32,
+    /// The model's verdict (what would be enforced; in shadow mode it is only logged).
+    pub verdict: Verdict,
+    pub risk_band: RiskBand,
+    /// Top reasons, e.g. `new_country(RU)`; empty for `allow`.
+    pub reasons: Vec<String>,
+}
+
+impl Scored {
+    /// The assessment the pipeline enforces: the model's, or `allow` in shadow mode.
+    pub fn enforced(&self, shadow: bool) -> Assessment {
+        Assessment {
+            verdict: if shadow { Verdict::Allow } else { self.verdict },
+            risk_band: self.risk_band,
+        }
+    }
+}
+
+/// Request facts the model needs beyond the identity.
+pub struct RequestFacts<'a> {
+    pub now_ms: u64,
+    pub client_id: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub headers: &'a [(String, String)],
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn to_verdict(v: ModelVerdict) -> Verdict {
+    match v {
+        ModelVerdict::Allow => Verdict::Allow,
+        ModelVerdict::Challenge => Verdict::StepUp,
+        ModelVerdict::Throttle => Verdict::Throttle,
+        ModelVerdict::Block => Verdict::Block,
+    }
+}
+
+fn risk_band(score: f32, t: &Thresholds) -> RiskBand {
+    if score >= t.throttle {
+        RiskBand::High
+    } else if score >= t.challenge * 0.5 {
+        RiskBand::Medium
+    } else {
+        RiskBand::Low
+    }
+}
+
+/// Attempts at a compare-and-swap update before the write is given up (the score stands).
+const CAS_ATTEMPTS: usize = 3;
+
+impl ModelStage {
+    fn event<'a>(&self, facts: &RequestFacts<'a>) -> RequestEvent<'a> {
+        let mut event =
+            RequestEvent::for_path(facts.now_ms, facts.client_id, facts.method, facts.path);
+        event.ip = self
+            .ip_header
+            .as_deref()
+            .and_then(|name| header(facts.headers, name))
+            // `x-forwarded-for: client, proxy1, proxy2`: the first hop is the client.
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse::<IpAddr>().ok());
+        event.country = self
+            .country_header
+            .as_deref()
+            .and_then(|h| header(facts.headers, h));
+        event.asn = self
+            .asn_header
+            .as_deref()
+            .and_then(|h| header(facts.headers, h))
+            .and_then(|v| v.trim().trim_start_matches("AS").parse().ok());
+        event.user_agent = header(facts.headers, "user-agent");
+        event.customer_present = header(facts.headers, "x-fapi-customer-ip-address").is_some();
+        event
+    }
+
+    /// Scores the request and folds it into the client's baseline (stored when the slot is
+    /// the client's). `thresholds`: the route's override or the model's own.
+    pub fn score(
+        &self,
+        store: &mut dyn BaselineStore,
+        facts: &RequestFacts<'_>,
+        thresholds: Option<&Thresholds>,
+    ) -> Scored {
+        let thresholds = thresholds.unwrap_or(self.model.thresholds());
+        let event = self.event(facts);
+        let (key, owner) = baselines::slot_of(facts.client_id, self.max_clients);
+        let mut outcome = None;
+        for _ in 0..CAS_ATTEMPTS {
+            let slot = store.load(&key);
+            let (mut baseline, mine) = match baselines::occupancy(
+                slot.bytes.as_deref(),
+                owner,
+                facts.now_ms,
+                self.client_ttl_s,
+            ) {
+                Occupancy::Mine(b) => (b, true),
+                Occupancy::Taken => (obguard_models::ClientBaseline::new(), false),
+            };
+            let features = extract(
+                &self.extract,
+                &mut baseline,
+                self.model.population(),
+                &event,
+            );
+            let stored = !mine
+                || baselines::encode_slot(owner, &baseline)
+                    .is_none_or(|bytes| store.store(&key, &bytes, slot.cas.or(Some(0))).is_ok());
+            outcome = Some((features, baseline));
+            if stored {
+                break;
+            }
+        }
+        let Some((features, baseline)) = outcome else {
+            return Scored {
+                score: 0.0,
+                verdict: Verdict::Allow,
+                risk_band: RiskBand::Low,
+                reasons: Vec::new(),
+            };
+        };
+        let score = self.model.score(&features);
+        let model_verdict = thresholds.verdict(score);
+        let reasons = if model_verdict == ModelVerdict::Allow {
+            Vec::new()
+        } else {
+            explain(&features, &baseline)
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        Scored {
+            score,
+            verdict: to_verdict(model_verdict),
+            risk_band: risk_band(score, thresholds),
+            reasons,
+        }
+    }
+
+    /// Response phase: the status and size feed the error-ratio and exfiltration features.
+    pub fn observe(
+        &self,
+        store: &mut dyn BaselineStore,
+        client_id: &str,
+        status: u16,
+        resp_bytes: u64,
+        now_ms: u64,
+    ) {
+        let (key, owner) = baselines::slot_of(client_id, self.max_clients);
+        for _ in 0..CAS_ATTEMPTS {
+            let slot = store.load(&key);
+            let Occupancy::Mine(mut baseline) =
+                baselines::occupancy(slot.bytes.as_deref(), owner, now_ms, self.client_ttl_s)
+            else {
+                return;
+            };
+            observe_response(&mut baseline, status, resp_bytes, now_ms);
+            let Some(bytes) = baselines::encode_slot(owner, &baseline) else {
+                return;
+            };
+            if store.store(&key, &bytes, slot.cas.or(Some(0))).is_ok() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! The behavioural model stage natively, with the shipped model: normal traffic allowed, an
+//! off-hours burst from a new country refused with reasons, shadow mode, bad model files
+//! refused at load, bounded baseline memory.
+
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
+
+use base64::Engine as _;
+use obguard::assess::Verdict;
+use obguard::assess::baselines::{BaselineStore, Conflict, MemoryStore, Slot};
+use obguard::config::{self, FilterConfig};
+use obguard::pipeline::{Action, Decision, RequestView, Worker, decide};
+use obguard::telemetry::Outcome;
+use obguard_testkit::{self as kit, Key};
+use serde_json::{Value, json};
+
+const SHIPPED: &[u8] = include_bytes!("../../models/shipped/obguard-default.model");
+
+fn model_config(mode: &str) -> Value {
+    let mut config = kit::plugin_config();
+    // Requests are replayed over a simulated day: tokens span it.
+    config["issuers"][0]["max_lifetime_s"] = json!(null);
+    config["model"] = json!({
+        "inline_base64": base64::engine::general_purpose::STANDARD.encode(SHIPPED),
+        "mode": mode,
+        "max_clients": 64,
+    });
+    config
+}
+
+fn load(config: &Value) -> FilterConfig {
+    config::load(config.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+struct Client {
+    token: String,
+    headers: Vec<(String, String)>,
+}
+
+fn client(id: &str, country: &str, asn: &str, ip: &str, ua: &str) -> Client {
+    let day = kit::now() - kit::now() % 86_400;
+    let mut claims = kit::claims(id, "accounts transactions:read");
+    claims["iat"] = json!(day);
+    claims["nbf"] = json!(day);
+    claims["exp"] = json!(day + 2 * 86_400);
+    Client {
+        token: kit::token("ES256", Key::P256, &claims),
+        headers: vec![
+            ("x-client-geo-country".into(), country.into()),
+            ("x-client-asn".into(), asn.into()),
+            ("x-forwarded-for".into(), ip.into()),
+            ("user-agent".into(), ua.into()),
+            ("x-fapi-customer-ip-address".into(), "198.51.100.7".into()),
+        ],
+    }
+}
+
+fn call<'c>(
+    config: &'c FilterConfig,
+    worker: &mut Worker,
+    c: &Client,
+    path: &str,
+    now_ms: u64,
+) -> Decision<'c> {
+    let bearer = format!("Bearer {}", c.token);
+    let auth = [bearer.as_str()];
+    let view = RequestView {
+        method: "GET",
+        path,
+        authorization: &auth,
+        interaction_id: None,
+        jwt_authn_payloads: None,
+        headers: &c.headers,
+        now_ms,
+    };
+    decide(config, worker, &view, now_ms / 1000)
+}
+
+/// 14:00 UTC on a weekday near now, so tokens stay valid.
+fn business_hours_ms() -> u64 {
+    let now = kit::now();
+    let day = now - now % 86_400;
+    (day + 14 * 3600) * 1000
+}
+
+#[test]
+fn normal_traffic_is_allowed_and_an_off_hours_new_country_burst_is_not() {
+    let config = load(&model_config("enforce"));
+    let mut worker = Worker::new(&config);
+    let normal = client(
+        "tpp-agg",
+        "GB",
+        "AS2856",
+        "203.0.113.10",
+        "AcmeAggregator/2.3",
+    );
+    let start = business_hours_ms();
+    let mut allowed = 0;
+    for i in 0..40u64 {
+        // Every ~10 minutes through the afternoon.
+        let d = call(
+            &config,
+            &mut worker,
+            &normal,
+            &format!("/accounts/acc-{}/balances", i % 3),
+            start + i * 600_000,
+        );
+        if d.outcome == Outcome::Allowed {
+            allowed += 1;
+        }
+        assert!(d.model.is_some(), "scored");
+    }
+    assert!(allowed >= 38, "normal traffic allowed: {allowed}/40");
+
+    // 03:10 from a new country, ASN and network, no customer present, enumerating accounts.
+    let mut burst = client(
+        "tpp-agg",
+        "RU",
+        "AS65100",
+        "192.0.2.66",
+        "python-requests/2.31",
+    );
+    burst
+        .headers
+        .retain(|(n, _)| n != "x-fapi-customer-ip-address");
+    let night = start - 11 * 3600 * 1000 + 600_000;
+    let d = call(
+        &config,
+        &mut worker,
+        &burst,
+        "/accounts/acc-900/transactions",
+        night,
+    );
+    let scored = d.model.clone().unwrap();
+    assert_ne!(scored.verdict, Verdict::Allow, "score {}", scored.score);
+    assert!(
+        matches!(
+            d.outcome,
+            Outcome::Challenged | Outcome::Blocked | Outcome::Throttled
+        ),
+        "{:?}",
+        d.outcome
+    );
+    assert!(
+        scored.reasons.iter().any(|r| r.contains("new_country(RU)")),
+        "{:?}",
+        scored.reasons
+    );
+    match &d.action {
+        Action::Reply(reply) => assert!(matches!(reply.status, 401 | 403 | 429)),
+        Action::Continue { .. } => panic!("not refused"),
+    }
+}
+
+#[test]
+fn challenge_is_an_rfc_9470_step_up() {
+    // A route whose thresholds make any anomaly a challenge (never a block).
+    let mut config = model_config("enforce");
+    config["routes"][3]["thresholds"] = json!({"challenge": 0.3, "throttle": 1.0, "block": 1.0});
+    config["model"]["challenge"] =
+        json!({"acr_values": "urn:openbanking:psd2:sca", "max_age_s": 300});
+    let config = load(&config);
+    let mut worker = Worker::new(&config);
+    let normal = client(
+        "tpp-pay",
+        "GB",
+        "AS2856",
+        "203.0.113.10",
+        "AcmeAggregator/2.3",
+    );
+    let start = business_hours_ms();
+    for i in 0..30u64 {
+        call(
+            &config,
+            &mut worker,
+            &normal,
+            "/accounts/acc-1/transactions",
+            start + i * 600_000,
+        );
+    }
+    let mut odd = client("tpp-pay", "RU", "AS65100", "192.0.2.66", "curl/8.0");
+    odd.headers
+        .retain(|(n, _)| n != "x-fapi-customer-ip-address");
+    let d = call(
+        &config,
+        &mut worker,
+        &odd,
+        "/accounts/acc-777/transactions",
+        start - 11 * 3600 * 1000,
+    );
+    assert_eq!(d.outcome, Outcome::Challenged, "{:?}", d.model);
+    let Action::Reply(reply) = &d.action else {
+        panic!("not refused")
+    };
+    assert_eq!(reply.status, 401);
+    let challenge = reply
+        .headers
+        .iter()
+        .find(|(n, _)| n == "www-authenticate")
+        .map(|(_, v)| v.as_str())
+        .unwrap();
+    assert!(
+        challenge.contains("error=\"insufficient_user_authentication\""),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains("acr_values=\"urn:openbanking:psd2:sca\""),
+        "{challenge}"
+    );
+    assert!(challenge.contains("max_age=300"), "{challenge}");
+}
+
+#[test]
+fn shadow_mode_scores_but_allows() {
+    let config = load(&model_config("shadow"));
+    let mut worker = Worker::new(&config);
+    let mut burst = client(
+        "tpp-new",
+        "RU",
+        "AS65100",
+        "192.0.2.66",
+        "python-requests/2.31",
+    );
+    burst
+        .headers
+        .retain(|(n, _)| n != "x-fapi-customer-ip-address");
+    let night = business_hours_ms() - 11 * 3600 * 1000;
+    let mut non_allow = 0;
+    for i in 0..20u64 {
+        let d = call(
+            &config,
+            &mut worker,
+            &burst,
+            &format!("/accounts/acc-{i}/transactions"),
+            night + i * 500,
+        );
+        assert_eq!(d.outcome, Outcome::Allowed, "shadow never refuses");
+        if d.model.as_ref().unwrap().verdict != Verdict::Allow {
+            non_allow += 1;
+        }
+    }
+    assert!(
+        non_allow > 0,
+        "the model still reports its verdicts in shadow mode"
+    );
+}
+
+#[test]
+fn bad_model_files_are_refused_at_load_with_the_reason() {
+    let mut config = model_config("enforce");
+    config["model"]["inline_base64"] = json!("not base64!");
+    let err = config::load(config.to_string().as_bytes())
+        .err()
+        .unwrap()
+        .to_string();
+    assert_eq!(err, "model.inline_base64: not base64");
+
+    let mut corrupt = SHIPPED.to_vec();
+    corrupt.truncate(corrupt.len() / 2);
+    config["model"]["inline_base64"] =
+        json!(base64::engine::general_purpose::STANDARD.encode(&corrupt));
+    let err = config::load(config.to_string().as_bytes())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.starts_with("model.inline_base64: model refused: "),
+        "{err}"
+    );
+
+    config["model"]["inline_base64"] =
+        json!(base64::engine::general_purpose::STANDARD.encode(b"GIF89a not a model"));
+    let err = config::load(config.to_string().as_bytes())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.starts_with("model.inline_base64: model refused: "),
+        "{err}"
+    );
+
+    let mut config = model_config("enforce");
+    config["routes"][0]["thresholds"] = json!({"challenge": 0.9, "throttle": 0.5, "block": 0.95});
+    let err = config::load(config.to_string().as_bytes())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.starts_with("routes[0].thresholds: "), "{err}");
+}
+
+/// A store the test can look into after the pipeline used it.
+struct Observed(std::rc::Rc<std::cell::RefCell<MemoryStore>>);
+
+impl BaselineStore for Observed {
+    fn load(&self, key: &str) -> Slot {
+        self.0.borrow().load(key)
+    }
+    fn store(&mut self, key: &str, bytes: &[u8], cas: Option<u32>) -> Result<(), Conflict> {
+        self.0.borrow_mut().store(key, bytes, cas)
+    }
+}
+
+#[test]
+fn minting_client_ids_does_not_grow_baseline_memory() {
+    let config = load(&model_config("shadow"));
+    let mut worker = Worker::new(&config);
+    let slots = std::rc::Rc::new(std::cell::RefCell::new(MemoryStore::default()));
+    worker.baselines = Box::new(Observed(slots.clone()));
+    let now = business_hours_ms();
+    for i in 0..400 {
+        let c = client(
+            &format!("minted-{i}"),
+            "GB",
+            "AS2856",
+            "203.0.113.10",
+            "x/1",
+        );
+        let d = call(&config, &mut worker, &c, "/accounts", now + i);
+        assert!(d.model.is_some());
+    }
+    // 64 slots configured: 400 client ids leave at most 64 baselines.
+    let used = slots.borrow().len();
+    assert!(used <= 64 && used > 40, "{used} slots");
+}
