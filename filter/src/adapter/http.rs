@@ -243,8 +243,9 @@ impl HttpContext for ObguardHttp {
         }
     }
 
-    // While the rate-limit call is in flight the body and trailers wait too (Envoy buffers
-    // them): continuing here would let the request through before the answer.
+    // While the rate-limit call is in flight the body and trailers wait too. Envoy 1.40 already
+    // holds them while the headers are paused (`request_bodies_wait_for_the_answer` passes
+    // without this); saying so explicitly keeps other proxy-wasm hosts from forwarding early.
     fn on_http_request_body(&mut self, _body_size: usize, _end_of_stream: bool) -> Action {
         if self.pending.is_some() {
             Action::Pause
