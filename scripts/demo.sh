@@ -45,7 +45,8 @@ start() {
   "$FIXTURES" demo-bank --port "$BANK_PORT" >"$RUN_DIR/bank.log" 2>&1 &
   echo $! >"$RUN_DIR/bank.pid"
   "$ENVOY_BIN" -c envoy/demo/envoy.yaml --concurrency 1 --use-dynamic-base-id \
-    --file-flush-interval-msec 100 --log-path "$RUN_DIR/envoy.log" >"$RUN_DIR/access.log" 2>&1 &
+    --file-flush-interval-msec 100 --log-path "$RUN_DIR/envoy.log" >"$RUN_DIR/access.log" \
+    2>"$RUN_DIR/records.jsonl" &
   echo $! >"$RUN_DIR/envoy.pid"
   for _ in $(seq 1 100); do
     if curl -fsS "http://$ADMIN/ready" 2>/dev/null | grep -q LIVE; then
@@ -151,6 +152,8 @@ walk() {
   bold "obguard metrics (Envoy stats, non-zero):"
   curl -s "http://$ADMIN/stats?filter=obguard" | grep -v ': 0$' | sed 's/^/  /'
   echo
+  echo "Traffic records (docs/records.md schema) for replay: $RUN_DIR/records.jsonl"
+  echo "  e.g. cargo run -q --release -p obguard-models -- explain --model models/shipped/obguard-default.model --data $RUN_DIR/records.jsonl"
   bold "Done; stopping Envoy and the demo bank. (make demo-up keeps them running.)"
 }
 
@@ -162,7 +165,7 @@ up() {
   echo "  listener   http://$LISTENER   (Envoy + obguard)"
   echo "  admin      http://$ADMIN      (stats: /stats?filter=obguard)"
   echo "  demo bank  http://127.0.0.1:$BANK_PORT"
-  echo "  logs       $RUN_DIR/{envoy,access,bank}.log"
+  echo "  logs       $RUN_DIR/{envoy,access,bank}.log, records $RUN_DIR/records.jsonl"
   echo
   echo "  A token for aggregator-tpp (valid 1 h):"
   echo "    TOKEN=$agg"
