@@ -45,7 +45,8 @@ start() {
   "$FIXTURES" demo-bank --port "$BANK_PORT" >"$RUN_DIR/bank.log" 2>&1 &
   echo $! >"$RUN_DIR/bank.pid"
   "$ENVOY_BIN" -c envoy/demo/envoy.yaml --concurrency 1 --use-dynamic-base-id \
-    --file-flush-interval-msec 100 --log-path "$RUN_DIR/envoy.log" >"$RUN_DIR/access.log" 2>&1 &
+    --file-flush-interval-msec 100 --log-path "$RUN_DIR/envoy.log" >"$RUN_DIR/access.log" \
+    2>"$RUN_DIR/records.jsonl" &
   echo $! >"$RUN_DIR/envoy.pid"
   for _ in $(seq 1 100); do
     if curl -fsS "http://$ADMIN/ready" 2>/dev/null | grep -q LIVE; then
@@ -69,11 +70,14 @@ mint() { # client_id scope key alg [extra mint args...]
     --iss "$ISS" --aud "$AUD" --client-id "$client" --scope "$scope" "$@"
 }
 
-# call TITLE METHOD PATH [TOKEN]
+# call TITLE METHOD PATH [TOKEN [HEADER...]]
 call() {
   local title=$1 method=$2 path=$3 token=${4:-}
+  shift 3; shift || true
   local args=(-s -o "$RUN_DIR/body" -D "$RUN_DIR/headers" -X "$method" --path-as-is)
   [[ -n "$token" ]] && args+=(-H "authorization: Bearer $token")
+  local h
+  for h in "$@"; do args+=(-H "$h"); done
   [[ "$method" == POST ]] && args+=(-H 'content-type: application/json' --data '{"Data":{}}')
   echo
   bold "▶ $title"
@@ -115,11 +119,25 @@ walk() {
     "$ISS" "$AUD" "$(date +%s)" | base64 -w0 | tr '+/' '-_' | tr -d '=')
   tampered="$(cut -d. -f1 <<<"$agg").$forged_payload.$(cut -d. -f3 <<<"$agg")"
 
-  call "Aggregator lists accounts (allowed; the bank sees obguard's identity headers)" GET /accounts "$agg"
-  call "Aggregator reads transactions (allowed)" GET /accounts/22289/transactions "$agg"
-  call "Aggregator tries a payment (missing scope → 403 insufficient_scope)" POST /domestic-payments "$agg"
-  call "Payments TPP initiates a payment (allowed)" POST /domestic-payments "$pay"
-  call "Payments TPP reads accounts (missing scope → 403)" GET /accounts "$pay"
+  # The aggregator's usual context: UK, its hosting network, its client, a customer present.
+  local usual=(-H "x-client-geo-country: GB" -H "x-client-asn: AS2856" -H "x-forwarded-for: 203.0.113.10"
+    -H "user-agent: AcmeAggregator/2.3" -H "x-fapi-customer-ip-address: 198.51.100.7")
+  local usual_headers=("x-client-geo-country: GB" "x-client-asn: AS2856" "x-forwarded-for: 203.0.113.10"
+    "user-agent: AcmeAggregator/2.3" "x-fapi-customer-ip-address: 198.51.100.7")
+  for i in 1 2 3 4 5 6; do
+    curl -s -o /dev/null "${usual[@]}" -H "authorization: Bearer $agg" "http://$LISTENER/accounts/22289/transactions"
+    sleep 0.2
+  done
+  call "Aggregator lists accounts (allowed; the bank sees obguard's identity headers)" GET /accounts "$agg" "${usual_headers[@]}"
+  call "Aggregator reads transactions in its usual pattern (model: allow)" GET /accounts/22289/transactions "$agg" "${usual_headers[@]}"
+  call "Same token, scripted client from a new country and network (model: RFC 9470 step-up challenge)" \
+    GET /accounts/22289/transactions "$agg" "x-client-geo-country: RU" "x-client-asn: AS65100" \
+    "x-forwarded-for: 192.0.2.66" "user-agent: python-requests/2.31"
+  call "Aggregator tries a payment (missing scope → 403 insufficient_scope)" POST /domestic-payments "$agg" "${usual_headers[@]}"
+  local payco=("x-client-geo-country: GB" "x-client-asn: AS5089" "x-forwarded-for: 198.51.100.20"
+    "user-agent: PayCo-Initiation/1.4" "x-fapi-customer-ip-address: 198.51.100.99")
+  call "Payments TPP initiates a payment (allowed)" POST /domestic-payments "$pay" "${payco[@]}"
+  call "Payments TPP reads accounts (missing scope → 403)" GET /accounts "$pay" "${payco[@]}"
   call "No token (401, challenge without error code)" GET /accounts
   call "Expired token (401 invalid_token)" GET /accounts "$expired"
   call "Tampered token: payload rewritten to add 'payments' (401 invalid_token)" POST /domestic-payments "$tampered"
@@ -128,12 +146,14 @@ walk() {
 
   sleep 0.5
   echo
-  bold "Access log (outcome, reason, route, client) — written by Envoy from obguard's filter state:"
+  bold "Access log (outcome, reason, route, client, model verdict/score/reasons) — written by Envoy from obguard's filter state:"
   grep -E '^\{' "$RUN_DIR/access.log" | sed 's/^/  /' || true
   echo
   bold "obguard metrics (Envoy stats, non-zero):"
   curl -s "http://$ADMIN/stats?filter=obguard" | grep -v ': 0$' | sed 's/^/  /'
   echo
+  echo "Traffic records (docs/records.md schema) for replay: $RUN_DIR/records.jsonl"
+  echo "  e.g. cargo run -q --release -p obguard-models -- explain --model models/shipped/obguard-default.model --data $RUN_DIR/records.jsonl"
   bold "Done; stopping Envoy and the demo bank. (make demo-up keeps them running.)"
 }
 
@@ -145,7 +165,7 @@ up() {
   echo "  listener   http://$LISTENER   (Envoy + obguard)"
   echo "  admin      http://$ADMIN      (stats: /stats?filter=obguard)"
   echo "  demo bank  http://127.0.0.1:$BANK_PORT"
-  echo "  logs       $RUN_DIR/{envoy,access,bank}.log"
+  echo "  logs       $RUN_DIR/{envoy,access,bank}.log, records $RUN_DIR/records.jsonl"
   echo
   echo "  A token for aggregator-tpp (valid 1 h):"
   echo "    TOKEN=$agg"

@@ -1,0 +1,170 @@
+//! The behavioural model inside real Envoy with the shipped model file: a normal sequence is
+//! allowed, a scripted burst from a new country and network is challenged with reasons in the
+//! access log, shadow mode allows but logs, a bad model file is refused at configure. (Envoy's
+//! clock cannot be moved to 3 AM; the off-hours case runs natively in filter/tests/model.rs.)
+
+use base64::Engine as _;
+use obguard_integration::{
+    EchoUpstream, Envoy, EnvoyOptions, RawRequest, Response, workspace_root,
+};
+use obguard_testkit::{self as kit, Key};
+use serde_json::{Value, json};
+
+fn shipped_model() -> String {
+    let bytes = std::fs::read(workspace_root().join("models/shipped/obguard-default.model"))
+        .expect("shipped model");
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn config(mode: &str) -> Value {
+    let mut config = kit::plugin_config();
+    config["model"] = json!({"inline_base64": shipped_model(), "mode": mode, "max_clients": 1000});
+    // On the transactions route every anomaly is a step-up challenge (never a block), as a
+    // bank would configure a read-only route.
+    config["routes"][3]["thresholds"] = json!({"challenge": 0.5, "throttle": 1.0, "block": 1.0});
+    config["model"]["challenge"] =
+        json!({"acr_values": "urn:openbanking:psd2:sca", "max_age_s": 300});
+    config
+}
+
+fn request(
+    token: &str,
+    path: &str,
+    country: &str,
+    asn: &str,
+    ip: &str,
+    ua: &str,
+    customer: bool,
+) -> RawRequest {
+    let mut req = RawRequest::get(path)
+        .bearer(token)
+        .header("x-client-geo-country", country)
+        .header("x-client-asn", asn)
+        .header("x-forwarded-for", ip)
+        .header("user-agent", ua);
+    if customer {
+        req = req.header("x-fapi-customer-ip-address", "198.51.100.7");
+    }
+    req
+}
+
+fn normal(envoy: &Envoy, token: &str, n: usize) -> Vec<Response> {
+    (0..n)
+        .map(|i| {
+            std::thread::sleep(std::time::Duration::from_millis(150));
+            envoy.send(&request(
+                token,
+                &format!("/accounts/acc-{}/transactions", i % 2),
+                "GB",
+                "AS2856",
+                "203.0.113.10",
+                "AcmeAggregator/2.3",
+                true,
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn normal_allowed_new_country_burst_challenged_with_reasons() {
+    let upstream = EchoUpstream::start();
+    let envoy = Envoy::start(EnvoyOptions::new(upstream.port()).plugin(config("enforce")));
+    let token = kit::token(
+        "ES256",
+        Key::P256,
+        &kit::claims("tpp-model", "accounts transactions:read"),
+    );
+
+    let responses = normal(&envoy, &token, 12);
+    let allowed = responses.iter().filter(|r| r.status == 200).count();
+    assert!(allowed >= 11, "normal sequence: {allowed}/12 allowed");
+
+    let resp = envoy.send(&request(
+        &token,
+        "/accounts/acc-9917/transactions",
+        "RU",
+        "AS65100",
+        "192.0.2.66",
+        "python-requests/2.31",
+        false,
+    ));
+    assert_eq!(resp.status, 401, "{}", resp.text());
+    let challenge = resp.header("www-authenticate").unwrap_or_default();
+    assert!(
+        challenge.contains("error=\"insufficient_user_authentication\""),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains("acr_values=\"urn:openbanking:psd2:sca\""),
+        "{challenge}"
+    );
+    assert!(challenge.contains("max_age=300"), "{challenge}");
+    assert!(resp.header("x-fapi-interaction-id").is_some());
+
+    let lines = envoy.wait_access_log(13);
+    let last = lines.last().expect("access log");
+    assert_eq!(last["outcome"], "challenged", "{last}");
+    assert_eq!(last["verdict"], "step_up", "{last}");
+    // The top three reasons by strength; here the scripted client and its changed user agent
+    // outrank the new country (the native tests check `new_country(RU)` at 03:10).
+    let reasons = last["reasons"].as_str().unwrap_or_default();
+    assert!(
+        reasons.contains("bot_user_agent") && reasons.contains("user_agent_changed"),
+        "{last}"
+    );
+    assert!(
+        last["score"]
+            .as_str()
+            .and_then(|s| s.parse::<f64>().ok())
+            .is_some_and(|s| s >= 0.5),
+        "{last}"
+    );
+    assert!(envoy.counter("wasmcustom.obguard.verdict.step_up") >= 1);
+    assert!(envoy.counter("wasmcustom.obguard.requests.challenged") >= 1);
+}
+
+#[test]
+fn shadow_mode_allows_but_logs_the_verdict() {
+    let upstream = EchoUpstream::start();
+    let envoy = Envoy::start(EnvoyOptions::new(upstream.port()).plugin(config("shadow")));
+    let token = kit::token(
+        "ES256",
+        Key::P256,
+        &kit::claims("tpp-shadow", "accounts transactions:read"),
+    );
+    normal(&envoy, &token, 8);
+    let resp = envoy.send(&request(
+        &token,
+        "/accounts/acc-9917/transactions",
+        "RU",
+        "AS65100",
+        "192.0.2.66",
+        "python-requests/2.31",
+        false,
+    ));
+    assert_eq!(resp.status, 200, "shadow mode allows: {}", resp.text());
+    let lines = envoy.wait_access_log(9);
+    let last = lines.last().expect("access log");
+    assert_eq!(last["outcome"], "allowed");
+    assert_eq!(last["verdict"], "step_up", "{last}");
+    assert!(
+        !last["reasons"].as_str().unwrap_or_default().is_empty(),
+        "{last}"
+    );
+}
+
+#[test]
+fn a_bad_model_file_is_refused_at_configure_with_the_reason() {
+    let mut bad = config("enforce");
+    bad["model"]["inline_base64"] =
+        json!(base64::engine::general_purpose::STANDARD.encode(b"OBGUARD? truncated"));
+    let upstream = EchoUpstream::start();
+    let log = match Envoy::try_start(EnvoyOptions::new(upstream.port()).plugin(bad)) {
+        Ok(_) => panic!("Envoy started with a bad model"),
+        Err(log) => log,
+    };
+    assert!(
+        log.contains("obguard: invalid plugin configuration: model.inline_base64: model refused: "),
+        "{log}"
+    );
+}
