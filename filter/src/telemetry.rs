@@ -96,6 +96,12 @@ pub mod metric {
         format!("obguard.request_invalid.{reason}")
     }
 
+    /// Baseline updates by fate: `stored`, `slot_taken` (another active client holds the
+    /// slot), `lost` (compare-and-swap lost every retry, or shared data refused the write).
+    pub fn baseline_write(fate: &str) -> String {
+        format!("obguard.baseline.{fate}")
+    }
+
     /// The model's verdicts, counted in shadow mode too.
     pub fn verdict(verdict: &str) -> String {
         format!("obguard.verdict.{verdict}")

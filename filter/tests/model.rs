@@ -326,3 +326,56 @@ fn minting_client_ids_does_not_grow_baseline_memory() {
     let used = slots.borrow().len();
     assert!(used <= 64 && used > 40, "{used} slots");
 }
+
+/// A store whose writes always lose the compare-and-swap (another worker always wins).
+struct AlwaysConflict;
+
+impl BaselineStore for AlwaysConflict {
+    fn load(&self, _key: &str) -> Slot {
+        Slot {
+            bytes: None,
+            cas: Some(7),
+        }
+    }
+    fn store(&mut self, _key: &str, _bytes: &[u8], _cas: Option<u32>) -> Result<(), Conflict> {
+        Err(Conflict)
+    }
+}
+
+#[test]
+fn baseline_write_fates_are_reported() {
+    use obguard::assess::model::BaselineWrite;
+    let config = load(&model_config("shadow"));
+    let now = business_hours_ms();
+    let c = client("tpp-fate", "GB", "AS2856", "203.0.113.10", "x/1");
+
+    let mut worker = Worker::new(&config);
+    let d = call(&config, &mut worker, &c, "/accounts", now);
+    assert_eq!(d.model.unwrap().baseline, BaselineWrite::Stored);
+
+    worker.baselines = Box::new(AlwaysConflict);
+    let d = call(&config, &mut worker, &c, "/accounts", now + 1);
+    let scored = d.model.unwrap();
+    assert_eq!(scored.baseline, BaselineWrite::Lost, "retries exhausted");
+    assert_eq!(d.outcome, Outcome::Allowed, "the verdict stands");
+
+    // 400 minted ids in 64 slots: most newcomers find their slot held by an active client.
+    let mut worker = Worker::new(&config);
+    let taken = (0..400)
+        .filter(|i| {
+            let c = client(
+                &format!("minted-{i}"),
+                "GB",
+                "AS2856",
+                "203.0.113.10",
+                "x/1",
+            );
+            call(&config, &mut worker, &c, "/accounts", now + i)
+                .model
+                .unwrap()
+                .baseline
+                == BaselineWrite::SlotTaken
+        })
+        .count();
+    assert!(taken >= 400 - 64, "{taken} slot_taken");
+}

@@ -23,8 +23,8 @@ impl BaselineStore for SharedDataStore {
         match hostcalls::set_shared_data(key, Some(bytes), cas) {
             Ok(()) => Ok(()),
             Err(Status::CasMismatch) => Err(Conflict),
-            // Anything else: the baseline update is lost for this request, the verdict stands.
-            Err(_) => Ok(()),
+            // Anything else: not stored; after the retries it is counted as `lost`.
+            Err(_) => Err(Conflict),
         }
     }
 }

@@ -172,6 +172,7 @@ impl HttpContext for ObguardHttp {
         self.interaction_id = Some(decision.interaction_id.clone());
         if let Some(scored) = &decision.model {
             state.metrics.record_verdict(scored.verdict);
+            state.metrics.record_baseline(scored.baseline);
             host::set_log_field(log_field::VERDICT, scored.verdict.as_str());
             host::set_log_field(log_field::SCORE, &format!("{:.3}", scored.score));
             if !scored.reasons.is_empty() {
@@ -273,13 +274,14 @@ impl HttpContext for ObguardHttp {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0);
             if let Ok(mut worker) = state.worker.try_borrow_mut() {
-                stage.observe(
+                let fate = stage.observe(
                     worker.baselines.as_mut(),
                     &client,
                     status,
                     bytes,
                     host::now_unix_ms(),
                 );
+                state.metrics.record_baseline(fate);
             }
         }
         for (name, value) in &self.response_headers {

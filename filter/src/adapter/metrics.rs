@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use super::host;
 use crate::assess::Verdict;
+use crate::assess::model::BaselineWrite;
 use crate::config::FilterConfig;
 use crate::identify::TokenError;
 use crate::identify::cache::CacheLookup;
@@ -30,6 +31,7 @@ pub struct Metrics {
     jwks_refetch_suppressed: Option<u32>,
     jwks_age: Option<u32>,
     verdicts: HashMap<&'static str, Option<u32>>,
+    baseline_writes: HashMap<&'static str, Option<u32>>,
     ratelimit_ok: Option<u32>,
     ratelimit_over_limit: Option<u32>,
     ratelimit_failed_open: Option<u32>,
@@ -74,6 +76,16 @@ impl Metrics {
             }
         }
         if config.model.is_some() {
+            for fate in [
+                BaselineWrite::Stored,
+                BaselineWrite::SlotTaken,
+                BaselineWrite::Lost,
+            ] {
+                metrics.baseline_writes.insert(
+                    fate.as_str(),
+                    host::define_counter(&metric::baseline_write(fate.as_str())),
+                );
+            }
             for verdict in [
                 Verdict::Allow,
                 Verdict::StepUp,
@@ -206,5 +218,17 @@ impl Metrics {
     /// The model's verdict, counted in shadow mode too.
     pub fn record_verdict(&self, verdict: Verdict) {
         host::increment(self.verdicts.get(verdict.as_str()).copied().flatten());
+    }
+
+    /// A baseline update's fate; a lost one is also logged (it means shared-data contention
+    /// or failure, worth seeing).
+    pub fn record_baseline(&self, fate: BaselineWrite) {
+        host::increment(self.baseline_writes.get(fate.as_str()).copied().flatten());
+        if fate == BaselineWrite::Lost {
+            host::log(
+                proxy_wasm::types::LogLevel::Warn,
+                "obguard: a client baseline update was lost (shared data contention or failure); the verdict stands",
+            );
+        }
     }
 }

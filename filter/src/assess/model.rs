@@ -36,6 +36,28 @@ pub struct Scored {
     pub risk_band: RiskBand,
     /// Top reasons, e.g. `new_country(RU)`; empty for `allow`.
     pub reasons: Vec<String>,
+    /// What happened to the client's baseline update (a metric per case).
+    pub baseline: BaselineWrite,
+}
+
+/// The fate of a baseline update. Neither failure changes the verdict; both are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaselineWrite {
+    Stored,
+    /// Another active client holds the slot: scored from a fresh baseline, not remembered.
+    SlotTaken,
+    /// Every compare-and-swap attempt lost, or the store failed: this request is not folded in.
+    Lost,
+}
+
+impl BaselineWrite {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BaselineWrite::Stored => "stored",
+            BaselineWrite::SlotTaken => "slot_taken",
+            BaselineWrite::Lost => "lost",
+        }
+    }
 }
 
 impl Scored {
@@ -123,6 +145,7 @@ impl ModelStage {
         let event = self.event(facts);
         let (key, owner) = baselines::slot_of(facts.client_id, self.max_clients);
         let mut outcome = None;
+        let mut write = BaselineWrite::Lost;
         for _ in 0..CAS_ATTEMPTS {
             let slot = store.load(&key);
             let (mut baseline, mine) = match baselines::occupancy(
@@ -142,9 +165,14 @@ impl ModelStage {
             );
             let stored = !mine
                 || baselines::encode_slot(owner, &baseline)
-                    .is_none_or(|bytes| store.store(&key, &bytes, slot.cas.or(Some(0))).is_ok());
+                    .is_some_and(|bytes| store.store(&key, &bytes, slot.cas.or(Some(0))).is_ok());
             outcome = Some((features, baseline));
             if stored {
+                write = if mine {
+                    BaselineWrite::Stored
+                } else {
+                    BaselineWrite::SlotTaken
+                };
                 break;
             }
         }
@@ -154,6 +182,7 @@ impl ModelStage {
                 verdict: Verdict::Allow,
                 risk_band: RiskBand::Low,
                 reasons: Vec::new(),
+                baseline: BaselineWrite::Lost,
             };
         };
         let score = self.model.score(&features);
@@ -171,10 +200,12 @@ impl ModelStage {
             verdict: to_verdict(model_verdict),
             risk_band: risk_band(score, thresholds),
             reasons,
+            baseline: write,
         }
     }
 
     /// Response phase: the status and size feed the error-ratio and exfiltration features.
+    /// Returns the update's fate (counted like the request phase's).
     pub fn observe(
         &self,
         store: &mut dyn BaselineStore,
@@ -182,22 +213,23 @@ impl ModelStage {
         status: u16,
         resp_bytes: u64,
         now_ms: u64,
-    ) {
+    ) -> BaselineWrite {
         let (key, owner) = baselines::slot_of(client_id, self.max_clients);
         for _ in 0..CAS_ATTEMPTS {
             let slot = store.load(&key);
             let Occupancy::Mine(mut baseline) =
                 baselines::occupancy(slot.bytes.as_deref(), owner, now_ms, self.client_ttl_s)
             else {
-                return;
+                return BaselineWrite::SlotTaken;
             };
             observe_response(&mut baseline, status, resp_bytes, now_ms);
             let Some(bytes) = baselines::encode_slot(owner, &baseline) else {
-                return;
+                return BaselineWrite::Lost;
             };
             if store.store(&key, &bytes, slot.cas.or(Some(0))).is_ok() {
-                return;
+                return BaselineWrite::Stored;
             }
         }
+        BaselineWrite::Lost
     }
 }
