@@ -109,8 +109,12 @@ clean: ## Remove build output (keeps .tools/)
 
 MODEL_DATA := $(CURDIR)/.run/model
 SHIPPED_MODEL := models/shipped/obguard-default.model
+# DEMO-ONLY key: the shipped model is signed so the demo can require signatures. Sign your own
+# models with your own key (docs/models-lifecycle.md). Ed25519 signatures are deterministic, so
+# the signed file stays bit-reproducible.
+MODEL_SIGNING_KEY := envoy/demo/keys/DEMO-ONLY-model-signing
 .PHONY: model
-model: ## Train the shipped default model reproducibly (simulated seed 1), evaluate on seed 2
+model: ## Train the shipped default model reproducibly (simulated seed 1), evaluate on seed 2, sign (demo key)
 	$(CARGO) build --release -p obguard-models --bin obguard-models
 	@mkdir -p "$(MODEL_DATA)" models/shipped/eval
 	target/release/obguard-models simulate --seed 1 --out "$(MODEL_DATA)/train.jsonl"
@@ -119,5 +123,8 @@ model: ## Train the shipped default model reproducibly (simulated seed 1), evalu
 		--created 2026-11-25T00:00:00Z --out $(SHIPPED_MODEL)
 	target/release/obguard-models eval --model $(SHIPPED_MODEL) --data "$(MODEL_DATA)/test.jsonl" \
 		--plots models/shipped/eval | tee models/shipped/eval/report.txt
+	target/release/obguard-models sign --key $(MODEL_SIGNING_KEY).key --model $(SHIPPED_MODEL) \
+		--out $(SHIPPED_MODEL)
+	target/release/obguard-models verify --model $(SHIPPED_MODEL) --public-key $(MODEL_SIGNING_KEY).pub
 	target/release/obguard-models inspect --model $(SHIPPED_MODEL)
 	@sha256sum $(SHIPPED_MODEL)

@@ -42,4 +42,42 @@ pub enum ModelError {
     Invalid(String),
     #[error("model encode failed: {0}")]
     Encode(postcard::Error),
+    #[error(
+        "model file is not signed, but a signature by a trusted key is required: sign it with \
+         `obguard-models sign` (refusing to load it)"
+    )]
+    Unsigned,
+    #[error(
+        "model file is signed by key {0}, which is not among the trusted keys: trust that key's \
+         public key or sign the file with a trusted key (refusing to load it)"
+    )]
+    UnknownKey(String),
+    #[error(
+        "model file signature by trusted key {0} does not verify: the file was changed after it \
+         was signed, or the signature was not made by that key (refusing to load it)"
+    )]
+    BadSignature(String),
+    #[error("model signing key is unusable: {0}")]
+    BadKey(String),
+}
+
+impl ModelError {
+    /// A short, stable, metric-safe (snake_case) name for the kind of refusal, one per
+    /// variant, for metric names and structured logs.
+    /// The [`core::fmt::Display`] message carries the details.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ModelError::TooLarge(..) => "too_large",
+            ModelError::BadMagic => "bad_magic",
+            ModelError::Version { .. } => "version",
+            ModelError::Corrupt(_) => "corrupt",
+            ModelError::SchemaMismatch { .. } => "schema_mismatch",
+            ModelError::Invalid(_) => "invalid",
+            ModelError::Unsigned => "unsigned",
+            ModelError::UnknownKey(_) => "unknown_key",
+            ModelError::BadSignature(_) => "bad_signature",
+            ModelError::BadKey(_) => "bad_key",
+            ModelError::Encode(_) => "encode",
+        }
+    }
 }

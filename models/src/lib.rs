@@ -9,9 +9,13 @@
 //! * [`features`] — [`extract`] and [`observe_response`]: the one path from requests to
 //!   feature vectors, used by the filter and the trainer alike.
 //! * [`mod@explain`]  — [`explain()`]: the top reasons a request stands out.
-//! * [`model`]    — the model file ([`load`]), [`Model::score`], [`Thresholds`], [`Verdict`].
+//! * [`model`]    — the model file ([`load`]), [`Model::score`], [`Thresholds`], [`Verdict`];
+//!   [`model::signing`]: signed model files ([`Model::load_verified`], [`PublicKey`],
+//!   [`SignaturePolicy`], [`Model::digest`]).
 //!
-//! The inference half builds for `wasm32-wasip1` with `default-features = false`.
+//! The inference half (including signature verification) builds for `wasm32-wasip1` with
+//! `default-features = false`. Feature `sign` adds signing model files and reading PKCS#8
+//! secret keys; `train` (default) adds everything host-only, key generation included.
 //!
 //! # How the filter uses it
 //!
@@ -79,7 +83,13 @@ pub use error::{BaselineError, ModelError};
 pub use event::{RequestEvent, split_path};
 pub use explain::{Reason, explain};
 pub use features::{ExtractConfig, Feature, FeatureVector, extract, observe_response};
-pub use model::{Model, Thresholds, Verdict, load};
+pub use model::{
+    Model, PublicKey, SIGNATURE_ALGORITHM, SignaturePolicy, Thresholds, Verdict, file_digest, load,
+};
+#[cfg(feature = "sign")]
+pub use model::{SecretKey, secret_key_from_pem, sign_model_file};
+#[cfg(feature = "train")]
+pub use model::{generate_secret_key, secret_key_to_pem};
 pub use schema::{FEATURE_COUNT, FeatureSchema, SCHEMA};
 
 #[cfg(feature = "train")]

@@ -1,14 +1,14 @@
-//! `obguard-models`: simulate traffic, train, evaluate, inspect and explain obguard models.
+//! `obguard-models`: simulate traffic, train, evaluate, inspect, explain and sign obguard models.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use obguard_models::train::{Algorithm, TrainConfig};
-use obguard_models::{eval, records, schema, sim, train};
+use obguard_models::{Model, PublicKey, SignaturePolicy, eval, records, schema, sim, train};
 
 #[derive(Parser)]
 #[command(name = "obguard-models", version, about)]
@@ -89,6 +89,33 @@ enum Command {
         /// Stop after this many printed requests (0: no limit).
         #[arg(long, default_value_t = 50)]
         limit: usize,
+    },
+    /// Generate an Ed25519 model signing key: PREFIX.key (PKCS#8 PEM secret key, mode 0600)
+    /// and PREFIX.pub (base64 public key, the line to configure as a trusted key).
+    Keygen {
+        /// Path prefix of the two files; existing files are never overwritten.
+        #[arg(long, value_name = "PREFIX")]
+        out: PathBuf,
+    },
+    /// Sign a model file (replaces any existing signature; the model itself is unchanged).
+    Sign {
+        /// PKCS#8 PEM Ed25519 secret key (from keygen, or `openssl genpkey -algorithm ed25519`).
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        model: PathBuf,
+        /// Where to write the signed file (may be the same as --model).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check a model file's signature against trusted public keys (exit status 1 if it fails).
+    Verify {
+        #[arg(long)]
+        model: PathBuf,
+        /// A trusted public key: a .pub file, or the base64 key itself. Repeat for several
+        /// (e.g. old and new key during a rotation).
+        #[arg(long = "public-key", value_name = "FILE_OR_BASE64", required = true)]
+        public_keys: Vec<String>,
     },
 }
 
@@ -209,6 +236,7 @@ fn run(cli: Cli) -> Result<()> {
                 model.display(),
                 bytes.len()
             );
+            outln!(o, "digest:          {}", m.digest_hex());
             outln!(
                 o,
                 "format version:  {}",
@@ -231,15 +259,15 @@ fn run(cli: Cli) -> Result<()> {
                 t.throttle,
                 t.block
             );
-            outln!(
-                o,
-                "signature:       {}",
-                if m.signature().is_some() {
-                    "present (not verified)"
-                } else {
-                    "none"
-                }
-            );
+            match m.signature() {
+                Some(sig) => outln!(
+                    o,
+                    "signature:       {} by key {} (not verified; use verify)",
+                    sig.algorithm.escape_debug(),
+                    sig.key_id.escape_debug()
+                ),
+                None => outln!(o, "signature:       none"),
+            }
             outln!(
                 o,
                 "trained:         {} by obguard-models {}",
@@ -311,8 +339,125 @@ fn run(cli: Cli) -> Result<()> {
                 return Err(e.into());
             }
         }
+        Command::Keygen { out } => keygen(&out)?,
+        Command::Sign { key, model, out } => {
+            let pem = std::fs::read_to_string(&key)
+                .with_context(|| format!("reading {}", key.display()))?;
+            let secret = obguard_models::secret_key_from_pem(&pem)
+                .with_context(|| format!("reading {}", key.display()))?;
+            let public = PublicKey::from_secret_key(&secret);
+            let bytes =
+                std::fs::read(&model).with_context(|| format!("reading {}", model.display()))?;
+            let signed = obguard_models::sign_model_file(&bytes, &secret)
+                .with_context(|| format!("signing {}", model.display()))?;
+            // Only write what this build would load with the signer's key as the trusted one.
+            let m = Model::load_verified(
+                &signed,
+                SignaturePolicy::Required(std::slice::from_ref(&public)),
+            )
+            .with_context(|| format!("checking the signed {}", model.display()))?;
+            write_replacing(&out, &signed)?;
+            println!(
+                "signed {}: digest {}, key {}",
+                out.display(),
+                m.digest_hex(),
+                public.key_id()
+            );
+        }
+        Command::Verify { model, public_keys } => {
+            let trusted = public_keys
+                .iter()
+                .map(|arg| read_public_key(arg))
+                .collect::<Result<Vec<_>>>()?;
+            let bytes =
+                std::fs::read(&model).with_context(|| format!("reading {}", model.display()))?;
+            let m = Model::load_verified(&bytes, SignaturePolicy::Required(&trusted))
+                .with_context(|| {
+                    let ids: Vec<&str> = trusted.iter().map(PublicKey::key_id).collect();
+                    format!(
+                        "verifying {} against {} trusted key{} ({})",
+                        model.display(),
+                        ids.len(),
+                        if ids.len() == 1 { "" } else { "s" },
+                        ids.join(", ")
+                    )
+                })?;
+            let key_id = m.signature().map_or("?", |s| s.key_id.as_str());
+            println!("signature ok: key {key_id}, digest {}", m.digest_hex());
+        }
     }
     Ok(())
+}
+
+/// `keygen`: PREFIX.key (mode 0600) and PREFIX.pub, never overwriting either.
+fn keygen(prefix: &Path) -> Result<()> {
+    let with_ext = |ext: &str| {
+        let mut p = prefix.as_os_str().to_owned();
+        p.push(ext);
+        PathBuf::from(p)
+    };
+    let (key_path, pub_path) = (with_ext(".key"), with_ext(".pub"));
+    for p in [&key_path, &pub_path] {
+        if p.exists() {
+            bail!(
+                "{} already exists; refusing to overwrite a key",
+                p.display()
+            );
+        }
+    }
+    let secret = obguard_models::generate_secret_key();
+    let public = PublicKey::from_secret_key(&secret);
+    let pem = obguard_models::secret_key_to_pem(&secret);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options
+        .open(&key_path)
+        .with_context(|| format!("creating {}", key_path.display()))?;
+    f.write_all(pem.as_bytes())
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", key_path.display()))?;
+    let line = public.to_base64();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&pub_path)
+        .with_context(|| format!("creating {}", pub_path.display()))?;
+    writeln!(f, "{line}").with_context(|| format!("writing {}", pub_path.display()))?;
+    println!("secret key: {} (keep it offline)", key_path.display());
+    println!("public key: {}", pub_path.display());
+    println!("key id:     {}", public.key_id());
+    println!("{line}");
+    Ok(())
+}
+
+/// A `--public-key` argument: an existing file holding the base64 key, or the key itself.
+fn read_public_key(arg: &str) -> Result<PublicKey> {
+    let path = Path::new(arg);
+    if path.is_file() {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading public key file {arg}"))?;
+        PublicKey::from_base64(&text).with_context(|| format!("public key file {arg}"))
+    } else {
+        PublicKey::from_base64(arg).with_context(|| {
+            format!("--public-key {arg:?} is neither an existing file nor a base64 public key")
+        })
+    }
+}
+
+/// Writes `bytes` to a temporary file next to `path`, then renames it over `path`, so a
+/// reader never sees half a file (and `--out` may be the input).
+fn write_replacing(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
 fn load_model(path: &PathBuf) -> Result<obguard_models::Model> {

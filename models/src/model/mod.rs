@@ -2,16 +2,18 @@
 //!
 //! A model file is a postcard-encoded [`Envelope`]: magic bytes, format version and the
 //! feature-schema hash first (so a mismatch is reported as such, whatever comes after),
-//! then the postcard-encoded [`ModelBody`] as opaque bytes, then an optional signature over
-//! those bytes. `load` checks magic, version, size and schema hash, decodes the body and
-//! validates every tree and coefficient once, so scoring never has to check anything.
+//! then the postcard-encoded [`ModelBody`] as opaque bytes, then an optional Ed25519
+//! signature over the model digest (see [`signing`] for the exact definitions). `load` checks
+//! magic, version, size and schema hash, decodes the body and validates every tree and
+//! coefficient once, so scoring never has to check anything.
 //!
-//! Signatures: the envelope keeps the body as the exact bytes a signature would cover and
-//! carries a `signature` slot. This build does not verify it ([`Model::signature`] exposes
-//! it); a later version adds verification against configured keys before decoding the body.
+//! Signatures: [`Model::load_verified`] with [`SignaturePolicy::Required`] checks the
+//! signature against trusted [`PublicKey`]s before the body is decoded; [`Model::load`] does
+//! not verify a signature (it is carried along, [`Model::signature`]).
 
 pub mod forest;
 pub mod linear;
+pub mod signing;
 
 use alloc::format;
 use alloc::string::String;
@@ -24,6 +26,11 @@ use crate::features::FeatureVector;
 use crate::schema::{SCHEMA, hex};
 use forest::Forest;
 use linear::Logistic;
+pub use signing::{PublicKey, SIGNATURE_ALGORITHM, SIGNING_CONTEXT, SignaturePolicy, file_digest};
+#[cfg(feature = "sign")]
+pub use signing::{SecretKey, secret_key_from_pem, sign_model_file};
+#[cfg(feature = "train")]
+pub use signing::{generate_secret_key, secret_key_to_pem};
 
 /// First bytes of every model file.
 pub const MAGIC: [u8; 8] = *b"OBGMODEL";
@@ -38,13 +45,15 @@ pub struct Envelope {
     pub magic: [u8; 8],
     pub format_version: u16,
     pub schema_hash: [u8; 32],
-    /// Postcard-encoded [`ModelBody`]: the bytes a signature covers.
+    /// Postcard-encoded [`ModelBody`], kept as the exact bytes the model digest covers.
     pub body: Vec<u8>,
-    /// Reserved for signing (not verified by this build).
+    /// Signature over the model digest (see [`signing`]), if the file is signed.
     pub signature: Option<SignatureBlock>,
 }
 
-/// A detached signature over [`Envelope::body`] (seam for the signing issue).
+/// An Ed25519 signature over the model digest of the envelope it is in (see [`signing`]):
+/// `algorithm` is `"ed25519"`, `key_id` the signer's [`PublicKey::key_id`], `signature` the
+/// 64 signature bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignatureBlock {
     pub key_id: String,
@@ -158,6 +167,8 @@ pub struct Model {
     body: ModelBody,
     signature: Option<SignatureBlock>,
     encoded_len: usize,
+    /// Model digest of the file it was loaded from (or would be written as).
+    digest: [u8; 32],
 }
 
 /// Load a model file. Same as [`Model::load`].
@@ -169,44 +180,66 @@ fn corrupt(what: &str, err: postcard::Error) -> ModelError {
     ModelError::Corrupt(format!("{what}: {err}"))
 }
 
+/// Size, magic, version and envelope structure: everything before the schema hash.
+fn read_envelope(bytes: &[u8]) -> Result<Envelope, ModelError> {
+    if bytes.len() > MAX_MODEL_BYTES {
+        return Err(ModelError::TooLarge(bytes.len(), MAX_MODEL_BYTES));
+    }
+    if !bytes.starts_with(&MAGIC) {
+        return Err(ModelError::BadMagic);
+    }
+    // Version and schema first: they are stable across format versions.
+    let (header, _): (([u8; 8], u16), &[u8]) =
+        postcard::take_from_bytes(bytes).map_err(|e| corrupt("header", e))?;
+    if header.1 != FORMAT_VERSION {
+        return Err(ModelError::Version {
+            found: header.1,
+            expected: FORMAT_VERSION,
+        });
+    }
+    let (envelope, rest): (Envelope, &[u8]) =
+        postcard::take_from_bytes(bytes).map_err(|e| corrupt("envelope", e))?;
+    if !rest.is_empty() {
+        return Err(ModelError::Corrupt(format!(
+            "{} unexpected bytes after the envelope",
+            rest.len()
+        )));
+    }
+    Ok(envelope)
+}
+
 impl Model {
-    /// A model from its parts (training). Validates like [`Model::load`].
+    /// A model from its parts (training). Validates like [`Model::load`]. Unsigned: sign the
+    /// written file with [`sign_model_file`] (feature `sign`).
     pub fn new(body: ModelBody) -> Result<Self, ModelError> {
         validate(&body)?;
-        let mut model = Self {
+        let envelope = Envelope {
+            magic: MAGIC,
+            format_version: FORMAT_VERSION,
+            schema_hash: SCHEMA.hash(),
+            body: postcard::to_allocvec(&body).map_err(ModelError::Encode)?,
+            signature: None,
+        };
+        let encoded_len = postcard::to_allocvec(&envelope)
+            .map_err(ModelError::Encode)?
+            .len();
+        Ok(Self {
             body,
             signature: None,
-            encoded_len: 0,
-        };
-        model.encoded_len = model.to_bytes()?.len();
-        Ok(model)
+            encoded_len,
+            digest: signing::envelope_digest(&envelope),
+        })
     }
 
-    /// Parse and validate a model file. Never panics; every refusal says why.
+    /// Parse and validate a model file. Never panics; every refusal says why. A signature, if
+    /// present, is **not verified**: this is [`Model::load_verified`] with
+    /// [`SignaturePolicy::NotRequired`].
     pub fn load(bytes: &[u8]) -> Result<Self, ModelError> {
-        if bytes.len() > MAX_MODEL_BYTES {
-            return Err(ModelError::TooLarge(bytes.len(), MAX_MODEL_BYTES));
-        }
-        if !bytes.starts_with(&MAGIC) {
-            return Err(ModelError::BadMagic);
-        }
-        // Version and schema first: they are stable across format versions.
-        let (header, _): (([u8; 8], u16), &[u8]) =
-            postcard::take_from_bytes(bytes).map_err(|e| corrupt("header", e))?;
-        if header.1 != FORMAT_VERSION {
-            return Err(ModelError::Version {
-                found: header.1,
-                expected: FORMAT_VERSION,
-            });
-        }
-        let (envelope, rest): (Envelope, &[u8]) =
-            postcard::take_from_bytes(bytes).map_err(|e| corrupt("envelope", e))?;
-        if !rest.is_empty() {
-            return Err(ModelError::Corrupt(format!(
-                "{} unexpected bytes after the envelope",
-                rest.len()
-            )));
-        }
+        Self::load_with(bytes, SignaturePolicy::NotRequired)
+    }
+
+    fn load_with(bytes: &[u8], policy: SignaturePolicy<'_>) -> Result<Self, ModelError> {
+        let envelope = read_envelope(bytes)?;
         let expected = SCHEMA.hash();
         if envelope.schema_hash != expected {
             return Err(ModelError::SchemaMismatch {
@@ -214,6 +247,8 @@ impl Model {
                 expected: hex(&expected),
             });
         }
+        let digest = signing::envelope_digest(&envelope);
+        signing::check_signature(&envelope, &digest, policy)?;
         let body: ModelBody =
             postcard::from_bytes(&envelope.body).map_err(|e| corrupt("model body", e))?;
         validate(&body)?;
@@ -221,6 +256,7 @@ impl Model {
             body,
             signature: envelope.signature,
             encoded_len: bytes.len(),
+            digest,
         })
     }
 
@@ -286,7 +322,8 @@ impl Model {
         self.encoded_len
     }
 
-    /// The signature block, if the file carried one. Not verified by this build.
+    /// The signature block, if the file carried one. Verified only if the model was loaded
+    /// with [`Model::load_verified`] under [`SignaturePolicy::Required`].
     pub fn signature(&self) -> Option<&SignatureBlock> {
         self.signature.as_ref()
     }
