@@ -8,6 +8,7 @@
 
 pub mod baselines;
 pub mod model;
+pub mod model_source;
 
 use std::collections::HashMap;
 

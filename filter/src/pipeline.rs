@@ -2,7 +2,7 @@
 //! token cache). The adapter gathers the view from Envoy and applies the [`Decision`].
 
 use crate::assess::baselines::{BaselineStore, MemoryStore};
-use crate::assess::model::{self as model_stage, Scored};
+use crate::assess::model::{self as model_stage, ActiveModels, Scored, WhenUnavailable};
 use crate::assess::{self, Assessment};
 use crate::authorise::path;
 use crate::authorise::routes::Route;
@@ -57,6 +57,8 @@ pub struct Decision<'c> {
     pub refetch_keys_for: Option<usize>,
     /// The model's score, verdict and reasons (also in shadow mode).
     pub model: Option<Scored>,
+    /// A model is configured but none has been accepted yet (HTTP source): not scored.
+    pub model_unavailable: bool,
     pub action: Action<'c>,
 }
 
@@ -80,6 +82,8 @@ pub struct Worker {
     pub remote_keys: Vec<Option<RemoteKeySet>>,
     /// Per-client baselines: shared data in Envoy, memory natively.
     pub baselines: Box<dyn BaselineStore>,
+    /// The models this worker scores with (swapped by the model-source timer).
+    pub models: ActiveModels,
 }
 
 impl Worker {
@@ -88,6 +92,7 @@ impl Worker {
             cache: TokenCache::new(config.cache_entries),
             remote_keys: config.issuers.iter().map(|_| None).collect(),
             baselines: Box::new(MemoryStore::default()),
+            models: ActiveModels::from_config(config.model.as_ref()),
         }
     }
 }
@@ -111,6 +116,7 @@ pub fn decide<'c>(
         verified_by: None,
         refetch_keys_for: None,
         model: None,
+        model_unavailable: false,
         action: Action::Continue {
             remove: &config.headers.strip,
             remove_authorization: !config.headers.forward_authorization,
@@ -283,10 +289,26 @@ pub fn decide<'c>(
                 headers: request.headers,
             };
             let thresholds = route.and_then(|r| r.thresholds.as_ref());
-            let scored = stage.score(worker.baselines.as_mut(), &facts, thresholds);
-            let enforced = scored.enforced(stage.shadow);
-            decision.model = Some(scored);
-            enforced
+            match stage.score(&worker.models, worker.baselines.as_mut(), &facts, thresholds) {
+                Some(scored) => {
+                    let enforced = scored.enforced(stage.shadow);
+                    decision.model = Some(scored);
+                    enforced
+                }
+                None => {
+                    decision.model_unavailable = true;
+                    if let WhenUnavailable::Refuse { retry_after_s } = stage.when_unavailable {
+                        return deny(
+                            decision,
+                            config,
+                            Outcome::ModelUnavailable,
+                            telemetry::REASON_MODEL_UNAVAILABLE,
+                            Denial::ModelUnavailable { retry_after_s },
+                        );
+                    }
+                    assess::Assessment::PLACEHOLDER
+                }
+            }
         }
         (None, None) => assess::Assessment::PLACEHOLDER,
     };

@@ -31,10 +31,12 @@ pub enum Outcome {
     Throttled,
     /// 403: the model's verdict `block`.
     Blocked,
+    /// 503: no model accepted yet and `model.when_unavailable` is `refuse`.
+    ModelUnavailable,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 14] = [
+    pub const ALL: [Outcome; 15] = [
         Outcome::Allowed,
         Outcome::Anonymous,
         Outcome::Passthrough,
@@ -49,6 +51,7 @@ impl Outcome {
         Outcome::Challenged,
         Outcome::Throttled,
         Outcome::Blocked,
+        Outcome::ModelUnavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +70,7 @@ impl Outcome {
             Outcome::Challenged => "challenged",
             Outcome::Throttled => "throttled",
             Outcome::Blocked => "blocked",
+            Outcome::ModelUnavailable => "model_unavailable",
         }
     }
 }
@@ -78,6 +82,8 @@ pub const REASON_NO_ROUTE: &str = "no_route";
 pub const REASON_MISSING_SCOPE: &str = "missing_scope";
 /// The behavioural model's verdict; its own reasons are in the `reasons` log field.
 pub const REASON_RISK: &str = "risk";
+/// A model is configured but none has been accepted yet.
+pub const REASON_MODEL_UNAVAILABLE: &str = "model_unavailable";
 pub const REASON_OVER_LIMIT: &str = "over_limit";
 
 /// Counter names. Envoy shows them with its `wasmcustom.` prefix.
@@ -115,6 +121,34 @@ pub mod metric {
     pub fn signature_checks(path: crate::identify::host_crypto::VerifyPath) -> String {
         format!("obguard.signature_checks.{}", path.as_str())
     }
+
+    /// A worker started scoring with a newly accepted model file (one per worker and swap).
+    pub fn model_swapped(role: &str) -> String {
+        format!("obguard.model.{role}.swapped")
+    }
+    /// A poll fetched a new file that passed every check (once per file, not per worker).
+    pub fn model_fetched(role: &str) -> String {
+        format!("obguard.model.{role}.fetched")
+    }
+    /// A poll found the file unchanged (`304`, or the same digest).
+    pub fn model_not_modified(role: &str) -> String {
+        format!("obguard.model.{role}.not_modified")
+    }
+    /// A file refused: `too_large`, `bad_magic`, `version`, `corrupt`, `schema_mismatch`,
+    /// `invalid`, `unsigned`, `unknown_key`, `bad_signature`, `digest_mismatch`.
+    pub fn model_rejected(role: &str, reason: &str) -> String {
+        format!("obguard.model.{role}.rejected.{reason}")
+    }
+    /// A poll that got no new file: `unreachable`, `status`, `too_large`, `dispatch`, `store`.
+    pub fn model_fetch_failed(role: &str, reason: &str) -> String {
+        format!("obguard.model.{role}.fetch_failed.{reason}")
+    }
+    /// The shadow model's verdicts (`shadow_model` configured).
+    pub fn shadow_verdict(verdict: &str) -> String {
+        format!("obguard.shadow_verdict.{verdict}")
+    }
+    /// Requests not scored because no primary model has been accepted yet.
+    pub const MODEL_UNAVAILABLE: &str = "obguard.model.unavailable";
 
     pub const JWKS_FETCHED: &str = "obguard.jwks.fetched";
     pub const JWKS_REFETCH_REQUESTED: &str = "obguard.jwks.refetch_requested";
@@ -180,4 +214,10 @@ pub mod log_field {
     /// `ok`, `over_limit`, `failed_open:<failure>` or `failed_closed:<failure>` when the
     /// rate-limit service was asked.
     pub const RATELIMIT: &str = "obguard.ratelimit";
+    /// Digest (first 12 hex digits) of the primary model that scored the request.
+    pub const MODEL: &str = "obguard.model";
+    /// The shadow model's verdict, score and digest, next to the primary's.
+    pub const SHADOW_VERDICT: &str = "obguard.shadow_verdict";
+    pub const SHADOW_SCORE: &str = "obguard.shadow_score";
+    pub const SHADOW_MODEL: &str = "obguard.shadow_model";
 }

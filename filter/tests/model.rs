@@ -19,6 +19,8 @@ use obguard_testkit::{self as kit, Key};
 use serde_json::{Value, json};
 
 const SHIPPED: &[u8] = include_bytes!("../../models/shipped/obguard-default.model");
+/// The shipped model is signed with the demo key (envoy/demo/keys/README.md).
+const DEMO_MODEL_KEY: &str = include_str!("../../envoy/demo/keys/DEMO-ONLY-model-signing.pub");
 
 fn model_config(mode: &str) -> Value {
     let mut config = kit::plugin_config();
@@ -26,6 +28,7 @@ fn model_config(mode: &str) -> Value {
     config["issuers"][0]["max_lifetime_s"] = json!(null);
     config["model"] = json!({
         "inline_base64": base64::engine::general_purpose::STANDARD.encode(SHIPPED),
+        "trusted_keys": [DEMO_MODEL_KEY.trim()],
         "mode": mode,
         "max_clients": 64,
     });
@@ -268,7 +271,7 @@ fn bad_model_files_are_refused_at_load_with_the_reason() {
         .unwrap()
         .to_string();
     assert!(
-        err.starts_with("model.inline_base64: model refused: "),
+        err.starts_with("model.inline_base64: model refused ("),
         "{err}"
     );
 
@@ -279,7 +282,7 @@ fn bad_model_files_are_refused_at_load_with_the_reason() {
         .unwrap()
         .to_string();
     assert!(
-        err.starts_with("model.inline_base64: model refused: "),
+        err.starts_with("model.inline_base64: model refused ("),
         "{err}"
     );
 

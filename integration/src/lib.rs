@@ -29,6 +29,7 @@ mod echo;
 mod envoy;
 mod http;
 mod jwks_server;
+mod model_server;
 mod ratelimit_service;
 mod serve;
 mod spawn;
@@ -41,6 +42,7 @@ pub use echo::{EchoUpstream, echo_body};
 pub use envoy::{Envoy, EnvoyOptions};
 pub use http::{RawRequest, Response, send, send_raw, try_send, try_send_raw};
 pub use jwks_server::{JwksServer, loopback_cluster};
+pub use model_server::ModelServer;
 /// Rate-limit units for [`Limit`].
 pub use obguard_rls_proto::envoy::service::ratelimit::v3::rate_limit_response::rate_limit::Unit;
 pub use ratelimit_service::{Behaviour, FAULT_KEY, Limit, RateLimitService};

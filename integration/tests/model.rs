@@ -18,7 +18,16 @@ fn shipped_model() -> String {
 
 fn config(mode: &str) -> Value {
     let mut config = kit::plugin_config();
-    config["model"] = json!({"inline_base64": shipped_model(), "mode": mode, "max_clients": 1000});
+    let demo_key = std::fs::read_to_string(
+        workspace_root().join("envoy/demo/keys/DEMO-ONLY-model-signing.pub"),
+    )
+    .expect("demo model-signing key");
+    config["model"] = json!({
+        "inline_base64": shipped_model(),
+        "trusted_keys": [demo_key.trim()],
+        "mode": mode,
+        "max_clients": 1000
+    });
     // On the transactions route every anomaly is a step-up challenge (never a block), as a
     // bank would configure a read-only route.
     config["routes"][3]["thresholds"] = json!({"challenge": 0.5, "throttle": 1.0, "block": 1.0});
@@ -164,7 +173,7 @@ fn a_bad_model_file_is_refused_at_configure_with_the_reason() {
         Err(log) => log,
     };
     assert!(
-        log.contains("obguard: invalid plugin configuration: model.inline_base64: model refused: "),
+        log.contains("obguard: invalid plugin configuration: model.inline_base64: model refused ("),
         "{log}"
     );
 }

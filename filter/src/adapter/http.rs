@@ -170,6 +170,9 @@ impl HttpContext for ObguardHttp {
             host::set_log_field(log_field::CLIENT_ID, client_id);
         }
         self.interaction_id = Some(decision.interaction_id.clone());
+        if decision.model_unavailable {
+            state.metrics.model_unavailable();
+        }
         if let Some(scored) = &decision.model {
             state.metrics.record_verdict(scored.verdict);
             state.metrics.record_baseline(scored.baseline);
@@ -177,6 +180,13 @@ impl HttpContext for ObguardHttp {
             host::set_log_field(log_field::SCORE, &format!("{:.3}", scored.score));
             if !scored.reasons.is_empty() {
                 host::set_log_field(log_field::REASONS, &scored.reasons.join("; "));
+            }
+            host::set_log_field(log_field::MODEL, scored.model.short_digest());
+            if let Some(shadow) = &scored.shadow {
+                state.metrics.record_shadow_verdict(shadow.verdict);
+                host::set_log_field(log_field::SHADOW_VERDICT, shadow.verdict.as_str());
+                host::set_log_field(log_field::SHADOW_SCORE, &format!("{:.3}", shadow.score));
+                host::set_log_field(log_field::SHADOW_MODEL, shadow.model.short_digest());
             }
             if matches!(decision.action, pipeline::Action::Continue { .. }) {
                 self.observe_client = decision.client_id.clone();

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use super::host;
 use crate::assess::Verdict;
 use crate::assess::model::BaselineWrite;
+use crate::assess::model_source::{REJECTION_REASONS, Role};
 use crate::config::FilterConfig;
 use crate::identify::TokenError;
 use crate::identify::cache::CacheLookup;
@@ -37,6 +38,10 @@ pub struct Metrics {
     ratelimit_failed_open: Option<u32>,
     ratelimit_failed_closed: Option<u32>,
     ratelimit_failure: HashMap<&'static str, Option<u32>>,
+    /// Model-source counters by full name (polls and swaps are rare: no hot path here).
+    model_events: HashMap<String, Option<u32>>,
+    model_unavailable: Option<u32>,
+    shadow_verdicts: HashMap<&'static str, Option<u32>>,
 }
 
 impl Metrics {
@@ -75,7 +80,47 @@ impl Metrics {
                 );
             }
         }
-        if config.model.is_some() {
+        if let Some(stage) = &config.model {
+            metrics.model_unavailable = host::define_counter(metric::MODEL_UNAVAILABLE);
+            let mut roles = vec![Role::Primary];
+            if stage.shadow_model.is_some() {
+                roles.push(Role::Shadow);
+            }
+            for role in roles {
+                let role = role.as_str();
+                let mut names = vec![
+                    metric::model_swapped(role),
+                    metric::model_fetched(role),
+                    metric::model_not_modified(role),
+                ];
+                names.extend(
+                    REJECTION_REASONS
+                        .iter()
+                        .map(|reason| metric::model_rejected(role, reason)),
+                );
+                names.extend(
+                    MODEL_FETCH_FAILURES
+                        .iter()
+                        .map(|reason| metric::model_fetch_failed(role, reason)),
+                );
+                for name in names {
+                    let id = host::define_counter(&name);
+                    metrics.model_events.insert(name, id);
+                }
+            }
+            if stage.shadow_model.is_some() {
+                for verdict in [
+                    Verdict::Allow,
+                    Verdict::StepUp,
+                    Verdict::Throttle,
+                    Verdict::Block,
+                ] {
+                    metrics.shadow_verdicts.insert(
+                        verdict.as_str(),
+                        host::define_counter(&metric::shadow_verdict(verdict.as_str())),
+                    );
+                }
+            }
             for fate in [
                 BaselineWrite::Stored,
                 BaselineWrite::SlotTaken,
@@ -211,6 +256,43 @@ impl Metrics {
 
     pub fn jwks_age(&self, seconds: u64) {
         host::record(self.jwks_age, seconds);
+    }
+}
+
+/// `model.<role>.fetch_failed.<reason>` reasons.
+pub const MODEL_FETCH_FAILURES: [&str; 5] = ["unreachable", "status", "too_large", "dispatch", "store"];
+
+impl Metrics {
+    fn model_event(&self, name: &str) {
+        host::increment(self.model_events.get(name).copied().flatten());
+    }
+
+    pub fn model_swapped(&self, role: Role) {
+        self.model_event(&metric::model_swapped(role.as_str()));
+    }
+
+    pub fn model_fetched(&self, role: Role) {
+        self.model_event(&metric::model_fetched(role.as_str()));
+    }
+
+    pub fn model_not_modified(&self, role: Role) {
+        self.model_event(&metric::model_not_modified(role.as_str()));
+    }
+
+    pub fn model_rejected(&self, role: Role, reason: &str) {
+        self.model_event(&metric::model_rejected(role.as_str(), reason));
+    }
+
+    pub fn model_fetch_failed(&self, role: Role, reason: &str) {
+        self.model_event(&metric::model_fetch_failed(role.as_str(), reason));
+    }
+
+    pub fn model_unavailable(&self) {
+        host::increment(self.model_unavailable);
+    }
+
+    pub fn record_shadow_verdict(&self, verdict: Verdict) {
+        host::increment(self.shadow_verdicts.get(verdict.as_str()).copied().flatten());
     }
 }
 

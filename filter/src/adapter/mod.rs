@@ -8,6 +8,7 @@ mod http;
 mod jwks;
 mod jwt_authn;
 mod metrics;
+mod models;
 mod ratelimit;
 mod root;
 

@@ -14,6 +14,7 @@ use super::host_crypto;
 use super::http::ObguardHttp;
 use super::jwks::{self, JwksState};
 use super::metrics::Metrics;
+use super::models::{self, ModelSourceState};
 use crate::config::{self, FilterConfig};
 use crate::pipeline::Worker;
 
@@ -21,6 +22,7 @@ use crate::pipeline::Worker;
 pub struct ObguardRoot {
     state: Option<Rc<Shared>>,
     jwks: JwksState,
+    models: ModelSourceState,
 }
 
 /// What every request of this worker shares.
@@ -39,6 +41,20 @@ impl Context for ObguardRoot {
         _num_trailers: usize,
     ) {
         if let Some(state) = &self.state {
+            if self.models.owns(token_id) {
+                if let Ok(worker) = state.worker.try_borrow() {
+                    models::on_response(
+                        &state.config,
+                        &worker,
+                        &mut self.models,
+                        &state.metrics,
+                        token_id,
+                        body_size,
+                        host::now_unix_secs(),
+                    );
+                }
+                return;
+            }
             jwks::on_response(
                 &state.config,
                 &mut self.jwks,
@@ -66,7 +82,8 @@ impl RootContext for ObguardRoot {
                     worker.baselines = Box::new(SharedDataStore);
                 }
                 let worker = RefCell::new(worker);
-                let remote = config.issuers.iter().any(|i| i.remote.is_some());
+                let remote = config.issuers.iter().any(|i| i.remote.is_some())
+                    || models::polls(&config);
                 host::log(
                     LogLevel::Info,
                     &format!(
@@ -86,11 +103,12 @@ impl RootContext for ObguardRoot {
                     metrics,
                 }));
                 self.jwks = JwksState::default();
+                self.models = ModelSourceState::default();
                 if remote {
                     if let Err(status) = hostcalls::set_tick_period(jwks::TICK) {
                         host::log(
                             LogLevel::Error,
-                            &format!("obguard: cannot start the JWKS timer: {status:?}"),
+                            &format!("obguard: cannot start the key/model timer: {status:?}"),
                         );
                         return false;
                     }
@@ -113,12 +131,20 @@ impl RootContext for ObguardRoot {
             return;
         };
         if let Ok(mut worker) = state.worker.try_borrow_mut() {
+            let now = host::now_unix_secs();
             jwks::on_tick(
                 &state.config,
                 &mut worker,
                 &mut self.jwks,
                 &state.metrics,
-                host::now_unix_secs(),
+                now,
+            );
+            models::on_tick(
+                &state.config,
+                &mut worker,
+                &mut self.models,
+                &state.metrics,
+                now,
             );
         }
     }

@@ -3,19 +3,28 @@
 //! `obguard-models`' — the same code the trainer runs, so there is no training/serving skew.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use obguard_models::{
-    ExtractConfig, Model, RequestEvent, Thresholds, Verdict as ModelVerdict, explain, extract,
+    ExtractConfig, RequestEvent, Thresholds, Verdict as ModelVerdict, explain, extract,
     observe_response,
 };
 
 use super::baselines::{self, BaselineStore, Occupancy};
+use super::model_source::{LoadedModel, ModelSource, Trust};
 use super::{Assessment, RiskBand, Verdict};
 
-/// Compiled `model` configuration.
+/// Compiled `model` configuration. The models themselves live in the worker
+/// ([`ActiveModels`]): they can be swapped while the configuration stays.
 pub struct ModelStage {
-    pub model: Model,
+    pub primary: ModelSource,
+    /// `shadow_model`: scored and logged next to the primary, never enforced.
+    pub shadow_model: Option<ModelSource>,
+    pub trust: Trust,
+    /// What requests get while no primary model has been accepted yet (HTTP source).
+    pub when_unavailable: WhenUnavailable,
     pub extract: ExtractConfig,
+    /// `mode: shadow`: the primary's verdicts are logged and counted but not enforced.
     pub shadow: bool,
     pub max_clients: u32,
     pub client_ttl_s: u64,
@@ -25,6 +34,36 @@ pub struct ModelStage {
     pub challenge_acr_values: String,
     pub challenge_max_age_s: Option<u64>,
     pub throttle_retry_after_s: u64,
+}
+
+/// `model.when_unavailable`: no primary model accepted yet (only possible with an HTTP
+/// source before its first good file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenUnavailable {
+    /// Identity and scopes are still enforced; the request is not scored (counted).
+    Allow,
+    /// 503 with `Retry-After`.
+    Refuse { retry_after_s: u64 },
+}
+
+/// The models one worker scores with. Requests take an `Arc` at their start, so a swap
+/// never changes the model of a request in flight.
+#[derive(Debug, Clone, Default)]
+pub struct ActiveModels {
+    pub primary: Option<Arc<LoadedModel>>,
+    pub shadow: Option<Arc<LoadedModel>>,
+}
+
+impl ActiveModels {
+    /// The inline models of the configuration (HTTP sources start empty).
+    pub fn from_config(stage: Option<&ModelStage>) -> Self {
+        Self {
+            primary: stage.and_then(|s| s.primary.inline.clone()),
+            shadow: stage
+                .and_then(|s| s.shadow_model.as_ref())
+                .and_then(|s| s.inline.clone()),
+        }
+    }
 }
 
 /// What the model concluded about one request.
@@ -38,6 +77,18 @@ pub struct Scored {
     pub reasons: Vec<String>,
     /// What happened to the client's baseline update (a metric per case).
     pub baseline: BaselineWrite,
+    /// The primary model that scored this request.
+    pub model: Arc<LoadedModel>,
+    /// The shadow model's opinion of the same features, when one is configured and loaded.
+    pub shadow: Option<ShadowScore>,
+}
+
+/// A shadow model's score and verdict, for side-by-side comparison in the log.
+#[derive(Debug, Clone)]
+pub struct ShadowScore {
+    pub score: f32,
+    pub verdict: Verdict,
+    pub model: Arc<LoadedModel>,
 }
 
 /// The fate of a baseline update. Neither failure changes the verdict; both are counted.
@@ -135,13 +186,17 @@ impl ModelStage {
 
     /// Scores the request and folds it into the client's baseline (stored when the slot is
     /// the client's). `thresholds`: the route's override or the model's own.
+    /// The shadow model, when loaded, scores the same features (computed with the primary's
+    /// population prior) under the route's thresholds or its own.
     pub fn score(
         &self,
+        models: &ActiveModels,
         store: &mut dyn BaselineStore,
         facts: &RequestFacts<'_>,
-        thresholds: Option<&Thresholds>,
-    ) -> Scored {
-        let thresholds = thresholds.unwrap_or(self.model.thresholds());
+        route_thresholds: Option<&Thresholds>,
+    ) -> Option<Scored> {
+        let primary = models.primary.clone()?;
+        let thresholds = route_thresholds.unwrap_or(primary.model.thresholds());
         let event = self.event(facts);
         let (key, owner) = baselines::slot_of(facts.client_id, self.max_clients);
         let mut outcome = None;
@@ -160,7 +215,7 @@ impl ModelStage {
             let features = extract(
                 &self.extract,
                 &mut baseline,
-                self.model.population(),
+                primary.model.population(),
                 &event,
             );
             let stored = !mine
@@ -177,15 +232,26 @@ impl ModelStage {
             }
         }
         let Some((features, baseline)) = outcome else {
-            return Scored {
+            return Some(Scored {
                 score: 0.0,
                 verdict: Verdict::Allow,
                 risk_band: RiskBand::Low,
                 reasons: Vec::new(),
                 baseline: BaselineWrite::Lost,
-            };
+                model: primary,
+                shadow: None,
+            });
         };
-        let score = self.model.score(&features);
+        let shadow = models.shadow.clone().map(|model| {
+            let score = model.model.score(&features);
+            let thresholds = route_thresholds.unwrap_or(model.model.thresholds());
+            ShadowScore {
+                score,
+                verdict: to_verdict(thresholds.verdict(score)),
+                model,
+            }
+        });
+        let score = primary.model.score(&features);
         let model_verdict = thresholds.verdict(score);
         let reasons = if model_verdict == ModelVerdict::Allow {
             Vec::new()
@@ -195,13 +261,15 @@ impl ModelStage {
                 .map(ToString::to_string)
                 .collect()
         };
-        Scored {
+        Some(Scored {
             score,
             verdict: to_verdict(model_verdict),
             risk_band: risk_band(score, thresholds),
             reasons,
             baseline: write,
-        }
+            shadow,
+            model: primary,
+        })
     }
 
     /// Response phase: the status and size feed the error-ratio and exfiltration features.

@@ -9,8 +9,11 @@ pub mod raw;
 pub use error::ConfigError;
 pub use raw::{ScopeFormat, UnmatchedPolicy};
 
+use std::sync::Arc;
+
 use crate::assess::StaticAssessments;
-use crate::assess::model::ModelStage;
+use crate::assess::model::{ModelStage, WhenUnavailable};
+use crate::assess::model_source::{self, HttpSource, ModelSource, Trust};
 use crate::authorise::routes::RouteTable;
 use crate::enforce::upstream::HeaderPolicy;
 use crate::identify::algorithm::{Algorithm, KeyFamily};
@@ -326,16 +329,47 @@ impl FilterConfig {
 }
 
 fn compile_model(path: &str, raw: &raw::RawModel) -> Result<ModelStage, ConfigError> {
-    use base64::Engine as _;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(raw.inline_base64.trim())
-        .map_err(|_| ConfigError::new(format!("{path}.inline_base64"), "not base64"))?;
-    let model = obguard_models::load(&bytes).map_err(|err| {
-        ConfigError::new(
-            format!("{path}.inline_base64"),
-            format!("model refused: {err}"),
-        )
-    })?;
+    let mut keys = Vec::with_capacity(raw.trusted_keys.len());
+    for (i, key) in raw.trusted_keys.iter().enumerate() {
+        let key = obguard_models::PublicKey::from_base64(key).map_err(|err| {
+            ConfigError::new(format!("{path}.trusted_keys[{i}]"), err.to_string())
+        })?;
+        keys.push(key);
+    }
+    if keys.is_empty() && !raw.allow_unsigned {
+        return Err(ConfigError::new(
+            format!("{path}.trusted_keys"),
+            "required: the ed25519 public keys that sign model files (or allow_unsigned: true, \
+             for development only)",
+        ));
+    }
+    let trust = Trust {
+        keys,
+        allow_unsigned: raw.allow_unsigned,
+    };
+    let primary = compile_model_source(
+        path,
+        raw.inline_base64.as_deref(),
+        raw.http.as_ref(),
+        raw.sha256.as_deref(),
+        &trust,
+    )?;
+    let shadow_model = match &raw.shadow_model {
+        Some(source) => Some(compile_model_source(
+            &format!("{path}.shadow_model"),
+            source.inline_base64.as_deref(),
+            source.http.as_ref(),
+            source.sha256.as_deref(),
+            &trust,
+        )?),
+        None => None,
+    };
+    let when_unavailable = match raw.when_unavailable {
+        raw::RawWhenUnavailable::Allow => WhenUnavailable::Allow,
+        raw::RawWhenUnavailable::Refuse => WhenUnavailable::Refuse {
+            retry_after_s: raw.unavailable_retry_after_s,
+        },
+    };
     if raw.max_clients == 0 || raw.max_clients > 10_000_000 {
         return Err(ConfigError::new(
             format!("{path}.max_clients"),
@@ -372,7 +406,10 @@ fn compile_model(path: &str, raw: &raw::RawModel) -> Result<ModelStage, ConfigEr
         }
     }
     Ok(ModelStage {
-        model,
+        primary,
+        shadow_model,
+        trust,
+        when_unavailable,
         extract: obguard_models::ExtractConfig {
             utc_offset_minutes: raw.utc_offset_minutes,
         },
@@ -386,6 +423,88 @@ fn compile_model(path: &str, raw: &raw::RawModel) -> Result<ModelStage, ConfigEr
         challenge_max_age_s: raw.challenge.max_age_s,
         throttle_retry_after_s: raw.throttle_retry_after_s,
     })
+}
+
+/// One model source: exactly one of `inline_base64` (checked now: a refused file fails the
+/// configuration) and `http` (checked when fetched: a refused file keeps the last good one).
+fn compile_model_source(
+    path: &str,
+    inline_base64: Option<&str>,
+    http: Option<&raw::RawModelHttp>,
+    sha256: Option<&str>,
+    trust: &Trust,
+) -> Result<ModelSource, ConfigError> {
+    use base64::Engine as _;
+    let pin = match sha256 {
+        Some(pin) if pin.len() == 64 && pin.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Some(pin.to_ascii_lowercase())
+        }
+        Some(_) => {
+            return Err(ConfigError::new(
+                format!("{path}.sha256"),
+                "must be 64 hex digits (the digest `obguard-models inspect` prints)",
+            ));
+        }
+        None => None,
+    };
+    match (inline_base64, http) {
+        (Some(text), None) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|_| ConfigError::new(format!("{path}.inline_base64"), "not base64"))?;
+            let loaded = model_source::accept(&bytes, trust, pin.as_deref()).map_err(|err| {
+                ConfigError::new(
+                    format!("{path}.inline_base64"),
+                    format!("model refused ({}): {}", err.reason, err.message),
+                )
+            })?;
+            Ok(ModelSource {
+                inline: Some(Arc::new(loaded)),
+                http: None,
+                pin,
+            })
+        }
+        (None, Some(http)) => {
+            let field = |name: &str| format!("{path}.http.{name}");
+            if http.cluster.is_empty() {
+                return Err(ConfigError::new(field("cluster"), "must not be empty"));
+            }
+            if !http.path.starts_with('/') {
+                return Err(ConfigError::new(field("path"), "must start with `/`"));
+            }
+            if http.poll_s == 0 || http.poll_s > 86_400 {
+                return Err(ConfigError::new(field("poll_s"), "must be 1 to 86400"));
+            }
+            if http.timeout_ms == 0 || http.timeout_ms > 60_000 {
+                return Err(ConfigError::new(field("timeout_ms"), "must be 1 to 60000"));
+            }
+            if http.max_bytes == 0 || http.max_bytes > obguard_models::model::MAX_MODEL_BYTES {
+                return Err(ConfigError::new(
+                    field("max_bytes"),
+                    format!("must be 1 to {}", obguard_models::model::MAX_MODEL_BYTES),
+                ));
+            }
+            Ok(ModelSource {
+                inline: None,
+                http: Some(HttpSource {
+                    cluster: http.cluster.clone(),
+                    path: http.path.clone(),
+                    authority: http
+                        .authority
+                        .clone()
+                        .unwrap_or_else(|| http.cluster.clone()),
+                    poll_s: http.poll_s,
+                    timeout_ms: http.timeout_ms,
+                    max_bytes: http.max_bytes,
+                }),
+                pin,
+            })
+        }
+        _ => Err(ConfigError::new(
+            path.to_owned(),
+            "exactly one of `inline_base64` and `http` is required",
+        )),
+    }
 }
 
 /// Whether a value can sit inside an RFC 7230 quoted-string without escaping.

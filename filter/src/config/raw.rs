@@ -423,8 +423,31 @@ fn default_cache_entries() -> usize {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawModel {
-    /// The model file (`obguard-models train` output), base64.
-    pub inline_base64: String,
+    /// The model file (`obguard-models train` output), base64. One of `inline_base64`, `http`.
+    #[serde(default)]
+    pub inline_base64: Option<String>,
+    /// Poll the model file over an Envoy cluster (swapped in when a new file passes).
+    #[serde(default)]
+    pub http: Option<RawModelHttp>,
+    /// Hex SHA-256 digest: only that exact file is accepted (pin for rollbacks).
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// ed25519 public keys (base64 of the 32 raw bytes) allowed to sign model files; several
+    /// for rotation. Required unless `allow_unsigned`.
+    #[serde(default)]
+    pub trusted_keys: Vec<String>,
+    /// Development only: accept unsigned model files.
+    #[serde(default)]
+    pub allow_unsigned: bool,
+    /// Before the first file of an HTTP source is accepted: `allow` (unscored) or `refuse`.
+    #[serde(default)]
+    pub when_unavailable: RawWhenUnavailable,
+    /// `Retry-After` of the `refuse` answer.
+    #[serde(default = "default_unavailable_retry_after_s")]
+    pub unavailable_retry_after_s: u64,
+    /// A second model scored and logged next to the primary, never enforced.
+    #[serde(default)]
+    pub shadow_model: Option<RawModelSource>,
     /// `enforce` acts on verdicts; `shadow` scores and logs them but allows.
     #[serde(default)]
     pub mode: ModelMode,
@@ -451,6 +474,56 @@ pub struct RawModel {
     /// `Retry-After` of a `throttle` verdict answered without a rate-limit service.
     #[serde(default = "default_throttle_retry_after_s")]
     pub throttle_retry_after_s: u64,
+}
+
+/// Where a shadow model comes from (same rules and trusted keys as the primary).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModelSource {
+    #[serde(default)]
+    pub inline_base64: Option<String>,
+    #[serde(default)]
+    pub http: Option<RawModelHttp>,
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+/// A model file polled over an Envoy cluster with `If-None-Match`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModelHttp {
+    pub cluster: String,
+    pub path: String,
+    /// `:authority` of the request; default: the cluster name.
+    #[serde(default)]
+    pub authority: Option<String>,
+    #[serde(default = "default_model_poll_s")]
+    pub poll_s: u64,
+    #[serde(default = "default_model_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_model_max_bytes")]
+    pub max_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawWhenUnavailable {
+    #[default]
+    Allow,
+    Refuse,
+}
+
+fn default_unavailable_retry_after_s() -> u64 {
+    5
+}
+fn default_model_poll_s() -> u64 {
+    30
+}
+fn default_model_timeout_ms() -> u64 {
+    5000
+}
+fn default_model_max_bytes() -> usize {
+    1 << 20
 }
 
 /// RFC 9470 step-up parameters of a `challenge` verdict.

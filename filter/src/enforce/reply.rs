@@ -44,6 +44,8 @@ pub enum Denial {
     RateLimited,
     /// The rate-limit check failed and the route fails closed: 429 or 503.
     RateLimitUnavailable { status: u16 },
+    /// No behavioural model accepted yet and `model.when_unavailable` is `refuse`: 503.
+    ModelUnavailable { retry_after_s: u64 },
 }
 
 #[derive(Serialize)]
@@ -151,6 +153,12 @@ pub fn build(denial: &Denial, realm: &str, interaction_id: &str) -> LocalReply {
             "The request rate could not be checked; retry later",
             None,
         ),
+        Denial::ModelUnavailable { .. } => (
+            503,
+            "temporarily_unavailable",
+            "The risk assessment is not available yet; retry later",
+            None,
+        ),
     };
     let body = serde_json::to_string(&ErrorBody {
         error,
@@ -167,7 +175,9 @@ pub fn build(denial: &Denial, realm: &str, interaction_id: &str) -> LocalReply {
         headers.push(("www-authenticate".to_owned(), value));
     }
     match denial {
-        Denial::IdpUnavailable { retry_after_s, .. } | Denial::Throttled { retry_after_s } => {
+        Denial::IdpUnavailable { retry_after_s, .. }
+        | Denial::Throttled { retry_after_s }
+        | Denial::ModelUnavailable { retry_after_s } => {
             headers.push(("retry-after".to_owned(), retry_after_s.to_string()));
         }
         _ => {}

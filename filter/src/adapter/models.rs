@@ -1,0 +1,324 @@
+//! Model-file glue: the root context's timer polls HTTP model sources (one worker at a time,
+//! claimed with compare-and-swap), keeps the last accepted file in shared data, and every
+//! worker swaps to a file it has not loaded yet. What is accepted is decided in
+//! `assess/model_source.rs`.
+//!
+//! The swap is one `Arc` replacement in the worker: a request holds the model it started
+//! with, and baselines are keyed by client, not by model, so they survive.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, LogLevel, MapType};
+
+use super::host;
+use super::metrics::Metrics;
+use crate::assess::model::ModelStage;
+use crate::assess::model_source::{self, HttpSource, LoadedModel, ModelSource, Role};
+use crate::config::FilterConfig;
+use crate::pipeline::Worker;
+
+/// Per-worker bookkeeping for HTTP model sources.
+#[derive(Default)]
+pub struct ModelSourceState {
+    /// Shared-data CAS of the file each role last loaded from (to notice new fetches).
+    loaded_cas: HashMap<&'static str, u32>,
+    /// In-flight polls: call token → role.
+    in_flight: HashMap<u32, Role>,
+    /// Polls answered while no model is loaded yet are logged once, not every tick.
+    warned_unavailable: bool,
+}
+
+impl ModelSourceState {
+    pub fn owns(&self, token: u32) -> bool {
+        self.in_flight.contains_key(&token)
+    }
+}
+
+/// Whether the timer is needed for models.
+pub fn polls(config: &FilterConfig) -> bool {
+    config
+        .model
+        .as_ref()
+        .is_some_and(|m| sources(m).any(|(_, s)| s.http.is_some()))
+}
+
+fn sources(stage: &ModelStage) -> impl Iterator<Item = (Role, &ModelSource)> {
+    std::iter::once((Role::Primary, &stage.primary))
+        .chain(stage.shadow_model.iter().map(|s| (Role::Shadow, s)))
+}
+
+fn slot(worker: &mut Worker, role: Role) -> &mut Option<Arc<LoadedModel>> {
+    match role {
+        Role::Primary => &mut worker.models.primary,
+        Role::Shadow => &mut worker.models.shadow,
+    }
+}
+
+fn digest_of(model: Option<&Arc<LoadedModel>>) -> &str {
+    model.map_or("none", |m| m.short_digest())
+}
+
+/// Loads files other workers fetched, and starts polls that are due.
+pub fn on_tick(
+    config: &FilterConfig,
+    worker: &mut Worker,
+    state: &mut ModelSourceState,
+    metrics: &Metrics,
+    now: u64,
+) {
+    let Some(stage) = &config.model else { return };
+    for (role, source) in sources(stage) {
+        let Some(http) = &source.http else { continue };
+        let (stored, cas) = hostcalls::get_shared_data(&role.shared_key()).unwrap_or((None, None));
+        let mut etag = None;
+        if let (Some(bytes), Some(cas)) = (stored.as_deref(), cas)
+            && let Some(file) = model_source::decode_stored(bytes)
+        {
+            etag = file.etag.map(str::to_owned);
+            if state.loaded_cas.get(role.as_str()) != Some(&cas) {
+                state.loaded_cas.insert(role.as_str(), cas);
+                load(stage, source, worker, metrics, role, file.file);
+            }
+        }
+        if role == Role::Primary && worker.models.primary.is_none() && !state.warned_unavailable {
+            state.warned_unavailable = true;
+            host::log(
+                LogLevel::Warn,
+                &format!(
+                    "obguard: no model accepted yet from cluster {} path {}; requests are {}",
+                    http.cluster,
+                    http.path,
+                    match stage.when_unavailable {
+                        crate::assess::model::WhenUnavailable::Allow => "allowed unscored",
+                        crate::assess::model::WhenUnavailable::Refuse { .. } => "refused (503)",
+                    }
+                ),
+            );
+        }
+        if state.in_flight.values().any(|r| *r == role) {
+            continue;
+        }
+        poll(
+            http,
+            role,
+            etag.as_deref(),
+            slot(worker, role).is_some(),
+            state,
+            metrics,
+            now,
+        );
+    }
+}
+
+/// A worker's swap: the file was checked by the worker that fetched it; checking again here
+/// costs one signature verification per worker and swap, and guards against a worker whose
+/// configuration trusts different keys.
+fn load(
+    stage: &ModelStage,
+    source: &ModelSource,
+    worker: &mut Worker,
+    metrics: &Metrics,
+    role: Role,
+    file: &[u8],
+) {
+    let current = slot(worker, role);
+    match model_source::accept(file, &stage.trust, source.pin.as_deref()) {
+        Ok(loaded) if current.as_ref().is_some_and(|m| m.digest == loaded.digest) => {}
+        Ok(loaded) => {
+            host::log(
+                LogLevel::Info,
+                &format!(
+                    "obguard: {} model is now {} (was {})",
+                    role.as_str(),
+                    loaded.digest,
+                    digest_of(current.as_ref())
+                ),
+            );
+            *current = Some(Arc::new(loaded));
+            metrics.model_swapped(role);
+        }
+        Err(rejection) => {
+            metrics.model_rejected(role, rejection.reason);
+            host::log(
+                LogLevel::Warn,
+                &format!(
+                    "obguard: stored {} model refused ({}): {}; still serving {}",
+                    role.as_str(),
+                    rejection.reason,
+                    rejection.message,
+                    digest_of(current.as_ref())
+                ),
+            );
+        }
+    }
+}
+
+fn poll(
+    http: &HttpSource,
+    role: Role,
+    etag: Option<&str>,
+    have_model: bool,
+    state: &mut ModelSourceState,
+    metrics: &Metrics,
+    now: u64,
+) {
+    let (attempt, attempt_cas) = match hostcalls::get_shared_data(&role.attempt_key()) {
+        Ok((bytes, cas)) => (
+            bytes
+                .as_deref()
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes),
+            cas,
+        ),
+        Err(_) => (None, None),
+    };
+    if !http.fetch_due(now, attempt, have_model) {
+        return;
+    }
+    // Claim the attempt with compare-and-swap so one worker polls, not all of them.
+    if hostcalls::set_shared_data(
+        &role.attempt_key(),
+        Some(&now.to_be_bytes()),
+        attempt_cas.or(Some(0)),
+    )
+    .is_err()
+    {
+        return;
+    }
+    let mut headers = vec![
+        (":method", "GET"),
+        (":path", http.path.as_str()),
+        (":authority", http.authority.as_str()),
+        ("accept", "application/octet-stream"),
+    ];
+    if let Some(etag) = etag {
+        headers.push(("if-none-match", etag));
+    }
+    match hostcalls::dispatch_http_call(
+        &http.cluster,
+        headers,
+        None,
+        vec![],
+        Duration::from_millis(http.timeout_ms),
+    ) {
+        Ok(token) => {
+            state.in_flight.insert(token, role);
+        }
+        Err(status) => {
+            metrics.model_fetch_failed(role, "dispatch");
+            host::log(
+                LogLevel::Warn,
+                &format!(
+                    "obguard: cannot poll the {} model from cluster {}: {status:?}",
+                    role.as_str(),
+                    http.cluster
+                ),
+            );
+        }
+    }
+}
+
+/// A poll answered (Envoy reports timeouts and connection failures as a response without
+/// headers). A new file that passes every check goes to shared data, where every worker's
+/// next tick picks it up; anything else leaves the serving model alone.
+pub fn on_response(
+    config: &FilterConfig,
+    worker: &Worker,
+    state: &mut ModelSourceState,
+    metrics: &Metrics,
+    token: u32,
+    body_size: usize,
+    now: u64,
+) {
+    let Some(role) = state.in_flight.remove(&token) else {
+        return;
+    };
+    let Some(stage) = &config.model else { return };
+    let Some((_, source)) = sources(stage).find(|(r, _)| *r == role) else {
+        return;
+    };
+    let Some(http) = &source.http else { return };
+    let serving = match role {
+        Role::Primary => worker.models.primary.as_ref(),
+        Role::Shadow => worker.models.shadow.as_ref(),
+    };
+    let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+        .ok()
+        .flatten()
+        .and_then(|s| s.parse::<u16>().ok());
+    let failed = |reason: &str, detail: String| {
+        metrics.model_fetch_failed(role, reason);
+        host::log(
+            LogLevel::Warn,
+            &format!(
+                "obguard: polling the {} model from cluster {} path {} failed ({reason}{detail}); \
+                 still serving {}",
+                role.as_str(),
+                http.cluster,
+                http.path,
+                digest_of(serving)
+            ),
+        );
+    };
+    match status {
+        None => failed("unreachable", String::new()),
+        Some(304) => metrics.model_not_modified(role),
+        Some(200) if body_size > http.max_bytes => failed(
+            "too_large",
+            format!(", {body_size} bytes > max_bytes {}", http.max_bytes),
+        ),
+        Some(200) => {
+            let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            let etag = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, "etag")
+                .ok()
+                .flatten();
+            match model_source::accept(&body, &stage.trust, source.pin.as_deref()) {
+                Ok(loaded) if serving.is_some_and(|m| m.digest == loaded.digest) => {
+                    metrics.model_not_modified(role);
+                }
+                Ok(loaded) => {
+                    let stored = model_source::encode_stored(now, etag.as_deref(), &body);
+                    match hostcalls::set_shared_data(&role.shared_key(), Some(&stored), None) {
+                        Ok(()) => {
+                            metrics.model_fetched(role);
+                            host::log(
+                                LogLevel::Info,
+                                &format!(
+                                    "obguard: fetched {} model {} from cluster {} path {}",
+                                    role.as_str(),
+                                    loaded.digest,
+                                    http.cluster,
+                                    http.path
+                                ),
+                            );
+                        }
+                        Err(status) => failed("store", format!(", shared data: {status:?}")),
+                    }
+                }
+                Err(rejection) => {
+                    metrics.model_rejected(role, rejection.reason);
+                    host::log(
+                        LogLevel::Warn,
+                        &format!(
+                            "obguard: {} model file from cluster {} path {} refused ({}): {}; \
+                             still serving {}",
+                            role.as_str(),
+                            http.cluster,
+                            http.path,
+                            rejection.reason,
+                            rejection.message,
+                            digest_of(serving)
+                        ),
+                    );
+                }
+            }
+        }
+        Some(other) => failed("status", format!(", status {other}")),
+    }
+}
