@@ -1,5 +1,5 @@
-//! Test keys and token minting for obguard's tests and demo. The keys in `keys/` are public
-//! and worthless; nothing here is for production.
+//! Test keys, token minting and model signing for obguard's tests and demo. The keys in
+//! `keys/` are public and worthless; nothing here is for production.
 //!
 //! Tokens are signed with well-kept crates (`rsa`, `p256`, `p384`, `ed25519-dalek`, `hmac`)
 //! rather than jwt-simple, so tests can craft any header (crit, jku, typ, alg confusion)
@@ -341,3 +341,88 @@ pub fn host_verify_stand_in(
 
 /// Calls made to [`host_verify_stand_in`].
 pub static HOST_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// PKCS#8 PEM secret key and base64 public key of test model-signing key `n` (1 or 2).
+fn model_signing_key_files(n: u8) -> (&'static str, &'static str) {
+    match n {
+        1 => (
+            include_str!("../keys/model-signing-1.key"),
+            include_str!("../keys/model-signing-1.pub"),
+        ),
+        2 => (
+            include_str!("../keys/model-signing-2.key"),
+            include_str!("../keys/model-signing-2.pub"),
+        ),
+        other => panic!("testkit: there is no model signing key {other} (use 1 or 2)"),
+    }
+}
+
+/// Test model-signing key `n` (1 or 2) as configured in a filter's trusted keys: standard
+/// base64 of the 32 raw Ed25519 public key bytes (the `.pub` file's line).
+pub fn model_signing_public_key_b64(n: u8) -> String {
+    model_signing_key_files(n).1.trim().to_string()
+}
+
+/// Test model-signing key `n` (1 or 2) parsed, for its key id.
+pub fn model_signing_public_key(n: u8) -> obguard_models::PublicKey {
+    obguard_models::PublicKey::from_base64(model_signing_key_files(n).1).expect("test public key")
+}
+
+/// `bytes` (a model file) signed with test model-signing key `n` (1 or 2); an existing
+/// signature is replaced. Deterministic.
+pub fn sign_model(bytes: &[u8], n: u8) -> Vec<u8> {
+    let secret =
+        obguard_models::secret_key_from_pem(model_signing_key_files(n).0).expect("test secret key");
+    obguard_models::sign_model_file(bytes, &secret)
+        .unwrap_or_else(|e| panic!("testkit: signing the model file: {e}"))
+}
+
+/// The model digest (lowercase hex) of a model file, signed or not; what the filter reports.
+pub fn model_digest_hex(bytes: &[u8]) -> String {
+    let digest = obguard_models::file_digest(bytes)
+        .unwrap_or_else(|e| panic!("testkit: not a model file: {e}"));
+    obguard_models::schema::hex(&digest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use obguard_models::model::doc_example_model;
+    use obguard_models::{Model, ModelError, PublicKey, SignaturePolicy};
+
+    #[test]
+    fn model_signing_keys_sign_and_verify() {
+        let unsigned = doc_example_model();
+        let k1 = model_signing_public_key(1);
+        let k2 = model_signing_public_key(2);
+        assert_ne!(k1.key_id(), k2.key_id());
+        assert_eq!(
+            PublicKey::from_base64(&model_signing_public_key_b64(2)).unwrap(),
+            k2
+        );
+        for (n, key) in [(1, &k1), (2, &k2)] {
+            let signed = sign_model(&unsigned, n);
+            assert_eq!(sign_model(&unsigned, n), signed, "deterministic");
+            let m = Model::load_verified(
+                &signed,
+                SignaturePolicy::Required(std::slice::from_ref(key)),
+            )
+            .unwrap();
+            assert_eq!(m.signature().unwrap().key_id, key.key_id());
+            assert_eq!(model_digest_hex(&signed), model_digest_hex(&unsigned));
+            assert_eq!(m.digest_hex(), model_digest_hex(&signed));
+        }
+        let by_1 = sign_model(&unsigned, 1);
+        let err = Model::load_verified(&by_1, SignaturePolicy::Required(&[k2])).unwrap_err();
+        assert!(
+            matches!(err, ModelError::UnknownKey(ref id) if id == k1.key_id()),
+            "{err}"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "no model signing key 3")]
+    fn only_two_model_signing_keys() {
+        sign_model(&doc_example_model(), 3);
+    }
+}
