@@ -20,7 +20,7 @@ FIXTURES_BIN  := $(CURDIR)/target/debug/obguard-fixtures
 
 export ENVOY_BIN OBGUARD_WASM FIXTURES_BIN
 
-.PHONY: help setup setup-rust setup-envoy build build-wasm build-fixtures lint fmt test clean demo demo-up demo-down bench bench-tools bench-ratelimit model
+.PHONY: help setup setup-rust setup-envoy build build-wasm build-fixtures lint fmt test test-tools clean demo demo-up demo-down bench bench-tools bench-ratelimit model
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -76,6 +76,9 @@ demo-down: ## Stop what demo-up started
 
 OHA_VERSION := 1.16.0
 
+test-tools: ## wrk (Debian): the model hot-swap test keeps Envoy under load while it swaps
+	@command -v wrk >/dev/null || { echo "installing wrk"; (apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk)); }
+
 bench-tools: ## wrk (Debian) and oha (crates.io, into .tools/) for make bench
 	@command -v wrk >/dev/null || { echo "installing wrk"; (apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk)); }
 	@command -v taskset >/dev/null || { echo "installing util-linux (taskset)"; apt-get install -y -qq util-linux; }
@@ -97,7 +100,7 @@ lint: ## rustfmt check + clippy (native, and the filter for wasm32)
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-test: setup build lint ## Unit tests + integration tests through Envoy
+test: setup build lint test-tools ## Unit tests + integration tests through Envoy
 	$(CARGO) test --workspace
 
 bench-ratelimit: setup build ## wrk: bare Envoy vs obguard vs rate-limit calls (needs wrk, taskset, 2 CPUs)

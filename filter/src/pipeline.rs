@@ -289,7 +289,12 @@ pub fn decide<'c>(
                 headers: request.headers,
             };
             let thresholds = route.and_then(|r| r.thresholds.as_ref());
-            match stage.score(&worker.models, worker.baselines.as_mut(), &facts, thresholds) {
+            match stage.score(
+                &worker.models,
+                worker.baselines.as_mut(),
+                &facts,
+                thresholds,
+            ) {
                 Some(scored) => {
                     let enforced = scored.enforced(stage.shadow);
                     decision.model = Some(scored);

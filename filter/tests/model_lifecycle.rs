@@ -83,15 +83,21 @@ fn only_files_signed_by_a_trusted_key_are_accepted() {
     let file = model(10.0);
     let signed = kit::sign_model(&file, 1);
     let loaded = model_source::accept(&signed, &trust(&[1]), None).unwrap();
-    assert_eq!(loaded.digest, kit::model_digest_hex(&file), "signing keeps the digest");
+    assert_eq!(
+        loaded.digest,
+        kit::model_digest_hex(&file),
+        "signing keeps the digest"
+    );
     // Rotation: either of two trusted keys.
     model_source::accept(&kit::sign_model(&file, 2), &trust(&[1, 2]), None).unwrap();
 
-    let reason = |bytes: &[u8], trust: &Trust| {
-        model_source::accept(bytes, trust, None).unwrap_err().reason
-    };
+    let reason =
+        |bytes: &[u8], trust: &Trust| model_source::accept(bytes, trust, None).unwrap_err().reason;
     assert_eq!(reason(&file, &trust(&[1])), "unsigned");
-    assert_eq!(reason(&kit::sign_model(&file, 2), &trust(&[1])), "unknown_key");
+    assert_eq!(
+        reason(&kit::sign_model(&file, 2), &trust(&[1])),
+        "unknown_key"
+    );
     let mut tampered = signed.clone();
     let middle = tampered.len() / 2;
     tampered[middle] ^= 1;
@@ -133,7 +139,10 @@ fn model_source_configuration_errors_name_the_field() {
     let err = load_err(&config_with(
         json!({"inline_base64": unsigned, "trusted_keys": [key]}),
     ));
-    assert!(err.starts_with("model.inline_base64: model refused (unsigned)"), "{err}");
+    assert!(
+        err.starts_with("model.inline_base64: model refused (unsigned)"),
+        "{err}"
+    );
 
     let err = load_err(&config_with(
         json!({"inline_base64": signed, "trusted_keys": ["not a key"]}),
@@ -168,7 +177,10 @@ fn model_source_configuration_errors_name_the_field() {
     let err = load_err(&config_with(
         json!({"http": http, "sha256": "abc", "trusted_keys": [key]}),
     ));
-    assert!(err.starts_with("model.sha256: must be 64 hex digits"), "{err}");
+    assert!(
+        err.starts_with("model.sha256: must be 64 hex digits"),
+        "{err}"
+    );
 
     let err = load_err(&config_with(json!({
         "inline_base64": signed, "trusted_keys": [key],
@@ -256,7 +268,11 @@ fn the_shadow_model_scores_the_same_request_but_only_the_primary_decides() {
     assert_eq!(scored.verdict, Verdict::Allow);
     assert_eq!(scored.model.digest, kit::model_digest_hex(&lenient));
     let shadow = scored.shadow.unwrap();
-    assert_eq!(shadow.verdict, Verdict::StepUp, "the strict shadow would challenge");
+    assert_eq!(
+        shadow.verdict,
+        Verdict::StepUp,
+        "the strict shadow would challenge"
+    );
     assert_eq!(shadow.model.digest, kit::model_digest_hex(&strict));
     assert!(shadow.score > 0.5 && scored.score < 0.5);
 }

@@ -32,9 +32,18 @@ pub const ACCESS_LOG_FIELDS: &[(&str, &str)] = &[
     ("score", "%FILTER_STATE(wasm.obguard.score:PLAIN)%"),
     ("reasons", "%FILTER_STATE(wasm.obguard.reasons:PLAIN)%"),
     ("model", "%FILTER_STATE(wasm.obguard.model:PLAIN)%"),
-    ("shadow_verdict", "%FILTER_STATE(wasm.obguard.shadow_verdict:PLAIN)%"),
-    ("shadow_score", "%FILTER_STATE(wasm.obguard.shadow_score:PLAIN)%"),
-    ("shadow_model", "%FILTER_STATE(wasm.obguard.shadow_model:PLAIN)%"),
+    (
+        "shadow_verdict",
+        "%FILTER_STATE(wasm.obguard.shadow_verdict:PLAIN)%",
+    ),
+    (
+        "shadow_score",
+        "%FILTER_STATE(wasm.obguard.shadow_score:PLAIN)%",
+    ),
+    (
+        "shadow_model",
+        "%FILTER_STATE(wasm.obguard.shadow_model:PLAIN)%",
+    ),
     ("response_flags", "%RESPONSE_FLAGS%"),
     ("response_code_details", "%RESPONSE_CODE_DETAILS%"),
     ("duration", "%DURATION%"),

@@ -80,20 +80,26 @@ fn from(envoy: &Envoy, token: &str, country: &str) -> Response {
     )
 }
 
-/// The newest access-log line of `client` (scans from the end: under load the log is long).
-fn last_line_of(envoy: &Envoy, client: &str) -> Value {
+/// The access-log line of `resp`, found by its interaction id (scanning from the end: under
+/// load the log is long; Envoy flushes it every 50 ms, so wait for it).
+fn line_for(envoy: &Envoy, resp: &Response) -> Value {
+    let id = resp
+        .header("x-fapi-interaction-id")
+        .expect("interaction id");
+    last_line_with(envoy, id)
+}
+
+fn last_line_with(envoy: &Envoy, needle: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(5);
-    let needle = format!("\"client_id\":\"{client}\"");
     loop {
         let text = std::fs::read_to_string(envoy.dir().join("access.log")).unwrap_or_default();
-        if let Some(line) = text
-            .lines()
-            .rev()
-            .find(|l| l.contains(&needle) || l.contains(&needle.replace(':', ": ")))
-        {
+        if let Some(line) = text.lines().rev().find(|l| l.contains(needle)) {
             return serde_json::from_str(line).unwrap();
         }
-        assert!(Instant::now() < deadline, "no access log line for {client}");
+        assert!(
+            Instant::now() < deadline,
+            "no access log line with {needle}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -115,7 +121,11 @@ fn wrk_summary(output: &str) -> (u64, u64) {
     let mut failed = 0;
     for line in output.lines() {
         let line = line.trim();
-        if let Some(n) = line.split(" requests in ").next().filter(|_| line.contains(" requests in ")) {
+        if let Some(n) = line
+            .split(" requests in ")
+            .next()
+            .filter(|_| line.contains(" requests in "))
+        {
             requests = n.trim().parse().unwrap_or(0);
         }
         if let Some(n) = line.strip_prefix("Non-2xx or 3xx responses:") {
@@ -144,7 +154,11 @@ fn a_signed_model_is_swapped_under_load_and_bad_files_keep_the_last_good_one() {
     assert!(wait_counter(&envoy, swapped, WORKERS, Duration::from_secs(10)) >= WORKERS);
     std::thread::sleep(Duration::from_millis(1500));
     let vms = envoy.counter(swapped);
-    assert_eq!(envoy.counter("wasmcustom.obguard.model.primary.fetched"), 1, "one fetch for all");
+    assert_eq!(
+        envoy.counter("wasmcustom.obguard.model.primary.fetched"),
+        1,
+        "one fetch for all"
+    );
 
     let probe = kit::token("ES256", Key::P256, &kit::claims("tpp-probe", "accounts"));
     // Home country: familiar after a dozen requests (novelty fades over 32).
@@ -154,7 +168,7 @@ fn a_signed_model_is_swapped_under_load_and_bad_files_keep_the_last_good_one() {
     // The lenient model does not mind a new country.
     let resp = from(&envoy, &probe, "FR");
     assert_eq!(resp.status, 200, "{}", resp.text());
-    let line = last_line_of(&envoy, "tpp-probe");
+    let line = line_for(&envoy, &resp);
     assert_eq!(line["verdict"], "allow", "{line}");
     assert_eq!(line["model"], short(&lenient()), "{line}");
 
@@ -167,7 +181,10 @@ fn a_signed_model_is_swapped_under_load_and_bad_files_keep_the_last_good_one() {
             Duration::from_secs(5)
         ) >= 1
     );
-    assert!(registry.answered().1 >= 1, "If-None-Match answered with 304");
+    assert!(
+        registry.answered().1 >= 1,
+        "If-None-Match answered with 304"
+    );
 
     // 20 s of load from a known client; the strict model is published 5 s in.
     let load = kit::token("ES256", Key::P256, &kit::claims("tpp-load", "accounts"));
@@ -176,7 +193,16 @@ fn a_signed_model_is_swapped_under_load_and_bad_files_keep_the_last_good_one() {
     let auth = format!("authorization: Bearer {load}");
     let wrk = std::thread::spawn(move || {
         Command::new("wrk")
-            .args(["-t1", "-c4", "-d20s", "-H", &auth, "-H", "x-client-geo-country: GB", &url])
+            .args([
+                "-t1",
+                "-c4",
+                "-d20s",
+                "-H",
+                &auth,
+                "-H",
+                "x-client-geo-country: GB",
+                &url,
+            ])
             .output()
             .expect("wrk (apt-get install wrk; `make test` installs it)")
     });
@@ -192,7 +218,7 @@ fn a_signed_model_is_swapped_under_load_and_bad_files_keep_the_last_good_one() {
             .unwrap_or_default()
             .contains("insufficient_user_authentication")
     );
-    let line = last_line_of(&envoy, "tpp-probe");
+    let line = line_for(&envoy, &resp);
     assert_eq!(line["verdict"], "step_up", "{line}");
     assert_eq!(line["model"], short(&strict()), "{line}");
     assert_eq!(from(&envoy, &probe, "GB").status, 200);
@@ -201,10 +227,16 @@ fn a_signed_model_is_swapped_under_load_and_bad_files_keep_the_last_good_one() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "wrk: {text}");
     let (requests, failed) = wrk_summary(&text);
+    eprintln!("wrk during the swap: {requests} requests, {failed} failed\n{text}");
     assert!(requests > 1000, "wrk ran: {text}");
     assert_eq!(failed, 0, "no failed request during the swap: {text}");
-    let line = last_line_of(&envoy, "tpp-load");
-    assert_eq!(line["model"], short(&strict()), "load ended on the new model: {line}");
+    std::thread::sleep(Duration::from_millis(200));
+    let line = last_line_with(&envoy, "\"tpp-load\"");
+    assert_eq!(
+        line["model"],
+        short(&strict()),
+        "load ended on the new model: {line}"
+    );
 
     // Bad files: each refused with its reason; the strict model keeps serving.
     let mut truncated = strict();
@@ -231,11 +263,15 @@ fn a_signed_model_is_swapped_under_load_and_bad_files_keep_the_last_good_one() {
         );
         let resp = from(&envoy, &probe, country);
         assert_eq!(resp.status, 401, "{reason}: strict model still serving");
-        let line = last_line_of(&envoy, "tpp-probe");
+        let line = line_for(&envoy, &resp);
         assert_eq!(line["model"], short(&strict()), "{reason}: {line}");
     }
     assert!(envoy.log().contains("refused (bad_signature)"));
-    assert_eq!(envoy.counter(swapped), 2 * vms, "no bad file was ever swapped in");
+    assert_eq!(
+        envoy.counter(swapped),
+        2 * vms,
+        "no bad file was ever swapped in"
+    );
 
     // The registry goes down: counted, still serving.
     registry.set_failing(true);
@@ -273,8 +309,13 @@ fn a_shadow_model_is_scored_and_logged_next_to_the_primary() {
     let token = kit::token("ES256", Key::P256, &kit::claims("tpp-shadow", "accounts"));
     assert_eq!(from(&envoy, &token, "GB").status, 200);
     let resp = from(&envoy, &token, "RU");
-    assert_eq!(resp.status, 200, "only the primary decides: {}", resp.text());
-    let line = last_line_of(&envoy, "tpp-shadow");
+    assert_eq!(
+        resp.status,
+        200,
+        "only the primary decides: {}",
+        resp.text()
+    );
+    let line = line_for(&envoy, &resp);
     assert_eq!(line["verdict"], "allow", "{line}");
     assert_eq!(line["model"], short(&lenient()), "{line}");
     assert_eq!(line["shadow_verdict"], "step_up", "{line}");

@@ -49,7 +49,11 @@ fn bad_config_is_refused_with_the_field_named() {
 
 #[test]
 fn the_shipped_bootstraps_are_valid() {
-    for config in ["envoy/demo/envoy.yaml", "envoy/delegation/envoy.yaml"] {
+    for config in [
+        "envoy/demo/envoy.yaml",
+        "envoy/delegation/envoy.yaml",
+        "envoy/model-lifecycle/envoy.yaml",
+    ] {
         validate(config);
     }
 }

@@ -260,7 +260,8 @@ impl Metrics {
 }
 
 /// `model.<role>.fetch_failed.<reason>` reasons.
-pub const MODEL_FETCH_FAILURES: [&str; 5] = ["unreachable", "status", "too_large", "dispatch", "store"];
+pub const MODEL_FETCH_FAILURES: [&str; 5] =
+    ["unreachable", "status", "too_large", "dispatch", "store"];
 
 impl Metrics {
     fn model_event(&self, name: &str) {
@@ -292,7 +293,12 @@ impl Metrics {
     }
 
     pub fn record_shadow_verdict(&self, verdict: Verdict) {
-        host::increment(self.shadow_verdicts.get(verdict.as_str()).copied().flatten());
+        host::increment(
+            self.shadow_verdicts
+                .get(verdict.as_str())
+                .copied()
+                .flatten(),
+        );
     }
 }
 

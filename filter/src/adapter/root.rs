@@ -82,8 +82,8 @@ impl RootContext for ObguardRoot {
                     worker.baselines = Box::new(SharedDataStore);
                 }
                 let worker = RefCell::new(worker);
-                let remote = config.issuers.iter().any(|i| i.remote.is_some())
-                    || models::polls(&config);
+                let remote =
+                    config.issuers.iter().any(|i| i.remote.is_some()) || models::polls(&config);
                 host::log(
                     LogLevel::Info,
                     &format!(
