@@ -23,8 +23,9 @@ use crate::pipeline::Worker;
 /// Per-worker bookkeeping for HTTP model sources.
 #[derive(Default)]
 pub struct ModelSourceState {
-    /// Shared-data CAS of the file each role last loaded from (to notice new fetches).
-    loaded_cas: HashMap<&'static str, u32>,
+    /// Digest of the stored file each role last tried to load (to notice new fetches, and
+    /// not to re-check a file this worker refused on every tick).
+    tried: HashMap<&'static str, Vec<u8>>,
     /// In-flight polls: call token → role.
     in_flight: HashMap<u32, Role>,
     /// Polls answered while no model is loaded yet are logged once, not every tick.
@@ -72,15 +73,15 @@ pub fn on_tick(
     let Some(stage) = &config.model else { return };
     for (role, source) in sources(stage) {
         let Some(http) = &source.http else { continue };
-        let (stored, cas) = hostcalls::get_shared_data(&role.shared_key()).unwrap_or((None, None));
+        let (head, _) = hostcalls::get_shared_data(&role.head_key()).unwrap_or((None, None));
         let mut etag = None;
-        if let (Some(bytes), Some(cas)) = (stored.as_deref(), cas)
-            && let Some(file) = model_source::decode_stored(bytes)
-        {
-            etag = file.etag.map(str::to_owned);
-            if state.loaded_cas.get(role.as_str()) != Some(&cas) {
-                state.loaded_cas.insert(role.as_str(), cas);
-                load(stage, source, worker, metrics, role, file.file);
+        if let Some(head) = head.as_deref().and_then(model_source::decode_stored) {
+            etag = head.etag.map(str::to_owned);
+            if state.tried.get(role.as_str()).map(Vec::as_slice) != Some(head.digest) {
+                state.tried.insert(role.as_str(), head.digest.to_vec());
+                if let Ok((Some(file), _)) = hostcalls::get_shared_data(&role.file_key()) {
+                    load(stage, source, worker, metrics, role, &file);
+                }
             }
         }
         if role == Role::Primary && worker.models.primary.is_none() && !state.warned_unavailable {
@@ -278,13 +279,25 @@ pub fn on_response(
             let etag = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, "etag")
                 .ok()
                 .flatten();
+            // Servers without ETags (Envoy's file_server) answer 200 every time: the same
+            // digest as the serving model means the same model, whatever its signature block.
+            let digest = obguard_models::file_digest(&body)
+                .ok()
+                .map(|d| obguard_models::schema::hex(&d));
+            if digest.is_some() && serving.map(|m| &m.digest) == digest.as_ref() {
+                metrics.model_not_modified(role);
+                return;
+            }
             match model_source::accept(&body, &stage.trust, source.pin.as_deref()) {
-                Ok(loaded) if serving.is_some_and(|m| m.digest == loaded.digest) => {
-                    metrics.model_not_modified(role);
-                }
                 Ok(loaded) => {
-                    let stored = model_source::encode_stored(now, etag.as_deref(), &body);
-                    match hostcalls::set_shared_data(&role.shared_key(), Some(&stored), None) {
+                    // The file first: a worker that sees the new head finds its file.
+                    let head =
+                        model_source::encode_stored(now, etag.as_deref(), loaded.digest.as_bytes());
+                    let stored = hostcalls::set_shared_data(&role.file_key(), Some(&body), None)
+                        .and_then(|()| {
+                            hostcalls::set_shared_data(&role.head_key(), Some(&head), None)
+                        });
+                    match stored {
                         Ok(()) => {
                             metrics.model_fetched(role);
                             host::log(

@@ -112,9 +112,15 @@ impl Role {
         }
     }
 
-    /// Shared-data key of the last accepted file (see [`encode_stored`]).
-    pub fn shared_key(self) -> String {
+    /// Shared-data key of the small record naming the last accepted file: fetch time, ETag
+    /// and digest ([`encode_stored`]). Workers read it every tick; the file only on change.
+    pub fn head_key(self) -> String {
         format!("obguard.model.{}", self.as_str())
+    }
+
+    /// Shared-data key of the last accepted file itself (written before its head).
+    pub fn file_key(self) -> String {
+        format!("obguard.model.{}.file", self.as_str())
     }
 
     /// Shared-data key of the last fetch attempt (claimed with compare-and-swap so one
@@ -147,9 +153,10 @@ impl HttpSource {
     }
 }
 
-/// The accepted file as kept in shared data: fetch time, the server's ETag (for
-/// `If-None-Match`) and the file itself.
-pub fn encode_stored(fetched_at: u64, etag: Option<&str>, file: &[u8]) -> Vec<u8> {
+/// The head record of the accepted file: fetch time, the server's ETag (for `If-None-Match`)
+/// and the file's digest (hex).
+pub fn encode_stored(fetched_at: u64, etag: Option<&str>, digest: &[u8]) -> Vec<u8> {
+    let file = digest;
     let etag = etag.unwrap_or("").as_bytes();
     let etag_len = u16::try_from(etag.len()).unwrap_or(0);
     let etag = etag.get(..usize::from(etag_len)).unwrap_or(&[]);
@@ -166,18 +173,18 @@ pub fn encode_stored(fetched_at: u64, etag: Option<&str>, file: &[u8]) -> Vec<u8
 pub struct Stored<'a> {
     pub fetched_at: u64,
     pub etag: Option<&'a str>,
-    pub file: &'a [u8],
+    pub digest: &'a [u8],
 }
 
 pub fn decode_stored(bytes: &[u8]) -> Option<Stored<'_>> {
     let (time, rest) = bytes.split_first_chunk::<8>()?;
     let (len, rest) = rest.split_first_chunk::<2>()?;
-    let (etag, file) = rest.split_at_checked(usize::from(u16::from_be_bytes(*len)))?;
+    let (etag, digest) = rest.split_at_checked(usize::from(u16::from_be_bytes(*len)))?;
     let etag = std::str::from_utf8(etag).ok().filter(|e| !e.is_empty());
     Some(Stored {
         fetched_at: u64::from_be_bytes(*time),
         etag,
-        file,
+        digest,
     })
 }
 
@@ -187,11 +194,11 @@ mod tests {
 
     #[test]
     fn stored_round_trip() {
-        let bytes = encode_stored(42, Some("\"v1\""), b"OBGMODEL...");
+        let bytes = encode_stored(42, Some("\"v1\""), b"c6c81c70");
         let stored = decode_stored(&bytes).unwrap();
         assert_eq!(stored.fetched_at, 42);
         assert_eq!(stored.etag, Some("\"v1\""));
-        assert_eq!(stored.file, b"OBGMODEL...");
+        assert_eq!(stored.digest, b"c6c81c70");
         let none = encode_stored(7, None, b"x");
         assert_eq!(decode_stored(&none).unwrap().etag, None);
         assert_eq!(decode_stored(&bytes[..9]), None);
