@@ -11,10 +11,14 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use obguard_models::{
-    ClientBaseline, ExtractConfig, Model, RequestEvent, extract, load, observe_response,
+    ClientBaseline, ExtractConfig, Model, PublicKey, RequestEvent, SignaturePolicy, extract, load,
+    observe_response,
 };
 
 const SHIPPED: &[u8] = include_bytes!("../shipped/obguard-default.model");
+/// The shipped model is signed with the DEMO-ONLY key.
+const DEMO_PUB: &str = include_str!("../../envoy/demo/keys/DEMO-ONLY-model-signing.pub");
+const LOADS: u32 = 50;
 const ITERS: u32 = 200_000;
 
 fn event(k: u64, path: &str) -> RequestEvent<'_> {
@@ -27,13 +31,36 @@ fn event(k: u64, path: &str) -> RequestEvent<'_> {
 }
 
 fn main() {
-    let model = match load(SHIPPED) {
+    let trusted = match PublicKey::from_base64(DEMO_PUB) {
+        Ok(k) => [k],
+        Err(e) => {
+            eprintln!("demo key: {e}");
+            return;
+        }
+    };
+    let model = match Model::load_verified(SHIPPED, SignaturePolicy::Required(&trusted)) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("model: {e}");
             return;
         }
     };
+    // Configure-time cost: load (no signature check) vs load_verified (digest + Ed25519).
+    for _ in 0..LOADS {
+        let policy = SignaturePolicy::Required(&trusted);
+        let _ = black_box((load(SHIPPED), Model::load_verified(SHIPPED, policy)));
+    }
+    let t = Instant::now();
+    for _ in 0..LOADS {
+        let _ = black_box(load(black_box(SHIPPED)));
+    }
+    let load_us = t.elapsed().as_secs_f64() * 1e6 / f64::from(LOADS);
+    let t = Instant::now();
+    for _ in 0..LOADS {
+        let policy = SignaturePolicy::Required(&trusted);
+        let _ = black_box(Model::load_verified(black_box(SHIPPED), policy));
+    }
+    let verified_us = t.elapsed().as_secs_f64() * 1e6 / f64::from(LOADS);
     let cfg = ExtractConfig::default();
     let mut b = ClientBaseline::new();
     let path = "/open-banking/v3.1/aisp/accounts/acc-00000003/transactions";
@@ -66,6 +93,11 @@ fn main() {
         let _ = black_box((Model::verdict(s, model.thresholds()), base.encode()));
     }
     let path_ns = t.elapsed().as_nanos() as f64 / f64::from(ITERS);
+    println!(
+        "model load ({} bytes): {load_us:.0} µs; load_verified (signed, 1 trusted key): \
+         {verified_us:.0} µs",
+        SHIPPED.len()
+    );
     println!("baseline after 500 requests: {} bytes encoded", bytes.len());
     println!("score: {score_ns:.0} ns/request");
     println!("decode + event + extract + score + verdict + encode: {path_ns:.0} ns/request");

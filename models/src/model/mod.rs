@@ -210,7 +210,7 @@ fn read_envelope(bytes: &[u8]) -> Result<Envelope, ModelError> {
 
 impl Model {
     /// A model from its parts (training). Validates like [`Model::load`]. Unsigned: sign the
-    /// written file with [`sign_model_file`] (feature `sign`).
+    /// written file with `sign_model_file` (feature `sign`).
     pub fn new(body: ModelBody) -> Result<Self, ModelError> {
         validate(&body)?;
         let envelope = Envelope {

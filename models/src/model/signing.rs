@@ -13,8 +13,9 @@
 //!   [`Model::digest`] / [`Model::digest_hex`] report it; [`file_digest`] computes it from file
 //!   bytes without decoding the body.
 //! * **Signature**: Ed25519 (RFC 8032, pure, no pre-hash) over the 49-byte message
-//!   `"obguard-model-v1:" (17 ASCII bytes, [`SIGNING_CONTEXT`]) || digest (32 raw bytes)`,
-//!   stored in the envelope's [`SignatureBlock`] with `algorithm = "ed25519"`
+//!   `"obguard-model-v1:" || digest`: the 17 ASCII bytes of [`SIGNING_CONTEXT`] followed by
+//!   the 32 raw digest bytes,
+//!   stored in the envelope's [`super::SignatureBlock`] with `algorithm = "ed25519"`
 //!   ([`SIGNATURE_ALGORITHM`]) and the 64 signature bytes.
 //! * **Key id**: lowercase hex of the first 8 bytes of SHA-256 of the 32-byte raw Ed25519
 //!   public key (16 characters). It only selects which trusted key to verify with; it is
