@@ -110,6 +110,45 @@ fn obguard_config(cache_entries: usize, host_crypto: bool, delegated: bool) -> V
     config
 }
 
+/// The shipped model (signed with the demo key) as the `model` section: scores every request.
+/// `mode: shadow` does all the work (features, baseline in shared data, score, verdict, log
+/// fields) but allows: one client at thousands of requests per second is, rightly, not
+/// something the enforcing model lets through.
+fn with_shipped_model(mut config: Value) -> Value {
+    let root = crate::workspace_root();
+    let model =
+        std::fs::read(root.join("models/shipped/obguard-default.model")).unwrap_or_default();
+    let key = std::fs::read_to_string(root.join("envoy/demo/keys/DEMO-ONLY-model-signing.pub"))
+        .unwrap_or_default();
+    use base64::Engine as _;
+    config["model"] = json!({
+        "inline_base64": base64::engine::general_purpose::STANDARD.encode(model),
+        "trusted_keys": [key.trim()],
+        "mode": "shadow",
+    });
+    config
+}
+
+/// A `ratelimit` section asking the `ratelimit` cluster (the in-process test service).
+fn with_ratelimit(mut config: Value, call: &str) -> Value {
+    config["ratelimit"] = json!({
+        "cluster": RATELIMIT_CLUSTER,
+        "domain": "bench",
+        "call": call,
+        "timeout_ms": 100,
+        "descriptors": [{"entries": [{"key": "client", "from": "client_id"}]}],
+    });
+    config
+}
+
+/// Cluster name of the rate-limit service the `*_rls_*` variants call.
+pub const RATELIMIT_CLUSTER: &str = "ratelimit";
+
+/// Whether any variant needs the rate-limit service (see [`bootstrap`]).
+pub fn needs_ratelimit(variants: &[Variant]) -> bool {
+    variants.iter().any(|v| v.name.contains("_rls_"))
+}
+
 /// Every variant, bare Envoy first (the baseline every ratio is taken against).
 pub fn variants(obguard_wasm: &str, noop_wasm: &str) -> Vec<Variant> {
     let obguard =
@@ -146,6 +185,39 @@ pub fn variants(obguard_wasm: &str, noop_wasm: &str) -> Vec<Variant> {
             filters: vec![obguard("warm", obguard_config(10_000, true, false))],
         },
         Variant {
+            name: "obguard_warm_model",
+            description: "obguard_warm + the shipped model (shadow mode): features, baseline in shared data, score, verdict",
+            token: TokenKind::Rs256,
+            filters: vec![obguard(
+                "warm-model",
+                with_shipped_model(obguard_config(10_000, true, false)),
+            )],
+        },
+        Variant {
+            name: "obguard_rls_every_request",
+            description: "obguard_warm_model + a rate-limit service call (gRPC) on every request",
+            token: TokenKind::Rs256,
+            filters: vec![obguard(
+                "rls-always",
+                with_ratelimit(
+                    with_shipped_model(obguard_config(10_000, true, false)),
+                    "always",
+                ),
+            )],
+        },
+        Variant {
+            name: "obguard_rls_non_allow",
+            description: "obguard_warm_model + rate-limit calls on non-allow verdicts only (none here)",
+            token: TokenKind::Rs256,
+            filters: vec![obguard(
+                "rls-non-allow",
+                with_ratelimit(
+                    with_shipped_model(obguard_config(10_000, true, false)),
+                    "non_allow",
+                ),
+            )],
+        },
+        Variant {
             name: "obguard_cold_rs256",
             description: "obguard, RS256 verified every request (cache off) via Envoy's verify_signature",
             token: TokenKind::Rs256,
@@ -175,8 +247,9 @@ pub fn variants(obguard_wasm: &str, noop_wasm: &str) -> Vec<Variant> {
     ]
 }
 
-/// The benchmark bootstrap: a listener per variant on `127.0.0.1:0`, admin on `127.0.0.1:0`.
-pub fn bootstrap(variants: &[Variant]) -> Value {
+/// The benchmark bootstrap: a listener per variant on `127.0.0.1:0`, admin on `127.0.0.1:0`,
+/// and the `ratelimit` cluster when a rate-limit service listens on `ratelimit_port`.
+pub fn bootstrap(variants: &[Variant], ratelimit_port: Option<u16>) -> Value {
     let listeners: Vec<Value> = variants
         .iter()
         .map(|variant| {
@@ -207,8 +280,12 @@ pub fn bootstrap(variants: &[Variant]) -> Value {
             })
         })
         .collect();
+    let clusters: Vec<Value> = ratelimit_port
+        .map(|port| crate::grpc_cluster(RATELIMIT_CLUSTER, port))
+        .into_iter()
+        .collect();
     json!({
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
-        "static_resources": {"listeners": listeners}
+        "static_resources": {"listeners": listeners, "clusters": clusters}
     })
 }

@@ -2,7 +2,9 @@
 //! load generator will send (`make bench` itself is not part of `make test`).
 
 use obguard_integration::bench::{self, TokenKind};
-use obguard_integration::{Envoy, EnvoyOptions, RawRequest, noop_wasm_path, wasm_path};
+use obguard_integration::{
+    Envoy, EnvoyOptions, RateLimitService, RawRequest, noop_wasm_path, wasm_path,
+};
 
 #[test]
 fn every_benchmark_variant_serves_its_request() {
@@ -10,8 +12,9 @@ fn every_benchmark_variant_serves_its_request() {
     let noop = noop_wasm_path();
     assert!(noop.exists(), "build it: make build ({})", noop.display());
     let variants = bench::variants(&obguard, &noop.to_string_lossy());
+    let rls = RateLimitService::start(Vec::new());
     let opts = EnvoyOptions {
-        bootstrap_override: Some(bench::bootstrap(&variants)),
+        bootstrap_override: Some(bench::bootstrap(&variants, Some(rls.port()))),
         ..EnvoyOptions::new(0)
     };
     let envoy = Envoy::start(opts);
@@ -24,6 +27,12 @@ fn every_benchmark_variant_serves_its_request() {
         }
         let resp = obguard_integration::send(port, &req);
         assert_eq!(resp.status, 200, "{}: {}", variant.name, resp.text());
+        if variant.name == "obguard_rls_every_request" {
+            assert!(
+                !rls.received().is_empty(),
+                "the rate-limit service was asked"
+            );
+        }
         if variant.token == TokenKind::None {
             continue;
         }

@@ -15,7 +15,7 @@ use std::time::Instant;
 use clap::Parser;
 use obguard_integration::bench::{self, Variant};
 use obguard_integration::{
-    Envoy, EnvoyOptions, envoy_bin, noop_wasm_path, wasm_path, workspace_root,
+    Envoy, EnvoyOptions, RateLimitService, envoy_bin, noop_wasm_path, wasm_path, workspace_root,
 };
 
 #[derive(Parser)]
@@ -47,6 +47,12 @@ struct Args {
     /// oha binary (open-loop latency); skipped when missing
     #[arg(long, default_value = ".tools/bin/oha")]
     oha: PathBuf,
+    /// Distinct clients for the memory run (0: skip it)
+    #[arg(long, default_value_t = 100_000)]
+    rss_clients: usize,
+    /// Seconds of load in the memory run (enough to reach every client once)
+    #[arg(long, default_value_t = 30)]
+    rss_seconds: u64,
 }
 
 #[derive(Default, Clone)]
@@ -72,8 +78,11 @@ fn main() {
         .map(|v| (v.name, bench::token(v.token)))
         .collect();
 
+    // The rate-limit service answers OK to everything, in this process (it shares CPU 1 with
+    // the load generator).
+    let rls = bench::needs_ratelimit(&variants).then(|| RateLimitService::start(Vec::new()));
     let envoy = Envoy::start(EnvoyOptions {
-        bootstrap_override: Some(bench::bootstrap(&variants)),
+        bootstrap_override: Some(bench::bootstrap(&variants, rls.as_ref().map(|r| r.port()))),
         component_log_level: None,
         ..EnvoyOptions::new(0)
     });
@@ -130,7 +139,7 @@ fn main() {
 
     let oha = root.join(&args.oha);
     let mut open: HashMap<&str, Samples> = HashMap::new();
-    let open_variants = ["bare", "noop_wasm", "obguard_warm"];
+    let open_variants = OPEN_LOOP_VARIANTS;
     if oha.exists() {
         for round in 0..args.rounds {
             for name in open_variants {
@@ -165,10 +174,25 @@ fn main() {
         );
     }
     let rss_mb = envoy.pid().and_then(rss_mb);
-    let elapsed = started.elapsed().as_secs();
     drop(envoy);
+    drop(rls);
+    let memory = if args.rss_clients > 0 {
+        memory_run(&variants, args.rss_clients, args.rss_seconds)
+    } else {
+        None
+    };
+    let elapsed = started.elapsed().as_secs();
 
-    let report = render(&args, &variants, &closed, &open, pinned, rss_mb, elapsed);
+    let report = render(
+        &args,
+        &variants,
+        &closed,
+        &open,
+        pinned,
+        rss_mb,
+        memory.as_ref(),
+        elapsed,
+    );
     let out = root.join(&args.out);
     if let Err(err) = std::fs::write(&out, report) {
         eprintln!("cannot write {}: {err}", out.display());
@@ -274,6 +298,135 @@ fn oha_run(
     Some((pct["p50"].as_f64()? * 1e6, pct["p99"].as_f64()? * 1e6))
 }
 
+/// Variants measured open loop (latency at a fixed rate).
+const OPEN_LOOP_VARIANTS: [&str; 4] = ["bare", "noop_wasm", "obguard_warm", "obguard_warm_model"];
+
+/// Envoy's memory with `clients` distinct clients tracked by the model stage.
+struct Memory {
+    clients: usize,
+    requests: u64,
+    bare_mb: f64,
+    noop_mb: f64,
+    loaded_mb: f64,
+    after_mb: f64,
+    stored: u64,
+    slot_taken: u64,
+}
+
+/// RSS of an Envoy with only the bare listener, then of an Envoy with only
+/// `obguard_warm_model` (default `max_clients` 100 000) before and after wrk cycles through
+/// `clients` tokens with distinct client ids (ES256, so the first pass verifies each one).
+fn memory_run(variants: &[Variant], clients: usize, seconds: u64) -> Option<Memory> {
+    let only = |name: &str| -> Vec<Variant> {
+        variants
+            .iter()
+            .filter(|v| v.name == name)
+            .cloned()
+            .collect()
+    };
+    let start = |set: &[Variant]| {
+        let envoy = Envoy::start(EnvoyOptions {
+            bootstrap_override: Some(bench::bootstrap(set, None)),
+            component_log_level: None,
+            ..EnvoyOptions::new(0)
+        });
+        pin_envoy(&envoy);
+        envoy
+    };
+    let model = only("obguard_warm_model");
+    if model.is_empty() || only("noop_wasm").is_empty() {
+        return None;
+    }
+    let bare = start(&only("bare"));
+    let _ = wrk(bare.listener_ports()["bare"], None, 1, 16);
+    let bare_mb = bare.pid().and_then(rss_mb)?;
+    drop(bare);
+    let noop = start(&only("noop_wasm"));
+    let _ = wrk(noop.listener_ports()["noop_wasm"], None, 1, 16);
+    let noop_mb = noop.pid().and_then(rss_mb)?;
+    drop(noop);
+
+    eprintln!("memory run: minting {clients} ES256 tokens with distinct client ids");
+    let dir = tempfile::tempdir().ok()?;
+    let tokens_path = dir.path().join("tokens.txt");
+    let mut tokens = String::with_capacity(clients * 700);
+    let claims = bench::bench_claims();
+    for i in 0..clients {
+        let mut c = claims.clone();
+        c["client_id"] = serde_json::json!(format!("tpp-mem-{i}"));
+        c["sub"] = serde_json::json!(format!("psu-mem-{i}"));
+        tokens.push_str(&obguard_testkit::token(
+            "ES256",
+            obguard_testkit::Key::P256,
+            &c,
+        ));
+        tokens.push('\n');
+    }
+    std::fs::write(&tokens_path, tokens).ok()?;
+    let script = dir.path().join("tokens.lua");
+    std::fs::write(&script, WRK_TOKENS_LUA).ok()?;
+
+    let envoy = start(&model);
+    let port = envoy.listener_ports()["obguard_warm_model"];
+    let _ = wrk(
+        port,
+        bench::token(bench::TokenKind::Rs256).as_deref(),
+        1,
+        16,
+    );
+    let loaded_mb = envoy.pid().and_then(rss_mb)?;
+    let out = Command::new("taskset")
+        .args(["-c", "1", "wrk", "-t1", "-c16"])
+        .arg(format!("-d{seconds}s"))
+        .arg("-s")
+        .arg(&script)
+        .arg(format!("http://127.0.0.1:{port}/accounts"))
+        .env("OBGUARD_TOKENS", &tokens_path)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let requests = text
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .split(" requests in ")
+                .next()
+                .filter(|_| l.contains(" requests in "))
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    if text.contains("Non-2xx") {
+        eprintln!("memory run: wrk saw non-2xx answers:\n{text}");
+    }
+    let after_mb = envoy.pid().and_then(rss_mb)?;
+    let stored = envoy.counter("wasmcustom.obguard.baseline.stored");
+    let slot_taken = envoy.counter("wasmcustom.obguard.baseline.slot_taken");
+    eprintln!(
+        "memory run: bare {bare_mb:.0} MB; no-op wasm {noop_mb:.0} MB; obguard {loaded_mb:.0} MB loaded, {after_mb:.0} MB after {requests} requests from {clients} clients"
+    );
+    Some(Memory {
+        clients,
+        requests,
+        bare_mb,
+        noop_mb,
+        loaded_mb,
+        after_mb,
+        stored,
+        slot_taken,
+    })
+}
+
+/// wrk script: each request carries the next token of the file `$OBGUARD_TOKENS`.
+const WRK_TOKENS_LUA: &str = r#"
+local tokens = {}
+for line in io.lines(os.getenv("OBGUARD_TOKENS")) do tokens[#tokens + 1] = line end
+local i = 0
+request = function()
+  i = i % #tokens + 1
+  return wrk.format("GET", "/accounts", {["authorization"] = "Bearer " .. tokens[i]})
+end
+"#;
+
 fn rss_mb(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -350,6 +503,7 @@ fn render(
     open: &HashMap<&str, Samples>,
     pinned: bool,
     rss_mb: Option<f64>,
+    memory: Option<&Memory>,
     elapsed: u64,
 ) -> String {
     let mut md = String::new();
@@ -439,7 +593,7 @@ fn render(
         );
         let _ = writeln!(md, "|---|---|---|---|");
         let bare_p99 = open.get("bare").map_or(f64::NAN, |s| median(&s.p99_us));
-        for name in ["bare", "noop_wasm", "obguard_warm"] {
+        for name in OPEN_LOOP_VARIANTS {
             let Some(s) = open.get(name) else { continue };
             let (lo, hi) = min_max(&s.p99_us);
             let _ = writeln!(
@@ -456,6 +610,30 @@ fn render(
             md,
             "\nCommand per run: `taskset -c 1 oha --no-tui --output-format json --latency-correction -z {}s -q {} -c 16 [-H 'authorization: Bearer …'] http://127.0.0.1:<port>/accounts`",
             args.duration, args.rate
+        );
+    }
+    if let Some(m) = memory {
+        let _ = writeln!(md, "\n## Memory with {} tracked clients\n", m.clients);
+        let _ = writeln!(
+            md,
+            "Envoy RSS (one worker), bare listener only vs obguard with the shipped model (`max_clients` 100 000) before and after `taskset -c 1 wrk -t1 -c16 -d{}s -s tokens.lua` cycled through {} ES256 tokens with distinct client ids ({} requests; baseline writes: {} stored, {} slot taken).\n",
+            args.rss_seconds, m.clients, m.requests, m.stored, m.slot_taken
+        );
+        let _ = writeln!(md, "| Envoy | RSS MB |");
+        let _ = writeln!(md, "|---|---|");
+        let _ = writeln!(md, "| bare | {:.0} |", m.bare_mb);
+        let _ = writeln!(
+            md,
+            "| no-op wasm filter (V8 and a plugin instance per thread) | {:.0} |",
+            m.noop_mb
+        );
+        let _ = writeln!(md, "| obguard + model, loaded | {:.0} |", m.loaded_mb);
+        let _ = writeln!(
+            md,
+            "| obguard + model, after {} clients | {:.0} (bare + {:.0}) |",
+            m.clients,
+            m.after_mb,
+            m.after_mb - m.bare_mb
         );
     }
     let micro = criterion_rows(&workspace_root().join("target/criterion"));
