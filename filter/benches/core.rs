@@ -96,5 +96,45 @@ fn warm_path(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, warm_path, token_verify);
+/// The warm path with the shipped model (shadow mode, as in obguard-bench's
+/// `obguard_warm_model`): features, baseline round trip through the (memory) store, score.
+fn warm_path_with_model(c: &mut Criterion) {
+    use base64::Engine as _;
+    let mut raw = kit::plugin_config();
+    raw["model"] = serde_json::json!({
+        "inline_base64": base64::engine::general_purpose::STANDARD
+            .encode(include_bytes!("../../models/shipped/obguard-default.model")),
+        "trusted_keys": [include_str!("../../envoy/demo/keys/DEMO-ONLY-model-signing.pub").trim()],
+        "mode": "shadow",
+    });
+    let config = match config::load(raw.to_string().as_bytes()) {
+        Ok(config) => config,
+        Err(err) => panic!("{err}"),
+    };
+    let mut worker = Worker::new(&config);
+    let token = kit::token("RS256", Key::Rsa1, &kit::claims("tpp-1", "accounts"));
+    let bearer = format!("Bearer {token}");
+    let authorization = [bearer.as_str()];
+    let headers = vec![
+        ("user-agent".to_owned(), "AcmeAggregator/2.3".to_owned()),
+        ("x-client-geo-country".to_owned(), "GB".to_owned()),
+        ("x-forwarded-for".to_owned(), "203.0.113.10".to_owned()),
+    ];
+    let view = RequestView {
+        method: "GET",
+        path: "/accounts",
+        authorization: &authorization,
+        interaction_id: Some("93bac548-d2de-4546-b106-880a5018460d"),
+        jwt_authn_payloads: None,
+        headers: &headers,
+        now_ms: 0,
+    };
+    let now = kit::now();
+    let _ = decide(&config, &mut worker, &view, now);
+    c.bench_function("decide with the shipped model (shadow, memory store)", |b| {
+        b.iter(|| black_box(decide(&config, &mut worker, black_box(&view), now)).outcome)
+    });
+}
+
+criterion_group!(benches, warm_path, warm_path_with_model, token_verify);
 criterion_main!(benches);
