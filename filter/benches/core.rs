@@ -131,9 +131,10 @@ fn warm_path_with_model(c: &mut Criterion) {
     };
     let now = kit::now();
     let _ = decide(&config, &mut worker, &view, now);
-    c.bench_function("decide with the shipped model (shadow, memory store)", |b| {
-        b.iter(|| black_box(decide(&config, &mut worker, black_box(&view), now)).outcome)
-    });
+    c.bench_function(
+        "decide with the shipped model (shadow, memory store)",
+        |b| b.iter(|| black_box(decide(&config, &mut worker, black_box(&view), now)).outcome),
+    );
 }
 
 criterion_group!(benches, warm_path, warm_path_with_model, token_verify);

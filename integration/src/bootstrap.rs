@@ -152,18 +152,20 @@ pub fn bootstrap(opts: &EnvoyOptions, wasm: &Path, access_log: &Path) -> Value {
     })];
     clusters.extend(opts.extra_clusters.iter().cloned());
 
+    let mut listeners = vec![json!({
+        "name": "obguard_listener",
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": hcm,
+        }]}],
+    })];
+    listeners.extend(opts.extra_listeners.iter().cloned());
     let mut bootstrap = json!({
         "node": {"id": "obguard-test", "cluster": "obguard-test"},
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
         "static_resources": {
-            "listeners": [{
-                "name": "obguard_listener",
-                "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
-                "filter_chains": [{"filters": [{
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "typed_config": hcm,
-                }]}],
-            }],
+            "listeners": listeners,
             "clusters": clusters,
         },
     });

@@ -34,6 +34,8 @@ pub struct EnvoyOptions {
     pub extra_http_filters: Vec<Value>,
     /// Extra static clusters (e.g. a JWKS server or a rate-limit service on loopback).
     pub extra_clusters: Vec<Value>,
+    /// Extra listeners next to `obguard_listener` (e.g. Envoy serving model files).
+    pub extra_listeners: Vec<Value>,
     /// Fields merged into the HTTP connection manager config (a JSON object, or `Null` for
     /// none), e.g. `{"use_remote_address": true}`.
     pub hcm_overrides: Value,
@@ -62,6 +64,7 @@ impl EnvoyOptions {
             wasm: None,
             extra_http_filters: Vec::new(),
             extra_clusters: Vec::new(),
+            extra_listeners: Vec::new(),
             hcm_overrides: Value::Null,
             customize: None,
             component_log_level: Some("wasm:debug".into()),

@@ -356,3 +356,102 @@ fn before_the_first_model_requests_get_the_configured_answer() {
     }
     assert_eq!(status, 200, "served once the registry answers");
 }
+
+/// Envoy's own `file_server` filter serving `dir` under `/models/` on `port` (loopback), as in
+/// envoy/model-lifecycle/envoy.yaml.
+fn file_server_listener(port: u16, dir: &std::path::Path) -> Value {
+    json!({
+        "name": "model_files",
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": "model_files",
+                "route_config": {"virtual_hosts": [{"name": "files", "domains": ["*"], "routes": [
+                    {"match": {"prefix": "/models/"}, "direct_response": {"status": 404}}
+                ]}]},
+                "http_filters": [
+                    {"name": "envoy.filters.http.file_server", "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.file_server.v3.FileServerConfig",
+                        "path_mappings": [{"request_path_prefix": "/models/", "file_path_prefix": format!("{}/", dir.display())}],
+                        "default_content_type": "application/octet-stream",
+                        "manager_config": {"thread_pool": {"thread_count": 1}}
+                    }},
+                    {"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+                ]
+            }
+        }]}]
+    })
+}
+
+/// Replaces `dir/name` atomically (write, then rename), as an operator should.
+fn publish_file(dir: &std::path::Path, name: &str, bytes: &[u8]) {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+#[test]
+fn model_files_on_local_disk_served_by_envoys_file_server_are_swapped() {
+    let dir = tempfile::tempdir().unwrap();
+    publish_file(dir.path(), "current.model", &lenient());
+    // A free loopback port for the file listener (the cluster must name it).
+    let files_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let upstream = EchoUpstream::start();
+    let source =
+        json!({"http": {"cluster": "model_files", "path": "/models/current.model", "poll_s": 1}});
+    let mut opts = EnvoyOptions::new(upstream.port()).plugin(config(source));
+    opts.extra_clusters
+        .push(loopback_cluster("model_files", files_port));
+    opts.extra_listeners
+        .push(file_server_listener(files_port, dir.path()));
+    let envoy = Envoy::start(opts);
+    let swapped = "wasmcustom.obguard.model.primary.swapped";
+    assert!(wait_counter(&envoy, swapped, 1, Duration::from_secs(10)) >= 1);
+    std::thread::sleep(Duration::from_millis(1500));
+    let vms = envoy.counter(swapped);
+    // No ETag from file_server: the unchanged file is recognised by its digest.
+    assert!(
+        wait_counter(
+            &envoy,
+            "wasmcustom.obguard.model.primary.not_modified",
+            1,
+            Duration::from_secs(5)
+        ) >= 1
+    );
+    let token = kit::token("ES256", Key::P256, &kit::claims("tpp-disk", "accounts"));
+    for _ in 0..16 {
+        assert_eq!(from(&envoy, &token, "GB").status, 200);
+    }
+    assert_eq!(from(&envoy, &token, "FR").status, 200, "lenient model");
+
+    publish_file(dir.path(), "current.model", &model(10.0));
+    assert!(
+        wait_counter(
+            &envoy,
+            "wasmcustom.obguard.model.primary.rejected.unsigned",
+            1,
+            Duration::from_secs(5)
+        ) >= 1,
+        "an unsigned file on disk is refused"
+    );
+    assert_eq!(
+        from(&envoy, &token, "DE").status,
+        200,
+        "lenient model still serving"
+    );
+
+    publish_file(dir.path(), "current.model", &strict());
+    assert_eq!(
+        wait_counter(&envoy, swapped, 2 * vms, Duration::from_secs(10)),
+        2 * vms
+    );
+    let resp = from(&envoy, &token, "BR");
+    assert_eq!(resp.status, 401, "strict model from disk: {}", resp.text());
+    assert_eq!(line_for(&envoy, &resp)["model"], short(&strict()));
+}
