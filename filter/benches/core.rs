@@ -2,7 +2,7 @@
 //! Envoy lives in `integration/src/bin/obguard-bench.rs`; both run from `make bench`.
 
 // Benchmark code: a broken setup should stop loudly.
-#![allow(clippy::panic)]
+#![allow(clippy::panic, clippy::indexing_slicing)]
 
 use std::hint::black_box;
 
