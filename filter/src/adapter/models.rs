@@ -73,13 +73,13 @@ pub fn on_tick(
     let Some(stage) = &config.model else { return };
     for (role, source) in sources(stage) {
         let Some(http) = &source.http else { continue };
-        let (head, _) = hostcalls::get_shared_data(&role.head_key()).unwrap_or((None, None));
+        let (head, _) = hostcalls::get_shared_data(&http.head_key(role)).unwrap_or((None, None));
         let mut etag = None;
         if let Some(head) = head.as_deref().and_then(model_source::decode_stored) {
             etag = head.etag.map(str::to_owned);
             if state.tried.get(role.as_str()).map(Vec::as_slice) != Some(head.digest) {
                 state.tried.insert(role.as_str(), head.digest.to_vec());
-                if let Ok((Some(file), _)) = hostcalls::get_shared_data(&role.file_key()) {
+                if let Ok((Some(file), _)) = hostcalls::get_shared_data(&http.file_key(role)) {
                     load(stage, source, worker, metrics, role, &file);
                 }
             }
@@ -166,7 +166,7 @@ fn poll(
     metrics: &Metrics,
     now: u64,
 ) {
-    let (attempt, attempt_cas) = match hostcalls::get_shared_data(&role.attempt_key()) {
+    let (attempt, attempt_cas) = match hostcalls::get_shared_data(&http.attempt_key(role)) {
         Ok((bytes, cas)) => (
             bytes
                 .as_deref()
@@ -181,7 +181,7 @@ fn poll(
     }
     // Claim the attempt with compare-and-swap so one worker polls, not all of them.
     if hostcalls::set_shared_data(
-        &role.attempt_key(),
+        &http.attempt_key(role),
         Some(&now.to_be_bytes()),
         attempt_cas.or(Some(0)),
     )
@@ -293,10 +293,11 @@ pub fn on_response(
                     // The file first: a worker that sees the new head finds its file.
                     let head =
                         model_source::encode_stored(now, etag.as_deref(), loaded.digest.as_bytes());
-                    let stored = hostcalls::set_shared_data(&role.file_key(), Some(&body), None)
-                        .and_then(|()| {
-                            hostcalls::set_shared_data(&role.head_key(), Some(&head), None)
-                        });
+                    let stored =
+                        hostcalls::set_shared_data(&http.file_key(role), Some(&body), None)
+                            .and_then(|()| {
+                                hostcalls::set_shared_data(&http.head_key(role), Some(&head), None)
+                            });
                     match stored {
                         Ok(()) => {
                             metrics.model_fetched(role);

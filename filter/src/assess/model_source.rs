@@ -111,23 +111,6 @@ impl Role {
             Role::Shadow => "shadow",
         }
     }
-
-    /// Shared-data key of the small record naming the last accepted file: fetch time, ETag
-    /// and digest ([`encode_stored`]). Workers read it every tick; the file only on change.
-    pub fn head_key(self) -> String {
-        format!("obguard.model.{}", self.as_str())
-    }
-
-    /// Shared-data key of the last accepted file itself (written before its head).
-    pub fn file_key(self) -> String {
-        format!("obguard.model.{}.file", self.as_str())
-    }
-
-    /// Shared-data key of the last fetch attempt (claimed with compare-and-swap so one
-    /// worker polls, not all of them).
-    pub fn attempt_key(self) -> String {
-        format!("obguard.model.{}.attempt", self.as_str())
-    }
 }
 
 /// A configured model: where it comes from and what pins it.
@@ -141,6 +124,40 @@ pub struct ModelSource {
 }
 
 impl HttpSource {
+    /// Shared-data keys are per role *and* per source, so a configuration that points a role
+    /// elsewhere (a rollback to another path) never loads what the old source stored.
+    fn key(&self, role: Role, what: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for part in [&self.cluster, &self.authority, &self.path] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        let id: String = h
+            .finalize()
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("obguard.model.{}.{id}.{what}", role.as_str())
+    }
+
+    /// The small record naming the last accepted file: fetch time, ETag and digest
+    /// ([`encode_stored`]). Workers read it every tick; the file only when it changes.
+    pub fn head_key(&self, role: Role) -> String {
+        self.key(role, "head")
+    }
+
+    /// The last accepted file itself (written before its head).
+    pub fn file_key(&self, role: Role) -> String {
+        self.key(role, "file")
+    }
+
+    /// The last fetch attempt, claimed with compare-and-swap so one worker polls.
+    pub fn attempt_key(&self, role: Role) -> String {
+        self.key(role, "attempt")
+    }
+
     /// Whether a fetch is due: never attempted, or `poll_s` since the last attempt by any
     /// worker. Before the first accepted file, retries come at most every 2 s.
     pub fn fetch_due(&self, now: u64, last_attempt: Option<u64>, have_model: bool) -> bool {
@@ -219,5 +236,28 @@ mod tests {
         assert!(source.fetch_due(102, Some(100), false));
         assert!(!source.fetch_due(120, Some(100), true));
         assert!(source.fetch_due(130, Some(100), true));
+    }
+
+    #[test]
+    fn shared_keys_differ_by_role_and_source() {
+        let a = HttpSource {
+            cluster: "models".into(),
+            path: "/current.model".into(),
+            authority: "models".into(),
+            poll_s: 30,
+            timeout_ms: 1000,
+            max_bytes: 1 << 20,
+        };
+        let b = HttpSource {
+            path: "/previous.model".into(),
+            ..a.clone()
+        };
+        assert_ne!(a.head_key(Role::Primary), b.head_key(Role::Primary));
+        assert_ne!(a.head_key(Role::Primary), a.head_key(Role::Shadow));
+        assert_ne!(a.head_key(Role::Primary), a.file_key(Role::Primary));
+        assert_eq!(
+            a.attempt_key(Role::Shadow),
+            a.clone().attempt_key(Role::Shadow)
+        );
     }
 }
