@@ -9,6 +9,7 @@
 pub mod baselines;
 pub mod model;
 pub mod model_source;
+pub mod pending;
 
 use std::collections::HashMap;
 

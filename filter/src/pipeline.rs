@@ -3,6 +3,7 @@
 
 use crate::assess::baselines::{BaselineStore, MemoryStore};
 use crate::assess::model::{self as model_stage, ActiveModels, Scored, WhenUnavailable};
+use crate::assess::pending::PendingResponses;
 use crate::assess::{self, Assessment};
 use crate::authorise::path;
 use crate::authorise::routes::Route;
@@ -84,6 +85,8 @@ pub struct Worker {
     pub baselines: Box<dyn BaselineStore>,
     /// The models this worker scores with (swapped by the model-source timer).
     pub models: ActiveModels,
+    /// Responses folded into baselines with their client's next request (or by the timer).
+    pub pending_responses: PendingResponses,
 }
 
 impl Worker {
@@ -93,6 +96,7 @@ impl Worker {
             remote_keys: config.issuers.iter().map(|_| None).collect(),
             baselines: Box::new(MemoryStore::default()),
             models: ActiveModels::from_config(config.model.as_ref()),
+            pending_responses: PendingResponses::default(),
         }
     }
 }
@@ -289,12 +293,14 @@ pub fn decide<'c>(
                 headers: request.headers,
             };
             let thresholds = route.and_then(|r| r.thresholds.as_ref());
-            match stage.score(
+            let scored = stage.score(
                 &worker.models,
                 worker.baselines.as_mut(),
+                &mut worker.pending_responses,
                 &facts,
                 thresholds,
-            ) {
+            );
+            match scored {
                 Some(scored) => {
                     let enforced = scored.enforced(stage.shadow);
                     decision.model = Some(scored);

@@ -382,3 +382,49 @@ fn baseline_write_fates_are_reported() {
         .count();
     assert!(taken >= 400 - 64, "{taken} slot_taken");
 }
+
+#[test]
+fn responses_folded_with_the_next_request_leave_the_same_baseline_as_at_once() {
+    use obguard::assess::baselines::slot_of;
+    use obguard::assess::pending::ObservedResponse;
+    let config = load(&model_config("enforce"));
+    let stage = config.model.as_ref().unwrap();
+    // Worker `now` folds each response at once; worker `later` defers it, as the adapter does.
+    let mut now = Worker::new(&config);
+    let mut later = Worker::new(&config);
+    let c = client(
+        "tpp-fold",
+        "GB",
+        "AS2856",
+        "203.0.113.10",
+        "AcmeAggregator/2.3",
+    );
+    let start = business_hours_ms();
+    for i in 0..12u64 {
+        let t = start + i * 45_000;
+        let path = format!("/accounts/acc-{}/transactions", i % 4);
+        let a = call(&config, &mut now, &c, &path, t).model.unwrap();
+        let b = call(&config, &mut later, &c, &path, t).model.unwrap();
+        assert_eq!(a.score, b.score, "request {i} scored alike");
+        let response = ObservedResponse {
+            status: if i % 3 == 0 { 404 } else { 200 },
+            bytes: 2_000 + i * 100,
+            at_ms: t + 20,
+        };
+        stage.observe(now.baselines.as_mut(), "tpp-fold", &[response], t + 20);
+        assert!(later.pending_responses.defer("tpp-fold", response));
+    }
+    // What the timer does for a client that does not come back.
+    for (client, responses) in later.pending_responses.due(u64::MAX) {
+        stage.observe(
+            later.baselines.as_mut(),
+            &client,
+            &responses,
+            start + 600_000,
+        );
+    }
+    let (key, _) = slot_of("tpp-fold", 64);
+    let a = now.baselines.load(&key).bytes.unwrap();
+    assert_eq!(Some(a), later.baselines.load(&key).bytes);
+    assert!(later.pending_responses.is_empty());
+}

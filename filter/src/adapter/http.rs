@@ -11,6 +11,7 @@ use super::jwks;
 use super::jwt_authn;
 use super::ratelimit::{self as rl, Pending};
 use super::root::Shared;
+use crate::assess::pending::ObservedResponse;
 use crate::enforce::interaction_id;
 use crate::pipeline::{self, RequestView, Worker};
 use crate::ratelimit::RequestFacts;
@@ -284,14 +285,19 @@ impl HttpContext for ObguardHttp {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0);
             if let Ok(mut worker) = state.worker.try_borrow_mut() {
-                let fate = stage.observe(
-                    worker.baselines.as_mut(),
-                    &client,
+                let now_ms = host::now_unix_ms();
+                let response = ObservedResponse {
                     status,
                     bytes,
-                    host::now_unix_ms(),
-                );
-                state.metrics.record_baseline(fate);
+                    at_ms: now_ms,
+                };
+                // Folded with the client's next request; at once only when the worker's
+                // pending set is full.
+                if !worker.pending_responses.defer(&client, response) {
+                    let fate =
+                        stage.observe(worker.baselines.as_mut(), &client, &[response], now_ms);
+                    state.metrics.record_baseline(fate);
+                }
             }
         }
         for (name, value) in &self.response_headers {

@@ -38,14 +38,6 @@ impl ModelSourceState {
     }
 }
 
-/// Whether the timer is needed for models.
-pub fn polls(config: &FilterConfig) -> bool {
-    config
-        .model
-        .as_ref()
-        .is_some_and(|m| sources(m).any(|(_, s)| s.http.is_some()))
-}
-
 fn sources(stage: &ModelStage) -> impl Iterator<Item = (Role, &ModelSource)> {
     std::iter::once((Role::Primary, &stage.primary))
         .chain(stage.shadow_model.iter().map(|s| (Role::Shadow, s)))

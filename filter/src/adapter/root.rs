@@ -1,5 +1,6 @@
 //! Plugin root: loads the configuration (refusing to start on any error), hands each request
-//! stream the shared state, and runs the remote-JWKS timer.
+//! stream the shared state, and runs the timer (remote JWKS, model polls, pending baseline
+//! updates).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -82,8 +83,9 @@ impl RootContext for ObguardRoot {
                     worker.baselines = Box::new(SharedDataStore);
                 }
                 let worker = RefCell::new(worker);
-                let remote =
-                    config.issuers.iter().any(|i| i.remote.is_some()) || models::polls(&config);
+                // The timer: remote keys, model polls, and pending baseline updates.
+                let timer =
+                    config.issuers.iter().any(|i| i.remote.is_some()) || config.model.is_some();
                 host::log(
                     LogLevel::Info,
                     &format!(
@@ -104,7 +106,7 @@ impl RootContext for ObguardRoot {
                 }));
                 self.jwks = JwksState::default();
                 self.models = ModelSourceState::default();
-                if remote {
+                if timer {
                     if let Err(status) = hostcalls::set_tick_period(jwks::TICK) {
                         host::log(
                             LogLevel::Error,
@@ -146,6 +148,14 @@ impl RootContext for ObguardRoot {
                 &state.metrics,
                 now,
             );
+            if let Some(stage) = &state.config.model {
+                let now_ms = host::now_unix_ms();
+                for (client, responses) in worker.pending_responses.due(now_ms) {
+                    let fate =
+                        stage.observe(worker.baselines.as_mut(), &client, &responses, now_ms);
+                    state.metrics.record_baseline(fate);
+                }
+            }
         }
     }
 

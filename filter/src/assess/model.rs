@@ -12,6 +12,7 @@ use obguard_models::{
 
 use super::baselines::{self, BaselineStore, Occupancy};
 use super::model_source::{LoadedModel, ModelSource, Trust};
+use super::pending::{ObservedResponse, PendingResponses};
 use super::{Assessment, RiskBand, Verdict};
 
 /// Compiled `model` configuration. The models themselves live in the worker
@@ -188,14 +189,19 @@ impl ModelStage {
     /// the client's). `thresholds`: the route's override or the model's own.
     /// The shadow model, when loaded, scores the same features (computed with the primary's
     /// population prior) under the route's thresholds or its own.
+    ///
+    /// The client's pending responses (see [`PendingResponses`]) are folded in first, in the
+    /// same write.
     pub fn score(
         &self,
         models: &ActiveModels,
         store: &mut dyn BaselineStore,
+        pending: &mut PendingResponses,
         facts: &RequestFacts<'_>,
         route_thresholds: Option<&Thresholds>,
     ) -> Option<Scored> {
         let primary = models.primary.clone()?;
+        let responses = pending.take(facts.client_id);
         let thresholds = route_thresholds.unwrap_or(primary.model.thresholds());
         let event = self.event(facts);
         let (key, owner) = baselines::slot_of(facts.client_id, self.max_clients);
@@ -209,7 +215,12 @@ impl ModelStage {
                 facts.now_ms,
                 self.client_ttl_s,
             ) {
-                Occupancy::Mine(b) => (b, true),
+                Occupancy::Mine(mut b) => {
+                    for r in &responses {
+                        observe_response(&mut b, r.status, r.bytes, r.at_ms);
+                    }
+                    (b, true)
+                }
                 Occupancy::Taken => (obguard_models::ClientBaseline::new(), false),
             };
             let features = extract(
@@ -272,14 +283,14 @@ impl ModelStage {
         })
     }
 
-    /// Response phase: the status and size feed the error-ratio and exfiltration features.
-    /// Returns the update's fate (counted like the request phase's).
+    /// Folds responses into the client's baseline now (the response phase when
+    /// [`PendingResponses`] is full, and the timer's flush): the status and size feed the
+    /// error-ratio and exfiltration features. Returns the update's fate.
     pub fn observe(
         &self,
         store: &mut dyn BaselineStore,
         client_id: &str,
-        status: u16,
-        resp_bytes: u64,
+        responses: &[ObservedResponse],
         now_ms: u64,
     ) -> BaselineWrite {
         let (key, owner) = baselines::slot_of(client_id, self.max_clients);
@@ -290,7 +301,9 @@ impl ModelStage {
             else {
                 return BaselineWrite::SlotTaken;
             };
-            observe_response(&mut baseline, status, resp_bytes, now_ms);
+            for r in responses {
+                observe_response(&mut baseline, r.status, r.bytes, r.at_ms);
+            }
             let Some(bytes) = baselines::encode_slot(owner, &baseline) else {
                 return BaselineWrite::Lost;
             };
