@@ -83,7 +83,7 @@ fn warm_path(c: &mut Criterion) {
     c.bench_function("decide: cached token, route, scopes, headers", |b| {
         b.iter(|| black_box(decide(&config, &mut worker, black_box(&view), now)).outcome)
     });
-    c.bench_function("cache key: sha256 of the token", |b| {
+    c.bench_function("cache key: blake3 of the token", |b| {
         b.iter(|| TokenCache::key(black_box(&token)))
     });
     c.bench_function("route match (6 routes)", |b| {

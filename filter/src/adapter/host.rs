@@ -31,6 +31,19 @@ pub fn now_unix_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// Unix seconds and milliseconds from one clock read: [`now_unix_secs`] and [`now_unix_ms`]
+/// in a single host call.
+pub fn now_unix_secs_and_ms() -> (u64, u64) {
+    let host = hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok());
+    let ms = host.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let secs = host
+        .or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    (secs, ms)
+}
+
 pub fn response_header(name: &str) -> Option<String> {
     hostcalls::get_map_value(MapType::HttpResponseHeaders, name)
         .ok()
@@ -60,7 +73,12 @@ pub fn request_headers() -> Vec<(String, String)> {
     match hostcalls::get_map_bytes(MapType::HttpRequestHeaders) {
         Ok(pairs) => pairs
             .into_iter()
-            .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+            .map(|(name, value)| {
+                // Valid UTF-8 (the normal case) keeps its buffer instead of being copied.
+                let value = String::from_utf8(value)
+                    .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned());
+                (name, value)
+            })
             .collect(),
         Err(status) => {
             log(

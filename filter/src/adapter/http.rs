@@ -136,6 +136,7 @@ impl HttpContext for ObguardHttp {
             .filter(|(n, _)| n == "authorization")
             .map(|(_, v)| v.as_str())
             .collect();
+        let (now, now_ms) = host::now_unix_secs_and_ms();
         let jwt_authn_payloads = if state.config.reads_jwt_authn_metadata() {
             jwt_authn::payloads()
         } else {
@@ -148,9 +149,8 @@ impl HttpContext for ObguardHttp {
             interaction_id: header(interaction_id::HEADER),
             jwt_authn_payloads: jwt_authn_payloads.as_ref(),
             headers: &headers,
-            now_ms: host::now_unix_ms(),
+            now_ms,
         };
-        let now = host::now_unix_secs();
         let decision = match state.worker.try_borrow_mut() {
             Ok(mut worker) => pipeline::decide(&state.config, &mut worker, &view, now),
             Err(_) => pipeline::decide(&state.config, &mut Worker::new(&state.config), &view, now),

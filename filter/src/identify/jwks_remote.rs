@@ -132,7 +132,7 @@ impl RemoteJwks {
                 "must be a 5xx status (or 401)",
             ));
         }
-        let digest = crate::identify::cache::TokenCache::key(issuer);
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(issuer.as_bytes());
         let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
         Ok(Self {
             cluster: raw.cluster.clone(),
