@@ -10,7 +10,7 @@ use obguard_models::{
     observe_response,
 };
 
-use super::baselines::{self, BaselineStore, Occupancy};
+use super::baselines::{self, BaselineStore};
 use super::model_source::{LoadedModel, ModelSource, Trust};
 use super::pending::{ObservedResponse, PendingResponses};
 use super::{Assessment, RiskBand, Verdict};
@@ -204,34 +204,34 @@ impl ModelStage {
         let responses = pending.take(facts.client_id);
         let thresholds = route_thresholds.unwrap_or(primary.model.thresholds());
         let event = self.event(facts);
-        let (key, owner) = baselines::slot_of(facts.client_id, self.max_clients);
         let mut outcome = None;
         let mut write = BaselineWrite::Lost;
         for _ in 0..CAS_ATTEMPTS {
-            let slot = store.load(&key);
-            let (mut baseline, mine) = match baselines::occupancy(
-                slot.bytes.as_deref(),
-                owner,
+            let (slot, owner) = baselines::resolve(
+                store,
+                facts.client_id,
+                self.max_clients,
                 facts.now_ms,
                 self.client_ttl_s,
-            ) {
-                Occupancy::Mine(mut b) => {
-                    for r in &responses {
-                        observe_response(&mut b, r.status, r.bytes, r.at_ms);
-                    }
-                    (b, true)
+            );
+            let mine = slot.key.is_some();
+            let mut baseline = slot.baseline;
+            if mine {
+                for r in &responses {
+                    observe_response(&mut baseline, r.status, r.bytes, r.at_ms);
                 }
-                Occupancy::Taken => (obguard_models::ClientBaseline::new(), false),
-            };
+            }
             let features = extract(
                 &self.extract,
                 &mut baseline,
                 primary.model.population(),
                 &event,
             );
-            let stored = !mine
-                || baselines::encode_slot(owner, &baseline)
-                    .is_some_and(|bytes| store.store(&key, &bytes, slot.cas.or(Some(0))).is_ok());
+            let stored = match &slot.key {
+                None => true,
+                Some(key) => baselines::encode_slot(owner, &baseline)
+                    .is_some_and(|bytes| store.store(key, &bytes, slot.cas.or(Some(0))).is_ok()),
+            };
             outcome = Some((features, baseline));
             if stored {
                 write = if mine {
@@ -293,14 +293,18 @@ impl ModelStage {
         responses: &[ObservedResponse],
         now_ms: u64,
     ) -> BaselineWrite {
-        let (key, owner) = baselines::slot_of(client_id, self.max_clients);
         for _ in 0..CAS_ATTEMPTS {
-            let slot = store.load(&key);
-            let Occupancy::Mine(mut baseline) =
-                baselines::occupancy(slot.bytes.as_deref(), owner, now_ms, self.client_ttl_s)
-            else {
+            let (slot, owner) = baselines::resolve(
+                store,
+                client_id,
+                self.max_clients,
+                now_ms,
+                self.client_ttl_s,
+            );
+            let Some(key) = slot.key else {
                 return BaselineWrite::SlotTaken;
             };
+            let mut baseline = slot.baseline;
             for r in responses {
                 observe_response(&mut baseline, r.status, r.bytes, r.at_ms);
             }

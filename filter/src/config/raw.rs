@@ -463,7 +463,8 @@ pub struct RawModel {
     /// Request header whose first entry is the caller's IP.
     #[serde(default = "default_ip_header")]
     pub ip_header: Option<String>,
-    /// Baseline slots (bounded memory: about 220 bytes each, shared by all workers).
+    /// Baseline slots (bounded memory: about 330 bytes per occupied slot in Envoy, shared by
+    /// all workers); each client id has two candidate slots.
     #[serde(default = "default_max_clients")]
     pub max_clients: u32,
     /// A slot held by another client is reclaimed after this much inactivity.
