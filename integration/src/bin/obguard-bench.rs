@@ -314,7 +314,7 @@ struct Memory {
 }
 
 /// RSS of an Envoy with only the bare listener, then of an Envoy with only
-/// `obguard_warm_model` (default `max_clients` 100 000) before and after wrk cycles through
+/// `obguard_warm_model` (`max_clients` 400 000: 4x the clients) before and after wrk cycles through
 /// `clients` tokens with distinct client ids (ES256, so the first pass verifies each one).
 fn memory_run(variants: &[Variant], clients: usize, seconds: u64) -> Option<Memory> {
     let only = |name: &str| -> Vec<Variant> {
@@ -616,7 +616,7 @@ fn render(
         let _ = writeln!(md, "\n## Memory with {} tracked clients\n", m.clients);
         let _ = writeln!(
             md,
-            "Envoy RSS (one worker), bare listener only vs obguard with the shipped model (`max_clients` 100 000) before and after `taskset -c 1 wrk -t1 -c16 -d{}s -s tokens.lua` cycled through {} ES256 tokens with distinct client ids ({} requests; baseline writes: {} stored, {} slot taken).\n",
+            "Envoy RSS (one worker), bare listener only vs obguard with the shipped model (`max_clients` 400 000, 4× the clients) before and after `taskset -c 1 wrk -t1 -c16 -d{}s -s tokens.lua` cycled through {} ES256 tokens with distinct client ids ({} requests; baseline writes: {} stored, {} slot taken).\n",
             args.rss_seconds, m.clients, m.requests, m.stored, m.slot_taken
         );
         let _ = writeln!(md, "| Envoy | RSS MB |");
