@@ -19,32 +19,11 @@ use obguard::config::{self, FilterConfig};
 use obguard::pipeline::{Action, RequestView, Worker, decide};
 use obguard::telemetry::Outcome;
 use obguard_models::PublicKey;
-use obguard_models::model::linear::Logistic;
-use obguard_models::model::{ModelBody, ModelKind, TrainingMetadata};
-use obguard_models::{FEATURE_COUNT, Feature, Model, PopulationBaseline, Thresholds};
 use obguard_testkit::{self as kit, Key};
 use serde_json::{Value, json};
 
-/// Only "new country for this client" counts: weight 0 allows everything, 10 challenges.
 fn model(new_country_weight: f32) -> Vec<u8> {
-    let mut weights = vec![0.0; FEATURE_COUNT];
-    weights[Feature::NewCountry as usize] = new_country_weight;
-    let body = ModelBody {
-        kind: ModelKind::Logistic(Logistic {
-            mean: vec![0.0; FEATURE_COUNT],
-            scale: vec![1.0; FEATURE_COUNT],
-            weights,
-            bias: -5.0,
-        }),
-        thresholds: Thresholds {
-            challenge: 0.5,
-            throttle: 0.99,
-            block: 0.999,
-        },
-        population: PopulationBaseline::default(),
-        metadata: TrainingMetadata::default(),
-    };
-    Model::new(body).unwrap().to_bytes().unwrap()
+    kit::new_country_model(new_country_weight)
 }
 
 fn b64(bytes: &[u8]) -> String {

@@ -10,35 +10,13 @@ use std::time::{Duration, Instant};
 use obguard_integration::{
     EchoUpstream, Envoy, EnvoyOptions, ModelServer, RawRequest, Response, loopback_cluster,
 };
-use obguard_models::model::linear::Logistic;
-use obguard_models::model::{ModelBody, ModelKind, TrainingMetadata};
-use obguard_models::{FEATURE_COUNT, Feature, Model, PopulationBaseline, Thresholds};
 use obguard_testkit::{self as kit, Key};
 use serde_json::{Value, json};
 
 const WORKERS: u64 = 2;
 
-/// A logistic model that only looks at "new country for this client": `weight` 0 allows
-/// everything, 10 challenges a request from a country the client never used.
 fn model(new_country_weight: f32) -> Vec<u8> {
-    let mut weights = vec![0.0; FEATURE_COUNT];
-    weights[Feature::NewCountry as usize] = new_country_weight;
-    let body = ModelBody {
-        kind: ModelKind::Logistic(Logistic {
-            mean: vec![0.0; FEATURE_COUNT],
-            scale: vec![1.0; FEATURE_COUNT],
-            weights,
-            bias: -5.0,
-        }),
-        thresholds: Thresholds {
-            challenge: 0.5,
-            throttle: 0.99,
-            block: 0.999,
-        },
-        population: PopulationBaseline::default(),
-        metadata: TrainingMetadata::default(),
-    };
-    Model::new(body).unwrap().to_bytes().unwrap()
+    kit::new_country_model(new_country_weight)
 }
 
 fn lenient() -> Vec<u8> {

@@ -377,6 +377,37 @@ pub fn sign_model(bytes: &[u8], n: u8) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("testkit: signing the model file: {e}"))
 }
 
+/// An unsigned model file that only looks at "new country for this client": `weight` 0
+/// allows everything, 10 challenges a request from a country the client has not used (a
+/// country becomes familiar after about a dozen requests). For lifecycle tests.
+pub fn new_country_model(new_country_weight: f32) -> Vec<u8> {
+    use obguard_models::model::linear::Logistic;
+    use obguard_models::model::{ModelBody, ModelKind, TrainingMetadata};
+    use obguard_models::{FEATURE_COUNT, Feature, Model, PopulationBaseline, Thresholds};
+    let mut weights = vec![0.0; FEATURE_COUNT];
+    if let Some(w) = weights.get_mut(Feature::NewCountry as usize) {
+        *w = new_country_weight;
+    }
+    let body = ModelBody {
+        kind: ModelKind::Logistic(Logistic {
+            mean: vec![0.0; FEATURE_COUNT],
+            scale: vec![1.0; FEATURE_COUNT],
+            weights,
+            bias: -5.0,
+        }),
+        thresholds: Thresholds {
+            challenge: 0.5,
+            throttle: 0.99,
+            block: 0.999,
+        },
+        population: PopulationBaseline::default(),
+        metadata: TrainingMetadata::default(),
+    };
+    Model::new(body)
+        .and_then(|m| m.to_bytes())
+        .unwrap_or_else(|e| panic!("testkit: new_country_model: {e}"))
+}
+
 /// The model digest (lowercase hex) of a model file, signed or not; what the filter reports.
 pub fn model_digest_hex(bytes: &[u8]) -> String {
     let digest = obguard_models::file_digest(bytes)

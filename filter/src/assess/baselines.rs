@@ -31,8 +31,8 @@ pub trait BaselineStore {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Conflict;
 
-/// The client's two candidate slot keys and its owner hash.
-pub fn slots_of(client_id: &str, max_clients: u32) -> ([String; 2], u64) {
+/// The client's two candidate slot numbers and its owner hash.
+fn candidates(client_id: &str, max_clients: u32) -> ([u64; 2], u64) {
     let digest: [u8; 32] = Sha256::digest(client_id.as_bytes()).into();
     let word = |at: usize| {
         let mut bytes = [0u8; 8];
@@ -42,14 +42,23 @@ pub fn slots_of(client_id: &str, max_clients: u32) -> ([String; 2], u64) {
         u64::from_be_bytes(bytes)
     };
     let slots = u64::from(max_clients.max(1));
-    let key = |hash: u64| format!("obguard.baseline.{}", hash % slots);
-    ([key(word(0)), key(word(8))], word(0))
+    ([word(0) % slots, word(8) % slots], word(0))
+}
+
+fn slot_key(slot: u64) -> String {
+    format!("obguard.baseline.{slot}")
+}
+
+/// The client's two candidate slot keys and its owner hash.
+pub fn slots_of(client_id: &str, max_clients: u32) -> ([String; 2], u64) {
+    let ([a, b], owner) = candidates(client_id, max_clients);
+    ([slot_key(a), slot_key(b)], owner)
 }
 
 /// The client's first candidate slot key and its owner hash.
 pub fn slot_of(client_id: &str, max_clients: u32) -> (String, u64) {
-    let ([first, _], owner) = slots_of(client_id, max_clients);
-    (first, owner)
+    let ([first, _], owner) = candidates(client_id, max_clients);
+    (slot_key(first), owner)
 }
 
 /// The slot a client's baseline is read from and written back to.
@@ -70,32 +79,29 @@ pub fn resolve(
     now_ms: u64,
     client_ttl_s: u64,
 ) -> (Resolved, u64) {
-    let (keys, owner) = slots_of(client_id, max_clients);
-    let mut free: Option<(usize, Option<u32>)> = None;
-    for (i, key) in keys.iter().enumerate() {
-        let slot = store.load(key);
+    // Keys are formatted only when read: most clients live in their first slot.
+    let (slots, owner) = candidates(client_id, max_clients);
+    let distinct = if slots[0] == slots[1] { 1 } else { 2 };
+    let mut free: Option<(String, Option<u32>)> = None;
+    for slot_number in slots.iter().take(distinct) {
+        let key = slot_key(*slot_number);
+        let slot = store.load(&key);
         match occupancy(slot.bytes.as_deref(), owner, now_ms, client_ttl_s) {
             Occupancy::Own(baseline) => {
                 let resolved = Resolved {
-                    key: Some(key.clone()),
+                    key: Some(key),
                     cas: slot.cas,
                     baseline,
                 };
                 return (resolved, owner);
             }
-            Occupancy::Free => {
-                free = free.or(Some((i, slot.cas)));
-            }
-            Occupancy::Taken => {}
-        }
-        // Both candidates may be the same slot (small `max_clients`).
-        if keys.get(1) == keys.first() {
-            break;
+            Occupancy::Free if free.is_none() => free = Some((key, slot.cas)),
+            Occupancy::Free | Occupancy::Taken => {}
         }
     }
     let resolved = match free {
-        Some((i, cas)) => Resolved {
-            key: keys.get(i).cloned(),
+        Some((key, cas)) => Resolved {
+            key: Some(key),
             cas,
             baseline: ClientBaseline::new(),
         },

@@ -463,7 +463,7 @@ pub struct RawModel {
     /// Request header whose first entry is the caller's IP.
     #[serde(default = "default_ip_header")]
     pub ip_header: Option<String>,
-    /// Baseline slots (bounded memory: about 330 bytes per occupied slot in Envoy, shared by
+    /// Baseline slots (bounded memory: about 320 bytes per occupied slot in Envoy, shared by
     /// all workers); each client id has two candidate slots.
     #[serde(default = "default_max_clients")]
     pub max_clients: u32,
