@@ -96,6 +96,7 @@ lint: ## rustfmt check + clippy (native, and the filter for wasm32)
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p obguard --target $(WASM_TARGET) --lib -- -D warnings
+	scripts/check-host-layer.sh
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

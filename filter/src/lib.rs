@@ -8,20 +8,25 @@
 //! * [`authorise`] — may they call this: path safety, route matching, required scopes.
 //! * [`enforce`]   — what the caller and the upstream see: RFC 6750 error replies, the
 //!   `x-fapi-interaction-id`, identity headers for the upstream.
-//! * [`assess`]    — verdict and risk band of an authenticated request (a placeholder until
-//!   the behavioural model lands).
+//! * [`assess`]    — the behavioural model stage: features against the caller's baseline,
+//!   score, verdict and reasons.
 //! * [`ratelimit`] — asking Envoy's rate-limit service and obeying its answer.
 //! * [`pipeline`]  — the per-request decision tying the stages together.
 //! * [`telemetry`] — outcome and reason names shared by metrics and access logs.
-//! * `adapter`     — the only module that touches proxy-wasm (compiled for wasm32 only).
+//! * [`host`]      — what obguard needs from its proxy, as a trait whose answers are values.
+//! * [`runtime`]   — the event handlers (configure, tick, callouts, request phases) over a
+//!   [`host::Host`], natively testable.
+//! * `adapter`     — the only module that touches the proxy-wasm ABI (wasm32 only).
 
 pub mod assess;
 pub mod authorise;
 pub mod config;
 pub mod enforce;
+pub mod host;
 pub mod identify;
 pub mod pipeline;
 pub mod ratelimit;
+pub mod runtime;
 pub mod telemetry;
 
 #[cfg(target_arch = "wasm32")]

@@ -4,6 +4,10 @@
 //! Tokens are signed with well-kept crates (`rsa`, `p256`, `p384`, `ed25519-dalek`, `hmac`)
 //! rather than jwt-simple, so tests can craft any header (crit, jku, typ, alg confusion)
 //! and tests of obguard's jwt-simple path are not checked by jwt-simple itself.
+//!
+//! [`host::MemoryHost`] is an in-memory proxy host for the filter's runtime tests.
+
+pub mod host;
 
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,20 +1,7 @@
-//! The proxy-wasm adapter: the only code that talks to Envoy. It reads what the core needs,
-//! calls [`crate::pipeline::decide`], and applies the decision. No policy lives here.
+//! The proxy-wasm adapter: the only code that touches the ABI. [`abi`] declares the host
+//! functions obguard imports and implements [`crate::host::Host`] over them; [`exports`]
+//! declares the functions Envoy calls and forwards each to [`crate::runtime`]. No policy
+//! lives here, and nothing here can panic on what the host answers.
 
-mod baselines;
-mod host;
-mod host_crypto;
-mod http;
-mod jwks;
-mod jwt_authn;
-mod metrics;
-mod models;
-mod ratelimit;
-mod root;
-
-proxy_wasm::main! {{
-    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> {
-        Box::new(root::ObguardRoot::default())
-    });
-}}
+mod abi;
+mod exports;

@@ -1,4 +1,4 @@
-//! Remote JWKS glue: the root context's timer loads keys from shared data (written by
+//! Remote JWKS fetching: the plugin's timer loads keys from shared data (written by
 //! whichever worker fetched them), decides when to fetch, and dispatches the HTTP call over
 //! the configured cluster. The rules (when, what is valid, staleness) are in
 //! `identify/jwks_remote.rs`.
@@ -6,12 +6,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, LogLevel, MapType, Status};
-
-use super::host;
 use super::metrics::Metrics;
 use crate::config::FilterConfig;
+use crate::host::{Buffer, HeaderMap, Host, HostExt, LogLevel};
 use crate::identify::jwks_remote::{self, FetchError, RemoteKeySet};
 use crate::pipeline::Worker;
 
@@ -24,8 +21,8 @@ pub struct JwksState {
     in_flight: HashMap<u32, usize>,
 }
 
-fn shared_time(key: &str) -> (Option<u64>, Option<u32>) {
-    match hostcalls::get_shared_data(key) {
+fn shared_time(host: &dyn Host, key: &str) -> (Option<u64>, Option<u32>) {
+    match host.shared_data(key) {
         Ok((bytes, cas)) => (bytes.as_deref().and_then(jwks_remote::decode_time), cas),
         Err(_) => (None, None),
     }
@@ -36,6 +33,7 @@ pub const TICK: Duration = Duration::from_secs(1);
 
 /// Loads newer keys from shared data and starts fetches that are due.
 pub fn on_tick(
+    host: &dyn Host,
     config: &FilterConfig,
     worker: &mut Worker,
     jwks: &mut JwksState,
@@ -46,7 +44,7 @@ pub fn on_tick(
         let Some(remote) = &issuer.remote else {
             continue;
         };
-        let (stored, cas) = hostcalls::get_shared_data(&remote.shared_key).unwrap_or((None, None));
+        let (stored, cas) = host.shared_data(&remote.shared_key).unwrap_or((None, None));
         let mut fetched_at = None;
         if let (Some(bytes), Some(cas)) = (stored, cas)
             && let Some((time, body)) = jwks_remote::decode_stored(&bytes)
@@ -65,7 +63,7 @@ pub fn on_tick(
                         // Tokens verified with a key that may just have been removed must
                         // be verified again.
                         worker.cache.clear();
-                        host::log(
+                        host.log(
                             LogLevel::Info,
                             &format!(
                                 "obguard: loaded {count} key(s) for {} (fetched at {time})",
@@ -73,7 +71,7 @@ pub fn on_tick(
                             ),
                         );
                     }
-                    Err(err) => host::log(
+                    Err(err) => host.log(
                         LogLevel::Warn,
                         &format!(
                             "obguard: stored JWKS for {} unusable: {}",
@@ -95,7 +93,7 @@ pub fn on_tick(
         {
             *slot = None;
             worker.cache.clear();
-            host::log(
+            host.log(
                 LogLevel::Warn,
                 &format!(
                     "obguard: keys for {} are older than max_stale_s; refusing until a fetch succeeds",
@@ -106,42 +104,37 @@ pub fn on_tick(
         if jwks.in_flight.values().any(|i| *i == index) {
             continue;
         }
-        let (last_attempt, attempt_cas) = shared_time(&remote.attempt_key());
-        let (wanted_at, _) = shared_time(&remote.want_key());
+        let (last_attempt, attempt_cas) = shared_time(host, &remote.attempt_key());
+        let (wanted_at, _) = shared_time(host, &remote.want_key());
         if !remote.fetch_due(now, fetched_at, last_attempt, wanted_at) {
             continue;
         }
         // Claim the attempt with compare-and-swap so one worker fetches, not all of them.
-        let claim = hostcalls::set_shared_data(
-            &remote.attempt_key(),
-            Some(&now.to_be_bytes()),
-            attempt_cas.or(Some(0)),
-        );
+        let claim = host.set_shared_data(&remote.attempt_key(), &now.to_be_bytes(), attempt_cas);
         if claim.is_err() {
             continue;
         }
-        let headers = vec![
+        let headers = [
             (":method", "GET"),
             (":path", remote.path.as_str()),
             (":authority", remote.authority.as_str()),
             ("accept", "application/json, application/jwk-set+json"),
         ];
-        match hostcalls::dispatch_http_call(
+        match host.http_call(
             &remote.cluster,
-            headers,
+            &headers,
             None,
-            vec![],
             Duration::from_millis(remote.timeout_ms),
         ) {
             Ok(token) => {
                 jwks.in_flight.insert(token, index);
             }
-            Err(status) => {
+            Err(err) => {
                 metrics.jwks_fetch_failed(FetchError::Dispatch);
-                host::log(
+                host.log(
                     LogLevel::Warn,
                     &format!(
-                        "obguard: cannot fetch JWKS for {} from cluster {}: {status:?}",
+                        "obguard: cannot fetch JWKS for {} from cluster {}: {err}",
                         issuer.issuer, remote.cluster
                     ),
                 );
@@ -150,9 +143,10 @@ pub fn on_tick(
     }
 }
 
-/// A fetch answered (or failed: Envoy reports timeouts and connection failures as a response
-/// without headers).
+/// A fetch answered (or failed: Envoy reports timeouts, resets and connection failures as a
+/// response without headers, whose header reads the host refuses).
 pub fn on_response(
+    host: &dyn Host,
     config: &FilterConfig,
     jwks: &mut JwksState,
     metrics: &Metrics,
@@ -167,35 +161,40 @@ pub fn on_response(
         return;
     };
     let Some(remote) = &issuer.remote else { return };
-    let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
-        .ok()
-        .flatten()
+    let status = host
+        .header_str(HeaderMap::HttpCallResponseHeaders, ":status")
         .and_then(|s| s.parse::<u16>().ok());
     let result = match status {
         None => Err(FetchError::Unreachable),
         Some(200) if body_size > remote.max_bytes => Err(FetchError::TooLarge),
-        Some(200) => {
-            let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
-                .ok()
-                .flatten()
-                .unwrap_or_default();
-            jwks_remote::parse(&body, &issuer.algorithms, remote.max_keys).map(|_| body)
-        }
+        Some(200) => match host.buffer(Buffer::HttpCallResponseBody, 0, body_size) {
+            Ok(body) => {
+                jwks_remote::parse(&body, &issuer.algorithms, remote.max_keys).map(|_| body)
+            }
+            Err(_) => Err(FetchError::Unreachable),
+        },
         Some(_) => Err(FetchError::Status),
     };
     match result {
         Ok(body) => {
             let stored = jwks_remote::encode_stored(now, &body);
-            match hostcalls::set_shared_data(&remote.shared_key, Some(&stored), None) {
+            match host.set_shared_data(&remote.shared_key, &stored, None) {
                 Ok(()) => metrics.jwks_fetched(),
-                Err(Status::CasMismatch) | Err(_) => {
-                    metrics.jwks_fetch_failed(FetchError::Dispatch)
+                Err(err) => {
+                    metrics.jwks_fetch_failed(FetchError::Dispatch);
+                    host.log(
+                        LogLevel::Warn,
+                        &format!(
+                            "obguard: cannot store the JWKS for {} in shared data: {err}",
+                            issuer.issuer
+                        ),
+                    );
                 }
             }
         }
         Err(err) => {
             metrics.jwks_fetch_failed(err);
-            host::log(
+            host.log(
                 LogLevel::Warn,
                 &format!(
                     "obguard: JWKS fetch for {} failed ({}{}); keeping the last good keys",
@@ -209,19 +208,22 @@ pub fn on_response(
 }
 
 /// An unknown `kid` asks for an early refetch, at most once per `min_refetch_interval_s`.
-pub fn request_refetch(config: &FilterConfig, metrics: &Metrics, issuer: usize, now: u64) {
+pub fn request_refetch(
+    host: &dyn Host,
+    config: &FilterConfig,
+    metrics: &Metrics,
+    issuer: usize,
+    now: u64,
+) {
     let Some(remote) = config.issuers.get(issuer).and_then(|i| i.remote.as_ref()) else {
         return;
     };
-    let (last_attempt, _) = shared_time(&remote.attempt_key());
-    let (wanted_at, want_cas) = shared_time(&remote.want_key());
+    let (last_attempt, _) = shared_time(host, &remote.attempt_key());
+    let (wanted_at, want_cas) = shared_time(host, &remote.want_key());
     if remote.may_request_refetch(now, last_attempt, wanted_at)
-        && hostcalls::set_shared_data(
-            &remote.want_key(),
-            Some(&now.to_be_bytes()),
-            want_cas.or(Some(0)),
-        )
-        .is_ok()
+        && host
+            .set_shared_data(&remote.want_key(), &now.to_be_bytes(), want_cas)
+            .is_ok()
     {
         metrics.jwks_refetch_requested();
     } else {

@@ -5,44 +5,46 @@
 //! encoded by prost. Envoy does not publish that proto in its API tree, so the field numbers
 //! are declared here; the integration tests exercise them against the real Envoy.
 
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::Status;
+use crate::host::{Host, HostError};
 
 const FUNCTION: &str = "verify_signature";
 
 #[derive(Clone, PartialEq, prost::Message)]
-struct VerifySignatureArguments {
+pub struct VerifySignatureArguments {
     #[prost(string, tag = "1")]
-    hash_function: String,
+    pub hash_function: String,
     /// SubjectPublicKeyInfo DER.
     #[prost(bytes = "vec", tag = "2")]
-    public_key: Vec<u8>,
+    pub public_key: Vec<u8>,
     #[prost(bytes = "vec", tag = "3")]
-    signature: Vec<u8>,
+    pub signature: Vec<u8>,
     #[prost(bytes = "vec", tag = "4")]
-    text: Vec<u8>,
+    pub text: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
-struct VerifySignatureResult {
+pub struct VerifySignatureResult {
     #[prost(bool, tag = "1")]
-    result: bool,
+    pub result: bool,
     #[prost(string, tag = "2")]
-    error: String,
+    pub error: String,
 }
 
 /// Whether this host exports `verify_signature`: an empty argument is a well-formed but
 /// keyless request, which Envoy answers `BadArgument`; a host without the function answers
 /// `NotFound`.
-pub fn host_offers_verify_signature() -> bool {
+pub fn host_offers_verify_signature(host: &dyn Host) -> bool {
     !matches!(
-        hostcalls::call_foreign_function(FUNCTION, Some(&[])),
-        Err(Status::NotFound)
+        host.call_foreign_function(FUNCTION, &[]),
+        Err(HostError::NotFound)
     )
 }
 
-/// [`crate::identify::host_crypto::HostVerifyFn`] backed by Envoy.
+/// One signature check through the host: `Some(true)` verified, `Some(false)` did not,
+/// `None` when the host gave no usable answer (then the in-wasm verifier decides rather
+/// than guess).
 pub fn verify_signature(
+    host: &dyn Host,
     hash: &str,
     spki_der: &[u8],
     signature: &[u8],
@@ -54,11 +56,10 @@ pub fn verify_signature(
         signature: signature.to_vec(),
         text: text.to_vec(),
     });
-    match hostcalls::call_foreign_function(FUNCTION, Some(&arguments)) {
+    match host.call_foreign_function(FUNCTION, &arguments) {
         Ok(Some(bytes)) => <VerifySignatureResult as prost::Message>::decode(bytes.as_slice())
             .ok()
             .map(|answer| answer.result),
-        // No answer: let the in-wasm verifier decide rather than guess.
         Ok(None) | Err(_) => None,
     }
 }

@@ -1,24 +1,24 @@
-//! One request stream: gather the view, decide, apply; when the rate-limit stage asks the
-//! service, pause and resume (or reply) when its answer arrives.
+//! One request stream (proxy-wasm HTTP context): gather the view, decide, apply; when the
+//! rate-limit stage asks the service, pause and resume (or reply) when its answer arrives;
+//! observe the response for the caller's baseline.
 
 use std::rc::Rc;
 
-use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, LogLevel};
-
-use super::host;
-use super::jwks;
+use super::Flow;
+use super::jwks_fetch;
 use super::jwt_authn;
-use super::ratelimit::{self as rl, Pending};
-use super::root::Shared;
+use super::plugin::Shared;
+use super::ratelimit_call::{self as rl, Pending};
 use crate::assess::pending::ObservedResponse;
 use crate::enforce::interaction_id;
-use crate::pipeline::{self, RequestView, Worker};
+use crate::host::{HeaderMap, Host, HostExt, LogLevel};
+use crate::pipeline::{self, RequestView};
 use crate::ratelimit::RequestFacts;
 use crate::ratelimit::reply::{Answer, Next, Obeyed};
 use crate::telemetry::{self, Outcome, log_field};
 
-pub struct ObguardHttp {
+pub struct Stream {
+    host: Rc<dyn Host>,
     state: Option<Rc<Shared>>,
     interaction_id: Option<String>,
     /// The rate-limit call this request waits for.
@@ -34,9 +34,10 @@ pub struct ObguardHttp {
     observe_client: Option<String>,
 }
 
-impl ObguardHttp {
-    pub fn new(state: Option<Rc<Shared>>) -> Self {
+impl Stream {
+    pub fn new(host: Rc<dyn Host>, state: Option<Rc<Shared>>) -> Self {
         Self {
+            host,
             state,
             interaction_id: None,
             pending: None,
@@ -55,9 +56,16 @@ impl ObguardHttp {
             .ratelimit
             .as_ref()
             .map_or("", |c| c.cluster.as_str());
-        rl::log_answer(obeyed.answer, grpc_status, self.route.as_deref(), cluster);
+        let host = self.host.as_ref();
+        rl::log_answer(
+            host,
+            obeyed.answer,
+            grpc_status,
+            self.route.as_deref(),
+            cluster,
+        );
         state.metrics.record_ratelimit(obeyed.answer);
-        host::set_log_field(log_field::RATELIMIT, &obeyed.answer.log_value());
+        host.set_log_field(log_field::RATELIMIT, &obeyed.answer.log_value());
         let refused = match obeyed.answer {
             Answer::OverLimit => Some((Outcome::RateLimited, telemetry::REASON_OVER_LIMIT)),
             Answer::FailedClosed(failure) => Some((Outcome::RateLimitFailed, failure.as_str())),
@@ -66,8 +74,8 @@ impl ObguardHttp {
         match refused {
             Some((outcome, reason)) => {
                 state.metrics.record_outcome(outcome);
-                host::set_log_field(log_field::OUTCOME, outcome.as_str());
-                host::set_log_field(log_field::REASON, reason);
+                host.set_log_field(log_field::OUTCOME, outcome.as_str());
+                host.set_log_field(log_field::REASON, reason);
             }
             None => state.metrics.record_outcome(self.outcome),
         }
@@ -77,21 +85,21 @@ impl ObguardHttp {
                 response_headers,
             } => {
                 for (name, value) in &request_headers {
-                    host::set_request_header(name, Some(value));
+                    host.set_request_header(name, value);
                 }
                 self.response_headers = response_headers;
                 true
             }
             Next::Reply(reply) => {
-                host::send_reply(reply.status, &reply.headers, &reply.body);
+                host.reply(reply.status, &reply.headers, &reply.body);
                 false
             }
         }
     }
-}
 
-impl Context for ObguardHttp {
-    fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
+    /// The rate-limit call answered (`status_code` 0, `response_size` bytes to read) or
+    /// failed (any other gRPC status).
+    pub fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
         let Some(state) = self.state.clone() else {
             return;
         };
@@ -100,6 +108,7 @@ impl Context for ObguardHttp {
         };
         let interaction_id = self.interaction_id.clone().unwrap_or_default();
         let obeyed = rl::answer(
+            self.host.as_ref(),
             &pending,
             status_code,
             response_size,
@@ -107,24 +116,34 @@ impl Context for ObguardHttp {
             &interaction_id,
         );
         if self.obey(&state, obeyed, status_code) {
-            host::resume_request();
+            self.host.resume();
         }
     }
-}
 
-impl HttpContext for ObguardHttp {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    pub fn on_request_headers(&mut self) -> Flow {
+        let host = self.host.clone();
+        let host = host.as_ref();
         let Some(state) = self.state.clone() else {
             // Unreachable in practice: Envoy does not create streams for a plugin whose
             // configuration failed. Refuse rather than pass unchecked.
-            host::log(
+            host.log(
                 LogLevel::Error,
                 "obguard: request without configuration; refusing",
             );
-            host::send_reply(503, &[], "");
-            return Action::Pause;
+            host.reply(503, &[], "");
+            return Flow::Pause;
         };
-        let headers = host::request_headers();
+        let headers = match host.header_pairs(HeaderMap::RequestHeaders) {
+            Ok(headers) => headers,
+            Err(err) => {
+                host.log(
+                    LogLevel::Error,
+                    &format!("obguard: cannot read request headers ({err}); refusing"),
+                );
+                host.reply(503, &[], "");
+                return Flow::Pause;
+            }
+        };
         let header = |name: &str| {
             headers
                 .iter()
@@ -136,9 +155,9 @@ impl HttpContext for ObguardHttp {
             .filter(|(n, _)| n == "authorization")
             .map(|(_, v)| v.as_str())
             .collect();
-        let (now, now_ms) = host::now_unix_secs_and_ms();
+        let (now, now_ms) = host.now_secs_and_ms();
         let jwt_authn_payloads = if state.config.reads_jwt_authn_metadata() {
-            jwt_authn::payloads()
+            jwt_authn::payloads(host)
         } else {
             None
         };
@@ -151,24 +170,33 @@ impl HttpContext for ObguardHttp {
             headers: &headers,
             now_ms,
         };
-        let decision = match state.worker.try_borrow_mut() {
-            Ok(mut worker) => pipeline::decide(&state.config, &mut worker, &view, now),
-            Err(_) => pipeline::decide(&state.config, &mut Worker::new(&state.config), &view, now),
+        // The worker is only ever borrowed within one host callback, and the host never calls
+        // back into the VM during a host call: a failed borrow is a bug, refused rather than
+        // decided without the worker's keys and models.
+        let Ok(mut worker) = state.worker.try_borrow_mut() else {
+            host.log(
+                LogLevel::Critical,
+                "obguard: worker state busy (re-entered callback); refusing",
+            );
+            host.reply(503, &[], "");
+            return Flow::Pause;
         };
+        let decision = pipeline::decide(&state.config, &mut worker, &view, now);
+        drop(worker);
         if let Some(issuer) = decision.refetch_keys_for {
-            jwks::request_refetch(&state.config, &state.metrics, issuer, now);
+            jwks_fetch::request_refetch(host, &state.config, &state.metrics, issuer, now);
         }
 
-        host::set_log_field(log_field::OUTCOME, decision.outcome.as_str());
-        host::set_log_field(log_field::INTERACTION_ID, &decision.interaction_id);
+        host.set_log_field(log_field::OUTCOME, decision.outcome.as_str());
+        host.set_log_field(log_field::INTERACTION_ID, &decision.interaction_id);
         if let Some(reason) = decision.reason {
-            host::set_log_field(log_field::REASON, reason);
+            host.set_log_field(log_field::REASON, reason);
         }
         if let Some(route) = decision.route {
-            host::set_log_field(log_field::ROUTE, route);
+            host.set_log_field(log_field::ROUTE, route);
         }
         if let Some(client_id) = &decision.client_id {
-            host::set_log_field(log_field::CLIENT_ID, client_id);
+            host.set_log_field(log_field::CLIENT_ID, client_id);
         }
         self.interaction_id = Some(decision.interaction_id.clone());
         if decision.model_unavailable {
@@ -177,17 +205,17 @@ impl HttpContext for ObguardHttp {
         if let Some(scored) = &decision.model {
             state.metrics.record_verdict(scored.verdict);
             state.metrics.record_baseline(scored.baseline);
-            host::set_log_field(log_field::VERDICT, scored.verdict.as_str());
-            host::set_log_field(log_field::SCORE, &format!("{:.3}", scored.score));
+            host.set_log_field(log_field::VERDICT, scored.verdict.as_str());
+            host.set_log_field(log_field::SCORE, &format!("{:.3}", scored.score));
             if !scored.reasons.is_empty() {
-                host::set_log_field(log_field::REASONS, &scored.reasons.join("; "));
+                host.set_log_field(log_field::REASONS, &scored.reasons.join("; "));
             }
-            host::set_log_field(log_field::MODEL, scored.model.short_digest());
+            host.set_log_field(log_field::MODEL, scored.model.short_digest());
             if let Some(shadow) = &scored.shadow {
                 state.metrics.record_shadow_verdict(shadow.verdict);
-                host::set_log_field(log_field::SHADOW_VERDICT, shadow.verdict.as_str());
-                host::set_log_field(log_field::SHADOW_SCORE, &format!("{:.3}", shadow.score));
-                host::set_log_field(log_field::SHADOW_MODEL, shadow.model.short_digest());
+                host.set_log_field(log_field::SHADOW_VERDICT, shadow.verdict.as_str());
+                host.set_log_field(log_field::SHADOW_SCORE, &format!("{:.3}", shadow.score));
+                host.set_log_field(log_field::SHADOW_MODEL, shadow.model.short_digest());
             }
             if matches!(decision.action, pipeline::Action::Continue { .. }) {
                 self.observe_client = decision.client_id.clone();
@@ -197,8 +225,8 @@ impl HttpContext for ObguardHttp {
         let set = match &decision.action {
             pipeline::Action::Reply(reply) => {
                 state.metrics.record(&decision);
-                host::send_reply(reply.status, &reply.headers, &reply.body);
-                return Action::Pause;
+                host.reply(reply.status, &reply.headers, &reply.body);
+                return Flow::Pause;
             }
             pipeline::Action::Continue {
                 remove,
@@ -208,22 +236,22 @@ impl HttpContext for ObguardHttp {
                 // Only headers the request actually carries cost a host call to remove.
                 let present = |name: &str| headers.iter().any(|(n, _)| n == name);
                 for name in remove.iter().filter(|name| present(name)) {
-                    host::set_request_header(name, None);
+                    host.remove_request_header(name);
                 }
                 if *remove_authorization && !authorization.is_empty() {
-                    host::set_request_header("authorization", None);
+                    host.remove_request_header("authorization");
                 }
                 set
             }
         };
         for (name, value) in set {
-            host::set_request_header(name, Some(value));
+            host.set_request_header(name, value);
         }
-        host::set_request_header(interaction_id::HEADER, Some(&decision.interaction_id));
+        host.set_request_header(interaction_id::HEADER, &decision.interaction_id);
 
         let Some(config) = &state.config.ratelimit else {
             state.metrics.record(&decision);
-            return Action::Continue;
+            return Flow::Continue;
         };
         let facts = RequestFacts {
             client_id: decision.client_id.as_deref(),
@@ -234,22 +262,28 @@ impl HttpContext for ObguardHttp {
         };
         let Some(call) = rl::plan(config, &facts) else {
             state.metrics.record(&decision);
-            return Action::Continue;
+            return Flow::Continue;
         };
         // `requests.<outcome>` waits for the answer, which may turn it into a refusal.
         state.metrics.record_details(&decision);
         self.route = decision.route.map(str::to_owned);
         self.outcome = decision.outcome;
-        match rl::dispatch(config, &call, &state.config.realm, &decision.interaction_id) {
+        match rl::dispatch(
+            host,
+            config,
+            &call,
+            &state.config.realm,
+            &decision.interaction_id,
+        ) {
             Ok(pending) => {
                 self.pending = Some(pending);
-                Action::Pause
+                Flow::Pause
             }
             Err(obeyed) => {
                 if self.obey(&state, obeyed, 0) {
-                    Action::Continue
+                    Flow::Continue
                 } else {
-                    Action::Pause
+                    Flow::Pause
                 }
             }
         }
@@ -258,34 +292,33 @@ impl HttpContext for ObguardHttp {
     // While the rate-limit call is in flight the body and trailers wait too. Envoy 1.40 already
     // holds them while the headers are paused (`request_bodies_wait_for_the_answer` passes
     // without this); saying so explicitly keeps other proxy-wasm hosts from forwarding early.
-    fn on_http_request_body(&mut self, _body_size: usize, _end_of_stream: bool) -> Action {
+    pub fn on_request_body(&mut self) -> Flow {
         if self.pending.is_some() {
-            Action::Pause
+            Flow::Pause
         } else {
-            Action::Continue
+            Flow::Continue
         }
     }
 
-    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
-        if self.pending.is_some() {
-            Action::Pause
-        } else {
-            Action::Continue
-        }
+    pub fn on_request_trailers(&mut self) -> Flow {
+        self.on_request_body()
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    pub fn on_response_headers(&mut self) -> Flow {
+        let host = self.host.as_ref();
         if let (Some(client), Some(state)) = (self.observe_client.take(), &self.state)
             && let Some(stage) = &state.config.model
         {
-            let status = host::response_header(":status")
+            let status = host
+                .header_str(HeaderMap::ResponseHeaders, ":status")
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0);
-            let bytes = host::response_header("content-length")
+            let bytes = host
+                .header_str(HeaderMap::ResponseHeaders, "content-length")
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0);
             if let Ok(mut worker) = state.worker.try_borrow_mut() {
-                let now_ms = host::now_unix_ms();
+                let now_ms = host.now_ms();
                 let response = ObservedResponse {
                     status,
                     bytes,
@@ -301,11 +334,11 @@ impl HttpContext for ObguardHttp {
             }
         }
         for (name, value) in &self.response_headers {
-            host::set_response_header(name, value);
+            host.set_response_header(name, value);
         }
         if let Some(id) = &self.interaction_id {
-            host::set_response_header(interaction_id::HEADER, id);
+            host.set_response_header(interaction_id::HEADER, id);
         }
-        Action::Continue
+        Flow::Continue
     }
 }

@@ -1,12 +1,13 @@
 //! Counter ids, defined once per configuration so requests only increment.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
-use super::host;
 use crate::assess::Verdict;
 use crate::assess::model::BaselineWrite;
 use crate::assess::model_source::{REJECTION_REASONS, Role};
 use crate::config::FilterConfig;
+use crate::host::{Host, HostExt, LogLevel};
 use crate::identify::TokenError;
 use crate::identify::cache::CacheLookup;
 use crate::identify::host_crypto::VerifyPath;
@@ -15,8 +16,8 @@ use crate::pipeline::Decision;
 use crate::ratelimit::reply::{Answer, Failure};
 use crate::telemetry::{Outcome, metric, request_invalid_reasons};
 
-#[derive(Default)]
 pub struct Metrics {
+    host: Rc<dyn Host>,
     requests: HashMap<&'static str, Option<u32>>,
     token_invalid: HashMap<&'static str, Option<u32>>,
     request_invalid: HashMap<&'static str, Option<u32>>,
@@ -45,43 +46,61 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn define(config: &FilterConfig) -> Self {
+    pub fn define(host: Rc<dyn Host>, config: &FilterConfig) -> Self {
+        let h = host.as_ref();
         let mut metrics = Metrics {
-            cache_hit: host::define_counter(metric::CACHE_HIT),
-            cache_miss: host::define_counter(metric::CACHE_MISS),
-            verified_host: host::define_counter(&metric::signature_checks(VerifyPath::Host)),
-            verified_wasm: host::define_counter(&metric::signature_checks(VerifyPath::Wasm)),
-            verified_jwt_authn: host::define_counter(&metric::signature_checks(
-                VerifyPath::JwtAuthn,
-            )),
-            ..Default::default()
+            cache_hit: h.define_counter(metric::CACHE_HIT),
+            cache_miss: h.define_counter(metric::CACHE_MISS),
+            verified_host: h.define_counter(&metric::signature_checks(VerifyPath::Host)),
+            verified_wasm: h.define_counter(&metric::signature_checks(VerifyPath::Wasm)),
+            verified_jwt_authn: h.define_counter(&metric::signature_checks(VerifyPath::JwtAuthn)),
+            requests: HashMap::new(),
+            token_invalid: HashMap::new(),
+            request_invalid: HashMap::new(),
+            scope_denied: HashMap::new(),
+            jwks_fetched: None,
+            jwks_failed: HashMap::new(),
+            jwks_refetch_requested: None,
+            jwks_refetch_suppressed: None,
+            jwks_age: None,
+            verdicts: HashMap::new(),
+            baseline_writes: HashMap::new(),
+            ratelimit_ok: None,
+            ratelimit_over_limit: None,
+            ratelimit_failed_open: None,
+            ratelimit_failed_closed: None,
+            ratelimit_failure: HashMap::new(),
+            model_events: HashMap::new(),
+            model_unavailable: None,
+            shadow_verdicts: HashMap::new(),
+            host: host.clone(),
         };
         if config.issuers.iter().any(|i| i.remote.is_some()) {
-            metrics.jwks_fetched = host::define_counter(metric::JWKS_FETCHED);
-            metrics.jwks_refetch_requested = host::define_counter(metric::JWKS_REFETCH_REQUESTED);
-            metrics.jwks_refetch_suppressed = host::define_counter(metric::JWKS_REFETCH_SUPPRESSED);
-            metrics.jwks_age = host::define_gauge(metric::JWKS_AGE);
+            metrics.jwks_fetched = h.define_counter(metric::JWKS_FETCHED);
+            metrics.jwks_refetch_requested = h.define_counter(metric::JWKS_REFETCH_REQUESTED);
+            metrics.jwks_refetch_suppressed = h.define_counter(metric::JWKS_REFETCH_SUPPRESSED);
+            metrics.jwks_age = h.define_gauge(metric::JWKS_AGE);
             for err in FetchError::ALL {
                 metrics.jwks_failed.insert(
                     err.reason(),
-                    host::define_counter(&metric::jwks_fetch_failed(err.reason())),
+                    h.define_counter(&metric::jwks_fetch_failed(err.reason())),
                 );
             }
         }
         if config.ratelimit.is_some() {
-            metrics.ratelimit_ok = host::define_counter(metric::RATELIMIT_OK);
-            metrics.ratelimit_over_limit = host::define_counter(metric::RATELIMIT_OVER_LIMIT);
-            metrics.ratelimit_failed_open = host::define_counter(metric::RATELIMIT_FAILED_OPEN);
-            metrics.ratelimit_failed_closed = host::define_counter(metric::RATELIMIT_FAILED_CLOSED);
+            metrics.ratelimit_ok = h.define_counter(metric::RATELIMIT_OK);
+            metrics.ratelimit_over_limit = h.define_counter(metric::RATELIMIT_OVER_LIMIT);
+            metrics.ratelimit_failed_open = h.define_counter(metric::RATELIMIT_FAILED_OPEN);
+            metrics.ratelimit_failed_closed = h.define_counter(metric::RATELIMIT_FAILED_CLOSED);
             for failure in Failure::ALL {
                 metrics.ratelimit_failure.insert(
                     failure.as_str(),
-                    host::define_counter(&metric::ratelimit_failure(failure)),
+                    h.define_counter(&metric::ratelimit_failure(failure)),
                 );
             }
         }
         if let Some(stage) = &config.model {
-            metrics.model_unavailable = host::define_counter(metric::MODEL_UNAVAILABLE);
+            metrics.model_unavailable = h.define_counter(metric::MODEL_UNAVAILABLE);
             let mut roles = vec![Role::Primary];
             if stage.shadow_model.is_some() {
                 roles.push(Role::Shadow);
@@ -104,7 +123,7 @@ impl Metrics {
                         .map(|reason| metric::model_fetch_failed(role, reason)),
                 );
                 for name in names {
-                    let id = host::define_counter(&name);
+                    let id = h.define_counter(&name);
                     metrics.model_events.insert(name, id);
                 }
             }
@@ -117,7 +136,7 @@ impl Metrics {
                 ] {
                     metrics.shadow_verdicts.insert(
                         verdict.as_str(),
-                        host::define_counter(&metric::shadow_verdict(verdict.as_str())),
+                        h.define_counter(&metric::shadow_verdict(verdict.as_str())),
                     );
                 }
             }
@@ -128,7 +147,7 @@ impl Metrics {
             ] {
                 metrics.baseline_writes.insert(
                     fate.as_str(),
-                    host::define_counter(&metric::baseline_write(fate.as_str())),
+                    h.define_counter(&metric::baseline_write(fate.as_str())),
                 );
             }
             for verdict in [
@@ -139,32 +158,31 @@ impl Metrics {
             ] {
                 metrics.verdicts.insert(
                     verdict.as_str(),
-                    host::define_counter(&metric::verdict(verdict.as_str())),
+                    h.define_counter(&metric::verdict(verdict.as_str())),
                 );
             }
         }
         for outcome in Outcome::ALL {
             metrics.requests.insert(
                 outcome.as_str(),
-                host::define_counter(&metric::requests(outcome)),
+                h.define_counter(&metric::requests(outcome)),
             );
         }
         for error in TokenError::ALL {
             metrics.token_invalid.insert(
                 error.reason(),
-                host::define_counter(&metric::token_invalid(error)),
+                h.define_counter(&metric::token_invalid(error)),
             );
         }
         for reason in request_invalid_reasons() {
-            metrics.request_invalid.insert(
-                reason,
-                host::define_counter(&metric::request_invalid(reason)),
-            );
+            metrics
+                .request_invalid
+                .insert(reason, h.define_counter(&metric::request_invalid(reason)));
         }
         for name in config.routes.names() {
             metrics.scope_denied.insert(
                 name.to_owned(),
-                host::define_counter(&metric::scope_denied(name)),
+                h.define_counter(&metric::scope_denied(name)),
             );
         }
         metrics
@@ -178,25 +196,27 @@ impl Metrics {
 
     /// `requests.<outcome>`: once per request, when its outcome is final.
     pub fn record_outcome(&self, outcome: Outcome) {
-        host::increment(self.requests.get(outcome.as_str()).copied().flatten());
+        self.host
+            .increment(self.requests.get(outcome.as_str()).copied().flatten());
     }
 
     pub fn record_ratelimit(&self, answer: Answer) {
         match answer {
-            Answer::Ok => host::increment(self.ratelimit_ok),
-            Answer::OverLimit => host::increment(self.ratelimit_over_limit),
+            Answer::Ok => self.host.increment(self.ratelimit_ok),
+            Answer::OverLimit => self.host.increment(self.ratelimit_over_limit),
             Answer::FailedOpen(failure) | Answer::FailedClosed(failure) => {
-                host::increment(
+                self.host.increment(
                     self.ratelimit_failure
                         .get(failure.as_str())
                         .copied()
                         .flatten(),
                 );
-                host::increment(if matches!(answer, Answer::FailedOpen(_)) {
-                    self.ratelimit_failed_open
-                } else {
-                    self.ratelimit_failed_closed
-                });
+                self.host
+                    .increment(if matches!(answer, Answer::FailedOpen(_)) {
+                        self.ratelimit_failed_open
+                    } else {
+                        self.ratelimit_failed_closed
+                    });
             }
         }
     }
@@ -204,14 +224,14 @@ impl Metrics {
     /// Per-reason counters of a decision (everything but `requests.<outcome>`).
     pub fn record_details(&self, decision: &Decision<'_>) {
         match decision.cache {
-            CacheLookup::Hit => host::increment(self.cache_hit),
-            CacheLookup::Miss => host::increment(self.cache_miss),
+            CacheLookup::Hit => self.host.increment(self.cache_hit),
+            CacheLookup::Miss => self.host.increment(self.cache_miss),
             CacheLookup::Disabled => {}
         }
         match decision.verified_by {
-            Some(VerifyPath::Host) => host::increment(self.verified_host),
-            Some(VerifyPath::Wasm) => host::increment(self.verified_wasm),
-            Some(VerifyPath::JwtAuthn) => host::increment(self.verified_jwt_authn),
+            Some(VerifyPath::Host) => self.host.increment(self.verified_host),
+            Some(VerifyPath::Wasm) => self.host.increment(self.verified_wasm),
+            Some(VerifyPath::JwtAuthn) => self.host.increment(self.verified_jwt_authn),
             None => {}
         }
         // Unavailable keys are the IdP's failure, counted as `requests.idp_unavailable`.
@@ -219,17 +239,20 @@ impl Metrics {
             .token_error
             .filter(|e| *e != TokenError::KeysUnavailable)
         {
-            host::increment(self.token_invalid.get(error.reason()).copied().flatten());
+            self.host
+                .increment(self.token_invalid.get(error.reason()).copied().flatten());
         }
         match decision.outcome {
             Outcome::InvalidRequest => {
                 if let Some(reason) = decision.reason {
-                    host::increment(self.request_invalid.get(reason).copied().flatten());
+                    self.host
+                        .increment(self.request_invalid.get(reason).copied().flatten());
                 }
             }
             Outcome::InsufficientScope => {
                 if let Some(route) = decision.route {
-                    host::increment(self.scope_denied.get(route).copied().flatten());
+                    self.host
+                        .increment(self.scope_denied.get(route).copied().flatten());
                 }
             }
             _ => {}
@@ -239,23 +262,24 @@ impl Metrics {
 
 impl Metrics {
     pub fn jwks_fetched(&self) {
-        host::increment(self.jwks_fetched);
+        self.host.increment(self.jwks_fetched);
     }
 
     pub fn jwks_fetch_failed(&self, err: FetchError) {
-        host::increment(self.jwks_failed.get(err.reason()).copied().flatten());
+        self.host
+            .increment(self.jwks_failed.get(err.reason()).copied().flatten());
     }
 
     pub fn jwks_refetch_requested(&self) {
-        host::increment(self.jwks_refetch_requested);
+        self.host.increment(self.jwks_refetch_requested);
     }
 
     pub fn jwks_refetch_suppressed(&self) {
-        host::increment(self.jwks_refetch_suppressed);
+        self.host.increment(self.jwks_refetch_suppressed);
     }
 
     pub fn jwks_age(&self, seconds: u64) {
-        host::record(self.jwks_age, seconds);
+        self.host.record(self.jwks_age, seconds);
     }
 }
 
@@ -265,7 +289,8 @@ pub const MODEL_FETCH_FAILURES: [&str; 5] =
 
 impl Metrics {
     fn model_event(&self, name: &str) {
-        host::increment(self.model_events.get(name).copied().flatten());
+        self.host
+            .increment(self.model_events.get(name).copied().flatten());
     }
 
     pub fn model_swapped(&self, role: Role) {
@@ -289,11 +314,11 @@ impl Metrics {
     }
 
     pub fn model_unavailable(&self) {
-        host::increment(self.model_unavailable);
+        self.host.increment(self.model_unavailable);
     }
 
     pub fn record_shadow_verdict(&self, verdict: Verdict) {
-        host::increment(
+        self.host.increment(
             self.shadow_verdicts
                 .get(verdict.as_str())
                 .copied()
@@ -305,16 +330,18 @@ impl Metrics {
 impl Metrics {
     /// The model's verdict, counted in shadow mode too.
     pub fn record_verdict(&self, verdict: Verdict) {
-        host::increment(self.verdicts.get(verdict.as_str()).copied().flatten());
+        self.host
+            .increment(self.verdicts.get(verdict.as_str()).copied().flatten());
     }
 
     /// A baseline update's fate; a lost one is also logged (it means shared-data contention
     /// or failure, worth seeing).
     pub fn record_baseline(&self, fate: BaselineWrite) {
-        host::increment(self.baseline_writes.get(fate.as_str()).copied().flatten());
+        self.host
+            .increment(self.baseline_writes.get(fate.as_str()).copied().flatten());
         if fate == BaselineWrite::Lost {
-            host::log(
-                proxy_wasm::types::LogLevel::Warn,
+            self.host.log(
+                LogLevel::Warn,
                 "obguard: a client baseline update was lost (shared data contention or failure); the verdict stands",
             );
         }

@@ -1,4 +1,4 @@
-//! Model-file glue: the root context's timer polls HTTP model sources (one worker at a time,
+//! Model-file polling: the plugin's timer polls HTTP model sources (one worker at a time,
 //! claimed with compare-and-swap), keeps the last accepted file in shared data, and every
 //! worker swaps to a file it has not loaded yet. What is accepted is decided in
 //! `assess/model_source.rs`.
@@ -10,14 +10,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, LogLevel, MapType};
-
-use super::host;
 use super::metrics::Metrics;
 use crate::assess::model::ModelStage;
 use crate::assess::model_source::{self, HttpSource, LoadedModel, ModelSource, Role};
 use crate::config::FilterConfig;
+use crate::host::{Buffer, HeaderMap, Host, HostExt, LogLevel};
 use crate::pipeline::Worker;
 
 /// Per-worker bookkeeping for HTTP model sources.
@@ -56,29 +53,31 @@ fn digest_of(model: Option<&Arc<LoadedModel>>) -> &str {
 
 /// Loads files other workers fetched, and starts polls that are due.
 pub fn on_tick(
+    host: &dyn Host,
     config: &FilterConfig,
     worker: &mut Worker,
     state: &mut ModelSourceState,
     metrics: &Metrics,
-    now: u64,
 ) {
     let Some(stage) = &config.model else { return };
     for (role, source) in sources(stage) {
         let Some(http) = &source.http else { continue };
-        let (head, _) = hostcalls::get_shared_data(&http.head_key(role)).unwrap_or((None, None));
+        let (head, _) = host
+            .shared_data(&http.head_key(role))
+            .unwrap_or((None, None));
         let mut etag = None;
         if let Some(head) = head.as_deref().and_then(model_source::decode_stored) {
             etag = head.etag.map(str::to_owned);
             if state.tried.get(role.as_str()).map(Vec::as_slice) != Some(head.digest) {
                 state.tried.insert(role.as_str(), head.digest.to_vec());
-                if let Ok((Some(file), _)) = hostcalls::get_shared_data(&http.file_key(role)) {
-                    load(stage, source, worker, metrics, role, &file);
+                if let Ok((Some(file), _)) = host.shared_data(&http.file_key(role)) {
+                    load(host, stage, source, worker, metrics, role, &file);
                 }
             }
         }
         if role == Role::Primary && worker.models.primary.is_none() && !state.warned_unavailable {
             state.warned_unavailable = true;
-            host::log(
+            host.log(
                 LogLevel::Warn,
                 &format!(
                     "obguard: no model accepted yet from cluster {} path {}; requests are {}",
@@ -95,13 +94,13 @@ pub fn on_tick(
             continue;
         }
         poll(
+            host,
             http,
             role,
             etag.as_deref(),
             slot(worker, role).is_some(),
             state,
             metrics,
-            now,
         );
     }
 }
@@ -110,6 +109,7 @@ pub fn on_tick(
 /// costs one signature verification per worker and swap, and guards against a worker whose
 /// configuration trusts different keys.
 fn load(
+    host: &dyn Host,
     stage: &ModelStage,
     source: &ModelSource,
     worker: &mut Worker,
@@ -121,7 +121,7 @@ fn load(
     match model_source::accept(file, &stage.trust, source.pin.as_deref()) {
         Ok(loaded) if current.as_ref().is_some_and(|m| m.digest == loaded.digest) => {}
         Ok(loaded) => {
-            host::log(
+            host.log(
                 LogLevel::Info,
                 &format!(
                     "obguard: {} model is now {} (was {})",
@@ -135,7 +135,7 @@ fn load(
         }
         Err(rejection) => {
             metrics.model_rejected(role, rejection.reason);
-            host::log(
+            host.log(
                 LogLevel::Warn,
                 &format!(
                     "obguard: stored {} model refused ({}): {}; still serving {}",
@@ -150,15 +150,16 @@ fn load(
 }
 
 fn poll(
+    host: &dyn Host,
     http: &HttpSource,
     role: Role,
     etag: Option<&str>,
     have_model: bool,
     state: &mut ModelSourceState,
     metrics: &Metrics,
-    now: u64,
 ) {
-    let (attempt, attempt_cas) = match hostcalls::get_shared_data(&http.attempt_key(role)) {
+    let now = host.now_secs();
+    let (attempt, attempt_cas) = match host.shared_data(&http.attempt_key(role)) {
         Ok((bytes, cas)) => (
             bytes
                 .as_deref()
@@ -172,12 +173,9 @@ fn poll(
         return;
     }
     // Claim the attempt with compare-and-swap so one worker polls, not all of them.
-    if hostcalls::set_shared_data(
-        &http.attempt_key(role),
-        Some(&now.to_be_bytes()),
-        attempt_cas.or(Some(0)),
-    )
-    .is_err()
+    if host
+        .set_shared_data(&http.attempt_key(role), &now.to_be_bytes(), attempt_cas)
+        .is_err()
     {
         return;
     }
@@ -190,22 +188,21 @@ fn poll(
     if let Some(etag) = etag {
         headers.push(("if-none-match", etag));
     }
-    match hostcalls::dispatch_http_call(
+    match host.http_call(
         &http.cluster,
-        headers,
+        &headers,
         None,
-        vec![],
         Duration::from_millis(http.timeout_ms),
     ) {
         Ok(token) => {
             state.in_flight.insert(token, role);
         }
-        Err(status) => {
+        Err(err) => {
             metrics.model_fetch_failed(role, "dispatch");
-            host::log(
+            host.log(
                 LogLevel::Warn,
                 &format!(
-                    "obguard: cannot poll the {} model from cluster {}: {status:?}",
+                    "obguard: cannot poll the {} model from cluster {}: {err}",
                     role.as_str(),
                     http.cluster
                 ),
@@ -214,18 +211,19 @@ fn poll(
     }
 }
 
-/// A poll answered (Envoy reports timeouts and connection failures as a response without
-/// headers). A new file that passes every check goes to shared data, where every worker's
+/// A poll answered (Envoy reports timeouts, resets and connection failures as a response
+/// without headers, whose header reads the host refuses). A new file that passes every check goes to shared data, where every worker's
 /// next tick picks it up; anything else leaves the serving model alone.
 pub fn on_response(
+    host: &dyn Host,
     config: &FilterConfig,
     worker: &Worker,
     state: &mut ModelSourceState,
     metrics: &Metrics,
     token: u32,
     body_size: usize,
-    now: u64,
 ) {
+    let now = host.now_secs();
     let Some(role) = state.in_flight.remove(&token) else {
         return;
     };
@@ -238,13 +236,12 @@ pub fn on_response(
         Role::Primary => worker.models.primary.as_ref(),
         Role::Shadow => worker.models.shadow.as_ref(),
     };
-    let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
-        .ok()
-        .flatten()
+    let status = host
+        .header_str(HeaderMap::HttpCallResponseHeaders, ":status")
         .and_then(|s| s.parse::<u16>().ok());
     let failed = |reason: &str, detail: String| {
         metrics.model_fetch_failed(role, reason);
-        host::log(
+        host.log(
             LogLevel::Warn,
             &format!(
                 "obguard: polling the {} model from cluster {} path {} failed ({reason}{detail}); \
@@ -264,13 +261,18 @@ pub fn on_response(
             format!(", {body_size} bytes > max_bytes {}", http.max_bytes),
         ),
         Some(200) => {
-            let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+            let body = match host.buffer(Buffer::HttpCallResponseBody, 0, body_size) {
+                Ok(body) => body,
+                Err(err) => return failed("unreachable", format!(", body: {err}")),
+            };
+            // An ETag that is not a visible-ASCII entity tag cannot be sent back in
+            // `If-None-Match`; without one the file is recognised by its digest instead.
+            let etag = host
+                .header(HeaderMap::HttpCallResponseHeaders, "etag")
                 .ok()
                 .flatten()
-                .unwrap_or_default();
-            let etag = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, "etag")
-                .ok()
-                .flatten();
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .filter(|etag| usable_etag(etag));
             // Servers without ETags (Envoy's file_server) answer 200 every time: the same
             // digest as the serving model means the same model, whatever its signature block.
             let digest = obguard_models::file_digest(&body)
@@ -285,15 +287,13 @@ pub fn on_response(
                     // The file first: a worker that sees the new head finds its file.
                     let head =
                         model_source::encode_stored(now, etag.as_deref(), loaded.digest.as_bytes());
-                    let stored =
-                        hostcalls::set_shared_data(&http.file_key(role), Some(&body), None)
-                            .and_then(|()| {
-                                hostcalls::set_shared_data(&http.head_key(role), Some(&head), None)
-                            });
+                    let stored = host
+                        .set_shared_data(&http.file_key(role), &body, None)
+                        .and_then(|()| host.set_shared_data(&http.head_key(role), &head, None));
                     match stored {
                         Ok(()) => {
                             metrics.model_fetched(role);
-                            host::log(
+                            host.log(
                                 LogLevel::Info,
                                 &format!(
                                     "obguard: fetched {} model {} from cluster {} path {}",
@@ -304,12 +304,12 @@ pub fn on_response(
                                 ),
                             );
                         }
-                        Err(status) => failed("store", format!(", shared data: {status:?}")),
+                        Err(err) => failed("store", format!(", shared data: {err}")),
                     }
                 }
                 Err(rejection) => {
                     metrics.model_rejected(role, rejection.reason);
-                    host::log(
+                    host.log(
                         LogLevel::Warn,
                         &format!(
                             "obguard: {} model file from cluster {} path {} refused ({}): {}; \
@@ -327,4 +327,9 @@ pub fn on_response(
         }
         Some(other) => failed("status", format!(", status {other}")),
     }
+}
+
+/// RFC 9110 entity tags are visible ASCII; anything else (or anything huge) is not echoed.
+fn usable_etag(etag: &str) -> bool {
+    !etag.is_empty() && etag.len() <= 256 && etag.bytes().all(|b| (0x21..=0x7e).contains(&b))
 }

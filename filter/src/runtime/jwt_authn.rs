@@ -7,8 +7,9 @@
 
 use std::collections::HashMap;
 
-use proxy_wasm::hostcalls;
 use serde_json::{Map, Number, Value};
+
+use crate::host::Host;
 
 const NAMESPACE: &str = "envoy.filters.http.jwt_authn";
 
@@ -19,8 +20,8 @@ struct Metadata {
 }
 
 /// `jwt_authn`'s namespace as JSON, or `None` when it wrote nothing for this request.
-pub fn payloads() -> Option<Map<String, Value>> {
-    let bytes = hostcalls::get_property(vec!["metadata"]).ok().flatten()?;
+pub fn payloads(host: &dyn Host) -> Option<Map<String, Value>> {
+    let bytes = host.property(&["metadata"]).ok().flatten()?;
     let metadata = <Metadata as prost::Message>::decode(bytes.as_slice()).ok()?;
     let namespace = metadata.filter_metadata.get(NAMESPACE)?;
     Some(struct_to_json(namespace))
