@@ -517,7 +517,9 @@ fn model_file() -> Vec<u8> {
 /// failures before a response (refused, reset before headers, a stall past the timeout, a
 /// status line Envoy cannot parse, headers over Envoy's limit) reach obguard as Envoy's own
 /// 503/504/502 answer, so they count as `status`; failures after the headers arrived reach
-/// obguard as a call without a response: `unreachable`.
+/// obguard as a call without a response: `unreachable`. A good body with a header obguard
+/// cannot read (a non-UTF-8 `ETag`) or a large one Envoy still accepts (60 KiB) is used: the
+/// `ETag` only saves a download.
 fn http_faults(callout: Callout) -> Vec<(&'static str, Fault, Expect)> {
     use Expect::{Failed, Served};
     let (truncated, garbage) = match callout {
