@@ -50,36 +50,44 @@ pub const ACCESS_LOG_FIELDS: &[(&str, &str)] = &[
     ("upstream_host", "%UPSTREAM_HOST%"),
 ];
 
+/// The HTTP filter entry `name` running obguard (`wasm`) with plugin configuration `plugin`
+/// (VM id `obguard`, V8, `fail_open: false`), as the bootstrap inserts it. Several entries
+/// with different names and configurations share one VM per worker.
+pub fn obguard_filter(name: &str, plugin: &Value, wasm: &Path) -> Value {
+    json!({
+        "name": name,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": "obguard",
+                "root_id": "obguard",
+                "vm_config": {
+                    "vm_id": "obguard",
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": wasm.to_string_lossy()}},
+                },
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": plugin.to_string(),
+                },
+                "fail_open": false,
+            },
+        },
+    })
+}
+
 /// The bootstrap for `opts`, with the file access log at `access_log` and, when
 /// `opts.plugin_config` is set, the wasm module at `wasm`.
 ///
 /// Layout: admin and one listener on `127.0.0.1:0`; the listener's HTTP connection manager runs
 /// `opts.extra_http_filters`, then obguard (if configured), then the router; every path (`prefix:
 /// "/"`) goes to cluster `upstream` = `127.0.0.1:opts.upstream_port` (HTTP/1.1, connect timeout
-/// 1 s), plus `opts.extra_clusters`. Finally `opts.customize` may edit the result.
+/// 1 s), plus `opts.extra_clusters`; with `opts.exact_balance` the listener balances connections
+/// exactly over the workers. Finally `opts.customize` may edit the result.
 pub fn bootstrap(opts: &EnvoyOptions, wasm: &Path, access_log: &Path) -> Value {
     let mut http_filters: Vec<Value> = opts.extra_http_filters.clone();
     if let Some(plugin) = &opts.plugin_config {
-        http_filters.push(json!({
-            "name": "envoy.filters.http.wasm",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                "config": {
-                    "name": "obguard",
-                    "root_id": "obguard",
-                    "vm_config": {
-                        "vm_id": "obguard",
-                        "runtime": "envoy.wasm.runtime.v8",
-                        "code": {"local": {"filename": wasm.to_string_lossy()}},
-                    },
-                    "configuration": {
-                        "@type": "type.googleapis.com/google.protobuf.StringValue",
-                        "value": plugin.to_string(),
-                    },
-                    "fail_open": false,
-                },
-            },
-        }));
+        http_filters.push(obguard_filter("envoy.filters.http.wasm", plugin, wasm));
     }
     http_filters.push(json!({
         "name": "envoy.filters.http.router",
@@ -152,14 +160,21 @@ pub fn bootstrap(opts: &EnvoyOptions, wasm: &Path, access_log: &Path) -> Value {
     })];
     clusters.extend(opts.extra_clusters.iter().cloned());
 
-    let mut listeners = vec![json!({
+    let mut listener = json!({
         "name": "obguard_listener",
+        // Stats as `listener.obguard_listener.*` rather than under the configured address
+        // (`127.0.0.1_0`, which other listeners on port 0 would share).
+        "stat_prefix": "obguard_listener",
         "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
         "filter_chains": [{"filters": [{
             "name": "envoy.filters.network.http_connection_manager",
             "typed_config": hcm,
         }]}],
-    })];
+    });
+    if opts.exact_balance {
+        listener["connection_balance_config"] = json!({"exact_balance": {}});
+    }
+    let mut listeners = vec![listener];
     listeners.extend(opts.extra_listeners.iter().cloned());
     let mut bootstrap = json!({
         "node": {"id": "obguard-test", "cluster": "obguard-test"},

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::http::{RawRequest, Response, try_send};
+use crate::http::{Connection, RawRequest, Response, try_send};
 use crate::spawn::{signal, spawn_tied};
 
 /// How often Envoy flushes the access log file (`--file-flush-interval-msec`).
@@ -46,6 +46,10 @@ pub struct EnvoyOptions {
     pub component_log_level: Option<String>,
     /// Worker threads (`--concurrency`, default 1).
     pub concurrency: u32,
+    /// `connection_balance_config: exact_balance` on the listener (default false): each new
+    /// connection goes to the worker with the fewest open connections, so connections held
+    /// open together are spread evenly over the workers (see [`Envoy::send_spread`]).
+    pub exact_balance: bool,
     /// How long [`Envoy::try_start`] waits for readiness (default 30 s).
     pub ready_timeout: Duration,
     /// A complete bootstrap used verbatim instead of the generated one (e.g. the benchmark's
@@ -69,6 +73,7 @@ impl EnvoyOptions {
             customize: None,
             component_log_level: Some("wasm:debug".into()),
             concurrency: 1,
+            exact_balance: false,
             ready_timeout: Duration::from_secs(30),
             bootstrap_override: None,
         }
@@ -408,7 +413,20 @@ impl Envoy {
     /// prefix `wasmcustom.`: a counter defined as `obguard.requests` shows up here as
     /// `wasmcustom.obguard.requests`.
     pub fn stats(&self) -> HashMap<String, u64> {
-        let resp = self.admin(&RawRequest::get("/stats?format=json"));
+        self.stats_from("/stats?format=json")
+    }
+
+    /// Like [`Envoy::stats`], only the stats whose name matches the regular expression
+    /// `regex` (admin `/stats?filter=`): cheaper to poll often.
+    pub fn stats_matching(&self, regex: &str) -> HashMap<String, u64> {
+        self.stats_from(&format!(
+            "/stats?format=json&filter={}",
+            percent_encode(regex)
+        ))
+    }
+
+    fn stats_from(&self, target: &str) -> HashMap<String, u64> {
+        let resp = self.admin(&RawRequest::get(target));
         let json = resp.json();
         let mut out = HashMap::new();
         for stat in json["stats"].as_array().into_iter().flatten() {
@@ -433,6 +451,62 @@ impl Envoy {
                 return value;
             }
             std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Connections each worker has accepted on the obguard listener so far
+    /// (`listener.obguard_listener.worker_<i>.downstream_cx_total`), by worker index. Empty
+    /// with a [`EnvoyOptions::bootstrap_override`].
+    pub fn worker_connections(&self) -> Vec<u64> {
+        let prefix = "listener.obguard_listener.worker_";
+        let stats = self
+            .stats_matching("^listener\\.obguard_listener\\.worker_[0-9]+\\.downstream_cx_total$");
+        let mut workers: Vec<(usize, u64)> = stats
+            .iter()
+            .filter_map(|(name, value)| {
+                let index = name
+                    .strip_prefix(prefix)?
+                    .strip_suffix(".downstream_cx_total")?;
+                Some((index.parse().ok()?, *value))
+            })
+            .collect();
+        workers.sort_unstable();
+        workers.into_iter().map(|(_, value)| value).collect()
+    }
+
+    /// Sends `req` on `n` fresh connections that are all opened (and accepted by Envoy) before
+    /// the first request goes out, so that with [`EnvoyOptions::exact_balance`] they are spread
+    /// evenly over the workers; the requests then run concurrently. Returns every answer (in
+    /// connection order) and how many of the connections each worker accepted.
+    pub fn send_spread(&self, req: &RawRequest, n: usize) -> Spread {
+        let before = self.worker_connections();
+        let connections: Vec<Result<Connection, String>> =
+            (0..n).map(|_| Connection::open(self.port)).collect();
+        let accepted = |now: &[u64]| -> Vec<u64> {
+            now.iter()
+                .enumerate()
+                .map(|(i, v)| v.saturating_sub(before.get(i).copied().unwrap_or(0)))
+                .collect()
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut per_worker = accepted(&self.worker_connections());
+        while per_worker.iter().sum::<u64>() < n as u64 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            per_worker = accepted(&self.worker_connections());
+        }
+        let responses = std::thread::scope(|scope| {
+            let sends: Vec<_> = connections
+                .into_iter()
+                .map(|conn| scope.spawn(move || conn.and_then(|c| c.send(req))))
+                .collect();
+            sends
+                .into_iter()
+                .map(|s| s.join().unwrap_or_else(|_| Err("sender panicked".into())))
+                .collect()
+        });
+        Spread {
+            responses,
+            per_worker,
         }
     }
 
@@ -476,6 +550,28 @@ impl Drop for Envoy {
             eprintln!("keeping Envoy dir {}", dir.keep().display());
         }
     }
+}
+
+/// What [`Envoy::send_spread`] saw.
+#[derive(Debug)]
+pub struct Spread {
+    /// One answer per connection, in the order the connections were opened.
+    pub responses: Vec<Result<Response, String>>,
+    /// How many of the connections each worker accepted, by worker index.
+    pub per_worker: Vec<u64>,
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters (for a query value).
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 fn read_admin_port(path: &Path) -> Option<u16> {

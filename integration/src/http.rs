@@ -277,37 +277,63 @@ fn decode_chunked(mut data: &[u8]) -> Result<Vec<u8>, String> {
 /// Stopping at the end of the response matters: after a local reply (e.g. a 403 from a filter)
 /// Envoy waits up to its `delayed_close_timeout` (1 s) for the client to close first.
 pub fn try_send_raw(port: u16, bytes: &[u8]) -> Result<Vec<u8>, String> {
-    exchange(port, bytes, false)
+    Connection::open(port)?.exchange(bytes, false)
 }
 
-fn exchange(port: u16, bytes: &[u8], head_request: bool) -> Result<Vec<u8>, String> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
-        .map_err(|e| format!("connect to {addr}: {e}"))?;
-    stream.set_read_timeout(Some(IO_TIMEOUT)).ok();
-    stream.set_write_timeout(Some(IO_TIMEOUT)).ok();
-    stream.set_nodelay(true).ok();
-    stream
-        .write_all(bytes)
-        .map_err(|e| format!("write request to {addr}: {e}"))?;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                out.extend_from_slice(&buf[..n]);
-                if response_complete(&out, head_request) {
-                    break;
-                }
-            }
-            // A reset after a response (e.g. the server closed with unread request bytes) still
-            // leaves a usable response.
-            Err(_) if !out.is_empty() => break,
-            Err(e) => return Err(format!("read response from {addr}: {e}")),
-        }
+/// An open connection to `127.0.0.1:port` that has not sent anything yet: open several first
+/// to have them all accepted (e.g. spread over Envoy's workers), then [`Connection::send`] on
+/// each.
+#[derive(Debug)]
+pub struct Connection {
+    stream: TcpStream,
+    port: u16,
+}
+
+impl Connection {
+    /// Connects (10 s timeout) with read/write timeouts of 10 s.
+    pub fn open(port: u16) -> Result<Connection, String> {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
+            .map_err(|e| format!("connect to {addr}: {e}"))?;
+        stream.set_read_timeout(Some(IO_TIMEOUT)).ok();
+        stream.set_write_timeout(Some(IO_TIMEOUT)).ok();
+        stream.set_nodelay(true).ok();
+        Ok(Connection { stream, port })
     }
-    Ok(out)
+
+    /// Sends `req` (as [`try_send`] does) and parses the answer; the connection is used up.
+    pub fn send(self, req: &RawRequest) -> Result<Response, String> {
+        let head = req.method.eq_ignore_ascii_case("HEAD");
+        let bytes = req.to_bytes(self.port);
+        let raw = self.exchange(&bytes, head)?;
+        Response::parse_with(&raw, head).map_err(|e| format!("{} {}: {e}", req.method, req.target))
+    }
+
+    fn exchange(mut self, bytes: &[u8], head_request: bool) -> Result<Vec<u8>, String> {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let stream = &mut self.stream;
+        stream
+            .write_all(bytes)
+            .map_err(|e| format!("write request to {addr}: {e}"))?;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    out.extend_from_slice(&buf[..n]);
+                    if response_complete(&out, head_request) {
+                        break;
+                    }
+                }
+                // A reset after a response (e.g. the server closed with unread request bytes)
+                // still leaves a usable response.
+                Err(_) if !out.is_empty() => break,
+                Err(e) => return Err(format!("read response from {addr}: {e}")),
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Whether `raw` holds one complete final response (interim 1xx responses skipped).
@@ -352,13 +378,7 @@ pub fn send_raw(port: u16, bytes: &[u8]) -> Vec<u8> {
 
 /// Sends `req` to `127.0.0.1:port` over a fresh HTTP/1.1 connection and parses the response.
 pub fn try_send(port: u16, req: &RawRequest) -> Result<Response, String> {
-    let raw = exchange(
-        port,
-        &req.to_bytes(port),
-        req.method.eq_ignore_ascii_case("HEAD"),
-    )?;
-    Response::parse_with(&raw, req.method.eq_ignore_ascii_case("HEAD"))
-        .map_err(|e| format!("{} {}: {e}", req.method, req.target))
+    Connection::open(port)?.send(req)
 }
 
 /// Sends `req` to `127.0.0.1:port` over a fresh HTTP/1.1 connection (`connection: close`

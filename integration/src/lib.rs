@@ -27,6 +27,7 @@ mod bootstrap;
 mod demo_bank;
 mod echo;
 mod envoy;
+mod faults;
 mod http;
 mod jwks_server;
 mod model_server;
@@ -36,11 +37,12 @@ mod spawn;
 
 use std::path::PathBuf;
 
-pub use bootstrap::{ACCESS_LOG_FIELDS, bootstrap};
+pub use bootstrap::{ACCESS_LOG_FIELDS, bootstrap, obguard_filter};
 pub use demo_bank::DemoBank;
 pub use echo::{EchoUpstream, echo_body};
-pub use envoy::{Envoy, EnvoyOptions};
-pub use http::{RawRequest, Response, send, send_raw, try_send, try_send_raw};
+pub use envoy::{Envoy, EnvoyOptions, Spread};
+pub use faults::{Fault, FaultServer};
+pub use http::{Connection, RawRequest, Response, send, send_raw, try_send, try_send_raw};
 pub use jwks_server::{JwksServer, loopback_cluster};
 pub use model_server::ModelServer;
 /// Rate-limit units for [`Limit`].

@@ -15,7 +15,7 @@ struct State {
     not_modified: usize,
 }
 
-fn etag(file: &[u8]) -> String {
+pub(crate) fn etag(file: &[u8]) -> String {
     let digest = Sha256::digest(file);
     let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
     format!("\"{hex}\"")

@@ -9,10 +9,9 @@
 //! `requests_per_unit`. It records every request it receives and can be told to misbehave
 //! ([`Behaviour`]): from the test through [`RateLimitService::set_behaviour`], or per request
 //! with a descriptor entry `obguard-test-fault` = `delay:<ms>` | `unavailable` | `garbage` |
-//! `unknown_code`.
+//! `unknown_code`; [`Behaviour::Reset`] resets the HTTP/2 stream instead of answering.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -47,6 +46,11 @@ pub enum Behaviour {
     Garbage,
     /// A `RateLimitResponse` whose `overall_code` is UNKNOWN.
     UnknownCode,
+    /// Reset the stream (HTTP/2 `RST_STREAM`, INTERNAL_ERROR) before any answer: no headers,
+    /// no gRPC status. Only through [`RateLimitService::set_behaviour`] (it acts before the
+    /// request is read, so the request is not in [`RateLimitService::received`]; see
+    /// [`RateLimitService::resets`]).
+    Reset,
 }
 
 /// One limit: `entries` are `(key, Some(value))` to match a value or `(key, None)` for a
@@ -111,6 +115,7 @@ struct State {
     counters: HashMap<String, u64>,
     request_headers: Vec<(String, String)>,
     response_headers: Vec<(String, String)>,
+    resets: usize,
 }
 
 /// What the service sends back: a real message, or raw bytes in the gRPC frame.
@@ -276,6 +281,11 @@ impl RateLimitService {
         state.response_headers = own(response);
     }
 
+    /// Streams reset so far ([`Behaviour::Reset`]).
+    pub fn resets(&self) -> usize {
+        self.state().resets
+    }
+
     /// Every request received so far, oldest first.
     pub fn received(&self) -> Vec<RateLimitRequest> {
         self.state().received.clone()
@@ -354,7 +364,7 @@ where
     B::Error: Into<StdError> + Send + 'static,
 {
     type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
+    type Error = StdError;
     type Future = BoxFuture<Self::Response, Self::Error>;
 
     fn poll_ready(
@@ -375,6 +385,14 @@ where
             if req.uri().path() != path {
                 return Ok(Status::unimplemented("").into_http());
             }
+            {
+                let mut guard = state.lock().unwrap_or_else(|e| e.into_inner());
+                if guard.behaviour == Some(Behaviour::Reset) {
+                    guard.resets += 1;
+                    // Not a `Status`: tonic hands it to hyper, which resets the stream.
+                    return Err(Box::new(ResetStream) as StdError);
+                }
+            }
             let mut grpc = tonic::server::Grpc::new(RlsCodec);
             Ok(grpc.unary(Handler { state }, req).await)
         })
@@ -384,6 +402,18 @@ where
 struct Handler {
     state: Arc<Mutex<State>>,
 }
+
+/// The service error behind [`Behaviour::Reset`].
+#[derive(Debug)]
+struct ResetStream;
+
+impl std::fmt::Display for ResetStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("told to reset the stream")
+    }
+}
+
+impl std::error::Error for ResetStream {}
 
 impl UnaryService<RateLimitRequest> for Handler {
     type Response = Reply;
@@ -413,7 +443,7 @@ impl UnaryService<RateLimitRequest> for Handler {
                     return Ok(Response::new(Reply::Message(RateLimitResponse::default())));
                 }
                 Behaviour::Delay(delay) => tokio::time::sleep(delay).await,
-                Behaviour::Limit => {}
+                Behaviour::Limit | Behaviour::Reset => {}
             }
             let answer = state
                 .lock()

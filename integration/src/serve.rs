@@ -38,6 +38,7 @@ impl Received {
 }
 
 /// What a handler answers.
+#[derive(Clone)]
 pub(crate) struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
