@@ -17,6 +17,8 @@ use crate::identify::jwks_remote::RemoteKeySet;
 use crate::identify::{self, Identity, TokenError};
 use crate::telemetry::{self, Outcome};
 
+use std::borrow::Cow;
+
 /// What the filter needs from a request's headers.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestView<'a> {
@@ -66,9 +68,11 @@ pub struct Decision<'c> {
 #[derive(Debug)]
 pub enum Action<'c> {
     /// Forward upstream after removing `remove` (and `Authorization` if asked) and setting
-    /// `set`.
+    /// `set`. `remove` holds every configured identity header name, plus the names under
+    /// which this request carries another spelling of one (`x_obguard_client_id`) or a
+    /// header obguard strips for other reasons.
     Continue {
-        remove: &'c [String],
+        remove: Cow<'c, [String]>,
         remove_authorization: bool,
         set: Vec<(String, String)>,
     },
@@ -122,7 +126,7 @@ pub fn decide<'c>(
         model: None,
         model_unavailable: false,
         action: Action::Continue {
-            remove: &config.headers.strip,
+            remove: Cow::Borrowed(&config.headers.strip),
             remove_authorization: !config.headers.forward_authorization,
             set: Vec::new(),
         },
@@ -169,6 +173,7 @@ pub fn decide<'c>(
             UnmatchedPolicy::Allow => {
                 decision.outcome = Outcome::Passthrough;
                 decision.reason = Some(telemetry::REASON_NO_ROUTE);
+                decision.action = continue_with(config, request, None, None, None);
                 return decision;
             }
             UnmatchedPolicy::Authenticate => None,
@@ -177,7 +182,7 @@ pub fn decide<'c>(
     decision.route = route.map(|r| r.name.as_str());
     if let Some(route) = route.filter(|r| r.anonymous) {
         decision.outcome = Outcome::Anonymous;
-        decision.action = continue_with(config, None, Some(&route.name), None);
+        decision.action = continue_with(config, request, None, Some(&route.name), None);
         return decision;
     }
 
@@ -330,6 +335,7 @@ pub fn decide<'c>(
     }
     decision.action = continue_with(
         config,
+        request,
         Some(&identity),
         route.map(|r| r.name.as_str()),
         Some(assessment),
@@ -395,12 +401,13 @@ fn unavailable_answer(config: &FilterConfig, issuer: Option<usize>) -> (u16, u64
 
 fn continue_with<'c>(
     config: &'c FilterConfig,
+    request: &RequestView<'_>,
     identity: Option<&Identity>,
     route: Option<&str>,
     assessment: Option<Assessment>,
 ) -> Action<'c> {
     Action::Continue {
-        remove: &config.headers.strip,
+        remove: config.headers.removals(request.headers, |_| false),
         remove_authorization: !config.headers.forward_authorization,
         set: config.headers.headers_for(identity, route, assessment),
     }

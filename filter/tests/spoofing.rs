@@ -1,0 +1,165 @@
+//! Spoofing and smuggling holes found by outside testers, natively: each test here failed
+//! before its fix. The same cases run through the real Envoy in
+//! `integration/tests/spoofing.rs`.
+
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
+
+use obguard::config::{self, FilterConfig};
+use obguard::pipeline::{Action, Decision, RequestView, Worker, decide};
+use obguard::telemetry::Outcome;
+use obguard_testkit::{self as kit, Key};
+use serde_json::{Value, json};
+
+fn load(config: &Value) -> FilterConfig {
+    match config::load(config.to_string().as_bytes()) {
+        Ok(config) => config,
+        Err(err) => panic!("config rejected: {err}"),
+    }
+}
+
+fn load_err(config: &Value) -> String {
+    match config::load(config.to_string().as_bytes()) {
+        Ok(_) => panic!("accepted: {config}"),
+        Err(err) => err.to_string(),
+    }
+}
+
+struct Request<'a> {
+    method: &'a str,
+    path: &'a str,
+    token: Option<&'a str>,
+    headers: Vec<(String, String)>,
+}
+
+impl<'a> Request<'a> {
+    fn get(path: &'a str, token: &'a str) -> Self {
+        Self {
+            method: "GET",
+            path,
+            token: Some(token),
+            headers: Vec::new(),
+        }
+    }
+
+    fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+fn run<'c>(config: &'c FilterConfig, worker: &mut Worker, req: &Request<'_>) -> Decision<'c> {
+    run_at(config, worker, req, kit::now())
+}
+
+fn run_at<'c>(
+    config: &'c FilterConfig,
+    worker: &mut Worker,
+    req: &Request<'_>,
+    now: u64,
+) -> Decision<'c> {
+    let bearer = req.token.map(|t| format!("Bearer {t}"));
+    let authorization: Vec<&str> = bearer.iter().map(String::as_str).collect();
+    let view = RequestView {
+        method: req.method,
+        path: req.path,
+        authorization: &authorization,
+        interaction_id: None,
+        jwt_authn_payloads: None,
+        headers: &req.headers,
+        now_ms: 0,
+    };
+    decide(config, worker, &view, now)
+}
+
+fn status(decision: &Decision<'_>) -> u16 {
+    match &decision.action {
+        Action::Reply(reply) => reply.status,
+        Action::Continue { .. } => 200,
+    }
+}
+
+fn removed(decision: &Decision<'_>) -> Vec<String> {
+    match &decision.action {
+        Action::Continue { remove, .. } => remove.to_vec(),
+        Action::Reply(_) => panic!("refused: {:?}", decision.reason),
+    }
+}
+
+fn accounts_token(client: &str) -> String {
+    kit::token("ES256", Key::P256, &kit::claims(client, "accounts"))
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Underscore spellings of obguard's own headers.
+
+#[test]
+fn underscore_and_mixed_case_spellings_of_identity_headers_are_removed() {
+    let config = load(&kit::plugin_config());
+    let mut worker = Worker::new(&config);
+    let token = accounts_token("tpp-real");
+    let spoofs = [
+        "x_obguard_client_id",
+        "X_Obguard_Scopes",
+        "x-obguard_subject",
+        "x_obguard_route",
+        "x_obguard_verdict",
+        "x_obguard_risk_band",
+        // A configured claim header and the interaction id obguard sets upstream.
+        "x_obguard_token_id",
+        "x_fapi_interaction_id",
+    ];
+    let mut req = Request::get("/accounts", &token).header("x-unrelated_header", "kept");
+    for name in spoofs {
+        req = req.header(name, "evil");
+    }
+    for decision in [
+        run(&config, &mut worker, &req),
+        // Anonymous routes strip them too.
+        run(
+            &config,
+            &mut worker,
+            &Request {
+                token: None,
+                path: "/health",
+                ..Request::get("/health", "")
+            }
+            .header("x_obguard_client_id", "evil"),
+        ),
+    ] {
+        let remove = removed(&decision);
+        assert!(remove.iter().any(|n| n == "x-obguard-client-id"));
+        assert!(!remove.iter().any(|n| n == "x-unrelated_header"));
+        if decision.outcome == Outcome::Allowed {
+            for name in spoofs {
+                assert!(remove.iter().any(|n| n == name), "{name} kept: {remove:?}");
+            }
+        } else {
+            assert!(remove.iter().any(|n| n == "x_obguard_client_id"));
+        }
+    }
+}
+
+#[test]
+fn configured_headers_must_differ_for_upstreams_that_read_underscores_as_dashes() {
+    let mut config = kit::plugin_config();
+    config["headers"]["claims"] = json!([{"claim": "jti", "header": "x_obguard_subject"}]);
+    assert_eq!(
+        load_err(&config),
+        "headers.claims[0].header: header `x_obguard_subject` is another spelling of a header already configured (upstreams read `_` as `-`)"
+    );
+    let mut config = kit::plugin_config();
+    config["headers"]["strip"] = json!(["content_length"]);
+    assert_eq!(
+        load_err(&config),
+        "headers.strip[0]: `content_length` is reserved"
+    );
+    // Stripping another spelling of a set header is allowed (and harmless).
+    let mut config = kit::plugin_config();
+    config["headers"]["strip"] = json!(["x_obguard_client_id"]);
+    load(&config);
+}
