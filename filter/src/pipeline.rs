@@ -5,6 +5,7 @@ use crate::assess::baselines::{BaselineStore, MemoryStore};
 use crate::assess::model::{self as model_stage, ActiveModels, Scored, WhenUnavailable};
 use crate::assess::pending::PendingResponses;
 use crate::assess::{self, Assessment};
+use crate::authorise::method_override::{self, MethodOverridePolicy};
 use crate::authorise::path;
 use crate::authorise::routes::Route;
 use crate::config::{FilterConfig, UnmatchedPolicy};
@@ -180,6 +181,19 @@ pub fn decide<'c>(
         },
     };
     decision.route = route.map(|r| r.name.as_str());
+    // The upstream may dispatch on the overriding method: refused on every request obguard
+    // authorises (with `strip`, and on pass-through, the headers are removed instead).
+    if config.method_override == MethodOverridePolicy::Refuse
+        && method_override::present(request.headers)
+    {
+        return deny(
+            decision,
+            config,
+            Outcome::InvalidRequest,
+            telemetry::REASON_METHOD_OVERRIDE,
+            Denial::MethodOverride,
+        );
+    }
     if let Some(route) = route.filter(|r| r.anonymous) {
         decision.outcome = Outcome::Anonymous;
         decision.action = continue_with(config, request, None, Some(&route.name), None);
@@ -407,7 +421,9 @@ fn continue_with<'c>(
     assessment: Option<Assessment>,
 ) -> Action<'c> {
     Action::Continue {
-        remove: config.headers.removals(request.headers, |_| false),
+        remove: config
+            .headers
+            .removals(request.headers, method_override::is_override_header),
         remove_authorization: !config.headers.forward_authorization,
         set: config.headers.headers_for(identity, route, assessment),
     }

@@ -85,6 +85,9 @@ pub const REASON_RISK: &str = "risk";
 /// A model is configured but none has been accepted yet.
 pub const REASON_MODEL_UNAVAILABLE: &str = "model_unavailable";
 pub const REASON_OVER_LIMIT: &str = "over_limit";
+/// 400: the request carries `X-HTTP-Method-Override` (or a variant) and
+/// `method_override` is `refuse`.
+pub const REASON_METHOD_OVERRIDE: &str = "method_override";
 
 /// Counter names. Envoy shows them with its `wasmcustom.` prefix.
 pub mod metric {
@@ -181,6 +184,7 @@ pub fn request_invalid_reasons() -> Vec<&'static str> {
     let mut reasons = vec![
         ExtractError::MultipleAuthorization.reason(),
         ExtractError::TokenInQuery.reason(),
+        REASON_METHOD_OVERRIDE,
     ];
     reasons.extend(
         [

@@ -163,3 +163,96 @@ fn configured_headers_must_differ_for_upstreams_that_read_underscores_as_dashes(
     config["headers"]["strip"] = json!(["x_obguard_client_id"]);
     load(&config);
 }
+
+// ---------------------------------------------------------------------------------------
+// 2. Method-override headers.
+
+fn reply_body(decision: &Decision<'_>) -> Value {
+    match &decision.action {
+        Action::Reply(reply) => serde_json::from_str(&reply.body).unwrap(),
+        Action::Continue { .. } => Value::Null,
+    }
+}
+
+#[test]
+fn method_override_headers_are_refused_on_authorised_routes_by_default() {
+    let config = load(&kit::plugin_config());
+    let mut worker = Worker::new(&config);
+    let token = accounts_token("tpp-1");
+    for name in [
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+        "X_HTTP_Method_Override",
+    ] {
+        let decision = run(
+            &config,
+            &mut worker,
+            &Request::get("/accounts", &token).header(name, "DELETE"),
+        );
+        assert_eq!(status(&decision), 400, "{name}");
+        assert_eq!(decision.outcome, Outcome::InvalidRequest);
+        assert_eq!(decision.reason, Some("method_override"));
+        let body = reply_body(&decision);
+        assert_eq!(body["error"], "invalid_request");
+        assert_eq!(
+            body["error_description"],
+            "Method override headers are not accepted"
+        );
+    }
+    // Anonymous routes are authorised routes too: GET /health must not become a DELETE.
+    let decision = run(
+        &config,
+        &mut worker,
+        &Request {
+            token: None,
+            ..Request::get("/health", "")
+        }
+        .header("x-http-method-override", "DELETE"),
+    );
+    assert_eq!(decision.reason, Some("method_override"));
+    // Without the header nothing changes.
+    let decision = run(&config, &mut worker, &Request::get("/accounts", &token));
+    assert_eq!(decision.outcome, Outcome::Allowed);
+}
+
+#[test]
+fn method_override_headers_are_stripped_with_strip_and_on_pass_through() {
+    let mut raw = kit::plugin_config();
+    raw["method_override"] = json!("strip");
+    let config = load(&raw);
+    let mut worker = Worker::new(&config);
+    let token = accounts_token("tpp-1");
+    let decision = run(
+        &config,
+        &mut worker,
+        &Request::get("/accounts", &token)
+            .header("x-http-method-override", "DELETE")
+            .header("x_method_override", "DELETE"),
+    );
+    assert_eq!(decision.outcome, Outcome::Allowed);
+    let remove = removed(&decision);
+    assert!(remove.iter().any(|n| n == "x-http-method-override"));
+    assert!(remove.iter().any(|n| n == "x_method_override"));
+
+    // `refuse` cannot refuse what obguard does not authorise (`unmatched: allow`): stripped.
+    let mut raw = kit::plugin_config();
+    raw["unmatched"] = json!("allow");
+    let config = load(&raw);
+    let mut worker = Worker::new(&config);
+    let decision = run(
+        &config,
+        &mut worker,
+        &Request {
+            token: None,
+            ..Request::get("/elsewhere", "")
+        }
+        .header("x-http-method", "PUT"),
+    );
+    assert_eq!(decision.outcome, Outcome::Passthrough);
+    assert!(removed(&decision).iter().any(|n| n == "x-http-method"));
+
+    let mut raw = kit::plugin_config();
+    raw["method_override"] = json!("forward");
+    assert!(load_err(&raw).starts_with("method_override: unknown variant `forward`"));
+}

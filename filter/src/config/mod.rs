@@ -30,6 +30,8 @@ pub struct FilterConfig {
     pub issuers: Vec<Issuer>,
     pub routes: RouteTable,
     pub unmatched: UnmatchedPolicy,
+    /// What a method-override header does to a request (refused or stripped).
+    pub method_override: crate::authorise::method_override::MethodOverridePolicy,
     pub headers: HeaderPolicy,
     pub max_token_bytes: usize,
     pub cache_entries: usize,
@@ -115,6 +117,7 @@ fn compile(raw: RawConfig) -> Result<FilterConfig, ConfigError> {
         issuers,
         routes,
         unmatched: raw.unmatched,
+        method_override: raw.method_override,
         headers: HeaderPolicy::compile("headers", &raw.headers)?,
         max_token_bytes: raw.max_token_bytes,
         cache_entries: raw.cache.max_entries,

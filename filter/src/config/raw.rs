@@ -26,6 +26,9 @@ pub struct RawConfig {
     /// What happens to requests that match no route.
     #[serde(default)]
     pub unmatched: UnmatchedPolicy,
+    /// Requests carrying `X-HTTP-Method-Override` (and its variants): refused or stripped.
+    #[serde(default)]
+    pub method_override: crate::authorise::method_override::MethodOverridePolicy,
     #[serde(default)]
     pub headers: RawHeaders,
     /// Longest bearer token accepted, in bytes.

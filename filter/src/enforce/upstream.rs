@@ -73,7 +73,11 @@ pub fn canonical(name: &str) -> String {
 pub fn canonical_eq(name: &str, canonical_name: &str) -> bool {
     name.len() == canonical_name.len()
         && name.bytes().zip(canonical_name.bytes()).all(|(a, b)| {
-            let a = if a == b'_' { b'-' } else { a.to_ascii_lowercase() };
+            let a = if a == b'_' {
+                b'-'
+            } else {
+                a.to_ascii_lowercase()
+            };
             a == b
         })
 }
@@ -110,21 +114,23 @@ impl HeaderPolicy {
             strip.push(name.to_owned());
             Ok(())
         };
-        let mut add_set =
-            |field: String, name: &str, strip: &mut Vec<String>| -> Result<(), ConfigError> {
-                add(field.clone(), name, strip)?;
-                let form = canonical(name);
-                if set_canonical.contains(&form) {
-                    return Err(ConfigError::new(
-                        field,
-                        format!(
-                            "header `{name}` is another spelling of a header already configured (upstreams read `_` as `-`)"
-                        ),
-                    ));
-                }
-                set_canonical.push(form);
-                Ok(())
-            };
+        let mut add_set = |field: String,
+                           name: &str,
+                           strip: &mut Vec<String>|
+         -> Result<(), ConfigError> {
+            add(field.clone(), name, strip)?;
+            let form = canonical(name);
+            if set_canonical.contains(&form) {
+                return Err(ConfigError::new(
+                    field,
+                    format!(
+                        "header `{name}` is another spelling of a header already configured (upstreams read `_` as `-`)"
+                    ),
+                ));
+            }
+            set_canonical.push(form);
+            Ok(())
+        };
         for (field, name) in [
             ("client_id", &raw.client_id),
             ("subject", &raw.subject),
