@@ -160,7 +160,20 @@ pub fn decide<'c>(
     };
 
     let route: Option<&Route> = match config.routes.find(request.method, path) {
-        Some(found) => Some(found.route),
+        Some(found) => {
+            // Parameters become account ids upstream: only their charset gets through.
+            if found.route.param_violation(&found.params).is_some() {
+                decision.route = Some(found.route.name.as_str());
+                return deny(
+                    decision,
+                    config,
+                    Outcome::InvalidRequest,
+                    telemetry::REASON_PATH_PARAMETER,
+                    Denial::BadPath,
+                );
+            }
+            Some(found.route)
+        }
         None => match config.unmatched {
             UnmatchedPolicy::Deny => {
                 return deny(

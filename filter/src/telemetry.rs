@@ -88,6 +88,9 @@ pub const REASON_OVER_LIMIT: &str = "over_limit";
 /// 400: the request carries `X-HTTP-Method-Override` (or a variant) and
 /// `method_override` is `refuse`.
 pub const REASON_METHOD_OVERRIDE: &str = "method_override";
+/// 400: a path parameter's value has a character outside its charset (default RFC 3986
+/// unreserved) or is too long.
+pub const REASON_PATH_PARAMETER: &str = "path_parameter";
 
 /// Counter names. Envoy shows them with its `wasmcustom.` prefix.
 pub mod metric {
@@ -185,6 +188,7 @@ pub fn request_invalid_reasons() -> Vec<&'static str> {
         ExtractError::MultipleAuthorization.reason(),
         ExtractError::TokenInQuery.reason(),
         REASON_METHOD_OVERRIDE,
+        REASON_PATH_PARAMETER,
     ];
     reasons.extend(
         [

@@ -256,3 +256,99 @@ fn method_override_headers_are_stripped_with_strip_and_on_pass_through() {
     raw["method_override"] = json!("forward");
     assert!(load_err(&raw).starts_with("method_override: unknown variant `forward`"));
 }
+
+// ---------------------------------------------------------------------------------------
+// 3. Path parameters outside a safe character set.
+
+#[test]
+fn path_parameters_accept_only_unreserved_characters_by_default() {
+    let config = load(&kit::plugin_config());
+    let mut worker = Worker::new(&config);
+    let token = kit::token(
+        "ES256",
+        Key::P256,
+        &kit::claims("tpp-1", "accounts transactions:read"),
+    );
+    for path in [
+        "/accounts/%c0%ae%c0%ae",
+        "/accounts/%C0%AE%C0%AE/transactions",
+        "/accounts/%EF%BC%8E%EF%BC%8E",
+        "/accounts/acc-1%3Bx=1",
+        "/accounts/acc-1%3F",
+        "/accounts/acc-1%23frag/balances",
+        "/accounts/acc\u{fc}",
+        "/accounts/acc@1",
+    ] {
+        let decision = run(&config, &mut worker, &Request::get(path, &token));
+        assert_eq!(status(&decision), 400, "{path}");
+        assert_eq!(decision.reason, Some("path_parameter"), "{path}");
+        assert_eq!(reply_body(&decision)["error"], "invalid_request");
+    }
+    let long = format!("/accounts/{}", "a".repeat(257));
+    assert_eq!(
+        run(&config, &mut worker, &Request::get(&long, &token)).reason,
+        Some("path_parameter")
+    );
+    for path in ["/accounts/acc-1", "/accounts/A.b_c~9/transactions"] {
+        let decision = run(&config, &mut worker, &Request::get(path, &token));
+        assert_eq!(decision.outcome, Outcome::Allowed, "{path}");
+    }
+}
+
+#[test]
+fn path_parameter_charsets_are_configurable_per_route() {
+    let mut raw = kit::plugin_config();
+    raw["routes"][1]["params"] = json!({"AccountId": {"charset": "0-9", "max_length": 8}});
+    raw["routes"][2]["params"] = json!({"AccountId": {"charset": "A-Za-z0-9-:@"}});
+    let config = load(&raw);
+    let mut worker = Worker::new(&config);
+    let token = accounts_token("tpp-1");
+    let outcome = |worker: &mut Worker, path: &str| {
+        let decision = run(&config, worker, &Request::get(path, &token));
+        (decision.outcome, decision.reason)
+    };
+    assert_eq!(
+        outcome(&mut worker, "/accounts/12345678").0,
+        Outcome::Allowed
+    );
+    assert_eq!(
+        outcome(&mut worker, "/accounts/123456789").1,
+        Some("path_parameter")
+    );
+    assert_eq!(
+        outcome(&mut worker, "/accounts/12a").1,
+        Some("path_parameter")
+    );
+    assert_eq!(
+        outcome(&mut worker, "/accounts/urn:acc@1/balances").0,
+        Outcome::Allowed
+    );
+
+    for (params, error) in [
+        (
+            json!({"Nope": {}}),
+            "routes[1].params.Nope: the path template has no parameter `{Nope}`",
+        ),
+        (
+            json!({"AccountId": {"charset": "0-9%"}}),
+            "routes[1].params.AccountId.charset: `%` cannot be allowed: percent-encoded parameter values are never accepted",
+        ),
+        (
+            json!({"AccountId": {"charset": "a-z/"}}),
+            "routes[1].params.AccountId.charset: `/` cannot be allowed: only unreserved characters, `!$&'()*+,=:@` (RFC 3986 pchar without `%` and `;`)",
+        ),
+        (
+            json!({"AccountId": {"max_length": 0}}),
+            "routes[1].params.AccountId.max_length: must be between 1 and 4096",
+        ),
+        (
+            json!({"AccountId": {"pattern": ".*"}}),
+            "routes[1].params.AccountId.pattern: unknown field `pattern`, expected `charset` or `max_length`",
+        ),
+    ] {
+        let mut raw = kit::plugin_config();
+        raw["routes"][1]["params"] = params;
+        let err = load_err(&raw);
+        assert!(err.starts_with(error), "{err}");
+    }
+}

@@ -301,6 +301,23 @@ pub struct RawRoute {
     /// balances): `{"challenge": 0.5, "throttle": 0.8, "block": 0.95}`.
     #[serde(default)]
     pub thresholds: Option<obguard_models::Thresholds>,
+    /// Per path parameter: the characters and length its value may have. Parameters not
+    /// listed accept RFC 3986 unreserved characters (`A-Za-z0-9-._~`), at most 256 bytes.
+    #[serde(default)]
+    pub params: std::collections::BTreeMap<String, RawParam>,
+}
+
+/// `routes[].params.<Name>`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawParam {
+    /// Allowed characters, listed, with `A-Z`-style ranges between two letters or two
+    /// digits; default `A-Za-z0-9-._~`.
+    #[serde(default)]
+    pub charset: Option<String>,
+    /// Longest value in bytes; default 256.
+    #[serde(default)]
+    pub max_length: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
