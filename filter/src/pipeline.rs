@@ -56,6 +56,8 @@ pub struct Decision<'c> {
     pub cache: CacheLookup,
     /// Which implementation checked the token's signature (none on a cache hit).
     pub verified_by: Option<VerifyPath>,
+    /// Refused as a bad signature remembered by the negative cache (no check this time).
+    pub rejected_from_cache: bool,
     /// An unknown `kid` for an issuer with a remote JWKS: the adapter may ask for an early
     /// refetch (rate-limited per issuer).
     pub refetch_keys_for: Option<usize>,
@@ -97,7 +99,11 @@ pub struct Worker {
 impl Worker {
     pub fn new(config: &FilterConfig) -> Self {
         Self {
-            cache: TokenCache::new(config.cache_entries),
+            cache: TokenCache::with_negative(
+                config.cache_entries,
+                config.negative_cache_entries,
+                config.negative_cache_ttl_s,
+            ),
             remote_keys: config.issuers.iter().map(|_| None).collect(),
             baselines: Box::new(MemoryStore::default()),
             models: ActiveModels::from_config(config.model.as_ref()),
@@ -123,6 +129,7 @@ pub fn decide<'c>(
         assessment: None,
         cache: CacheLookup::Disabled,
         verified_by: None,
+        rejected_from_cache: false,
         refetch_keys_for: None,
         model: None,
         model_unavailable: false,
@@ -249,6 +256,7 @@ pub fn decide<'c>(
             let auth = identify::authenticate(&verifier, &mut worker.cache, token, now);
             decision.cache = auth.cache;
             decision.verified_by = auth.verified_by;
+            decision.rejected_from_cache = auth.rejected_from_cache;
             auth.result
         }
     };

@@ -352,3 +352,250 @@ fn path_parameter_charsets_are_configurable_per_route() {
         assert!(err.starts_with(error), "{err}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// 4. RFC 9068 required claims for `at+jwt` issuers.
+
+fn without(claims: &Value, names: &[&str]) -> Value {
+    let mut claims = claims.clone();
+    for name in names {
+        claims.as_object_mut().unwrap().remove(*name);
+    }
+    claims
+}
+
+fn reason_for(config: &FilterConfig, token: &str) -> Option<&'static str> {
+    let mut worker = Worker::new(config);
+    run(config, &mut worker, &Request::get("/accounts", token)).reason
+}
+
+#[test]
+fn at_jwt_issuers_require_the_rfc9068_claims() {
+    let config = load(&kit::plugin_config());
+    let claims = kit::claims("tpp-1", "accounts");
+    assert_eq!(
+        reason_for(&config, &kit::token("ES256", Key::P256, &claims)),
+        None
+    );
+    for missing in ["sub", "jti", "client_id", "iat"] {
+        let token = kit::token("ES256", Key::P256, &without(&claims, &[missing]));
+        let mut worker = Worker::new(&config);
+        let decision = run(&config, &mut worker, &Request::get("/accounts", &token));
+        assert_eq!(status(&decision), 401, "{missing}");
+        assert_eq!(decision.reason, Some("missing_claim"), "{missing}");
+        assert_eq!(reply_body(&decision)["error"], "invalid_token");
+    }
+    // Even when the client id comes from another claim, RFC 9068's `client_id` is required.
+    let mut raw = kit::plugin_config();
+    raw["issuers"][0]["client_id_claim"] = json!("azp");
+    raw["issuers"][0]["max_lifetime_s"] = json!(null);
+    let config = load(&raw);
+    let mut azp = without(&claims, &["client_id"]);
+    azp["azp"] = json!("tpp-1");
+    assert_eq!(
+        reason_for(&config, &kit::token("ES256", Key::P256, &azp)),
+        Some("missing_claim")
+    );
+    // `iat` is required even with the lifetime check disabled.
+    assert_eq!(
+        reason_for(
+            &config,
+            &kit::token("ES256", Key::P256, &without(&claims, &["iat"]))
+        ),
+        Some("missing_claim")
+    );
+
+    // Relaxed per issuer, and never asked of issuers that do not require `at+jwt`.
+    for edit in [
+        json!({"rfc9068_claims": false, "max_lifetime_s": null}),
+        json!({"require_typ": null, "max_lifetime_s": null}),
+    ] {
+        let mut raw = kit::plugin_config();
+        for (k, v) in edit.as_object().unwrap() {
+            raw["issuers"][0][k] = v.clone();
+        }
+        let config = load(&raw);
+        let token = kit::token(
+            "ES256",
+            Key::P256,
+            &without(&claims, &["sub", "jti", "iat"]),
+        );
+        assert_eq!(reason_for(&config, &token), None, "{edit}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Duplicate members in the payload and the JOSE header.
+
+#[test]
+fn duplicate_claims_and_header_members_are_refused() {
+    let config = load(&kit::plugin_config());
+    let now = kit::now();
+    let claims = |extra: &str| {
+        format!(
+            r#"{{"iss":"{}","aud":"{}","sub":"psu-1","client_id":"tpp-1","scope":"accounts","iat":{now},"exp":{},"jti":"j-{now}"{extra}}}"#,
+            kit::ISSUER,
+            kit::AUDIENCE,
+            now + 300,
+        )
+    };
+    let header = r#"{"alg":"ES256","typ":"at+jwt","kid":"ec-p256"}"#;
+    let good = kit::sign_raw("ES256", Key::P256, header, &claims(""));
+    assert_eq!(reason_for(&config, &good), None);
+    for extra in [
+        r#","client_id":"tpp-admin""#,
+        r#","client\u005fid":"tpp-admin""#,
+        r#","scope":"accounts payments""#,
+        r#","cnf":{"x5t#S256":"a","x5t#S256":"b"}"#,
+    ] {
+        let token = kit::sign_raw("ES256", Key::P256, header, &claims(extra));
+        let mut worker = Worker::new(&config);
+        let decision = run(&config, &mut worker, &Request::get("/accounts", &token));
+        assert_eq!(status(&decision), 401, "{extra}");
+        assert_eq!(decision.reason, Some("duplicate_claim"), "{extra}");
+        assert_eq!(decision.client_id, None, "{extra}");
+        assert_eq!(
+            reply_body(&decision)["error_description"],
+            "The access token has a duplicate claim"
+        );
+    }
+    for header in [
+        r#"{"alg":"ES256","typ":"at+jwt","kid":"ec-p256","kid":"rsa-1"}"#,
+        r#"{"alg":"ES256","typ":"at+jwt","typ":"JWT","kid":"ec-p256"}"#,
+        r#"{"alg":"ES256","typ":"at+jwt","kid":"ec-p256","x5u":"a","x5u":"b"}"#,
+    ] {
+        let token = kit::sign_raw("ES256", Key::P256, header, &claims(""));
+        assert_eq!(
+            reason_for(&config, &token),
+            Some("duplicate_header"),
+            "{header}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 9. Forged tokens: claims before the signature, bad signatures remembered.
+
+fn forged(claims: &Value) -> String {
+    // Signed by a key not in the JWKS, under a configured kid.
+    kit::sign(
+        "ES256",
+        Key::AttackerP256,
+        &kit::header("ES256", Key::P256),
+        claims,
+    )
+}
+
+fn challenge(decision: &Decision<'_>) -> (u16, Option<String>, Value) {
+    match &decision.action {
+        Action::Reply(reply) => {
+            let www = reply
+                .headers
+                .iter()
+                .find(|(n, _)| n == "www-authenticate")
+                .map(|(_, v)| v.clone());
+            let mut body: Value = serde_json::from_str(&reply.body).unwrap();
+            body.as_object_mut().unwrap().remove("interaction_id");
+            (reply.status, www, body)
+        }
+        Action::Continue { .. } => panic!("allowed"),
+    }
+}
+
+#[test]
+fn cheap_claim_checks_run_before_the_signature_and_answer_like_a_bad_signature() {
+    let config = load(&kit::plugin_config());
+    let mut worker = Worker::new(&config);
+    let now = kit::now();
+    let good = kit::claims("tpp-1", "accounts");
+    let mut expired = good.clone();
+    expired["exp"] = json!(now - 3600);
+    expired["iat"] = json!(now - 3900);
+    let mut foreign = good.clone();
+    foreign["aud"] = json!("https://elsewhere.test");
+    let mut future = good.clone();
+    future["nbf"] = json!(now + 3600);
+
+    let bad_signature = run(
+        &config,
+        &mut worker,
+        &Request::get("/accounts", &forged(&good)),
+    );
+    assert_eq!(bad_signature.reason, Some("bad_signature"));
+    assert!(
+        bad_signature.verified_by.is_some(),
+        "the signature was checked"
+    );
+    let expected = challenge(&bad_signature);
+    assert_eq!(
+        expected.1.as_deref(),
+        Some(
+            "Bearer realm=\"bank.test\", error=\"invalid_token\", error_description=\"The access token is invalid\""
+        )
+    );
+    for (claims, reason) in [
+        (&expired, "expired"),
+        (&foreign, "wrong_audience"),
+        (&future, "not_yet_valid"),
+        (&without(&good, &["jti"]), "missing_claim"),
+    ] {
+        for token in [forged(claims), kit::token("ES256", Key::P256, claims)] {
+            let decision = run(&config, &mut worker, &Request::get("/accounts", &token));
+            assert_eq!(decision.reason, Some(reason));
+            assert_eq!(decision.verified_by, None, "{reason}: no signature check");
+            // Forged or genuine, the caller sees exactly what a bad signature gets.
+            assert_eq!(challenge(&decision), expected, "{reason}");
+        }
+    }
+}
+
+#[test]
+fn bad_signatures_are_remembered_bounded_and_for_a_while() {
+    let mut raw = kit::plugin_config();
+    raw["cache"]["negative"] = json!({"max_entries": 2, "ttl_s": 60});
+    let config = load(&raw);
+    let mut worker = Worker::new(&config);
+    let now = kit::now();
+    let token = forged(&kit::claims("tpp-1", "accounts"));
+    let at = |worker: &mut Worker, token: &str, t: u64| {
+        let d = run_at(&config, worker, &Request::get("/accounts", token), t);
+        (d.reason, d.verified_by.is_some(), d.rejected_from_cache)
+    };
+    assert_eq!(
+        at(&mut worker, &token, now),
+        (Some("bad_signature"), true, false)
+    );
+    assert_eq!(
+        at(&mut worker, &token, now + 1),
+        (Some("bad_signature"), false, true)
+    );
+    assert_eq!(
+        at(&mut worker, &token, now + 59),
+        (Some("bad_signature"), false, true)
+    );
+    // After the TTL it is checked again (and remembered again).
+    assert_eq!(
+        at(&mut worker, &token, now + 60),
+        (Some("bad_signature"), true, false)
+    );
+    // LRU-bounded: two newer forgeries push it out.
+    for client in ["tpp-2", "tpp-3"] {
+        let other = forged(&kit::claims(client, "accounts"));
+        assert!(at(&mut worker, &other, now + 61).1);
+    }
+    assert_eq!(
+        at(&mut worker, &token, now + 62),
+        (Some("bad_signature"), true, false)
+    );
+    assert_eq!(worker.cache.rejected_len(), 2);
+    // A genuine token is never affected; claim refusals are never remembered.
+    let genuine = accounts_token("tpp-1");
+    assert_eq!(at(&mut worker, &genuine, now + 62).0, None);
+
+    let mut raw = kit::plugin_config();
+    raw["cache"]["negative"] = json!({"ttl_s": 0});
+    assert_eq!(
+        load_err(&raw),
+        "cache.negative.ttl_s: must be between 1 and 86400 (use max_entries: 0 to disable)"
+    );
+}

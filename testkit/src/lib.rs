@@ -140,6 +140,14 @@ pub fn sign(alg: &str, key: Key, header: &Value, claims: &Value) -> String {
     format!("{input}.{}", b64(signature))
 }
 
+/// Signs the JSON texts `header` and `claims` exactly as given (for tokens a `Value` cannot
+/// express, such as duplicate members).
+pub fn sign_raw(alg: &str, key: Key, header: &str, claims: &str) -> String {
+    let input = format!("{}.{}", b64(header), b64(claims));
+    let signature = signature(alg, key, input.as_bytes());
+    format!("{input}.{}", b64(signature))
+}
+
 /// A valid token: standard header for `key`, the given claims.
 pub fn token(alg: &str, key: Key, claims: &Value) -> String {
     sign(alg, key, &header(alg, key), claims)

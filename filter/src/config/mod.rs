@@ -35,6 +35,9 @@ pub struct FilterConfig {
     pub headers: HeaderPolicy,
     pub max_token_bytes: usize,
     pub cache_entries: usize,
+    /// Bad signatures remembered per worker, and for how long.
+    pub negative_cache_entries: usize,
+    pub negative_cache_ttl_s: u64,
     /// The proxy's signature check, when the adapter found one (never set natively unless a
     /// test injects one).
     pub host_verify: Option<HostVerifyFn>,
@@ -103,6 +106,18 @@ fn compile(raw: RawConfig) -> Result<FilterConfig, ConfigError> {
             format!("must be at most {MAX_CACHE_ENTRIES}"),
         ));
     }
+    if raw.cache.negative.max_entries > MAX_CACHE_ENTRIES {
+        return Err(ConfigError::new(
+            "cache.negative.max_entries",
+            format!("must be at most {MAX_CACHE_ENTRIES}"),
+        ));
+    }
+    if raw.cache.negative.ttl_s == 0 || raw.cache.negative.ttl_s > 86_400 {
+        return Err(ConfigError::new(
+            "cache.negative.ttl_s",
+            "must be between 1 and 86400 (use max_entries: 0 to disable)",
+        ));
+    }
     let routes = RouteTable::compile("routes", &raw.routes)?;
     let ratelimit = match &raw.ratelimit {
         Some(section) => Some(RateLimitConfig::compile(
@@ -121,6 +136,8 @@ fn compile(raw: RawConfig) -> Result<FilterConfig, ConfigError> {
         headers: HeaderPolicy::compile("headers", &raw.headers)?,
         max_token_bytes: raw.max_token_bytes,
         cache_entries: raw.cache.max_entries,
+        negative_cache_entries: raw.cache.negative.max_entries,
+        negative_cache_ttl_s: raw.cache.negative.ttl_s,
         host_verify: None,
         ratelimit,
         model: match &raw.model {
@@ -306,6 +323,7 @@ fn compile_issuer(path: &str, raw: &RawIssuer) -> Result<Issuer, ConfigError> {
         algorithms,
         keys,
         secret,
+        rfc9068_claims: raw.rfc9068_claims && require_typ.as_deref() == Some("at+jwt"),
         require_typ,
         max_lifetime_s: raw.max_lifetime_s,
         clock_skew_s: raw.clock_skew_s,

@@ -76,6 +76,10 @@ pub struct RawIssuer {
     /// `application/` prefix is optional on both sides.
     #[serde(default)]
     pub require_typ: Option<String>,
+    /// With `require_typ: at+jwt`: require RFC 9068's `sub`, `client_id`, `iat` and `jti`
+    /// (besides `iss`, `aud`, `exp`). `false` relaxes it.
+    #[serde(default = "default_true")]
+    pub rfc9068_claims: bool,
     /// Longest accepted `exp - iat`; `null` disables the check.
     #[serde(default = "default_max_lifetime_s")]
     pub max_lifetime_s: Option<u64>,
@@ -426,14 +430,42 @@ pub struct RawCache {
     /// Verified tokens kept per Envoy worker; 0 disables the cache.
     #[serde(default = "default_cache_entries")]
     pub max_entries: usize,
+    /// Tokens whose signature did not verify, refused again without a check.
+    #[serde(default)]
+    pub negative: RawNegativeCache,
 }
 
 impl Default for RawCache {
     fn default() -> Self {
         Self {
             max_entries: default_cache_entries(),
+            negative: RawNegativeCache::default(),
         }
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNegativeCache {
+    /// Bad signatures remembered per Envoy worker (LRU); 0 disables.
+    #[serde(default = "default_cache_entries")]
+    pub max_entries: usize,
+    /// How long one is remembered.
+    #[serde(default = "default_negative_ttl_s")]
+    pub ttl_s: u64,
+}
+
+impl Default for RawNegativeCache {
+    fn default() -> Self {
+        Self {
+            max_entries: default_cache_entries(),
+            ttl_s: default_negative_ttl_s(),
+        }
+    }
+}
+
+fn default_negative_ttl_s() -> u64 {
+    300
 }
 
 fn default_cache_entries() -> usize {
