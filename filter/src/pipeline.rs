@@ -33,6 +33,9 @@ pub struct RequestView<'a> {
     pub jwt_authn_payloads: Option<&'a serde_json::Map<String, serde_json::Value>>,
     /// Every request header (for the model's geography, network and client signals).
     pub headers: &'a [(String, String)],
+    /// Envoy's `source.address` property (`ip:port`): the client as Envoy sees it. Read by
+    /// the adapter only when [`FilterConfig::reads_source_address`].
+    pub source_address: Option<&'a str>,
     /// Request time in Unix milliseconds for the model; 0 means `now` seconds × 1000.
     pub now_ms: u64,
 }
@@ -331,6 +334,7 @@ pub fn decide<'c>(
                 method: request.method,
                 path,
                 headers: request.headers,
+                source_address: request.source_address,
             };
             let thresholds = route.and_then(|r| r.thresholds.as_ref());
             let scored = stage.score(

@@ -46,6 +46,7 @@ impl Harness {
             interaction_id: None,
             jwt_authn_payloads: None,
             headers: &[],
+            source_address: None,
             now_ms: 0,
         };
         decide(&self.config, &mut self.cache, &view, kit::now())
@@ -612,6 +613,7 @@ fn interaction_id_is_echoed_or_generated() {
         interaction_id: Some(id),
         jwt_authn_payloads: None,
         headers: &[],
+        source_address: None,
         now_ms: 0,
     };
     let d = decide(&h.config, &mut h.cache, &view, kit::now());
@@ -754,6 +756,7 @@ fn delegation_reads_the_payload_jwt_authn_verified() {
             interaction_id: None,
             jwt_authn_payloads: Some(&payloads),
             headers: &[],
+            source_address: None,
             now_ms: 0,
         };
         let d = decide(&h.config, &mut h.cache, &view, kit::now());

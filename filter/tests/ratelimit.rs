@@ -78,6 +78,7 @@ fn plan_for(
         interaction_id: None,
         jwt_authn_payloads: None,
         headers: &[],
+        source_address: None,
         now_ms: 0,
     };
     let mut worker = Worker::new(config);
@@ -202,6 +203,7 @@ fn verdict_and_risk_headers_go_upstream() {
         interaction_id: None,
         jwt_authn_payloads: None,
         headers: &[],
+        source_address: None,
         now_ms: 0,
     };
     let decision = decide(&config, &mut Worker::new(&config), &view, kit::now());

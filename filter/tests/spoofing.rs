@@ -34,6 +34,7 @@ struct Request<'a> {
     path: &'a str,
     token: Option<&'a str>,
     headers: Vec<(String, String)>,
+    source_address: Option<&'a str>,
 }
 
 impl<'a> Request<'a> {
@@ -43,6 +44,7 @@ impl<'a> Request<'a> {
             path,
             token: Some(token),
             headers: Vec::new(),
+            source_address: None,
         }
     }
 
@@ -71,6 +73,7 @@ fn run_at<'c>(
         interaction_id: None,
         jwt_authn_payloads: None,
         headers: &req.headers,
+        source_address: req.source_address,
         now_ms: 0,
     };
     decide(config, worker, &view, now)
@@ -598,4 +601,198 @@ fn bad_signatures_are_remembered_bounded_and_for_a_while() {
         load_err(&raw),
         "cache.negative.ttl_s: must be between 1 and 86400 (use max_entries: 0 to disable)"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. The client IP: Envoy's connection view, or a header only past trusted hops.
+
+use obguard::assess::Verdict;
+use obguard::assess::model::ClientIp;
+
+fn xff(value: &str) -> Vec<(String, String)> {
+    vec![("x-forwarded-for".to_owned(), value.to_owned())]
+}
+
+#[test]
+fn client_ip_follows_envoys_xff_num_trusted_hops_semantics() {
+    let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().unwrap());
+    let connection = ClientIp::Connection;
+    // The leftmost entry is whatever the client wrote: never used.
+    let spoofed = xff("6.6.6.6, 203.0.113.10");
+    assert_eq!(
+        connection.resolve(&spoofed, Some("192.0.2.5:41234")),
+        ip("192.0.2.5")
+    );
+    assert_eq!(
+        connection.resolve(&[], Some("[2001:db8::1]:443")),
+        ip("2001:db8::1")
+    );
+    assert_eq!(connection.resolve(&[], Some("192.0.2.5")), ip("192.0.2.5"));
+    assert_eq!(connection.resolve(&spoofed, None), None);
+    assert_eq!(ClientIp::None.resolve(&spoofed, Some("192.0.2.5:1")), None);
+
+    let hops = |n: u32| ClientIp::Header {
+        name: "x-forwarded-for".to_owned(),
+        trusted_hops: n,
+    };
+    // Envoy's docs, example 3 (edge, two trusted proxies in front, use_remote_address: true):
+    // the client sent `203.0.113.128, 203.0.113.10, 203.0.113.1` from 192.0.2.5, Envoy
+    // appended the connection's address, and trusts 203.0.113.10.
+    let seen = xff("203.0.113.128, 203.0.113.10, 203.0.113.1, 192.0.2.5");
+    assert_eq!(
+        hops(2).resolve(&seen, Some("192.0.2.5:1")),
+        ip("203.0.113.10")
+    );
+    // Example 4 (internal Envoy, use_remote_address: false, xff_num_trusted_hops 2): the same
+    // header as received, 3rd from the right.
+    assert_eq!(
+        hops(2).resolve(&seen, Some("10.11.12.13:1")),
+        ip("203.0.113.10")
+    );
+    // Example 2 (zero hops): the last entry.
+    assert_eq!(hops(0).resolve(&seen, None), ip("192.0.2.5"));
+    // Repeated header lines are one list.
+    let split = vec![
+        (
+            "x-forwarded-for".to_owned(),
+            "203.0.113.128, 203.0.113.10".to_owned(),
+        ),
+        (
+            "x-forwarded-for".to_owned(),
+            "203.0.113.1, 192.0.2.5".to_owned(),
+        ),
+    ];
+    assert_eq!(hops(2).resolve(&split, None), ip("203.0.113.10"));
+    // Too few entries, or junk: the connection, as Envoy falls back.
+    assert_eq!(hops(5).resolve(&seen, Some("192.0.2.9:1")), ip("192.0.2.9"));
+    assert_eq!(
+        hops(0).resolve(&xff("not-an-ip"), Some("192.0.2.9:1")),
+        ip("192.0.2.9")
+    );
+}
+
+fn prefix_model_config(client_ip: Option<Value>) -> Value {
+    let mut config = kit::plugin_config();
+    config["issuers"][0]["max_lifetime_s"] = json!(null);
+    config["model"] = json!({
+        "inline_base64": base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            kit::new_prefix_model(10.0),
+        ),
+        "allow_unsigned": true,
+        "max_clients": 64,
+    });
+    if let Some(client_ip) = client_ip {
+        config["model"]["client_ip"] = client_ip;
+    }
+    config
+}
+
+/// Scores `n` requests by one client, request `i` with `source(i)` and `headers(i)`; the
+/// verdicts in order.
+fn verdicts(
+    config: &FilterConfig,
+    worker: &mut Worker,
+    n: u64,
+    source: impl Fn(u64) -> String,
+    headers: impl Fn(u64) -> Vec<(String, String)>,
+) -> Vec<Verdict> {
+    let token = accounts_token("tpp-ip");
+    (0..n)
+        .map(|i| {
+            let address = source(i);
+            let req = Request {
+                headers: headers(i),
+                source_address: Some(&address),
+                ..Request::get("/accounts", &token)
+            };
+            run(config, worker, &req).model.unwrap().verdict
+        })
+        .collect()
+}
+
+#[test]
+fn the_model_sees_the_connection_not_the_leftmost_forwarded_for_entry() {
+    let config = load(&prefix_model_config(None));
+    let mut worker = Worker::new(&config);
+    // One client from one network, writing a different "client" into x-forwarded-for on
+    // every request: with the leftmost entry every request was from a new network.
+    let seen = verdicts(
+        &config,
+        &mut worker,
+        30,
+        |_| "203.0.113.10:40000".to_owned(),
+        |i| xff(&format!("10.{i}.0.1, 203.0.113.10")),
+    );
+    assert_eq!(
+        seen.first(),
+        Some(&Verdict::StepUp),
+        "a new client's network is new"
+    );
+    assert!(
+        seen.iter().skip(20).all(|v| *v == Verdict::Allow),
+        "the connection's network became familiar: {seen:?}"
+    );
+    // A request from another connection network is new again.
+    let other = verdicts(
+        &config,
+        &mut worker,
+        1,
+        |_| "198.51.100.7:1".to_owned(),
+        |_| xff("203.0.113.10"),
+    );
+    assert_eq!(other, vec![Verdict::StepUp]);
+
+    // `source: header` with one trusted hop: the entry before the proxy's is the client.
+    let config = load(&prefix_model_config(Some(
+        json!({"source": "header", "xff_num_trusted_hops": 1}),
+    )));
+    let mut worker = Worker::new(&config);
+    let seen = verdicts(
+        &config,
+        &mut worker,
+        30,
+        |i| format!("10.{i}.0.1:1"),
+        |i| xff(&format!("10.{i}.9.9, 203.0.113.10, 10.0.0.1")),
+    );
+    assert!(
+        seen.iter().skip(20).all(|v| *v == Verdict::Allow),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn ip_header_is_replaced_by_client_ip() {
+    let mut config = prefix_model_config(None);
+    config["model"]["ip_header"] = json!("x-forwarded-for");
+    let err = load_err(&config);
+    assert!(
+        err.starts_with("model.ip_header: replaced by `client_ip`: the first x-forwarded-for entry is written by the client."),
+        "{err}"
+    );
+    // `null` still means "no IP".
+    let mut config = prefix_model_config(None);
+    config["model"]["ip_header"] = json!(null);
+    load(&config);
+    for (client_ip, error) in [
+        (
+            json!({"source": "header"}),
+            "model.client_ip.xff_num_trusted_hops: required with `\"source\": \"header\"`",
+        ),
+        (
+            json!({"source": "connection", "xff_num_trusted_hops": 1}),
+            "model.client_ip.xff_num_trusted_hops: only with `\"source\": \"header\"`",
+        ),
+        (
+            json!({"source": "header", "header": "X-Real-IP", "xff_num_trusted_hops": 0}),
+            "model.client_ip.header: must be a lower-case header name",
+        ),
+        (
+            json!({"source": "header", "xff_num_trusted_hops": 17}),
+            "model.client_ip.xff_num_trusted_hops: must be at most 16",
+        ),
+    ] {
+        let err = load_err(&prefix_model_config(Some(client_ip)));
+        assert!(err.starts_with(error), "{err}");
+    }
 }

@@ -389,12 +389,22 @@ pub fn sign_model(bytes: &[u8], n: u8) -> Vec<u8> {
 /// allows everything, 10 challenges a request from a country the client has not used (a
 /// country becomes familiar after about a dozen requests). For lifecycle tests.
 pub fn new_country_model(new_country_weight: f32) -> Vec<u8> {
+    novelty_model(obguard_models::Feature::NewCountry, new_country_weight)
+}
+
+/// Like [`new_country_model`], for "new network (/24 or /48 of the client IP) for this
+/// client": the IP the filter attributes to the caller decides.
+pub fn new_prefix_model(new_prefix_weight: f32) -> Vec<u8> {
+    novelty_model(obguard_models::Feature::NewPrefix, new_prefix_weight)
+}
+
+fn novelty_model(feature: obguard_models::Feature, weight: f32) -> Vec<u8> {
     use obguard_models::model::linear::Logistic;
     use obguard_models::model::{ModelBody, ModelKind, TrainingMetadata};
-    use obguard_models::{FEATURE_COUNT, Feature, Model, PopulationBaseline, Thresholds};
+    use obguard_models::{FEATURE_COUNT, Model, PopulationBaseline, Thresholds};
     let mut weights = vec![0.0; FEATURE_COUNT];
-    if let Some(w) = weights.get_mut(Feature::NewCountry as usize) {
-        *w = new_country_weight;
+    if let Some(w) = weights.get_mut(feature as usize) {
+        *w = weight;
     }
     let body = ModelBody {
         kind: ModelKind::Logistic(Logistic {

@@ -44,6 +44,15 @@ pub fn now_unix_secs_and_ms() -> (u64, u64) {
     (secs, ms)
 }
 
+/// A string property (e.g. `["source", "address"]`); `None` when absent, unreadable or not
+/// UTF-8.
+pub fn property_string(path: &[&str]) -> Option<String> {
+    hostcalls::get_property(path.to_vec())
+        .ok()
+        .flatten()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+}
+
 pub fn response_header(name: &str) -> Option<String> {
     hostcalls::get_map_value(MapType::HttpResponseHeaders, name)
         .ok()

@@ -142,6 +142,11 @@ impl HttpContext for ObguardHttp {
         } else {
             None
         };
+        let source_address = state
+            .config
+            .reads_source_address()
+            .then(|| host::property_string(&["source", "address"]))
+            .flatten();
         let view = RequestView {
             method: header(":method").unwrap_or(""),
             path: header(":path").unwrap_or(""),
@@ -149,6 +154,7 @@ impl HttpContext for ObguardHttp {
             interaction_id: header(interaction_id::HEADER),
             jwt_authn_payloads: jwt_authn_payloads.as_ref(),
             headers: &headers,
+            source_address: source_address.as_deref(),
             now_ms,
         };
         let decision = match state.worker.try_borrow_mut() {

@@ -12,7 +12,7 @@ pub use raw::{ScopeFormat, UnmatchedPolicy};
 use std::sync::Arc;
 
 use crate::assess::StaticAssessments;
-use crate::assess::model::{ModelStage, WhenUnavailable};
+use crate::assess::model::{ClientIp, ModelStage, WhenUnavailable};
 use crate::assess::model_source::{self, HttpSource, ModelSource, Trust};
 use crate::authorise::routes::RouteTable;
 use crate::enforce::upstream::HeaderPolicy;
@@ -347,6 +347,14 @@ impl FilterConfig {
             .iter()
             .any(|i| i.jwt_authn_payload_key.is_some())
     }
+
+    /// Whether the model may need Envoy's `source.address` (the adapter then reads it;
+    /// otherwise that host call is skipped).
+    pub fn reads_source_address(&self) -> bool {
+        self.model
+            .as_ref()
+            .is_some_and(|m| m.client_ip != ClientIp::None)
+    }
 }
 
 fn compile_model(path: &str, raw: &raw::RawModel) -> Result<ModelStage, ConfigError> {
@@ -409,10 +417,10 @@ fn compile_model(path: &str, raw: &raw::RawModel) -> Result<ModelStage, ConfigEr
             "must be non-empty printable ASCII without `\"` or `\\`",
         ));
     }
+    let client_ip = compile_client_ip(path, raw)?;
     for (field, name) in [
         ("country_header", &raw.country_header),
         ("asn_header", &raw.asn_header),
-        ("ip_header", &raw.ip_header),
     ] {
         if let Some(name) = name
             && (name.is_empty()
@@ -439,11 +447,85 @@ fn compile_model(path: &str, raw: &raw::RawModel) -> Result<ModelStage, ConfigEr
         client_ttl_s: raw.client_ttl_s,
         country_header: raw.country_header.clone(),
         asn_header: raw.asn_header.clone(),
-        ip_header: raw.ip_header.clone(),
+        client_ip,
         challenge_acr_values: raw.challenge.acr_values.clone(),
         challenge_max_age_s: raw.challenge.max_age_s,
         throttle_retry_after_s: raw.throttle_retry_after_s,
     })
+}
+
+/// Most trusted hops accepted in `client_ip.xff_num_trusted_hops`.
+const MAX_TRUSTED_HOPS: u32 = 16;
+
+/// `model.client_ip` (and the retired `model.ip_header`).
+fn compile_client_ip(path: &str, raw: &raw::RawModel) -> Result<ClientIp, ConfigError> {
+    match (&raw.ip_header, &raw.client_ip) {
+        (Some(Some(_)), _) => {
+            return Err(ConfigError::new(
+                format!("{path}.ip_header"),
+                "replaced by `client_ip`: the first x-forwarded-for entry is written by the client.                  Use `\"client_ip\": {\"source\": \"connection\"}` (Envoy's view of the client, the default) or                  `{\"source\": \"header\", \"header\": \"x-forwarded-for\", \"xff_num_trusted_hops\": N}`",
+            ));
+        }
+        (Some(None), Some(_)) => {
+            return Err(ConfigError::new(
+                format!("{path}.ip_header"),
+                "set `client_ip` only (`ip_header: null` is the old spelling of `{\"source\": \"none\"}`)",
+            ));
+        }
+        (Some(None), None) => return Ok(ClientIp::None),
+        (None, None) => return Ok(ClientIp::Connection),
+        (None, Some(_)) => {}
+    }
+    let Some(client_ip) = &raw.client_ip else {
+        return Ok(ClientIp::Connection);
+    };
+    let field = |name: &str| format!("{path}.client_ip.{name}");
+    let only_for_header =
+        |name: &str| ConfigError::new(field(name), "only with `\"source\": \"header\"`");
+    match client_ip.source {
+        raw::ClientIpSource::Connection | raw::ClientIpSource::None => {
+            if client_ip.header.is_some() {
+                return Err(only_for_header("header"));
+            }
+            if client_ip.xff_num_trusted_hops.is_some() {
+                return Err(only_for_header("xff_num_trusted_hops"));
+            }
+            Ok(if client_ip.source == raw::ClientIpSource::None {
+                ClientIp::None
+            } else {
+                ClientIp::Connection
+            })
+        }
+        raw::ClientIpSource::Header => {
+            let name = client_ip
+                .header
+                .clone()
+                .unwrap_or_else(|| "x-forwarded-for".to_owned());
+            if name.is_empty()
+                || name
+                    .bytes()
+                    .any(|b| !(b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+            {
+                return Err(ConfigError::new(
+                    field("header"),
+                    "must be a lower-case header name",
+                ));
+            }
+            let Some(trusted_hops) = client_ip.xff_num_trusted_hops else {
+                return Err(ConfigError::new(
+                    field("xff_num_trusted_hops"),
+                    "required with `\"source\": \"header\"`: how many proxies in front of Envoy append to the header (Envoy's `xff_num_trusted_hops`)",
+                ));
+            };
+            if trusted_hops > MAX_TRUSTED_HOPS {
+                return Err(ConfigError::new(
+                    field("xff_num_trusted_hops"),
+                    format!("must be at most {MAX_TRUSTED_HOPS}"),
+                ));
+            }
+            Ok(ClientIp::Header { name, trusted_hops })
+        }
+    }
 }
 
 /// One model source: exactly one of `inline_base64` (checked now: a refused file fails the

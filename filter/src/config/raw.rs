@@ -512,9 +512,14 @@ pub struct RawModel {
     /// Request header carrying the caller's autonomous system number, set by the edge.
     #[serde(default = "default_asn_header")]
     pub asn_header: Option<String>,
-    /// Request header whose first entry is the caller's IP.
-    #[serde(default = "default_ip_header")]
-    pub ip_header: Option<String>,
+    /// Where the caller's IP comes from: Envoy's connection (default), a header with trusted
+    /// hops, or nowhere.
+    #[serde(default)]
+    pub client_ip: Option<RawClientIp>,
+    /// Replaced by `client_ip` (it took the leftmost `x-forwarded-for` entry, which the
+    /// client writes). Only `null` is still accepted (no IP, as before).
+    #[serde(default, deserialize_with = "present")]
+    pub ip_header: Option<Option<String>>,
     /// Baseline slots (bounded memory: about 320 bytes per occupied slot in Envoy, shared by
     /// all workers); each client id has two candidate slots.
     #[serde(default = "default_max_clients")]
@@ -527,6 +532,42 @@ pub struct RawModel {
     /// `Retry-After` of a `throttle` verdict answered without a rate-limit service.
     #[serde(default = "default_throttle_retry_after_s")]
     pub throttle_retry_after_s: u64,
+}
+
+/// `model.client_ip`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClientIp {
+    #[serde(default)]
+    pub source: ClientIpSource,
+    /// With `source: header`: the header (default `x-forwarded-for`).
+    #[serde(default)]
+    pub header: Option<String>,
+    /// With `source: header`, required: Envoy's `xff_num_trusted_hops` semantics.
+    #[serde(default)]
+    pub xff_num_trusted_hops: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientIpSource {
+    /// Envoy's `source.address` (the connection's peer, or the address Envoy itself derived
+    /// from trusted `x-forwarded-for` hops).
+    #[default]
+    Connection,
+    /// A header, read from the right past trusted hops.
+    Header,
+    /// No IP: the network features see none.
+    None,
+}
+
+/// `Some(value)` for a field that is present, even as `null` (absent stays `None`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// Where a shadow model comes from (same rules and trusted keys as the primary).
@@ -611,9 +652,6 @@ fn default_country_header() -> Option<String> {
 }
 fn default_asn_header() -> Option<String> {
     Some("x-client-asn".to_owned())
-}
-fn default_ip_header() -> Option<String> {
-    Some("x-forwarded-for".to_owned())
 }
 fn default_max_clients() -> u32 {
     100_000
