@@ -49,6 +49,8 @@ pub struct Decision<'c> {
     /// Set when the refusal is a token error.
     pub token_error: Option<TokenError>,
     pub route: Option<&'c str>,
+    /// The verified client, qualified by its issuer's namespace: `<client id>@<namespace>`
+    /// (see [`crate::identify::Identity::qualified_client_id`]).
     pub client_id: Option<String>,
     /// The token's `sub`, for rate-limit descriptors.
     pub subject: Option<String>,
@@ -303,7 +305,10 @@ pub fn decide<'c>(
             );
         }
     };
-    decision.client_id = Some(identity.client_id.clone());
+    // Client ids are the issuer's: `tpp-1` of one issuer is not `tpp-1` of another. The
+    // qualified id keys baselines and rate-limit descriptors and is what the log shows.
+    let client_key = identity.qualified_client_id();
+    decision.client_id = Some(client_key.clone());
 
     if let Some(route) = route
         && !route.scopes.is_satisfied_by(&identity.scopes)
@@ -320,7 +325,8 @@ pub fn decide<'c>(
         );
     }
     decision.subject = identity.subject.clone();
-    let pinned = assess::pinned(&config.static_assessments, &identity.client_id);
+    let pinned = assess::pinned(&config.static_assessments, &client_key)
+        .or_else(|| assess::pinned(&config.static_assessments, &identity.client_id));
     let assessment = match (&config.model, pinned) {
         (_, Some(pinned)) => pinned,
         (Some(stage), None) => {
@@ -330,7 +336,7 @@ pub fn decide<'c>(
                 } else {
                     request.now_ms
                 },
-                client_id: &identity.client_id,
+                client_id: &client_key,
                 method: request.method,
                 path,
                 headers: request.headers,

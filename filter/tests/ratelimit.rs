@@ -131,8 +131,8 @@ fn descriptors_come_from_identity_route_assessment_and_country() {
     assert_eq!(
         entries(&request),
         pairs(&[
-            &[("client", "tpp-1")],
-            &[("client", "tpp-1"), ("route", "accounts")],
+            &[("client", "tpp-1@idp.obguard.test")],
+            &[("client", "tpp-1@idp.obguard.test"), ("route", "accounts")],
             &[("tier", "gold"), ("sub", "psu-tpp-1")],
             &[("verdict", "allow"), ("risk", "low")],
             &[("country", "GB")],

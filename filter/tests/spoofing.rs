@@ -796,3 +796,214 @@ fn ip_header_is_replaced_by_client_ip() {
         assert!(err.starts_with(error), "{err}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// 8. Client ids are namespaced by issuer.
+
+use obguard::ratelimit::{RequestFacts, plan};
+use obguard_rls_proto::envoy::service::ratelimit::v3::RateLimitRequest;
+use prost::Message;
+
+fn two_issuers(extra: Value) -> Value {
+    let mut config = kit::plugin_config();
+    config["issuers"].as_array_mut().unwrap().push(json!({
+        "issuer": kit::HMAC_ISSUER,
+        "audiences": [kit::AUDIENCE],
+        "shared_secret": kit::b64(kit::HMAC_SECRET),
+        "algorithms": ["HS256"],
+        "max_lifetime_s": null,
+    }));
+    for (k, v) in extra.as_object().unwrap() {
+        config[k] = v.clone();
+    }
+    config
+}
+
+/// A token for `client` from the second (HMAC) issuer.
+fn hmac_token(client: &str, claims: Option<Value>) -> String {
+    let mut claims = claims.unwrap_or_else(|| kit::claims(client, "accounts"));
+    claims["iss"] = json!(kit::HMAC_ISSUER);
+    kit::sign_hmac("HS256", kit::HMAC_SECRET, &json!({"alg": "HS256"}), &claims)
+}
+
+fn set_headers(decision: &Decision<'_>) -> Vec<(String, String)> {
+    match &decision.action {
+        Action::Continue { set, .. } => set.clone(),
+        Action::Reply(_) => panic!("refused: {:?}", decision.reason),
+    }
+}
+
+#[test]
+fn the_same_client_id_from_two_issuers_is_two_clients() {
+    let config = load(&two_issuers(json!({
+        "ratelimit": {
+            "cluster": "rl", "domain": "bank",
+            "descriptors": [
+                {"entries": [{"key": "client", "from": "client_id"}]},
+                {"entries": [{"key": "legacy", "from": "bare_client_id"}]},
+                {"entries": [{"key": "ns", "from": "client_namespace"}, {"key": "id", "from": "bare_client_id"}]}
+            ]
+        }
+    })));
+    let mut worker = Worker::new(&config);
+    let a = run(
+        &config,
+        &mut worker,
+        &Request::get("/accounts", &accounts_token("tpp-1")),
+    );
+    let b = run(
+        &config,
+        &mut worker,
+        &Request::get("/accounts", &hmac_token("tpp-1", None)),
+    );
+    assert_eq!(a.client_id.as_deref(), Some("tpp-1@idp.obguard.test"));
+    assert_eq!(b.client_id.as_deref(), Some("tpp-1@hmac-idp.obguard.test"));
+
+    let descriptors = |d: &Decision<'_>| {
+        let facts = RequestFacts {
+            client_id: d.client_id.as_deref(),
+            subject: d.subject.as_deref(),
+            route: d.route,
+            assessment: d.assessment,
+            country: None,
+        };
+        let call = plan(config.ratelimit.as_ref().unwrap(), &facts).unwrap();
+        let request = RateLimitRequest::decode(call.message.as_slice()).unwrap();
+        request
+            .descriptors
+            .iter()
+            .map(|d| {
+                d.entries
+                    .iter()
+                    .map(|e| format!("{}={}", e.key, e.value))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        descriptors(&a),
+        [
+            "client=tpp-1@idp.obguard.test",
+            "legacy=tpp-1",
+            "ns=idp.obguard.test,id=tpp-1"
+        ]
+    );
+    assert_eq!(
+        descriptors(&b),
+        [
+            "client=tpp-1@hmac-idp.obguard.test",
+            "legacy=tpp-1",
+            "ns=hmac-idp.obguard.test,id=tpp-1"
+        ]
+    );
+
+    // The upstream sees the token's client id and, beside it, the namespace.
+    let header = |d: &Decision<'_>, name: &str| {
+        set_headers(d)
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+    };
+    assert_eq!(header(&a, "x-obguard-client-id").as_deref(), Some("tpp-1"));
+    assert_eq!(
+        header(&a, "x-obguard-client-namespace").as_deref(),
+        Some("idp.obguard.test")
+    );
+    assert_eq!(
+        header(&b, "x-obguard-client-namespace").as_deref(),
+        Some("hmac-idp.obguard.test")
+    );
+    // ...and cannot be spoofed.
+    let spoofed = run(
+        &config,
+        &mut worker,
+        &Request::get("/accounts", &accounts_token("tpp-1"))
+            .header("x-obguard-client-namespace", "hmac-idp.obguard.test"),
+    );
+    assert!(
+        removed(&spoofed)
+            .iter()
+            .any(|n| n == "x-obguard-client-namespace")
+    );
+
+    // A pin on the qualified id applies to that issuer's client only; a bare one to both.
+    let config = load(&two_issuers(json!({
+        "static_assessments": {"tpp-1@hmac-idp.obguard.test": {"verdict": "block", "risk_band": "high"}}
+    })));
+    let mut worker = Worker::new(&config);
+    let a = run(
+        &config,
+        &mut worker,
+        &Request::get("/accounts", &accounts_token("tpp-1")),
+    );
+    let b = run(
+        &config,
+        &mut worker,
+        &Request::get("/accounts", &hmac_token("tpp-1", None)),
+    );
+    assert_eq!((a.outcome, b.outcome), (Outcome::Allowed, Outcome::Blocked));
+}
+
+#[test]
+fn baselines_are_per_issuer() {
+    let model = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        kit::new_country_model(10.0),
+    );
+    let mut raw = two_issuers(json!({}));
+    raw["issuers"][0]["max_lifetime_s"] = json!(null);
+    raw["model"] = json!({"inline_base64": model, "allow_unsigned": true, "max_clients": 64});
+    let config = load(&raw);
+    let mut worker = Worker::new(&config);
+    fn gb(token: &str) -> Request<'_> {
+        Request::get("/accounts", token).header("x-client-geo-country", "GB")
+    }
+    let a_token = accounts_token("tpp-1");
+    let verdicts: Vec<Verdict> = (0..30)
+        .map(|_| {
+            run(&config, &mut worker, &gb(&a_token))
+                .model
+                .unwrap()
+                .verdict
+        })
+        .collect();
+    assert_eq!(verdicts.last(), Some(&Verdict::Allow), "{verdicts:?}");
+    // Issuer B's `tpp-1` has no history: GB is new for it.
+    let b = run(&config, &mut worker, &gb(&hmac_token("tpp-1", None)));
+    assert_eq!(b.model.unwrap().verdict, Verdict::StepUp);
+}
+
+#[test]
+fn client_namespaces_are_validated() {
+    let mut raw = two_issuers(json!({}));
+    raw["issuers"][1]["client_namespace"] = json!("idp.obguard.test");
+    assert_eq!(
+        load_err(&raw),
+        "issuers[1].client_namespace: `idp.obguard.test` is also issuers[0]'s client namespace; set a distinct `client_namespace`"
+    );
+    raw["issuers"][1]["client_namespace"] = json!("partner");
+    load(&raw);
+    raw["issuers"][1]["client_namespace"] = json!("a@b");
+    assert_eq!(
+        load_err(&raw),
+        "issuers[1].client_namespace: must not contain `@` (it separates the client id from the namespace)"
+    );
+    let mut raw = two_issuers(json!({}));
+    raw["issuers"][1]["issuer"] = json!("https://idp.obguard.test/");
+    raw["issuers"][1]["audiences"] = json!([kit::AUDIENCE]);
+    let err = load_err(&raw);
+    assert!(
+        err.starts_with("issuers[1].client_namespace: `idp.obguard.test` is also issuers[0]'s"),
+        "{err}"
+    );
+    let mut raw = kit::plugin_config();
+    raw["issuers"][0]["issuer"] = json!("urn:idp@bank");
+    let err = load_err(&raw);
+    assert!(
+        err.starts_with(
+            "issuers[0].client_namespace: the default derived from the issuer (`urn:idp@bank`)"
+        ),
+        "{err}"
+    );
+}

@@ -92,6 +92,18 @@ fn compile(raw: RawConfig) -> Result<FilterConfig, ConfigError> {
                 format!("duplicate issuer `{}`", compiled.issuer),
             ));
         }
+        if let Some(other) = issuers
+            .iter()
+            .position(|other: &Issuer| other.client_namespace == compiled.client_namespace)
+        {
+            return Err(ConfigError::new(
+                format!("{path}.client_namespace"),
+                format!(
+                    "`{}` is also issuers[{other}]'s client namespace; set a distinct `client_namespace`",
+                    compiled.client_namespace
+                ),
+            ));
+        }
         issuers.push(compiled);
     }
     if raw.max_token_bytes == 0 || raw.max_token_bytes > MAX_TOKEN_BYTES_LIMIT {
@@ -316,6 +328,7 @@ fn compile_issuer(path: &str, raw: &RawIssuer) -> Result<Issuer, ConfigError> {
             "must not be empty",
         ));
     }
+    let client_namespace = client_namespace(path, raw)?;
 
     Ok(Issuer {
         issuer: raw.issuer.clone(),
@@ -328,6 +341,7 @@ fn compile_issuer(path: &str, raw: &RawIssuer) -> Result<Issuer, ConfigError> {
         max_lifetime_s: raw.max_lifetime_s,
         clock_skew_s: raw.clock_skew_s,
         client_id_claim: raw.client_id_claim.clone(),
+        client_namespace: client_namespace.into(),
         scope_claim: raw.scopes.claim.clone(),
         scope_format: raw.scopes.format,
         host_crypto: raw.host_crypto,
@@ -337,6 +351,51 @@ fn compile_issuer(path: &str, raw: &RawIssuer) -> Result<Issuer, ConfigError> {
             .map(|d| d.payload_in_metadata.clone()),
         remote,
     })
+}
+
+/// Longest `client_namespace`.
+const MAX_NAMESPACE: usize = 255;
+
+/// `issuers[].client_namespace`, or its default: the issuer without its `https://` (or
+/// `http://`) scheme and trailing `/`, so `https://idp.bank.example/` → `idp.bank.example`
+/// (readable in descriptors, distinct for issuers that differ in host or path).
+fn client_namespace(path: &str, raw: &RawIssuer) -> Result<String, ConfigError> {
+    let field = format!("{path}.client_namespace");
+    let (namespace, explicit) = match &raw.client_namespace {
+        Some(namespace) => (namespace.clone(), true),
+        None => {
+            let issuer = raw.issuer.as_str();
+            let lower = issuer.to_ascii_lowercase();
+            let rest = ["https://", "http://"]
+                .iter()
+                .find(|scheme| lower.starts_with(**scheme))
+                .and_then(|scheme| issuer.get(scheme.len()..))
+                .unwrap_or(issuer);
+            (rest.trim_end_matches('/').to_owned(), false)
+        }
+    };
+    let problem = if namespace.is_empty() {
+        Some("must not be empty")
+    } else if namespace.len() > MAX_NAMESPACE {
+        Some("must be at most 255 bytes")
+    } else if namespace.contains('@') {
+        Some("must not contain `@` (it separates the client id from the namespace)")
+    } else if !namespace.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+        Some("must be printable ASCII without spaces")
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(namespace),
+        Some(problem) if explicit => Err(ConfigError::new(field, problem)),
+        Some(problem) => Err(ConfigError::new(
+            field,
+            format!(
+                "the default derived from the issuer (`{namespace}`) {}; set `client_namespace`",
+                problem.replacen("must", "does not fit: it must", 1)
+            ),
+        )),
+    }
 }
 
 impl FilterConfig {

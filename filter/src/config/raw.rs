@@ -89,6 +89,11 @@ pub struct RawIssuer {
     /// Claim naming the OAuth2 client (`client_id` per RFC 9068, or `azp`).
     #[serde(default = "default_client_id_claim")]
     pub client_id_claim: String,
+    /// Qualifies this issuer's client ids (`<client id>@<namespace>`) for baselines,
+    /// rate-limit descriptors and logs; default: the issuer without `https://` and a
+    /// trailing `/`.
+    #[serde(default)]
+    pub client_namespace: Option<String>,
     #[serde(default)]
     pub scopes: RawScopeClaim,
     /// Let the proxy check RS*/ES* signatures natively (Envoy's `verify_signature` foreign
@@ -362,6 +367,9 @@ pub struct RawHeaders {
     /// Matched route name.
     #[serde(default = "default_route_header")]
     pub route: Option<String>,
+    /// The verified client's issuer namespace (`issuers[].client_namespace`).
+    #[serde(default = "default_client_namespace_header")]
+    pub client_namespace: Option<String>,
     /// The request's verdict (`allow`, `throttle`, ...), for Envoy's own rate-limit filter.
     #[serde(default = "default_verdict_header")]
     pub verdict: Option<String>,
@@ -386,6 +394,7 @@ impl Default for RawHeaders {
             subject: default_subject_header(),
             scopes: default_scopes_header(),
             route: default_route_header(),
+            client_namespace: default_client_namespace_header(),
             verdict: default_verdict_header(),
             risk_band: default_risk_band_header(),
             claims: Vec::new(),
@@ -406,6 +415,9 @@ fn default_scopes_header() -> Option<String> {
 }
 fn default_route_header() -> Option<String> {
     Some("x-obguard-route".to_owned())
+}
+fn default_client_namespace_header() -> Option<String> {
+    Some("x-obguard-client-namespace".to_owned())
 }
 fn default_verdict_header() -> Option<String> {
     Some("x-obguard-verdict".to_owned())

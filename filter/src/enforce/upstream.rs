@@ -19,6 +19,7 @@ pub struct HeaderPolicy {
     pub subject: Option<String>,
     pub scopes: Option<String>,
     pub route: Option<String>,
+    pub client_namespace: Option<String>,
     pub verdict: Option<String>,
     pub risk_band: Option<String>,
     /// `(claim, header)`.
@@ -31,8 +32,9 @@ pub struct HeaderPolicy {
     pub forward_authorization: bool,
 }
 
-const DEFAULT_IDENTITY_HEADERS: [&str; 6] = [
+const DEFAULT_IDENTITY_HEADERS: [&str; 7] = [
     "x-obguard-client-id",
+    "x-obguard-client-namespace",
     "x-obguard-subject",
     "x-obguard-scopes",
     "x-obguard-route",
@@ -136,6 +138,7 @@ impl HeaderPolicy {
             ("subject", &raw.subject),
             ("scopes", &raw.scopes),
             ("route", &raw.route),
+            ("client_namespace", &raw.client_namespace),
             ("verdict", &raw.verdict),
             ("risk_band", &raw.risk_band),
         ] {
@@ -184,6 +187,7 @@ impl HeaderPolicy {
             subject: raw.subject.clone(),
             scopes: raw.scopes.clone(),
             route: raw.route.clone(),
+            client_namespace: raw.client_namespace.clone(),
             verdict: raw.verdict.clone(),
             risk_band: raw.risk_band.clone(),
             claims,
@@ -246,6 +250,10 @@ impl HeaderPolicy {
         };
         if let Some(name) = &self.client_id {
             set.push((name.clone(), identity.client_id.clone()));
+        }
+        // With several issuers the client id alone is ambiguous: the pair is the client.
+        if let Some(name) = &self.client_namespace {
+            set.push((name.clone(), identity.client_namespace.to_string()));
         }
         if let (Some(name), Some(subject)) = (&self.subject, &identity.subject) {
             set.push((name.clone(), subject.clone()));

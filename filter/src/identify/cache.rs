@@ -137,6 +137,7 @@ mod tests {
         Arc::new(Identity {
             issuer: 0,
             client_id: "c".into(),
+            client_namespace: "ns".into(),
             subject: None,
             scopes: vec![],
             claim_headers: vec![],

@@ -20,6 +20,9 @@ pub struct Issuer {
     pub rfc9068_claims: bool,
     pub clock_skew_s: u64,
     pub client_id_claim: String,
+    /// Qualifies client ids: `<client id>@<namespace>` (no `@` in a namespace, so the split
+    /// at the last `@` is unambiguous). Unique among issuers.
+    pub client_namespace: std::sync::Arc<str>,
     pub scope_claim: String,
     pub scope_format: ScopeFormat,
     /// Whether RS*/ES* signatures may be checked by the proxy (see `host_crypto.rs`).

@@ -35,13 +35,28 @@ pub use token_error::TokenError;
 pub struct Identity {
     /// Index into the configured issuers.
     pub issuer: usize,
+    /// The client id as the token states it.
     pub client_id: String,
+    /// The issuer's `client_namespace`.
+    pub client_namespace: Arc<str>,
     pub subject: Option<String>,
     pub scopes: Vec<String>,
     /// `(header name, value)` for each configured claim header present in the token.
     pub claim_headers: Vec<(String, String)>,
     /// `exp`, seconds since the Unix epoch.
     pub expires_at: u64,
+}
+
+impl Identity {
+    /// `<client id>@<namespace>`: the client, unambiguous across issuers.
+    pub fn qualified_client_id(&self) -> String {
+        format!("{}@{}", self.client_id, self.client_namespace)
+    }
+}
+
+/// Splits a [`Identity::qualified_client_id`] into the client id and the namespace.
+pub fn split_qualified(qualified: &str) -> Option<(&str, &str)> {
+    qualified.rsplit_once('@')
 }
 
 /// The result of [`authenticate`], with how it was reached (for metrics).
@@ -214,6 +229,7 @@ fn identity(
         .ok_or(TokenError::MissingClaim)?;
     Ok(Identity {
         issuer: issuer_index,
+        client_namespace: issuer.client_namespace.clone(),
         client_id,
         subject,
         scopes,

@@ -68,8 +68,13 @@ pub struct RawEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
-    /// The verified client id.
+    /// The verified client id qualified by its issuer: `<client id>@<namespace>`.
     ClientId,
+    /// The verified client id alone, as the token states it (the format before client
+    /// namespaces; ambiguous with several issuers).
+    BareClientId,
+    /// The client's issuer namespace (`issuers[].client_namespace`).
+    ClientNamespace,
     /// The token's `sub`.
     Subject,
     /// The matched route's name.
