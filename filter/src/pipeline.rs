@@ -16,6 +16,7 @@ use crate::identify::extract::{self, Credential};
 use crate::identify::host_crypto::VerifyPath;
 use crate::identify::jwks_remote::RemoteKeySet;
 use crate::identify::{self, Identity, TokenError};
+use crate::ratelimit::config::ThrottleWithoutCall;
 use crate::telemetry::{self, Outcome};
 
 use std::borrow::Cow;
@@ -374,7 +375,24 @@ pub fn decide<'c>(
         (None, None) => assess::Assessment::PLACEHOLDER,
     };
     decision.assessment = Some(assessment);
-    if let Some(refusal) = enforce_verdict(config, assessment) {
+    let facts = crate::ratelimit::RequestFacts {
+        client_id: decision.client_id.as_deref(),
+        subject: decision.subject.as_deref(),
+        route: decision.route,
+        assessment: decision.assessment,
+        country: config
+            .ratelimit
+            .as_ref()
+            .and_then(|rl| rl.country_header.as_deref())
+            .and_then(|name| {
+                request
+                    .headers
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.as_str())
+            }),
+    };
+    if let Some(refusal) = enforce_verdict(config, assessment, &facts) {
         let (outcome, reason, denial) = refusal;
         return deny(decision, config, outcome, reason, denial);
     }
@@ -388,14 +406,25 @@ pub fn decide<'c>(
     decision
 }
 
-/// What a verdict means for the request: `None` to continue. A `throttle` continues when a
-/// rate-limit service is configured (the rate-limit stage carries the verdict to it);
-/// otherwise it is a 429 here.
+/// What a verdict means for the request: `None` to continue. A `throttle` continues only
+/// when the rate-limit service will be asked about the request (the rate-limit stage carries
+/// the verdict to it); otherwise it is answered here — a 429, or with
+/// `throttle_without_call: block` a 403 — and never forwarded.
 fn enforce_verdict(
     config: &FilterConfig,
     assessment: assess::Assessment,
+    facts: &crate::ratelimit::RequestFacts<'_>,
 ) -> Option<(Outcome, &'static str, Denial)> {
     let stage = config.model.as_ref();
+    let throttled = |reason| {
+        Some((
+            Outcome::Throttled,
+            reason,
+            Denial::Throttled {
+                retry_after_s: stage.map_or(60, |s| s.throttle_retry_after_s),
+            },
+        ))
+    };
     match assessment.verdict {
         assess::Verdict::Allow => None,
         assess::Verdict::StepUp => Some((
@@ -410,14 +439,19 @@ fn enforce_verdict(
             },
         )),
         assess::Verdict::Block => Some((Outcome::Blocked, telemetry::REASON_RISK, Denial::Blocked)),
-        assess::Verdict::Throttle if config.ratelimit.is_some() => None,
-        assess::Verdict::Throttle => Some((
-            Outcome::Throttled,
-            telemetry::REASON_RISK,
-            Denial::Throttled {
-                retry_after_s: stage.map_or(60, |s| s.throttle_retry_after_s),
+        assess::Verdict::Throttle => match &config.ratelimit {
+            None => throttled(telemetry::REASON_RISK),
+            // The same plan the adapter makes next; with none, nothing would carry the verdict.
+            Some(rl) if crate::ratelimit::plan(rl, facts).is_some() => None,
+            Some(rl) => match rl.policy(facts.route).throttle_without_call {
+                ThrottleWithoutCall::Reply => throttled(telemetry::REASON_NO_RATELIMIT_CALL),
+                ThrottleWithoutCall::Block => Some((
+                    Outcome::Blocked,
+                    telemetry::REASON_NO_RATELIMIT_CALL,
+                    Denial::Blocked,
+                )),
             },
-        )),
+        },
     }
 }
 

@@ -91,6 +91,10 @@ pub const REASON_METHOD_OVERRIDE: &str = "method_override";
 /// 400: a path parameter's value has a character outside its charset (default RFC 3986
 /// unreserved) or is too long.
 pub const REASON_PATH_PARAMETER: &str = "path_parameter";
+/// A `throttle` verdict answered by obguard although a rate-limit service is configured:
+/// no call would have been made for the request (`call: never`, or a descriptor value
+/// missing), so forwarding would have dropped the verdict.
+pub const REASON_NO_RATELIMIT_CALL: &str = "no_ratelimit_call";
 
 /// Counter names. Envoy shows them with its `wasmcustom.` prefix.
 pub mod metric {

@@ -222,6 +222,7 @@ fn policy(mode: FailureMode, status: u16) -> obguard::ratelimit::config::RoutePo
         timeout: Duration::from_millis(20),
         failure: mode,
         failure_status: status,
+        throttle_without_call: Default::default(),
     }
 }
 

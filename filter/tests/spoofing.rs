@@ -1007,3 +1007,101 @@ fn client_namespaces_are_validated() {
         "{err}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// 7. A `throttle` verdict is never forwarded without a rate-limit call.
+
+fn throttle_config(ratelimit: Value) -> FilterConfig {
+    let mut raw = kit::plugin_config();
+    raw["ratelimit"] = ratelimit;
+    raw["static_assessments"] = json!({"tpp-risky": {"verdict": "throttle", "risk_band": "high"}});
+    load(&raw)
+}
+
+fn reply_header(decision: &Decision<'_>, name: &str) -> Option<String> {
+    match &decision.action {
+        Action::Reply(reply) => reply
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone()),
+        Action::Continue { .. } => None,
+    }
+}
+
+#[test]
+fn a_throttle_without_a_rate_limit_call_is_answered_locally() {
+    let section = |extra: Value| {
+        let mut s = json!({
+            "cluster": "rl", "domain": "bank",
+            "descriptors": [{"entries": [{"key": "client", "from": "client_id"}]}]
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            s[k] = v.clone();
+        }
+        s
+    };
+    let risky = accounts_token("tpp-risky");
+    let cases = [
+        // `call: never` for the route, and for everything.
+        section(json!({"routes": {"accounts": {"call": "never"}}})),
+        section(json!({"call": "never"})),
+        // A descriptor value the request does not have: no descriptor, no call.
+        section(json!({
+            "descriptors": [{"entries": [{"key": "country", "from": "country"}]}],
+            "country_header": "x-client-country"
+        })),
+    ];
+    for ratelimit in cases {
+        let config = throttle_config(ratelimit.clone());
+        let mut worker = Worker::new(&config);
+        let decision = run(&config, &mut worker, &Request::get("/accounts", &risky));
+        assert_eq!(status(&decision), 429, "{ratelimit}");
+        assert_eq!(decision.outcome, Outcome::Throttled);
+        assert_eq!(decision.reason, Some("no_ratelimit_call"));
+        assert_eq!(
+            reply_header(&decision, "retry-after").as_deref(),
+            Some("60")
+        );
+        assert_eq!(reply_body(&decision)["error"], "rate_limited");
+        // Allowed clients are not affected.
+        let allowed = run(
+            &config,
+            &mut worker,
+            &Request::get("/accounts", &accounts_token("tpp-1")),
+        );
+        assert_eq!(allowed.outcome, Outcome::Allowed, "{ratelimit}");
+    }
+
+    // When the call will be made, the rate-limit service decides (the verdict goes with it).
+    let config = throttle_config(section(json!({})));
+    let mut worker = Worker::new(&config);
+    let decision = run(&config, &mut worker, &Request::get("/accounts", &risky));
+    assert!(matches!(decision.action, Action::Continue { .. }));
+    let config = throttle_config(section(json!({
+        "descriptors": [{"entries": [{"key": "country", "from": "country"}]}],
+        "country_header": "x-client-country"
+    })));
+    let mut worker = Worker::new(&config);
+    let decision = run(
+        &config,
+        &mut worker,
+        &Request::get("/accounts", &risky).header("x-client-country", "GB"),
+    );
+    assert!(matches!(decision.action, Action::Continue { .. }));
+
+    // `throttle_without_call: block`, top-level or per route.
+    for ratelimit in [
+        section(json!({"call": "never", "throttle_without_call": "block"})),
+        section(
+            json!({"routes": {"accounts": {"call": "never", "throttle_without_call": "block"}}}),
+        ),
+    ] {
+        let config = throttle_config(ratelimit);
+        let mut worker = Worker::new(&config);
+        let decision = run(&config, &mut worker, &Request::get("/accounts", &risky));
+        assert_eq!(status(&decision), 403);
+        assert_eq!(decision.outcome, Outcome::Blocked);
+        assert_eq!(decision.reason, Some("no_ratelimit_call"));
+    }
+}

@@ -34,7 +34,12 @@ pub struct RawRateLimit {
     pub failure_mode: FailureMode,
     #[serde(default = "default_failure_status")]
     pub failure_status: u16,
-    /// Per-route overrides of `call`, `timeout_ms`, `failure_mode`, `failure_status`.
+    /// A `throttle` verdict on a request no call will be made for (`call: never`, or no
+    /// descriptor can be built): answered here, never forwarded.
+    #[serde(default)]
+    pub throttle_without_call: ThrottleWithoutCall,
+    /// Per-route overrides of `call`, `timeout_ms`, `failure_mode`, `failure_status`,
+    /// `throttle_without_call`.
     #[serde(default)]
     pub routes: BTreeMap<String, RawRoutePolicy>,
 }
@@ -123,6 +128,8 @@ pub struct RawRoutePolicy {
     pub failure_mode: Option<FailureMode>,
     #[serde(default)]
     pub failure_status: Option<u16>,
+    #[serde(default)]
+    pub throttle_without_call: Option<ThrottleWithoutCall>,
 }
 
 /// When a request is checked with the rate-limit service.
@@ -135,6 +142,19 @@ pub enum CallPolicy {
     /// Only authenticated requests whose verdict is not `allow`.
     NonAllow,
     Never,
+}
+
+/// What a `throttle` verdict becomes when the rate-limit service will not be asked about the
+/// request. Forwarding is not an option: the verdict would be lost silently.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThrottleWithoutCall {
+    /// 429 `rate_limited` with `Retry-After` (`model.throttle_retry_after_s`), as without a
+    /// rate-limit service.
+    #[default]
+    Reply,
+    /// 403 `access_denied`, as a `block` verdict.
+    Block,
 }
 
 /// What a failed check (timeout, UNAVAILABLE, malformed reply, other error) becomes.
@@ -156,6 +176,7 @@ pub struct RoutePolicy {
     pub failure: FailureMode,
     /// 429 or 503, used when `failure` is `FailClosed`.
     pub failure_status: u16,
+    pub throttle_without_call: ThrottleWithoutCall,
 }
 
 /// One descriptor entry, compiled.
@@ -336,6 +357,7 @@ impl RateLimitConfig {
             timeout: timeout(format!("{path}.timeout_ms"), raw.timeout_ms)?,
             failure: raw.failure_mode,
             failure_status: failure_status(format!("{path}.failure_status"), raw.failure_status)?,
+            throttle_without_call: raw.throttle_without_call,
         };
         let mut routes = HashMap::with_capacity(raw.routes.len());
         for (name, over) in &raw.routes {
@@ -354,6 +376,9 @@ impl RateLimitConfig {
                     Some(status) => failure_status(format!("{rpath}.failure_status"), status)?,
                     None => defaults.failure_status,
                 },
+                throttle_without_call: over
+                    .throttle_without_call
+                    .unwrap_or(defaults.throttle_without_call),
             };
             routes.insert(name.clone(), policy);
         }
