@@ -180,6 +180,9 @@ pub mod metric {
     /// Failed calls that forwarded the request / refused it.
     pub const RATELIMIT_FAILED_OPEN: &str = "obguard.ratelimit.failed_open";
     pub const RATELIMIT_FAILED_CLOSED: &str = "obguard.ratelimit.failed_closed";
+    /// Headers in a rate-limit answer that obguard did not apply (reserved names, invalid
+    /// names or values), one per header.
+    pub const RATELIMIT_HEADERS_DROPPED: &str = "obguard.ratelimit.headers_dropped";
 
     pub fn ratelimit_failure(failure: crate::ratelimit::reply::Failure) -> String {
         format!("obguard.ratelimit.failure.{}", failure.as_str())

@@ -1105,3 +1105,167 @@ fn a_throttle_without_a_rate_limit_call_is_answered_locally() {
         assert_eq!(decision.reason, Some("no_ratelimit_call"));
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// 10. The rate-limit service cannot write reserved headers.
+
+use obguard::ratelimit::reply::{self, Answer, Direction, Dropped, Next};
+use obguard_rls_proto::envoy::config::core::v3::HeaderValue;
+use obguard_rls_proto::envoy::service::ratelimit::v3::RateLimitResponse;
+use obguard_rls_proto::envoy::service::ratelimit::v3::rate_limit_response::Code;
+
+fn hv(key: &str, value: &str) -> HeaderValue {
+    HeaderValue {
+        key: key.into(),
+        value: value.into(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn the_rate_limit_service_cannot_write_identity_credentials_or_response_security_headers() {
+    let mut raw = kit::plugin_config();
+    raw["headers"]["client_id"] = json!("x-client-id");
+    raw["ratelimit"] = json!({
+        "cluster": "rl", "domain": "bank",
+        "descriptors": [{"entries": [{"key": "client", "from": "client_id"}]}],
+        "reserved_headers": ["x-internal-tier"]
+    });
+    let config = load(&raw);
+    let rl = config.ratelimit.as_ref().unwrap();
+    let request_attempts = [
+        "x-obguard-client-id",
+        "X_Obguard_Route",
+        "x-client-id",
+        "x-obguard-token-id",
+        "x-obguard-anything",
+        "authorization",
+        "cookie",
+        ":authority",
+        "host",
+        "x-fapi-interaction-id",
+        "x-forwarded-for",
+        "x-http-method-override",
+        "x-envoy-retry-on",
+        "x-internal-tier",
+    ];
+    let response_attempts = [
+        "set-cookie",
+        "Location",
+        "x-fapi-interaction-id",
+        "www-authenticate",
+        "access-control-allow-origin",
+        "strict-transport-security",
+        ":status",
+        "x-internal-tier",
+    ];
+    let response = RateLimitResponse {
+        overall_code: Code::Ok as i32,
+        request_headers_to_add: request_attempts
+            .iter()
+            .map(|n| hv(n, "evil"))
+            .chain([hv("x-quota-tier", "gold"), hv("x-bad", "a\r\nb")])
+            .collect(),
+        response_headers_to_add: response_attempts
+            .iter()
+            .map(|n| hv(n, "evil"))
+            .chain([hv("x-quota-note", "fine")])
+            .collect(),
+        ..Default::default()
+    };
+    let policy = rl.defaults;
+    let obeyed = reply::obey(
+        &policy,
+        0,
+        std::time::Duration::ZERO,
+        Some(&response.encode_to_vec()),
+        &rl.reserved,
+        "bank",
+        "id",
+    );
+    assert_eq!(obeyed.answer, Answer::Ok);
+    assert_eq!(
+        obeyed.next,
+        Next::Resume {
+            request_headers: vec![("x-quota-tier".into(), "gold".into())],
+            response_headers: vec![("x-quota-note".into(), "fine".into())],
+        }
+    );
+    let reserved: Vec<(Direction, String)> = obeyed
+        .dropped
+        .iter()
+        .filter(|d| d.reserved)
+        .map(|d| (d.direction, d.name.clone()))
+        .collect();
+    let expected: Vec<(Direction, String)> = request_attempts
+        .iter()
+        .map(|n| (Direction::Request, n.to_ascii_lowercase()))
+        .chain(
+            response_attempts
+                .iter()
+                .map(|n| (Direction::Response, n.to_ascii_lowercase())),
+        )
+        .collect();
+    assert_eq!(reserved, expected);
+    assert!(obeyed.dropped.contains(&Dropped {
+        direction: Direction::Request,
+        name: "x-bad".into(),
+        reserved: false
+    }));
+    let line = reply::dropped_log_line(&obeyed.dropped, "rl").unwrap();
+    assert!(
+        line.starts_with("obguard: rate-limit service on cluster rl asked to set headers obguard does not let it write; dropped: request x-obguard-client-id (reserved), request x_obguard_route (reserved),"),
+        "{line}"
+    );
+    assert!(!line.contains("evil"), "values are never logged");
+
+    // OVER_LIMIT replies get the same treatment.
+    let over = RateLimitResponse {
+        overall_code: Code::OverLimit as i32,
+        response_headers_to_add: vec![
+            hv("set-cookie", "s=1"),
+            hv("retry-after", "0"),
+            hv("x-note", "ok"),
+        ],
+        ..Default::default()
+    };
+    let obeyed = reply::obey(
+        &policy,
+        0,
+        std::time::Duration::ZERO,
+        Some(&over.encode_to_vec()),
+        &rl.reserved,
+        "bank",
+        "id",
+    );
+    let Next::Reply(reply) = &obeyed.next else {
+        panic!("not a reply")
+    };
+    assert!(!reply.headers.iter().any(|(n, _)| n == "set-cookie"));
+    assert_eq!(
+        reply
+            .headers
+            .iter()
+            .filter(|(n, _)| n == "retry-after")
+            .count(),
+        1
+    );
+    assert!(
+        reply
+            .headers
+            .iter()
+            .any(|(n, v)| n == "x-note" && v == "ok")
+    );
+    assert_eq!(obeyed.dropped.len(), 2);
+
+    let mut raw = kit::plugin_config();
+    raw["ratelimit"] = json!({
+        "cluster": "rl", "domain": "bank",
+        "descriptors": [{"entries": [{"key": "client", "from": "client_id"}]}],
+        "reserved_headers": ["X-Tier"]
+    });
+    assert_eq!(
+        load_err(&raw),
+        "ratelimit.reserved_headers[0]: must be a lower-case HTTP header name"
+    );
+}

@@ -57,6 +57,12 @@ impl ObguardHttp {
             .map_or("", |c| c.cluster.as_str());
         rl::log_answer(obeyed.answer, grpc_status, self.route.as_deref(), cluster);
         state.metrics.record_ratelimit(obeyed.answer);
+        if let Some(line) = crate::ratelimit::reply::dropped_log_line(&obeyed.dropped, cluster) {
+            host::log(LogLevel::Warn, &line);
+            state
+                .metrics
+                .ratelimit_headers_dropped(obeyed.dropped.len());
+        }
         host::set_log_field(log_field::RATELIMIT, &obeyed.answer.log_value());
         let refused = match obeyed.answer {
             Answer::OverLimit => Some((Outcome::RateLimited, telemetry::REASON_OVER_LIMIT)),
@@ -98,11 +104,15 @@ impl Context for ObguardHttp {
         let Some(pending) = self.pending.take_if(|p| p.token == token_id) else {
             return;
         };
+        let Some(config) = state.config.ratelimit.as_ref() else {
+            return;
+        };
         let interaction_id = self.interaction_id.clone().unwrap_or_default();
         let obeyed = rl::answer(
             &pending,
             status_code,
             response_size,
+            &config.reserved,
             &state.config.realm,
             &interaction_id,
         );

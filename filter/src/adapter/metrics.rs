@@ -38,6 +38,7 @@ pub struct Metrics {
     ratelimit_failed_open: Option<u32>,
     ratelimit_failed_closed: Option<u32>,
     ratelimit_failure: HashMap<&'static str, Option<u32>>,
+    ratelimit_headers_dropped: Option<u32>,
     /// Model-source counters by full name (polls and swaps are rare: no hot path here).
     model_events: HashMap<String, Option<u32>>,
     model_unavailable: Option<u32>,
@@ -73,6 +74,8 @@ impl Metrics {
             metrics.ratelimit_over_limit = host::define_counter(metric::RATELIMIT_OVER_LIMIT);
             metrics.ratelimit_failed_open = host::define_counter(metric::RATELIMIT_FAILED_OPEN);
             metrics.ratelimit_failed_closed = host::define_counter(metric::RATELIMIT_FAILED_CLOSED);
+            metrics.ratelimit_headers_dropped =
+                host::define_counter(metric::RATELIMIT_HEADERS_DROPPED);
             for failure in Failure::ALL {
                 metrics.ratelimit_failure.insert(
                     failure.as_str(),
@@ -198,6 +201,13 @@ impl Metrics {
                     self.ratelimit_failed_closed
                 });
             }
+        }
+    }
+
+    /// Headers from a rate-limit answer that were not applied.
+    pub fn ratelimit_headers_dropped(&self, count: usize) {
+        for _ in 0..count {
+            host::increment(self.ratelimit_headers_dropped);
         }
     }
 

@@ -7,7 +7,7 @@ use proxy_wasm::types::LogLevel;
 
 use super::host;
 use crate::ratelimit::config::{RateLimitConfig, RoutePolicy};
-use crate::ratelimit::reply::{self, Answer, Failure, Obeyed};
+use crate::ratelimit::reply::{self, Answer, Failure, Obeyed, Reserved};
 use crate::ratelimit::{self as stage, Call};
 
 /// A call in flight for one request.
@@ -53,6 +53,7 @@ pub fn answer(
     pending: &Pending,
     grpc_status: u32,
     response_size: usize,
+    reserved: &Reserved,
     realm: &str,
     interaction_id: &str,
 ) -> Obeyed {
@@ -71,6 +72,7 @@ pub fn answer(
         grpc_status,
         elapsed,
         body.as_deref(),
+        reserved,
         realm,
         interaction_id,
     )

@@ -131,11 +131,13 @@ fn compile(raw: RawConfig) -> Result<FilterConfig, ConfigError> {
         ));
     }
     let routes = RouteTable::compile("routes", &raw.routes)?;
+    let headers = HeaderPolicy::compile("headers", &raw.headers)?;
     let ratelimit = match &raw.ratelimit {
         Some(section) => Some(RateLimitConfig::compile(
             "ratelimit",
             section,
             &routes.names().collect::<Vec<_>>(),
+            &headers,
         )?),
         None => None,
     };
@@ -145,7 +147,7 @@ fn compile(raw: RawConfig) -> Result<FilterConfig, ConfigError> {
         routes,
         unmatched: raw.unmatched,
         method_override: raw.method_override,
-        headers: HeaderPolicy::compile("headers", &raw.headers)?,
+        headers,
         max_token_bytes: raw.max_token_bytes,
         cache_entries: raw.cache.max_entries,
         negative_cache_entries: raw.cache.negative.max_entries,

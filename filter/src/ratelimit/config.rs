@@ -38,6 +38,10 @@ pub struct RawRateLimit {
     /// descriptor can be built): answered here, never forwarded.
     #[serde(default)]
     pub throttle_without_call: ThrottleWithoutCall,
+    /// Further header names the service may not set (request or response), beside the
+    /// built-in reserved list.
+    #[serde(default)]
+    pub reserved_headers: Vec<String>,
     /// Per-route overrides of `call`, `timeout_ms`, `failure_mode`, `failure_status`,
     /// `throttle_without_call`.
     #[serde(default)]
@@ -207,6 +211,8 @@ pub struct RateLimitConfig {
     pub hits_high: u32,
     pub defaults: RoutePolicy,
     pub routes: HashMap<String, RoutePolicy>,
+    /// Headers the service's answers may not set.
+    pub reserved: super::reply::Reserved,
 }
 
 impl RateLimitConfig {
@@ -270,6 +276,7 @@ impl RateLimitConfig {
         path: &str,
         raw: &RawRateLimit,
         route_names: &[&str],
+        headers: &crate::enforce::upstream::HeaderPolicy,
     ) -> Result<Self, ConfigError> {
         non_blank(format!("{path}.cluster"), &raw.cluster)?;
         if raw.cluster.len() > MAX_CLUSTER_NAME
@@ -409,6 +416,11 @@ impl RateLimitConfig {
             hits_high: raw.hits.high,
             defaults,
             routes,
+            reserved: super::reply::Reserved::compile(
+                &format!("{path}.reserved_headers"),
+                headers,
+                &raw.reserved_headers,
+            )?,
         })
     }
 }
