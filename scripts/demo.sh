@@ -115,8 +115,12 @@ walk() {
   expired=$(mint aggregator-tpp "accounts" rsa PS256 --shift -7200 --ttl 600)
   # Same header and signature, payload re-written to grant payments: the signature no longer fits.
   local forged_payload
-  forged_payload=$(printf '{"iss":"%s","aud":"%s","client_id":"aggregator-tpp","scope":"accounts payments","exp":4102444800,"iat":%s}' \
-    "$ISS" "$AUD" "$(date +%s)" | base64 -w0 | tr '+/' '-_' | tr -d '=')
+  # Its claims pass every check obguard makes before the signature (issuer, audience, time,
+  # RFC 9068 claims), so the signature is what refuses it.
+  local now
+  now=$(date +%s)
+  forged_payload=$(printf '{"iss":"%s","aud":"%s","sub":"psu-aggregator-tpp","client_id":"aggregator-tpp","scope":"accounts payments","exp":%s,"iat":%s,"jti":"forged-%s"}' \
+    "$ISS" "$AUD" "$((now + 600))" "$now" "$now" | base64 -w0 | tr '+/' '-_' | tr -d '=')
   tampered="$(cut -d. -f1 <<<"$agg").$forged_payload.$(cut -d. -f3 <<<"$agg")"
 
   # The aggregator's usual context: UK, its hosting network, its client, a customer present.

@@ -75,6 +75,7 @@ fn warm_path(c: &mut Criterion) {
         interaction_id: Some("93bac548-d2de-4546-b106-880a5018460d"),
         jwt_authn_payloads: None,
         headers: &[],
+        source_address: None,
         now_ms: 0,
     };
     let now = kit::now();
@@ -127,6 +128,7 @@ fn warm_path_with_model(c: &mut Criterion) {
         interaction_id: Some("93bac548-d2de-4546-b106-880a5018460d"),
         jwt_authn_payloads: None,
         headers: &headers,
+        source_address: None,
         now_ms: 0,
     };
     let now = kit::now();

@@ -5,6 +5,7 @@ use crate::assess::baselines::{BaselineStore, MemoryStore};
 use crate::assess::model::{self as model_stage, ActiveModels, Scored, WhenUnavailable};
 use crate::assess::pending::PendingResponses;
 use crate::assess::{self, Assessment};
+use crate::authorise::method_override::{self, MethodOverridePolicy};
 use crate::authorise::path;
 use crate::authorise::routes::Route;
 use crate::config::{FilterConfig, UnmatchedPolicy};
@@ -15,7 +16,10 @@ use crate::identify::extract::{self, Credential};
 use crate::identify::host_crypto::VerifyPath;
 use crate::identify::jwks_remote::RemoteKeySet;
 use crate::identify::{self, Identity, TokenError};
+use crate::ratelimit::config::ThrottleWithoutCall;
 use crate::telemetry::{self, Outcome};
+
+use std::borrow::Cow;
 
 /// What the filter needs from a request's headers.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +34,9 @@ pub struct RequestView<'a> {
     pub jwt_authn_payloads: Option<&'a serde_json::Map<String, serde_json::Value>>,
     /// Every request header (for the model's geography, network and client signals).
     pub headers: &'a [(String, String)],
+    /// Envoy's `source.address` property (`ip:port`): the client as Envoy sees it. Read by
+    /// the adapter only when [`FilterConfig::reads_source_address`].
+    pub source_address: Option<&'a str>,
     /// Request time in Unix milliseconds for the model; 0 means `now` seconds × 1000.
     pub now_ms: u64,
 }
@@ -43,6 +50,8 @@ pub struct Decision<'c> {
     /// Set when the refusal is a token error.
     pub token_error: Option<TokenError>,
     pub route: Option<&'c str>,
+    /// The verified client, qualified by its issuer's namespace: `<client id>@<namespace>`
+    /// (see [`crate::identify::Identity::qualified_client_id`]).
     pub client_id: Option<String>,
     /// The token's `sub`, for rate-limit descriptors.
     pub subject: Option<String>,
@@ -53,6 +62,8 @@ pub struct Decision<'c> {
     pub cache: CacheLookup,
     /// Which implementation checked the token's signature (none on a cache hit).
     pub verified_by: Option<VerifyPath>,
+    /// Refused as a bad signature remembered by the negative cache (no check this time).
+    pub rejected_from_cache: bool,
     /// An unknown `kid` for an issuer with a remote JWKS: the adapter may ask for an early
     /// refetch (rate-limited per issuer).
     pub refetch_keys_for: Option<usize>,
@@ -66,9 +77,11 @@ pub struct Decision<'c> {
 #[derive(Debug)]
 pub enum Action<'c> {
     /// Forward upstream after removing `remove` (and `Authorization` if asked) and setting
-    /// `set`.
+    /// `set`. `remove` holds every configured identity header name, plus the names under
+    /// which this request carries another spelling of one (`x_obguard_client_id`) or a
+    /// header obguard strips for other reasons.
     Continue {
-        remove: &'c [String],
+        remove: Cow<'c, [String]>,
         remove_authorization: bool,
         set: Vec<(String, String)>,
     },
@@ -92,7 +105,11 @@ pub struct Worker {
 impl Worker {
     pub fn new(config: &FilterConfig) -> Self {
         Self {
-            cache: TokenCache::new(config.cache_entries),
+            cache: TokenCache::with_negative(
+                config.cache_entries,
+                config.negative_cache_entries,
+                config.negative_cache_ttl_s,
+            ),
             remote_keys: config.issuers.iter().map(|_| None).collect(),
             baselines: Box::new(MemoryStore::default()),
             models: ActiveModels::from_config(config.model.as_ref()),
@@ -118,11 +135,12 @@ pub fn decide<'c>(
         assessment: None,
         cache: CacheLookup::Disabled,
         verified_by: None,
+        rejected_from_cache: false,
         refetch_keys_for: None,
         model: None,
         model_unavailable: false,
         action: Action::Continue {
-            remove: &config.headers.strip,
+            remove: Cow::Borrowed(&config.headers.strip),
             remove_authorization: !config.headers.forward_authorization,
             set: Vec::new(),
         },
@@ -155,7 +173,20 @@ pub fn decide<'c>(
     };
 
     let route: Option<&Route> = match config.routes.find(request.method, path) {
-        Some(found) => Some(found.route),
+        Some(found) => {
+            // Parameters become account ids upstream: only their charset gets through.
+            if found.route.param_violation(&found.params).is_some() {
+                decision.route = Some(found.route.name.as_str());
+                return deny(
+                    decision,
+                    config,
+                    Outcome::InvalidRequest,
+                    telemetry::REASON_PATH_PARAMETER,
+                    Denial::BadPath,
+                );
+            }
+            Some(found.route)
+        }
         None => match config.unmatched {
             UnmatchedPolicy::Deny => {
                 return deny(
@@ -169,15 +200,29 @@ pub fn decide<'c>(
             UnmatchedPolicy::Allow => {
                 decision.outcome = Outcome::Passthrough;
                 decision.reason = Some(telemetry::REASON_NO_ROUTE);
+                decision.action = continue_with(config, request, None, None, None);
                 return decision;
             }
             UnmatchedPolicy::Authenticate => None,
         },
     };
     decision.route = route.map(|r| r.name.as_str());
+    // The upstream may dispatch on the overriding method: refused on every request obguard
+    // authorises (with `strip`, and on pass-through, the headers are removed instead).
+    if config.method_override == MethodOverridePolicy::Refuse
+        && method_override::present(request.headers)
+    {
+        return deny(
+            decision,
+            config,
+            Outcome::InvalidRequest,
+            telemetry::REASON_METHOD_OVERRIDE,
+            Denial::MethodOverride,
+        );
+    }
     if let Some(route) = route.filter(|r| r.anonymous) {
         decision.outcome = Outcome::Anonymous;
-        decision.action = continue_with(config, None, Some(&route.name), None);
+        decision.action = continue_with(config, request, None, Some(&route.name), None);
         return decision;
     }
 
@@ -217,6 +262,7 @@ pub fn decide<'c>(
             let auth = identify::authenticate(&verifier, &mut worker.cache, token, now);
             decision.cache = auth.cache;
             decision.verified_by = auth.verified_by;
+            decision.rejected_from_cache = auth.rejected_from_cache;
             auth.result
         }
     };
@@ -260,7 +306,10 @@ pub fn decide<'c>(
             );
         }
     };
-    decision.client_id = Some(identity.client_id.clone());
+    // Client ids are the issuer's: `tpp-1` of one issuer is not `tpp-1` of another. The
+    // qualified id keys baselines and rate-limit descriptors and is what the log shows.
+    let client_key = identity.qualified_client_id();
+    decision.client_id = Some(client_key.clone());
 
     if let Some(route) = route
         && !route.scopes.is_satisfied_by(&identity.scopes)
@@ -277,7 +326,8 @@ pub fn decide<'c>(
         );
     }
     decision.subject = identity.subject.clone();
-    let pinned = assess::pinned(&config.static_assessments, &identity.client_id);
+    let pinned = assess::pinned(&config.static_assessments, &client_key)
+        .or_else(|| assess::pinned(&config.static_assessments, &identity.client_id));
     let assessment = match (&config.model, pinned) {
         (_, Some(pinned)) => pinned,
         (Some(stage), None) => {
@@ -287,10 +337,11 @@ pub fn decide<'c>(
                 } else {
                     request.now_ms
                 },
-                client_id: &identity.client_id,
+                client_id: &client_key,
                 method: request.method,
                 path,
                 headers: request.headers,
+                source_address: request.source_address,
             };
             let thresholds = route.and_then(|r| r.thresholds.as_ref());
             let scored = stage.score(
@@ -324,12 +375,30 @@ pub fn decide<'c>(
         (None, None) => assess::Assessment::PLACEHOLDER,
     };
     decision.assessment = Some(assessment);
-    if let Some(refusal) = enforce_verdict(config, assessment) {
+    let facts = crate::ratelimit::RequestFacts {
+        client_id: decision.client_id.as_deref(),
+        subject: decision.subject.as_deref(),
+        route: decision.route,
+        assessment: decision.assessment,
+        country: config
+            .ratelimit
+            .as_ref()
+            .and_then(|rl| rl.country_header.as_deref())
+            .and_then(|name| {
+                request
+                    .headers
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.as_str())
+            }),
+    };
+    if let Some(refusal) = enforce_verdict(config, assessment, &facts) {
         let (outcome, reason, denial) = refusal;
         return deny(decision, config, outcome, reason, denial);
     }
     decision.action = continue_with(
         config,
+        request,
         Some(&identity),
         route.map(|r| r.name.as_str()),
         Some(assessment),
@@ -337,14 +406,25 @@ pub fn decide<'c>(
     decision
 }
 
-/// What a verdict means for the request: `None` to continue. A `throttle` continues when a
-/// rate-limit service is configured (the rate-limit stage carries the verdict to it);
-/// otherwise it is a 429 here.
+/// What a verdict means for the request: `None` to continue. A `throttle` continues only
+/// when the rate-limit service will be asked about the request (the rate-limit stage carries
+/// the verdict to it); otherwise it is answered here — a 429, or with
+/// `throttle_without_call: block` a 403 — and never forwarded.
 fn enforce_verdict(
     config: &FilterConfig,
     assessment: assess::Assessment,
+    facts: &crate::ratelimit::RequestFacts<'_>,
 ) -> Option<(Outcome, &'static str, Denial)> {
     let stage = config.model.as_ref();
+    let throttled = |reason| {
+        Some((
+            Outcome::Throttled,
+            reason,
+            Denial::Throttled {
+                retry_after_s: stage.map_or(60, |s| s.throttle_retry_after_s),
+            },
+        ))
+    };
     match assessment.verdict {
         assess::Verdict::Allow => None,
         assess::Verdict::StepUp => Some((
@@ -359,14 +439,19 @@ fn enforce_verdict(
             },
         )),
         assess::Verdict::Block => Some((Outcome::Blocked, telemetry::REASON_RISK, Denial::Blocked)),
-        assess::Verdict::Throttle if config.ratelimit.is_some() => None,
-        assess::Verdict::Throttle => Some((
-            Outcome::Throttled,
-            telemetry::REASON_RISK,
-            Denial::Throttled {
-                retry_after_s: stage.map_or(60, |s| s.throttle_retry_after_s),
+        assess::Verdict::Throttle => match &config.ratelimit {
+            None => throttled(telemetry::REASON_RISK),
+            // The same plan the adapter makes next; with none, nothing would carry the verdict.
+            Some(rl) if crate::ratelimit::plan(rl, facts).is_some() => None,
+            Some(rl) => match rl.policy(facts.route).throttle_without_call {
+                ThrottleWithoutCall::Reply => throttled(telemetry::REASON_NO_RATELIMIT_CALL),
+                ThrottleWithoutCall::Block => Some((
+                    Outcome::Blocked,
+                    telemetry::REASON_NO_RATELIMIT_CALL,
+                    Denial::Blocked,
+                )),
             },
-        )),
+        },
     }
 }
 
@@ -395,12 +480,15 @@ fn unavailable_answer(config: &FilterConfig, issuer: Option<usize>) -> (u16, u64
 
 fn continue_with<'c>(
     config: &'c FilterConfig,
+    request: &RequestView<'_>,
     identity: Option<&Identity>,
     route: Option<&str>,
     assessment: Option<Assessment>,
 ) -> Action<'c> {
     Action::Continue {
-        remove: &config.headers.strip,
+        remove: config
+            .headers
+            .removals(request.headers, method_override::is_override_header),
         remove_authorization: !config.headers.forward_authorization,
         set: config.headers.headers_for(identity, route, assessment),
     }

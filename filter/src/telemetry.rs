@@ -85,6 +85,16 @@ pub const REASON_RISK: &str = "risk";
 /// A model is configured but none has been accepted yet.
 pub const REASON_MODEL_UNAVAILABLE: &str = "model_unavailable";
 pub const REASON_OVER_LIMIT: &str = "over_limit";
+/// 400: the request carries `X-HTTP-Method-Override` (or a variant) and
+/// `method_override` is `refuse`.
+pub const REASON_METHOD_OVERRIDE: &str = "method_override";
+/// 400: a path parameter's value has a character outside its charset (default RFC 3986
+/// unreserved) or is too long.
+pub const REASON_PATH_PARAMETER: &str = "path_parameter";
+/// A `throttle` verdict answered by obguard although a rate-limit service is configured:
+/// no call would have been made for the request (`call: never`, or a descriptor value
+/// missing), so forwarding would have dropped the verdict.
+pub const REASON_NO_RATELIMIT_CALL: &str = "no_ratelimit_call";
 
 /// Counter names. Envoy shows them with its `wasmcustom.` prefix.
 pub mod metric {
@@ -170,6 +180,9 @@ pub mod metric {
     /// Failed calls that forwarded the request / refused it.
     pub const RATELIMIT_FAILED_OPEN: &str = "obguard.ratelimit.failed_open";
     pub const RATELIMIT_FAILED_CLOSED: &str = "obguard.ratelimit.failed_closed";
+    /// Headers in a rate-limit answer that obguard did not apply (reserved names, invalid
+    /// names or values), one per header.
+    pub const RATELIMIT_HEADERS_DROPPED: &str = "obguard.ratelimit.headers_dropped";
 
     pub fn ratelimit_failure(failure: crate::ratelimit::reply::Failure) -> String {
         format!("obguard.ratelimit.failure.{}", failure.as_str())
@@ -181,6 +194,8 @@ pub fn request_invalid_reasons() -> Vec<&'static str> {
     let mut reasons = vec![
         ExtractError::MultipleAuthorization.reason(),
         ExtractError::TokenInQuery.reason(),
+        REASON_METHOD_OVERRIDE,
+        REASON_PATH_PARAMETER,
     ];
     reasons.extend(
         [

@@ -46,6 +46,7 @@ impl Harness {
             interaction_id: None,
             jwt_authn_payloads: None,
             headers: &[],
+            source_address: None,
             now_ms: 0,
         };
         decide(&self.config, &mut self.cache, &view, kit::now())
@@ -110,7 +111,10 @@ fn valid_tokens_of_every_algorithm_are_allowed() {
             "{alg}: {:?}",
             decision.reason
         );
-        assert_eq!(decision.client_id.as_deref(), Some("tpp-1"));
+        assert_eq!(
+            decision.client_id.as_deref(),
+            Some("tpp-1@idp.obguard.test")
+        );
     }
 }
 
@@ -612,6 +616,7 @@ fn interaction_id_is_echoed_or_generated() {
         interaction_id: Some(id),
         jwt_authn_payloads: None,
         headers: &[],
+        source_address: None,
         now_ms: 0,
     };
     let d = decide(&h.config, &mut h.cache, &view, kit::now());
@@ -754,6 +759,7 @@ fn delegation_reads_the_payload_jwt_authn_verified() {
             interaction_id: None,
             jwt_authn_payloads: Some(&payloads),
             headers: &[],
+            source_address: None,
             now_ms: 0,
         };
         let d = decide(&h.config, &mut h.cache, &view, kit::now());
@@ -763,7 +769,7 @@ fn delegation_reads_the_payload_jwt_authn_verified() {
     let (code, _, by, client) = run(&mut h, json!({"jwt_payload": claims}), "GET", "/accounts");
     assert_eq!(code, 200);
     assert_eq!(by, Some(VerifyPath::JwtAuthn));
-    assert_eq!(client.as_deref(), Some("tpp-d"));
+    assert_eq!(client.as_deref(), Some("tpp-d@idp.obguard.test"));
     // Scopes are still obguard's business.
     let (code, reason, ..) = run(
         &mut h,

@@ -78,6 +78,7 @@ fn call<'c>(
         interaction_id: None,
         jwt_authn_payloads: None,
         headers: &c.headers,
+        source_address: None,
         now_ms,
     };
     decide(config, worker, &view, now_ms / 1000)

@@ -185,6 +185,7 @@ fn request<'a>(auth: &'a [&'a str], headers: &'a [(String, String)]) -> RequestV
         interaction_id: None,
         jwt_authn_payloads: None,
         headers,
+        source_address: None,
         now_ms: 0,
     }
 }

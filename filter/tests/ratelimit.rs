@@ -13,7 +13,7 @@ use std::time::Duration;
 use obguard::config::{self, FilterConfig};
 use obguard::pipeline::{Action, RequestView, Worker, decide};
 use obguard::ratelimit::config::{CallPolicy, FailureMode};
-use obguard::ratelimit::reply::{self, Answer, Failure, Next};
+use obguard::ratelimit::reply::{self, Answer, Failure, Next, Reserved};
 use obguard::ratelimit::{Call, RequestFacts, plan};
 use obguard_rls_proto::envoy::config::core::v3::HeaderValue;
 use obguard_rls_proto::envoy::service::ratelimit::v3::rate_limit_response::{
@@ -78,6 +78,7 @@ fn plan_for(
         interaction_id: None,
         jwt_authn_payloads: None,
         headers: &[],
+        source_address: None,
         now_ms: 0,
     };
     let mut worker = Worker::new(config);
@@ -130,8 +131,8 @@ fn descriptors_come_from_identity_route_assessment_and_country() {
     assert_eq!(
         entries(&request),
         pairs(&[
-            &[("client", "tpp-1")],
-            &[("client", "tpp-1"), ("route", "accounts")],
+            &[("client", "tpp-1@idp.obguard.test")],
+            &[("client", "tpp-1@idp.obguard.test"), ("route", "accounts")],
             &[("tier", "gold"), ("sub", "psu-tpp-1")],
             &[("verdict", "allow"), ("risk", "low")],
             &[("country", "GB")],
@@ -202,6 +203,7 @@ fn verdict_and_risk_headers_go_upstream() {
         interaction_id: None,
         jwt_authn_payloads: None,
         headers: &[],
+        source_address: None,
         now_ms: 0,
     };
     let decision = decide(&config, &mut Worker::new(&config), &view, kit::now());
@@ -220,6 +222,7 @@ fn policy(mode: FailureMode, status: u16) -> obguard::ratelimit::config::RoutePo
         timeout: Duration::from_millis(20),
         failure: mode,
         failure_status: status,
+        throttle_without_call: Default::default(),
     }
 }
 
@@ -259,6 +262,7 @@ fn ok_resumes_with_the_services_headers() {
         0,
         Duration::ZERO,
         Some(&response.encode_to_vec()),
+        &Reserved::default(),
         "bank",
         "id-1",
     );
@@ -318,6 +322,7 @@ fn over_limit_is_a_429_with_retry_after_and_ratelimit_headers() {
         0,
         Duration::ZERO,
         Some(&response.encode_to_vec()),
+        &Reserved::default(),
         "bank",
         "id-9",
     );
@@ -355,6 +360,7 @@ fn over_limit_is_a_429_with_retry_after_and_ratelimit_headers() {
         0,
         Duration::ZERO,
         Some(&bare.encode_to_vec()),
+        &Reserved::default(),
         "bank",
         "i",
     );
@@ -384,11 +390,27 @@ fn failures_become_the_routes_decision() {
         (0, slow, Some(&unknown), Failure::Malformed),
     ];
     for (status, elapsed, body, failure) in cases {
-        let obeyed = reply::obey(&open, status, elapsed, body, "bank", "i");
+        let obeyed = reply::obey(
+            &open,
+            status,
+            elapsed,
+            body,
+            &Reserved::default(),
+            "bank",
+            "i",
+        );
         assert_eq!(obeyed.answer, Answer::FailedOpen(failure));
         assert!(matches!(obeyed.next, Next::Resume { .. }));
 
-        let obeyed = reply::obey(&closed_503, status, elapsed, body, "bank", "i");
+        let obeyed = reply::obey(
+            &closed_503,
+            status,
+            elapsed,
+            body,
+            &Reserved::default(),
+            "bank",
+            "i",
+        );
         assert_eq!(obeyed.answer, Answer::FailedClosed(failure));
         let Next::Reply(reply) = obeyed.next else {
             panic!("not a reply")
@@ -398,7 +420,15 @@ fn failures_become_the_routes_decision() {
         assert_eq!(json["error"], "temporarily_unavailable");
         assert_eq!(header(&reply.headers, "x-fapi-interaction-id"), Some("i"));
 
-        let obeyed = reply::obey(&closed_429, status, elapsed, body, "bank", "i");
+        let obeyed = reply::obey(
+            &closed_429,
+            status,
+            elapsed,
+            body,
+            &Reserved::default(),
+            "bank",
+            "i",
+        );
         let Next::Reply(reply) = obeyed.next else {
             panic!("not a reply")
         };

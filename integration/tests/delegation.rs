@@ -79,5 +79,5 @@ fn obguard_trusts_what_jwt_authn_verified() {
     assert_eq!(upstream.count(), 1);
     let lines = envoy.wait_access_log(3);
     assert_eq!(lines[0]["outcome"], "allowed");
-    assert_eq!(lines[0]["client_id"], "tpp-deleg");
+    assert_eq!(lines[0]["client_id"], "tpp-deleg@idp.obguard.test");
 }

@@ -103,8 +103,8 @@ fn descriptors_reach_the_service_as_configured_and_ok_headers_are_applied() {
     assert_eq!(
         rls.received_descriptors()[0],
         pairs(&[
-            &[("client", "tpp-1")],
-            &[("client", "tpp-1"), ("route", "account")],
+            &[("client", "tpp-1@idp.obguard.test")],
+            &[("client", "tpp-1@idp.obguard.test"), ("route", "account")],
             &[("sub", "psu-tpp-1"), ("plan", "open-banking")],
             &[("verdict", "allow"), ("risk", "low")],
             &[("country", "GB")],
@@ -408,8 +408,11 @@ fn non_allow_routes_only_call_for_non_allow_verdicts() {
     assert_eq!(
         rls.received_descriptors(),
         vec![pairs(&[
-            &[("client", "tpp-risky")],
-            &[("client", "tpp-risky"), ("route", "accounts")],
+            &[("client", "tpp-risky@idp.obguard.test")],
+            &[
+                ("client", "tpp-risky@idp.obguard.test"),
+                ("route", "accounts")
+            ],
             &[("verdict", "throttle"), ("risk", "medium")],
         ])]
     );

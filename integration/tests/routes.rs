@@ -46,7 +46,7 @@ fn missing_scope_is_403_with_the_required_scope() {
     let lines = envoy.wait_access_log(2);
     assert_eq!(lines[0]["outcome"], "insufficient_scope");
     assert_eq!(lines[0]["route"], "payments");
-    assert_eq!(lines[0]["client_id"], "tpp-1");
+    assert_eq!(lines[0]["client_id"], "tpp-1@idp.obguard.test");
 }
 
 #[test]

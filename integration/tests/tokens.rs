@@ -103,7 +103,7 @@ fn valid_tokens_reach_the_upstream_with_identity_headers() {
     let lines = s.envoy.wait_access_log(5);
     assert!(
         lines.iter().all(|l| l["outcome"] == "allowed"
-            && l["client_id"] == "tpp-1"
+            && l["client_id"] == "tpp-1@idp.obguard.test"
             && l["route"] == "transactions"),
         "{lines:?}"
     );

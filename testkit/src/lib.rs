@@ -144,6 +144,14 @@ pub fn sign(alg: &str, key: Key, header: &Value, claims: &Value) -> String {
     format!("{input}.{}", b64(signature))
 }
 
+/// Signs the JSON texts `header` and `claims` exactly as given (for tokens a `Value` cannot
+/// express, such as duplicate members).
+pub fn sign_raw(alg: &str, key: Key, header: &str, claims: &str) -> String {
+    let input = format!("{}.{}", b64(header), b64(claims));
+    let signature = signature(alg, key, input.as_bytes());
+    format!("{input}.{}", b64(signature))
+}
+
 /// A valid token: standard header for `key`, the given claims.
 pub fn token(alg: &str, key: Key, claims: &Value) -> String {
     sign(alg, key, &header(alg, key), claims)
@@ -385,12 +393,22 @@ pub fn sign_model(bytes: &[u8], n: u8) -> Vec<u8> {
 /// allows everything, 10 challenges a request from a country the client has not used (a
 /// country becomes familiar after about a dozen requests). For lifecycle tests.
 pub fn new_country_model(new_country_weight: f32) -> Vec<u8> {
+    novelty_model(obguard_models::Feature::NewCountry, new_country_weight)
+}
+
+/// Like [`new_country_model`], for "new network (/24 or /48 of the client IP) for this
+/// client": the IP the filter attributes to the caller decides.
+pub fn new_prefix_model(new_prefix_weight: f32) -> Vec<u8> {
+    novelty_model(obguard_models::Feature::NewPrefix, new_prefix_weight)
+}
+
+fn novelty_model(feature: obguard_models::Feature, weight: f32) -> Vec<u8> {
     use obguard_models::model::linear::Logistic;
     use obguard_models::model::{ModelBody, ModelKind, TrainingMetadata};
-    use obguard_models::{FEATURE_COUNT, Feature, Model, PopulationBaseline, Thresholds};
+    use obguard_models::{FEATURE_COUNT, Model, PopulationBaseline, Thresholds};
     let mut weights = vec![0.0; FEATURE_COUNT];
-    if let Some(w) = weights.get_mut(Feature::NewCountry as usize) {
-        *w = new_country_weight;
+    if let Some(w) = weights.get_mut(feature as usize) {
+        *w = weight;
     }
     let body = ModelBody {
         kind: ModelKind::Logistic(Logistic {

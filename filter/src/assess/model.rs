@@ -31,10 +31,83 @@ pub struct ModelStage {
     pub client_ttl_s: u64,
     pub country_header: Option<String>,
     pub asn_header: Option<String>,
-    pub ip_header: Option<String>,
+    /// Where the caller's IP comes from (never the leftmost `x-forwarded-for` entry, which
+    /// the client writes).
+    pub client_ip: ClientIp,
     pub challenge_acr_values: String,
     pub challenge_max_age_s: Option<u64>,
     pub throttle_retry_after_s: u64,
+}
+
+/// `model.client_ip`, compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientIp {
+    /// Envoy's `source.address` without its port: the connection's peer, or the client
+    /// address Envoy derived itself (`use_remote_address`, `xff_num_trusted_hops`,
+    /// `original_ip_detection_extensions`).
+    Connection,
+    /// The address Envoy would trust with `xff_num_trusted_hops: trusted_hops`: entry
+    /// `trusted_hops + 1` from the right of `header` as obguard sees it (Envoy appends the
+    /// connection's address before filters run when `use_remote_address` is true, so this is
+    /// entry `trusted_hops` from the right of what the previous hop sent). Fewer entries, or
+    /// one that is not an IP: `source.address`, as Envoy falls back to the connection.
+    Header { name: String, trusted_hops: u32 },
+    /// No IP.
+    None,
+}
+
+impl ClientIp {
+    /// The caller's IP for a request with these `headers` and Envoy `source.address`.
+    pub fn resolve(
+        &self,
+        headers: &[(String, String)],
+        source_address: Option<&str>,
+    ) -> Option<IpAddr> {
+        let connection = || source_address.and_then(parse_address);
+        match self {
+            ClientIp::None => None,
+            ClientIp::Connection => connection(),
+            ClientIp::Header { name, trusted_hops } => {
+                // Repeated header lines are one list, in order (RFC 9110 §5.3).
+                let mut entries: Vec<&str> = Vec::new();
+                for (_, value) in headers.iter().filter(|(n, _)| n == name) {
+                    entries.extend(value.split(',').map(str::trim));
+                }
+                let hops = usize::try_from(*trusted_hops).unwrap_or(usize::MAX);
+                entries
+                    .iter()
+                    .rev()
+                    .nth(hops)
+                    .and_then(|entry| parse_address(entry))
+                    .or_else(connection)
+            }
+        }
+    }
+}
+
+/// An IP from `1.2.3.4`, `1.2.3.4:5678`, `::1`, `[::1]` or `[::1]:5678` (Envoy writes
+/// `source.address` with the port).
+fn parse_address(text: &str) -> Option<IpAddr> {
+    let text = text.trim();
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Some(rest) = text.strip_prefix('[') {
+        // `[v6]` or `[v6]:port`.
+        let (ip, port) = rest.split_once(']')?;
+        let port_ok = port.is_empty()
+            || port
+                .strip_prefix(':')
+                .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        return if port_ok { ip.parse().ok() } else { None };
+    }
+    // `v4:port` (a bare v6 address parsed above).
+    let (ip, port) = text.rsplit_once(':')?;
+    let port_ok = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+    match ip.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) if port_ok => Some(IpAddr::V4(v4)),
+        _ => None,
+    }
 }
 
 /// `model.when_unavailable`: no primary model accepted yet (only possible with an HTTP
@@ -129,6 +202,8 @@ pub struct RequestFacts<'a> {
     pub method: &'a str,
     pub path: &'a str,
     pub headers: &'a [(String, String)],
+    /// Envoy's `source.address` (`ip:port`), when the host gave it.
+    pub source_address: Option<&'a str>,
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -164,13 +239,7 @@ impl ModelStage {
     fn event<'a>(&self, facts: &RequestFacts<'a>) -> RequestEvent<'a> {
         let mut event =
             RequestEvent::for_path(facts.now_ms, facts.client_id, facts.method, facts.path);
-        event.ip = self
-            .ip_header
-            .as_deref()
-            .and_then(|name| header(facts.headers, name))
-            // `x-forwarded-for: client, proxy1, proxy2`: the first hop is the client.
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse::<IpAddr>().ok());
+        event.ip = self.client_ip.resolve(facts.headers, facts.source_address);
         event.country = self
             .country_header
             .as_deref()

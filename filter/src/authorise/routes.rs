@@ -3,15 +3,122 @@
 //! Matching is exact per segment: a literal matches itself, a `{Param}` matches any one
 //! non-empty segment, and the segment counts must agree (so `/accounts` does not match
 //! `/accounts/`). Routes are tried in configuration order.
+//!
+//! A matched parameter's value must then fit its [`ParamRule`]: by default RFC 3986
+//! unreserved characters only (`A-Za-z0-9-._~`, at most 256 bytes). Anything else — a
+//! percent-encoded byte (`%c0%ae` overlong dot, `%EF%BC%8E` fullwidth dot, `%3B`, `%3F`,
+//! `%23`), raw non-ASCII — is refused rather than forwarded as an account id the upstream
+//! may decode into something else.
 
 use super::scopes::ScopeRule;
 use crate::config::ConfigError;
-use crate::config::raw::RawRoute;
+use crate::config::raw::{RawParam, RawRoute};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
     Literal(String),
-    Param(String),
+    Param(String, ParamRule),
+}
+
+/// What a path parameter's value may contain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParamRule {
+    /// Bit `b` set: ASCII byte `b` is allowed.
+    allowed: u128,
+    max_length: usize,
+}
+
+/// RFC 3986 §2.3 unreserved characters.
+pub const DEFAULT_CHARSET: &str = "A-Za-z0-9-._~";
+pub const DEFAULT_MAX_LENGTH: usize = 256;
+const MAX_MAX_LENGTH: usize = 4096;
+
+/// Characters a charset may allow: a path segment's `pchar` (RFC 3986 §3.3) without `%`
+/// (percent-encoded values are never accepted) and `;` (refused in every path).
+fn allowable(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,=:@".contains(&b)
+}
+
+impl ParamRule {
+    /// Compiles `charset`: characters listed one by one, or as a range `X-Y` between two
+    /// digits, two lower-case or two upper-case letters. A `-` that is not between such a
+    /// pair is the character `-` itself.
+    pub fn compile(path: &str, raw: &RawParam) -> Result<Self, ConfigError> {
+        let charset = raw.charset.as_deref().unwrap_or(DEFAULT_CHARSET);
+        let field = format!("{path}.charset");
+        if charset.is_empty() {
+            return Err(ConfigError::new(field, "must not be empty"));
+        }
+        let bytes = charset.as_bytes();
+        let same_class = |a: u8, b: u8| {
+            (a.is_ascii_digit() && b.is_ascii_digit())
+                || (a.is_ascii_lowercase() && b.is_ascii_lowercase())
+                || (a.is_ascii_uppercase() && b.is_ascii_uppercase())
+        };
+        let mut allowed: u128 = 0;
+        let mut i = 0;
+        while let Some(&first) = bytes.get(i) {
+            let range = match (bytes.get(i + 1), bytes.get(i + 2)) {
+                (Some(b'-'), Some(&last)) if same_class(first, last) => Some(last),
+                _ => None,
+            };
+            let (from, to, step) = match range {
+                Some(last) if last < first => {
+                    return Err(ConfigError::new(
+                        field,
+                        format!(
+                            "range `{}-{}` is backwards",
+                            char::from(first),
+                            char::from(last)
+                        ),
+                    ));
+                }
+                Some(last) => (first, last, 3),
+                None => (first, first, 1),
+            };
+            if !first.is_ascii() {
+                return Err(ConfigError::new(field, "must be ASCII"));
+            }
+            if first == b'%' {
+                return Err(ConfigError::new(
+                    field,
+                    "`%` cannot be allowed: percent-encoded parameter values are never accepted",
+                ));
+            }
+            if !allowable(first) {
+                return Err(ConfigError::new(
+                    field,
+                    format!(
+                        "`{}` cannot be allowed: only unreserved characters, `!$&'()*+,=:@` (RFC 3986 pchar without `%` and `;`)",
+                        char::from(first).escape_default()
+                    ),
+                ));
+            }
+            for b in from..=to {
+                allowed |= 1u128 << b;
+            }
+            i += step;
+        }
+        let max_length = usize::try_from(raw.max_length).unwrap_or(usize::MAX);
+        if max_length == 0 || max_length > MAX_MAX_LENGTH {
+            return Err(ConfigError::new(
+                format!("{path}.max_length"),
+                format!("must be between 1 and {MAX_MAX_LENGTH}"),
+            ));
+        }
+        Ok(Self {
+            allowed,
+            max_length,
+        })
+    }
+
+    /// Whether `value` (one raw path segment) fits.
+    pub fn accepts(&self, value: &str) -> bool {
+        value.len() <= self.max_length
+            && value
+                .bytes()
+                .all(|b| b < 128 && self.allowed & (1u128 << b) != 0)
+    }
 }
 
 #[derive(Debug)]
@@ -67,7 +174,28 @@ impl RouteTable {
                     ));
                 }
             }
-            let segments = parse_template(&format!("{here}.path"), &route.path)?;
+            let no_params = serde_json::Map::new();
+            let params = match &route.params {
+                None | Some(serde_json::Value::Null) => &no_params,
+                Some(serde_json::Value::Object(map)) => map,
+                Some(_) => {
+                    return Err(ConfigError::new(
+                        format!("{here}.params"),
+                        "must be an object: parameter name → {\"charset\": …, \"max_length\": …}",
+                    ));
+                }
+            };
+            let segments = parse_template(&format!("{here}.path"), &route.path, params)?;
+            if let Some(name) = params.keys().find(|name| {
+                !segments
+                    .iter()
+                    .any(|s| matches!(s, Segment::Param(p, _) if p == *name))
+            }) {
+                return Err(ConfigError::new(
+                    format!("{here}.params.{name}"),
+                    format!("the path template has no parameter `{{{name}}}`"),
+                ));
+            }
             let scopes = match &route.scopes {
                 Some(rule) => {
                     for (list, name) in [(&rule.all_of, "all_of"), (&rule.any_of, "any_of")] {
@@ -131,7 +259,9 @@ impl RouteTable {
             for (segment, part) in route.segments.iter().zip(&parts) {
                 match segment {
                     Segment::Literal(lit) if lit == part => {}
-                    Segment::Param(name) if !part.is_empty() => params.push((name.as_str(), *part)),
+                    Segment::Param(name, _) if !part.is_empty() => {
+                        params.push((name.as_str(), *part));
+                    }
                     _ => return None,
                 }
             }
@@ -152,11 +282,28 @@ impl RouteTable {
     }
 }
 
+impl Route {
+    /// The first parameter of `matched` (from this route's [`RouteTable::find`]) whose value
+    /// does not fit its rule.
+    pub fn param_violation<'p>(&self, matched: &[(&str, &'p str)]) -> Option<&'p str> {
+        matched.iter().find_map(|(name, value)| {
+            let fits = self.segments.iter().any(|segment| {
+                matches!(segment, Segment::Param(p, rule) if p == name && rule.accepts(value))
+            });
+            (!fits).then_some(*value)
+        })
+    }
+}
+
 fn is_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')
 }
 
-fn parse_template(path: &str, template: &str) -> Result<Vec<Segment>, ConfigError> {
+fn parse_template(
+    path: &str,
+    template: &str,
+    rules: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Vec<Segment>, ConfigError> {
     let Some(rest) = template.strip_prefix('/') else {
         return Err(ConfigError::new(path, "must start with `/`"));
     };
@@ -180,7 +327,13 @@ fn parse_template(path: &str, template: &str) -> Result<Vec<Segment>, ConfigErro
                     return Err(ConfigError::new(path, format!("parameter `{name}` used twice")));
                 }
                 names.push(name);
-                Ok(Segment::Param(name.to_owned()))
+                let rule_path = format!("{}.params.{name}", path.strip_suffix(".path").unwrap_or(path));
+                let raw = match rules.get(name) {
+                    Some(value) => RawParam::from_value(&rule_path, value)?,
+                    None => RawParam::default(),
+                };
+                let rule = ParamRule::compile(&rule_path, &raw)?;
+                Ok(Segment::Param(name.to_owned(), rule))
             } else if segment.contains('{') || segment.contains('}') {
                 Err(ConfigError::new(
                     path,
@@ -207,6 +360,7 @@ mod tests {
             scopes: None,
             anonymous: false,
             thresholds: None,
+            params: None,
         }
     }
 
@@ -243,6 +397,37 @@ mod tests {
         assert!(table.find("GET", "/accounts/").is_none());
         assert!(table.find("GET", "/accounts//transactions").is_none());
         assert!(table.find("GET", "/admin").is_none());
+    }
+
+    #[test]
+    fn charsets_and_ranges() {
+        let rule = |charset: &str| {
+            ParamRule::compile(
+                "p",
+                &RawParam {
+                    charset: Some(charset.to_owned()),
+                    max_length: 8,
+                },
+            )
+        };
+        let default = ParamRule::compile("p", &RawParam::default()).unwrap();
+        assert!(default.accepts("acc-1_~.X9"));
+        for bad in ["%c0%ae", "a;b", "a b", "ü", "a:b", "a@b"] {
+            assert!(!default.accepts(bad), "{bad}");
+        }
+        assert!(!default.accepts(&"a".repeat(257)));
+        let digits = rule("0-9").unwrap();
+        assert!(digits.accepts("12345678") && !digits.accepts("123456789"));
+        assert!(!digits.accepts("1-2"));
+        let dash = rule("a-c-").unwrap();
+        assert!(dash.accepts("ab-c") && !dash.accepts("d"));
+        let colon = rule("A-Z:").unwrap();
+        assert!(colon.accepts("AB:C") && !colon.accepts("a"));
+        assert!(rule("z-a").is_err());
+        assert!(rule("a%").is_err());
+        assert!(rule("a/").is_err());
+        assert!(rule("a;").is_err());
+        assert!(rule("").is_err());
     }
 
     #[test]

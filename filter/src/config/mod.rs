@@ -5,6 +5,7 @@
 
 mod error;
 pub mod raw;
+pub(crate) mod value;
 
 pub use error::ConfigError;
 pub use raw::{ScopeFormat, UnmatchedPolicy};
@@ -12,7 +13,7 @@ pub use raw::{ScopeFormat, UnmatchedPolicy};
 use std::sync::Arc;
 
 use crate::assess::StaticAssessments;
-use crate::assess::model::{ModelStage, WhenUnavailable};
+use crate::assess::model::{ClientIp, ModelStage, WhenUnavailable};
 use crate::assess::model_source::{self, HttpSource, ModelSource, Trust};
 use crate::authorise::routes::RouteTable;
 use crate::enforce::upstream::HeaderPolicy;
@@ -30,9 +31,14 @@ pub struct FilterConfig {
     pub issuers: Vec<Issuer>,
     pub routes: RouteTable,
     pub unmatched: UnmatchedPolicy,
+    /// What a method-override header does to a request (refused or stripped).
+    pub method_override: crate::authorise::method_override::MethodOverridePolicy,
     pub headers: HeaderPolicy,
     pub max_token_bytes: usize,
     pub cache_entries: usize,
+    /// Bad signatures remembered per worker, and for how long.
+    pub negative_cache_entries: usize,
+    pub negative_cache_ttl_s: u64,
     /// The proxy's signature check, when the adapter found one (never set natively unless a
     /// test injects one).
     pub host_verify: Option<HostVerifyFn>,
@@ -87,6 +93,18 @@ fn compile(raw: RawConfig) -> Result<FilterConfig, ConfigError> {
                 format!("duplicate issuer `{}`", compiled.issuer),
             ));
         }
+        if let Some(other) = issuers
+            .iter()
+            .position(|other: &Issuer| other.client_namespace == compiled.client_namespace)
+        {
+            return Err(ConfigError::new(
+                format!("{path}.client_namespace"),
+                format!(
+                    "`{}` is also issuers[{other}]'s client namespace; set a distinct `client_namespace`",
+                    compiled.client_namespace
+                ),
+            ));
+        }
         issuers.push(compiled);
     }
     if raw.max_token_bytes == 0 || raw.max_token_bytes > MAX_TOKEN_BYTES_LIMIT {
@@ -101,12 +119,28 @@ fn compile(raw: RawConfig) -> Result<FilterConfig, ConfigError> {
             format!("must be at most {MAX_CACHE_ENTRIES}"),
         ));
     }
+    let negative =
+        raw::RawNegativeCache::from_value("cache.negative", raw.cache.negative.as_ref())?;
+    if negative.max_entries > MAX_CACHE_ENTRIES as u64 {
+        return Err(ConfigError::new(
+            "cache.negative.max_entries",
+            format!("must be at most {MAX_CACHE_ENTRIES}"),
+        ));
+    }
+    if negative.ttl_s == 0 || negative.ttl_s > 86_400 {
+        return Err(ConfigError::new(
+            "cache.negative.ttl_s",
+            "must be between 1 and 86400 (use max_entries: 0 to disable)",
+        ));
+    }
     let routes = RouteTable::compile("routes", &raw.routes)?;
+    let headers = HeaderPolicy::compile("headers", &raw.headers)?;
     let ratelimit = match &raw.ratelimit {
         Some(section) => Some(RateLimitConfig::compile(
             "ratelimit",
             section,
             &routes.names().collect::<Vec<_>>(),
+            &headers,
         )?),
         None => None,
     };
@@ -115,9 +149,15 @@ fn compile(raw: RawConfig) -> Result<FilterConfig, ConfigError> {
         issuers,
         routes,
         unmatched: raw.unmatched,
-        headers: HeaderPolicy::compile("headers", &raw.headers)?,
+        method_override: crate::authorise::method_override::MethodOverridePolicy::parse(
+            "method_override",
+            raw.method_override.as_deref(),
+        )?,
+        headers,
         max_token_bytes: raw.max_token_bytes,
         cache_entries: raw.cache.max_entries,
+        negative_cache_entries: usize::try_from(negative.max_entries).unwrap_or(MAX_CACHE_ENTRIES),
+        negative_cache_ttl_s: negative.ttl_s,
         host_verify: None,
         ratelimit,
         model: match &raw.model {
@@ -296,6 +336,7 @@ fn compile_issuer(path: &str, raw: &RawIssuer) -> Result<Issuer, ConfigError> {
             "must not be empty",
         ));
     }
+    let client_namespace = client_namespace(path, raw)?;
 
     Ok(Issuer {
         issuer: raw.issuer.clone(),
@@ -303,10 +344,12 @@ fn compile_issuer(path: &str, raw: &RawIssuer) -> Result<Issuer, ConfigError> {
         algorithms,
         keys,
         secret,
+        rfc9068_claims: raw.rfc9068_claims && require_typ.as_deref() == Some("at+jwt"),
         require_typ,
         max_lifetime_s: raw.max_lifetime_s,
         clock_skew_s: raw.clock_skew_s,
         client_id_claim: raw.client_id_claim.clone(),
+        client_namespace: client_namespace.into(),
         scope_claim: raw.scopes.claim.clone(),
         scope_format: raw.scopes.format,
         host_crypto: raw.host_crypto,
@@ -318,6 +361,50 @@ fn compile_issuer(path: &str, raw: &RawIssuer) -> Result<Issuer, ConfigError> {
     })
 }
 
+/// Longest `client_namespace`.
+const MAX_NAMESPACE: usize = 255;
+
+/// `issuers[].client_namespace`, or its default: the issuer without its `https://` (or
+/// `http://`) scheme and trailing `/`, so `https://idp.bank.example/` → `idp.bank.example`
+/// (readable in descriptors, distinct for issuers that differ in host or path).
+fn client_namespace(path: &str, raw: &RawIssuer) -> Result<String, ConfigError> {
+    let field = format!("{path}.client_namespace");
+    let (namespace, explicit) = match &raw.client_namespace {
+        Some(namespace) => (namespace.clone(), true),
+        None => {
+            let issuer = raw.issuer.as_str();
+            let lower = issuer.to_ascii_lowercase();
+            let rest = ["https://", "http://"]
+                .iter()
+                .find(|scheme| lower.starts_with(**scheme))
+                .and_then(|scheme| issuer.get(scheme.len()..))
+                .unwrap_or(issuer);
+            (rest.trim_end_matches('/').to_owned(), false)
+        }
+    };
+    let problem = if namespace.is_empty() {
+        Some("must not be empty")
+    } else if namespace.len() > MAX_NAMESPACE {
+        Some("must be at most 255 bytes")
+    } else if namespace.contains('@') {
+        Some("must not contain `@` (it separates the client id from the namespace)")
+    } else if !namespace.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+        Some("must be printable ASCII without spaces")
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(namespace),
+        Some(problem) if explicit => Err(ConfigError::new(field, problem)),
+        Some(problem) => Err(ConfigError::new(
+            field,
+            format!(
+                "the default derived from the issuer (`{namespace}`) is not usable ({problem}); set `client_namespace`"
+            ),
+        )),
+    }
+}
+
 impl FilterConfig {
     /// Whether any issuer delegates verification to `jwt_authn` (the adapter then reads its
     /// dynamic metadata; otherwise that host call is skipped).
@@ -325,6 +412,14 @@ impl FilterConfig {
         self.issuers
             .iter()
             .any(|i| i.jwt_authn_payload_key.is_some())
+    }
+
+    /// Whether the model may need Envoy's `source.address` (the adapter then reads it;
+    /// otherwise that host call is skipped).
+    pub fn reads_source_address(&self) -> bool {
+        self.model
+            .as_ref()
+            .is_some_and(|m| m.client_ip != ClientIp::None)
     }
 }
 
@@ -388,10 +483,10 @@ fn compile_model(path: &str, raw: &raw::RawModel) -> Result<ModelStage, ConfigEr
             "must be non-empty printable ASCII without `\"` or `\\`",
         ));
     }
+    let client_ip = compile_client_ip(path, raw)?;
     for (field, name) in [
         ("country_header", &raw.country_header),
         ("asn_header", &raw.asn_header),
-        ("ip_header", &raw.ip_header),
     ] {
         if let Some(name) = name
             && (name.is_empty()
@@ -418,11 +513,93 @@ fn compile_model(path: &str, raw: &raw::RawModel) -> Result<ModelStage, ConfigEr
         client_ttl_s: raw.client_ttl_s,
         country_header: raw.country_header.clone(),
         asn_header: raw.asn_header.clone(),
-        ip_header: raw.ip_header.clone(),
+        client_ip,
         challenge_acr_values: raw.challenge.acr_values.clone(),
         challenge_max_age_s: raw.challenge.max_age_s,
         throttle_retry_after_s: raw.throttle_retry_after_s,
     })
+}
+
+/// Most trusted hops accepted in `client_ip.xff_num_trusted_hops`.
+const MAX_TRUSTED_HOPS: u64 = 16;
+
+/// `model.client_ip` (and the retired `model.ip_header`).
+fn compile_client_ip(path: &str, raw: &raw::RawModel) -> Result<ClientIp, ConfigError> {
+    let client_ip =
+        &raw::RawClientIp::from_value(&format!("{path}.client_ip"), raw.client_ip.as_ref())?;
+    let explicit = client_ip.source != raw::ClientIpSource::Connection
+        || client_ip.header.is_some()
+        || client_ip.xff_num_trusted_hops.is_some();
+    match &raw.ip_header {
+        None => {}
+        Some(serde_json::Value::Null) if !explicit => return Ok(ClientIp::None),
+        Some(serde_json::Value::Null) => {
+            return Err(ConfigError::new(
+                format!("{path}.ip_header"),
+                "set `client_ip` only (`ip_header: null` is the old spelling of `\"client_ip\": {\"source\": \"none\"}`)",
+            ));
+        }
+        Some(_) => {
+            return Err(ConfigError::new(
+                format!("{path}.ip_header"),
+                concat!(
+                    "replaced by `client_ip`: the first x-forwarded-for entry is written by the client. ",
+                    "Use `\"client_ip\": {\"source\": \"connection\"}` (Envoy's view of the client, the default) or ",
+                    "`{\"source\": \"header\", \"header\": \"x-forwarded-for\", \"xff_num_trusted_hops\": N}`"
+                ),
+            ));
+        }
+    }
+    let field = |name: &str| format!("{path}.client_ip.{name}");
+    let only_for_header =
+        |name: &str| ConfigError::new(field(name), "only with `\"source\": \"header\"`");
+    match client_ip.source {
+        raw::ClientIpSource::Connection | raw::ClientIpSource::None => {
+            if client_ip.header.is_some() {
+                return Err(only_for_header("header"));
+            }
+            if client_ip.xff_num_trusted_hops.is_some() {
+                return Err(only_for_header("xff_num_trusted_hops"));
+            }
+            Ok(if client_ip.source == raw::ClientIpSource::None {
+                ClientIp::None
+            } else {
+                ClientIp::Connection
+            })
+        }
+        raw::ClientIpSource::Header => {
+            let name = client_ip
+                .header
+                .clone()
+                .unwrap_or_else(|| "x-forwarded-for".to_owned());
+            if name.is_empty()
+                || name
+                    .bytes()
+                    .any(|b| !(b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+            {
+                return Err(ConfigError::new(
+                    field("header"),
+                    "must be a lower-case header name",
+                ));
+            }
+            let Some(trusted_hops) = client_ip.xff_num_trusted_hops else {
+                return Err(ConfigError::new(
+                    field("xff_num_trusted_hops"),
+                    "required with `\"source\": \"header\"`: how many proxies in front of Envoy append to the header (Envoy's `xff_num_trusted_hops`)",
+                ));
+            };
+            if trusted_hops > MAX_TRUSTED_HOPS {
+                return Err(ConfigError::new(
+                    field("xff_num_trusted_hops"),
+                    format!("must be at most {MAX_TRUSTED_HOPS}"),
+                ));
+            }
+            Ok(ClientIp::Header {
+                name,
+                trusted_hops: u32::try_from(trusted_hops).unwrap_or(u32::MAX),
+            })
+        }
+    }
 }
 
 /// One model source: exactly one of `inline_base64` (checked now: a refused file fails the

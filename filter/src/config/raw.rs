@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
+use super::{ConfigError, value};
 use crate::assess::RawStaticAssessment;
 use crate::ratelimit::config::RawRateLimit;
 
@@ -26,6 +27,10 @@ pub struct RawConfig {
     /// What happens to requests that match no route.
     #[serde(default)]
     pub unmatched: UnmatchedPolicy,
+    /// Requests carrying `X-HTTP-Method-Override` (and its variants): refused or stripped.
+    /// `"refuse"` (default) or `"strip"`: see `MethodOverridePolicy`.
+    #[serde(default)]
+    pub method_override: Option<String>,
     #[serde(default)]
     pub headers: RawHeaders,
     /// Longest bearer token accepted, in bytes.
@@ -73,6 +78,10 @@ pub struct RawIssuer {
     /// `application/` prefix is optional on both sides.
     #[serde(default)]
     pub require_typ: Option<String>,
+    /// With `require_typ: at+jwt`: require RFC 9068's `sub`, `client_id`, `iat` and `jti`
+    /// (besides `iss`, `aud`, `exp`). `false` relaxes it.
+    #[serde(default = "default_true")]
+    pub rfc9068_claims: bool,
     /// Longest accepted `exp - iat`; `null` disables the check.
     #[serde(default = "default_max_lifetime_s")]
     pub max_lifetime_s: Option<u64>,
@@ -82,6 +91,11 @@ pub struct RawIssuer {
     /// Claim naming the OAuth2 client (`client_id` per RFC 9068, or `azp`).
     #[serde(default = "default_client_id_claim")]
     pub client_id_claim: String,
+    /// Qualifies this issuer's client ids (`<client id>@<namespace>`) for baselines,
+    /// rate-limit descriptors and logs; default: the issuer without `https://` and a
+    /// trailing `/`.
+    #[serde(default)]
+    pub client_namespace: Option<String>,
     #[serde(default)]
     pub scopes: RawScopeClaim,
     /// Let the proxy check RS*/ES* signatures natively (Envoy's `verify_signature` foreign
@@ -298,6 +312,43 @@ pub struct RawRoute {
     /// balances): `{"challenge": 0.5, "throttle": 0.8, "block": 0.95}`.
     #[serde(default)]
     pub thresholds: Option<obguard_models::Thresholds>,
+    /// Per path parameter: the characters and length its value may have
+    /// (`{"AccountId": {"charset": "0-9", "max_length": 20}}`, see [`RawParam`]). Parameters
+    /// not listed accept RFC 3986 unreserved characters (`A-Za-z0-9-._~`), at most 256
+    /// bytes.
+    #[serde(default)]
+    pub params: Option<serde_json::Value>,
+}
+
+/// `routes[].params.<Name>`, read from JSON by [`RawParam::from_value`] (see
+/// `config/value.rs` for why it is not derived).
+#[derive(Debug)]
+pub struct RawParam {
+    /// Allowed characters, listed, with `A-Z`-style ranges between two letters or two
+    /// digits; default `A-Za-z0-9-._~`.
+    pub charset: Option<String>,
+    /// Longest value in bytes; default 256.
+    pub max_length: u64,
+}
+
+impl Default for RawParam {
+    fn default() -> Self {
+        Self {
+            charset: None,
+            max_length: crate::authorise::routes::DEFAULT_MAX_LENGTH as u64,
+        }
+    }
+}
+
+impl RawParam {
+    pub fn from_value(path: &str, value: &serde_json::Value) -> Result<Self, ConfigError> {
+        let map = value::object(path, value, &["charset", "max_length"])?;
+        let defaults = Self::default();
+        Ok(Self {
+            charset: value::string(path, map, "charset")?.map(str::to_owned),
+            max_length: value::uint(path, map, "max_length")?.unwrap_or(defaults.max_length),
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -338,6 +389,9 @@ pub struct RawHeaders {
     /// Matched route name.
     #[serde(default = "default_route_header")]
     pub route: Option<String>,
+    /// The verified client's issuer namespace (`issuers[].client_namespace`).
+    #[serde(default = "default_client_namespace_header")]
+    pub client_namespace: Option<String>,
     /// The request's verdict (`allow`, `throttle`, ...), for Envoy's own rate-limit filter.
     #[serde(default = "default_verdict_header")]
     pub verdict: Option<String>,
@@ -362,6 +416,7 @@ impl Default for RawHeaders {
             subject: default_subject_header(),
             scopes: default_scopes_header(),
             route: default_route_header(),
+            client_namespace: default_client_namespace_header(),
             verdict: default_verdict_header(),
             risk_band: default_risk_band_header(),
             claims: Vec::new(),
@@ -382,6 +437,9 @@ fn default_scopes_header() -> Option<String> {
 }
 fn default_route_header() -> Option<String> {
     Some("x-obguard-route".to_owned())
+}
+fn default_client_namespace_header() -> Option<String> {
+    Some("x-obguard-client-namespace".to_owned())
 }
 fn default_verdict_header() -> Option<String> {
     Some("x-obguard-verdict".to_owned())
@@ -406,13 +464,47 @@ pub struct RawCache {
     /// Verified tokens kept per Envoy worker; 0 disables the cache.
     #[serde(default = "default_cache_entries")]
     pub max_entries: usize,
+    /// Tokens whose signature did not verify, refused again without a check:
+    /// `{"max_entries": 10000, "ttl_s": 300}` ([`RawNegativeCache`]).
+    #[serde(default)]
+    pub negative: Option<serde_json::Value>,
 }
 
 impl Default for RawCache {
     fn default() -> Self {
         Self {
             max_entries: default_cache_entries(),
+            negative: None,
         }
+    }
+}
+
+/// `cache.negative`, read from JSON by [`RawNegativeCache::from_value`] (see
+/// `config/value.rs` for why it is not derived).
+#[derive(Debug)]
+pub struct RawNegativeCache {
+    /// Bad signatures remembered per Envoy worker (LRU); 0 disables. Default 10000.
+    pub max_entries: u64,
+    /// How long one is remembered. Default 300.
+    pub ttl_s: u64,
+}
+
+impl RawNegativeCache {
+    pub fn from_value(path: &str, value: Option<&serde_json::Value>) -> Result<Self, ConfigError> {
+        let mut out = Self {
+            max_entries: 10_000,
+            ttl_s: 300,
+        };
+        if let Some(value) = value.filter(|v| !v.is_null()) {
+            let map = value::object(path, value, &["max_entries", "ttl_s"])?;
+            if let Some(n) = value::uint(path, map, "max_entries")? {
+                out.max_entries = n;
+            }
+            if let Some(n) = value::uint(path, map, "ttl_s")? {
+                out.ttl_s = n;
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -460,9 +552,15 @@ pub struct RawModel {
     /// Request header carrying the caller's autonomous system number, set by the edge.
     #[serde(default = "default_asn_header")]
     pub asn_header: Option<String>,
-    /// Request header whose first entry is the caller's IP.
-    #[serde(default = "default_ip_header")]
-    pub ip_header: Option<String>,
+    /// Where the caller's IP comes from: Envoy's connection (default), a header with trusted
+    /// hops, or nowhere ([`RawClientIp`]).
+    #[serde(default)]
+    pub client_ip: Option<serde_json::Value>,
+    /// Replaced by `client_ip` (it took the leftmost `x-forwarded-for` entry, which the
+    /// client writes). Only `null` is still accepted (no IP, as before). `Some(Null)` when
+    /// written as `null`, `None` when absent.
+    #[serde(default, deserialize_with = "present")]
+    pub ip_header: Option<serde_json::Value>,
     /// Baseline slots (bounded memory: about 320 bytes per occupied slot in Envoy, shared by
     /// all workers); each client id has two candidate slots.
     #[serde(default = "default_max_clients")]
@@ -475,6 +573,65 @@ pub struct RawModel {
     /// `Retry-After` of a `throttle` verdict answered without a rate-limit service.
     #[serde(default = "default_throttle_retry_after_s")]
     pub throttle_retry_after_s: u64,
+}
+
+/// `model.client_ip`, read from JSON by [`RawClientIp::from_value`] (see `config/value.rs`
+/// for why it is not derived).
+#[derive(Debug, Default)]
+pub struct RawClientIp {
+    pub source: ClientIpSource,
+    /// With `source: header`: the header (default `x-forwarded-for`).
+    pub header: Option<String>,
+    /// With `source: header`, required: Envoy's `xff_num_trusted_hops` semantics.
+    pub xff_num_trusted_hops: Option<u64>,
+}
+
+impl RawClientIp {
+    pub fn from_value(path: &str, value: Option<&serde_json::Value>) -> Result<Self, ConfigError> {
+        let Some(value) = value.filter(|v| !v.is_null()) else {
+            return Ok(Self::default());
+        };
+        let map = value::object(path, value, &["source", "header", "xff_num_trusted_hops"])?;
+        let source = match value::string(path, map, "source")? {
+            None | Some("connection") => ClientIpSource::Connection,
+            Some("header") => ClientIpSource::Header,
+            Some("none") => ClientIpSource::None,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    format!("{path}.source"),
+                    format!(
+                        "unknown variant `{other}`, expected one of `connection`, `header`, `none`"
+                    ),
+                ));
+            }
+        };
+        Ok(Self {
+            source,
+            header: value::string(path, map, "header")?.map(str::to_owned),
+            xff_num_trusted_hops: value::uint(path, map, "xff_num_trusted_hops")?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ClientIpSource {
+    /// Envoy's `source.address` (the connection's peer, or the address Envoy itself derived
+    /// from trusted `x-forwarded-for` hops).
+    #[default]
+    Connection,
+    /// A header, read from the right past trusted hops.
+    Header,
+    /// No IP: the network features see none.
+    None,
+}
+
+/// `Some(value)` for a field that is present, even as `null` (absent stays `None`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// Where a shadow model comes from (same rules and trusted keys as the primary).
@@ -559,9 +716,6 @@ fn default_country_header() -> Option<String> {
 }
 fn default_asn_header() -> Option<String> {
     Some("x-client-asn".to_owned())
-}
-fn default_ip_header() -> Option<String> {
-    Some("x-forwarded-for".to_owned())
 }
 fn default_max_clients() -> u32 {
     100_000

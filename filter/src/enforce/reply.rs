@@ -27,6 +27,9 @@ pub enum Denial {
     RouteNotAllowed,
     /// The path is ambiguous (dot segments, encoded separators...): 400.
     BadPath,
+    /// A method-override header on a route obguard authorises: 400, no challenge (a new
+    /// token would not help).
+    MethodOverride,
     /// The identity provider's keys are unavailable: by default 503 with `Retry-After`,
     /// distinct from the 401 of a bad token.
     IdpUnavailable { status: u16, retry_after_s: u64 },
@@ -101,6 +104,12 @@ pub fn build(denial: &Denial, realm: &str, interaction_id: &str) -> LocalReply {
             400,
             "invalid_request",
             "The request path is not acceptable",
+            None,
+        ),
+        Denial::MethodOverride => (
+            400,
+            "invalid_request",
+            "Method override headers are not accepted",
             None,
         ),
         Denial::IdpUnavailable { status, .. } => (

@@ -7,6 +7,11 @@
 //! against ~2.1 µs for a 700-byte RS256 token (docs/benchmarks-notes.md). Bounded (LRU) and each entry dies at the
 //! token's `exp`. One cache per Envoy worker (wasm VMs do not share memory); a token verified
 //! on one worker is verified once more on another, which is cheap enough for a bounded cost.
+//!
+//! Beside it, a **negative** cache: the hashes of tokens whose signature was checked and did
+//! not verify, each kept for a TTL in its own LRU. Replaying a forged token with a valid
+//! `kid` then costs a hash and a lookup instead of an RSA/ECDSA check. Keys changing clears
+//! both (see [`TokenCache::clear`]).
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -17,6 +22,9 @@ use super::Identity;
 
 pub struct TokenCache {
     entries: Option<LruCache<[u8; 32], Arc<Identity>>>,
+    /// Token hash → until when (Unix seconds) it is refused without a check.
+    rejected: Option<LruCache<[u8; 32], u64>>,
+    rejected_ttl_s: u64,
 }
 
 /// Whether a lookup avoided verification; feeds the cache hit/miss metrics.
@@ -28,11 +36,48 @@ pub enum CacheLookup {
 }
 
 impl TokenCache {
-    /// `capacity` 0 disables caching.
+    /// `capacity` 0 disables caching. No negative cache.
     pub fn new(capacity: usize) -> Self {
+        Self::with_negative(capacity, 0, 0)
+    }
+
+    /// `capacity` verified tokens and `rejected_capacity` bad signatures, each remembered for
+    /// `rejected_ttl_s` seconds (0 capacity disables either).
+    pub fn with_negative(capacity: usize, rejected_capacity: usize, rejected_ttl_s: u64) -> Self {
         Self {
             entries: NonZeroUsize::new(capacity).map(LruCache::new),
+            rejected: NonZeroUsize::new(rejected_capacity)
+                .filter(|_| rejected_ttl_s > 0)
+                .map(LruCache::new),
+            rejected_ttl_s,
         }
+    }
+
+    /// Whether the token with this hash failed its signature check within the TTL.
+    pub fn is_rejected(&mut self, key: &[u8; 32], now: u64) -> bool {
+        let Some(rejected) = &mut self.rejected else {
+            return false;
+        };
+        match rejected.get(key) {
+            Some(until) if now < *until => true,
+            Some(_) => {
+                rejected.pop(key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Remembers a token whose signature did not verify.
+    pub fn reject(&mut self, key: [u8; 32], now: u64) {
+        if let Some(rejected) = &mut self.rejected {
+            rejected.put(key, now.saturating_add(self.rejected_ttl_s));
+        }
+    }
+
+    /// Bad signatures remembered.
+    pub fn rejected_len(&self) -> usize {
+        self.rejected.as_ref().map_or(0, LruCache::len)
     }
 
     /// BLAKE3-256 of the token.
@@ -64,10 +109,14 @@ impl TokenCache {
         }
     }
 
-    /// Forgets every verified token (keys changed).
+    /// Forgets every verified token and every remembered bad signature (keys changed: a
+    /// token may now verify, or no longer).
     pub fn clear(&mut self) {
         if let Some(entries) = &mut self.entries {
             entries.clear();
+        }
+        if let Some(rejected) = &mut self.rejected {
+            rejected.clear();
         }
     }
 
@@ -88,6 +137,7 @@ mod tests {
         Arc::new(Identity {
             issuer: 0,
             client_id: "c".into(),
+            client_namespace: "ns".into(),
             subject: None,
             scopes: vec![],
             claim_headers: vec![],
@@ -114,6 +164,26 @@ mod tests {
         assert_eq!(cache.len(), 2);
         assert_eq!(cache.get(&TokenCache::key("9"), 1).1, CacheLookup::Hit);
         assert_eq!(cache.get(&TokenCache::key("0"), 1).1, CacheLookup::Miss);
+    }
+
+    #[test]
+    fn rejected_tokens_are_bounded_expire_and_clear() {
+        let mut cache = TokenCache::with_negative(4, 2, 60);
+        let key = |i: u32| TokenCache::key(&i.to_string());
+        for i in 0..10 {
+            cache.reject(key(i), 100);
+        }
+        assert_eq!(cache.rejected_len(), 2, "LRU-bounded");
+        assert!(cache.is_rejected(&key(9), 159));
+        assert!(!cache.is_rejected(&key(0), 101), "evicted");
+        assert!(!cache.is_rejected(&key(9), 160), "TTL over");
+        assert_eq!(cache.rejected_len(), 1);
+        cache.reject(key(1), 100);
+        cache.clear();
+        assert!(!cache.is_rejected(&key(1), 101), "keys changed");
+        let mut off = TokenCache::with_negative(4, 0, 60);
+        off.reject(key(1), 0);
+        assert!(!off.is_rejected(&key(1), 1));
     }
 
     #[test]

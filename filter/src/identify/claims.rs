@@ -36,7 +36,13 @@ pub fn check_typ(issuer: &Issuer, typ: Option<&str>) -> Result<(), TokenError> {
     }
 }
 
-/// Registered claims and time window. `now` is seconds since the Unix epoch.
+/// RFC 9068 §2.2: the claims a JWT access token always carries besides `iss`, `aud` and
+/// `exp`.
+pub const RFC9068_REQUIRED: [&str; 4] = ["sub", "client_id", "iat", "jti"];
+
+/// Registered claims and time window, and RFC 9068's required claims when the issuer asks
+/// for `at+jwt` tokens. `now` is seconds since the Unix epoch. Runs before the signature is
+/// checked: see [`super::token_error::UNVERIFIED_CLAIMS`].
 pub fn check(issuer: &Issuer, claims: &Claims, now: u64) -> Result<(), TokenError> {
     if claims.issuer.as_deref() != Some(issuer.issuer.as_str()) {
         return Err(TokenError::WrongIssuer);
@@ -72,6 +78,16 @@ pub fn check(issuer: &Issuer, claims: &Claims, now: u64) -> Result<(), TokenErro
         let iat = iat.ok_or(TokenError::MissingClaim)?;
         if exp.saturating_sub(iat) > max {
             return Err(TokenError::LifetimeExceeded);
+        }
+    }
+    if issuer.rfc9068_claims {
+        for name in RFC9068_REQUIRED {
+            match claim_value(claims, name) {
+                None | Some(Value::Null) => return Err(TokenError::MissingClaim),
+                // `sub`, `jti` and `iat` are typed by the claims model already.
+                Some(Value::String(_)) | Some(Value::Number(_)) => {}
+                Some(_) => return Err(TokenError::BadClaim),
+            }
         }
     }
     Ok(())

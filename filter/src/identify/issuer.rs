@@ -15,8 +15,14 @@ pub struct Issuer {
     /// Normalised (lower case, no `application/`), see [`super::claims::normalise_typ`].
     pub require_typ: Option<String>,
     pub max_lifetime_s: Option<u64>,
+    /// `require_typ` is `at+jwt` and `rfc9068_claims` is on: `sub`, `client_id`, `iat` and
+    /// `jti` are required (RFC 9068 §2.2).
+    pub rfc9068_claims: bool,
     pub clock_skew_s: u64,
     pub client_id_claim: String,
+    /// Qualifies client ids: `<client id>@<namespace>` (no `@` in a namespace, so the split
+    /// at the last `@` is unambiguous). Unique among issuers.
+    pub client_namespace: std::sync::Arc<str>,
     pub scope_claim: String,
     pub scope_format: ScopeFormat,
     /// Whether RS*/ES* signatures may be checked by the proxy (see `host_crypto.rs`).

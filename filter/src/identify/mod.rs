@@ -1,5 +1,13 @@
-//! Stage 1, identify: who is calling. Bearer token → JOSE header checks → key selection →
-//! signature → claims → [`Identity`], with verified tokens cached.
+//! Stage 1, identify: who is calling. Bearer token → JOSE header checks → claim checks →
+//! key selection → signature → identity claims → [`Identity`], with verified tokens cached
+//! and bad signatures remembered for a while.
+//!
+//! The cheap claim checks (issuer, audience, time window, lifetime, required claims) run on
+//! the still unverified payload *before* the signature, so a forged token with a valid `kid`
+//! but a stale `exp` costs no signature check; their refusals share one description with a
+//! bad signature ([`token_error::UNVERIFIED_CLAIMS`]) so that order tells an attacker
+//! nothing. A token whose signature did not verify is remembered (by hash, TTL- and
+//! LRU-bounded) and refused again without another check.
 
 pub mod algorithm;
 pub mod cache;
@@ -10,11 +18,10 @@ pub mod issuer;
 pub mod jose_header;
 pub mod jwks_remote;
 pub mod keys;
+pub mod strict_json;
 pub mod token_error;
 
 use std::sync::Arc;
-
-use serde::Deserialize;
 
 use algorithm::Algorithm;
 use cache::{CacheLookup, TokenCache};
@@ -28,13 +35,28 @@ pub use token_error::TokenError;
 pub struct Identity {
     /// Index into the configured issuers.
     pub issuer: usize,
+    /// The client id as the token states it.
     pub client_id: String,
+    /// The issuer's `client_namespace`.
+    pub client_namespace: Arc<str>,
     pub subject: Option<String>,
     pub scopes: Vec<String>,
     /// `(header name, value)` for each configured claim header present in the token.
     pub claim_headers: Vec<(String, String)>,
     /// `exp`, seconds since the Unix epoch.
     pub expires_at: u64,
+}
+
+impl Identity {
+    /// `<client id>@<namespace>`: the client, unambiguous across issuers.
+    pub fn qualified_client_id(&self) -> String {
+        format!("{}@{}", self.client_id, self.client_namespace)
+    }
+}
+
+/// Splits a [`Identity::qualified_client_id`] into the client id and the namespace.
+pub fn split_qualified(qualified: &str) -> Option<(&str, &str)> {
+    qualified.rsplit_once('@')
 }
 
 /// The result of [`authenticate`], with how it was reached (for metrics).
@@ -44,6 +66,8 @@ pub struct Authentication {
     pub cache: CacheLookup,
     /// Which implementation checked the signature; `None` on a cache hit or an early refusal.
     pub verified_by: Option<VerifyPath>,
+    /// Refused as a bad signature remembered from an earlier attempt (no check this time).
+    pub rejected_from_cache: bool,
 }
 
 /// Where verification gets its keys, settings and (optionally) the proxy's crypto.
@@ -70,6 +94,7 @@ pub fn authenticate(
             result: Err(TokenError::Oversize),
             cache: CacheLookup::Disabled,
             verified_by: None,
+            rejected_from_cache: false,
         };
     }
     let key = TokenCache::key(token);
@@ -79,24 +104,32 @@ pub fn authenticate(
             result: Ok(identity),
             cache: lookup,
             verified_by: None,
+            rejected_from_cache: false,
+        };
+    }
+    if cache.is_rejected(&key, now) {
+        return Authentication {
+            result: Err(TokenError::BadSignature),
+            cache: lookup,
+            verified_by: None,
+            rejected_from_cache: true,
         };
     }
     let mut verified_by = None;
     let result = verify(verifier, token, now, &mut verified_by).map(Arc::new);
-    if let Ok(identity) = &result {
-        cache.insert(key, identity.clone(), now);
+    match &result {
+        Ok(identity) => cache.insert(key, identity.clone(), now),
+        // Only a signature that was actually checked and failed is remembered: claim
+        // refusals depend on the clock, and keys may arrive for an unknown `kid`.
+        Err(TokenError::BadSignature) if verified_by.is_some() => cache.reject(key, now),
+        Err(_) => {}
     }
     Authentication {
         result,
         cache: lookup,
         verified_by,
+        rejected_from_cache: false,
     }
-}
-
-#[derive(Deserialize)]
-struct UnverifiedIssuer {
-    #[serde(default)]
-    iss: Option<String>,
 }
 
 /// Full verification, no cache. `verified_by` records which implementation checked the
@@ -116,15 +149,15 @@ pub fn verify(
         return Err(TokenError::AlgNone);
     }
     let alg: Algorithm = header.alg.parse().map_err(|()| TokenError::AlgNotAllowed)?;
+    // Unverified until the signature checks out: it only picks the issuer and is checked
+    // against it (cheaply) before any signature work, then used once the signature verified
+    // (the same bytes the signature covers).
+    let claims = jose_header::parse_payload(jws.payload)?;
 
-    // The unverified `iss` only picks which keys to try; it is checked again once signed.
     let (issuer_index, issuer) = match verifier.issuers {
         [only] => (0, only),
         issuers => {
-            let payload = jose_header::decode_segment(jws.payload)?;
-            let peek: UnverifiedIssuer =
-                serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
-            let iss = peek.iss.ok_or(TokenError::WrongIssuer)?;
+            let iss = claims.issuer.as_deref().ok_or(TokenError::WrongIssuer)?;
             issuers
                 .iter()
                 .enumerate()
@@ -136,6 +169,7 @@ pub fn verify(
         return Err(TokenError::AlgNotAllowed);
     }
     claims::check_typ(issuer, header.typ.as_deref())?;
+    claims::check(issuer, &claims, now)?;
 
     let remote = verifier
         .remote_keys
@@ -143,22 +177,23 @@ pub fn verify(
         .and_then(Option::as_ref);
     let (key, alg_verifier) = select_verifier(issuer, remote, alg, header.kid.as_deref(), now)?;
     let host = verifier.host.filter(|_| issuer.host_crypto);
-    let verified = match host.and_then(|host| verify_on_host(host, alg, key, token, &jws)) {
+    match host.and_then(|host| verify_on_host(host, alg, key, token)) {
         Some(result) => {
             *verified_by = Some(VerifyPath::Host);
-            result?
+            result?;
         }
         None => {
             *verified_by = Some(VerifyPath::Wasm);
+            // jwt-simple decodes the same payload bytes again; `claims` is what it covered.
             alg_verifier
                 .verify(token)
-                .map_err(|err| map_jwt_error(&err))?
+                .map_err(|err| map_jwt_error(&err))?;
         }
-    };
-    identity_from_claims(verifier, issuer_index, issuer, &verified, now)
+    }
+    identity(verifier, issuer_index, issuer, &claims)
 }
 
-/// Claim checks and the caller's identity, shared by every way a token gets verified.
+/// Claim checks and the caller's identity, for claims verified elsewhere (`jwt_authn`).
 fn identity_from_claims(
     verifier: &Verifier<'_>,
     issuer_index: usize,
@@ -167,6 +202,17 @@ fn identity_from_claims(
     now: u64,
 ) -> Result<Identity, TokenError> {
     claims::check(issuer, verified, now)?;
+    identity(verifier, issuer_index, issuer, verified)
+}
+
+/// The caller's identity from claims that passed [`claims::check`] and whose signature
+/// verified.
+fn identity(
+    verifier: &Verifier<'_>,
+    issuer_index: usize,
+    issuer: &Issuer,
+    verified: &Claims,
+) -> Result<Identity, TokenError> {
     let client_id = claims::client_id(issuer, verified)?;
     let subject = claims::subject(verified)?;
     let scopes = claims::scopes(issuer, verified)?;
@@ -183,6 +229,7 @@ fn identity_from_claims(
         .ok_or(TokenError::MissingClaim)?;
     Ok(Identity {
         issuer: issuer_index,
+        client_namespace: issuer.client_namespace.clone(),
         client_id,
         subject,
         scopes,
@@ -214,15 +261,15 @@ pub fn from_jwt_authn(
         })
 }
 
-/// The proxy checks the signature; we decode the claims. `None` when this key/algorithm is
-/// not for the host or the host could not answer, so the in-wasm verifier takes over.
+/// The proxy checks the signature (the claims were decoded before). `None` when this
+/// key/algorithm is not for the host or the host could not answer, so the in-wasm verifier
+/// takes over.
 fn verify_on_host(
     host: HostVerifyFn,
     alg: Algorithm,
     key: &IssuerKey,
     token: &str,
-    jws: &jose_header::CompactJws<'_>,
-) -> Option<Result<Claims, TokenError>> {
+) -> Option<Result<(), TokenError>> {
     let hash = host_crypto::host_hash(alg)?;
     let spki = key.spki_der.as_deref()?;
     let (signed_text, signature_b64) = token.rsplit_once('.')?;
@@ -239,11 +286,7 @@ fn verify_on_host(
     };
     match host(hash, spki, &signature, signed_text.as_bytes())? {
         false => Some(Err(TokenError::BadSignature)),
-        true => Some(
-            jose_header::decode_segment(jws.payload).and_then(|payload| {
-                serde_json::from_slice::<Claims>(&payload).map_err(|_| TokenError::Malformed)
-            }),
-        ),
+        true => Some(Ok(())),
     }
 }
 

@@ -9,6 +9,10 @@ pub enum TokenError {
     Malformed,
     /// Five segments: an encrypted token (JWE), which obguard does not accept.
     JweUnsupported,
+    /// The JOSE header repeats a member name (two `alg`, two `kid`, ...).
+    DuplicateHeader,
+    /// The payload repeats a member name in some object (two `client_id`, ...).
+    DuplicateClaim,
     /// `alg` is `none` in any spelling.
     AlgNone,
     /// `alg` unknown or not on the issuer's allow-list.
@@ -36,11 +40,16 @@ pub enum TokenError {
     KeysUnavailable,
 }
 
+/// The one description of a bad signature and of every claim check that runs before it.
+pub const UNVERIFIED_CLAIMS: &str = "The access token is invalid";
+
 impl TokenError {
-    pub const ALL: [TokenError; 20] = [
+    pub const ALL: [TokenError; 22] = [
         TokenError::Oversize,
         TokenError::Malformed,
         TokenError::JweUnsupported,
+        TokenError::DuplicateHeader,
+        TokenError::DuplicateClaim,
         TokenError::AlgNone,
         TokenError::AlgNotAllowed,
         TokenError::AlgKeyMismatch,
@@ -65,6 +74,8 @@ impl TokenError {
             TokenError::Oversize => "oversize",
             TokenError::Malformed => "malformed",
             TokenError::JweUnsupported => "jwe_unsupported",
+            TokenError::DuplicateHeader => "duplicate_header",
+            TokenError::DuplicateClaim => "duplicate_claim",
             TokenError::AlgNone => "alg_none",
             TokenError::AlgNotAllowed => "alg_not_allowed",
             TokenError::AlgKeyMismatch => "alg_key_mismatch",
@@ -87,11 +98,20 @@ impl TokenError {
 
     /// Text for `error_description`. Deliberately generic and never derived from token
     /// content, so nothing an attacker wrote is reflected into headers.
+    ///
+    /// The claim checks (issuer, audience, time window, lifetime, required claims) run before
+    /// the signature is checked, so a forged token gets their answer without a valid
+    /// signature. They therefore share one description with a bad signature: a caller
+    /// without the issuer's key cannot tell "your claims are wrong" from "your signature is
+    /// wrong", and learns nothing the signature-first order would not have told it. The
+    /// precise reason is in the access log and metrics only.
     pub fn description(self) -> &'static str {
         match self {
             TokenError::Oversize => "The access token is too large",
             TokenError::Malformed => "The access token is malformed",
             TokenError::JweUnsupported => "Encrypted access tokens are not accepted",
+            TokenError::DuplicateHeader => "The access token header has a duplicate member",
+            TokenError::DuplicateClaim => "The access token has a duplicate claim",
             TokenError::AlgNone | TokenError::AlgNotAllowed | TokenError::AlgKeyMismatch => {
                 "The access token is signed with an algorithm that is not accepted"
             }
@@ -99,15 +119,15 @@ impl TokenError {
                 "The access token is signed with an unknown key"
             }
             TokenError::CritUnsupported => "The access token uses an unsupported critical header",
-            TokenError::BadSignature => "The access token signature is invalid",
-            TokenError::Expired => "The access token expired",
-            TokenError::NotYetValid => "The access token is not valid yet",
-            TokenError::IssuedInFuture => "The access token is issued in the future",
-            TokenError::LifetimeExceeded => "The access token lifetime is too long",
-            TokenError::WrongIssuer => "The access token issuer is not trusted",
-            TokenError::WrongAudience => "The access token is not meant for this API",
+            TokenError::BadSignature
+            | TokenError::Expired
+            | TokenError::NotYetValid
+            | TokenError::IssuedInFuture
+            | TokenError::LifetimeExceeded
+            | TokenError::WrongIssuer
+            | TokenError::WrongAudience
+            | TokenError::MissingClaim => UNVERIFIED_CLAIMS,
             TokenError::WrongTyp => "The access token has the wrong type",
-            TokenError::MissingClaim => "The access token lacks a required claim",
             TokenError::BadClaim => "The access token has an invalid claim",
             TokenError::KeysUnavailable => "The identity provider's keys are unavailable",
         }

@@ -34,7 +34,17 @@ pub struct RawRateLimit {
     pub failure_mode: FailureMode,
     #[serde(default = "default_failure_status")]
     pub failure_status: u16,
-    /// Per-route overrides of `call`, `timeout_ms`, `failure_mode`, `failure_status`.
+    /// A `throttle` verdict on a request no call will be made for (`call: never`, or no
+    /// descriptor can be built): answered here, never forwarded.
+    /// `"reply"` (default) or `"block"`: see [`ThrottleWithoutCall`].
+    #[serde(default)]
+    pub throttle_without_call: Option<String>,
+    /// Further header names the service may not set (request or response), beside the
+    /// built-in reserved list.
+    #[serde(default)]
+    pub reserved_headers: Vec<String>,
+    /// Per-route overrides of `call`, `timeout_ms`, `failure_mode`, `failure_status`,
+    /// `throttle_without_call`.
     #[serde(default)]
     pub routes: BTreeMap<String, RawRoutePolicy>,
 }
@@ -68,8 +78,13 @@ pub struct RawEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
-    /// The verified client id.
+    /// The verified client id qualified by its issuer: `<client id>@<namespace>`.
     ClientId,
+    /// The verified client id alone, as the token states it (the format before client
+    /// namespaces; ambiguous with several issuers).
+    BareClientId,
+    /// The client's issuer namespace (`issuers[].client_namespace`).
+    ClientNamespace,
     /// The token's `sub`.
     Subject,
     /// The matched route's name.
@@ -118,6 +133,8 @@ pub struct RawRoutePolicy {
     pub failure_mode: Option<FailureMode>,
     #[serde(default)]
     pub failure_status: Option<u16>,
+    #[serde(default)]
+    pub throttle_without_call: Option<String>,
 }
 
 /// When a request is checked with the rate-limit service.
@@ -130,6 +147,33 @@ pub enum CallPolicy {
     /// Only authenticated requests whose verdict is not `allow`.
     NonAllow,
     Never,
+}
+
+/// What a `throttle` verdict becomes when the rate-limit service will not be asked about the
+/// request. Forwarding is not an option: the verdict would be lost silently. (Parsed by
+/// hand: a derived `Deserialize` costs more module size than this enum is worth.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ThrottleWithoutCall {
+    /// 429 `rate_limited` with `Retry-After` (`model.throttle_retry_after_s`), as without a
+    /// rate-limit service.
+    #[default]
+    Reply,
+    /// 403 `access_denied`, as a `block` verdict.
+    Block,
+}
+
+impl ThrottleWithoutCall {
+    fn parse(path: String, raw: Option<&str>, default: Self) -> Result<Self, ConfigError> {
+        match raw {
+            None => Ok(default),
+            Some("reply") => Ok(Self::Reply),
+            Some("block") => Ok(Self::Block),
+            Some(other) => Err(ConfigError::new(
+                path,
+                format!("unknown variant `{other}`, expected `reply` or `block`"),
+            )),
+        }
+    }
 }
 
 /// What a failed check (timeout, UNAVAILABLE, malformed reply, other error) becomes.
@@ -151,6 +195,7 @@ pub struct RoutePolicy {
     pub failure: FailureMode,
     /// 429 or 503, used when `failure` is `FailClosed`.
     pub failure_status: u16,
+    pub throttle_without_call: ThrottleWithoutCall,
 }
 
 /// One descriptor entry, compiled.
@@ -181,6 +226,8 @@ pub struct RateLimitConfig {
     pub hits_high: u32,
     pub defaults: RoutePolicy,
     pub routes: HashMap<String, RoutePolicy>,
+    /// Headers the service's answers may not set.
+    pub reserved: super::reply::Reserved,
 }
 
 impl RateLimitConfig {
@@ -244,6 +291,7 @@ impl RateLimitConfig {
         path: &str,
         raw: &RawRateLimit,
         route_names: &[&str],
+        headers: &crate::enforce::upstream::HeaderPolicy,
     ) -> Result<Self, ConfigError> {
         non_blank(format!("{path}.cluster"), &raw.cluster)?;
         if raw.cluster.len() > MAX_CLUSTER_NAME
@@ -331,6 +379,11 @@ impl RateLimitConfig {
             timeout: timeout(format!("{path}.timeout_ms"), raw.timeout_ms)?,
             failure: raw.failure_mode,
             failure_status: failure_status(format!("{path}.failure_status"), raw.failure_status)?,
+            throttle_without_call: ThrottleWithoutCall::parse(
+                format!("{path}.throttle_without_call"),
+                raw.throttle_without_call.as_deref(),
+                ThrottleWithoutCall::Reply,
+            )?,
         };
         let mut routes = HashMap::with_capacity(raw.routes.len());
         for (name, over) in &raw.routes {
@@ -349,6 +402,11 @@ impl RateLimitConfig {
                     Some(status) => failure_status(format!("{rpath}.failure_status"), status)?,
                     None => defaults.failure_status,
                 },
+                throttle_without_call: ThrottleWithoutCall::parse(
+                    format!("{rpath}.throttle_without_call"),
+                    over.throttle_without_call.as_deref(),
+                    defaults.throttle_without_call,
+                )?,
             };
             routes.insert(name.clone(), policy);
         }
@@ -379,6 +437,11 @@ impl RateLimitConfig {
             hits_high: raw.hits.high,
             defaults,
             routes,
+            reserved: super::reply::Reserved::compile(
+                &format!("{path}.reserved_headers"),
+                headers,
+                &raw.reserved_headers,
+            )?,
         })
     }
 }

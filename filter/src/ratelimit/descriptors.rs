@@ -16,6 +16,7 @@ use crate::assess::Assessment;
 /// What a descriptor entry can be built from.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RequestFacts<'a> {
+    /// The qualified client id, `<client id>@<namespace>` (the decision's `client_id`).
     pub client_id: Option<&'a str>,
     pub subject: Option<&'a str>,
     pub route: Option<&'a str>,
@@ -33,6 +34,14 @@ fn value_of<'a>(entry: &'a Entry, facts: &RequestFacts<'a>) -> Option<&'a str> {
         EntryValue::Fixed(value) => Some(value),
         EntryValue::From(source) => match source {
             Source::ClientId => facts.client_id,
+            Source::BareClientId => facts
+                .client_id
+                .and_then(crate::identify::split_qualified)
+                .map(|(client, _)| client),
+            Source::ClientNamespace => facts
+                .client_id
+                .and_then(crate::identify::split_qualified)
+                .map(|(_, namespace)| namespace),
             Source::Subject => facts.subject,
             Source::Route => facts.route,
             Source::Verdict => facts.assessment.map(|a| a.verdict.as_str()),

@@ -3,6 +3,13 @@
 //! (draft-ietf-httpapi-ratelimit-headers: `RateLimit-Policy`, `RateLimit`), and every failure
 //! (timeout, UNAVAILABLE, a reply that does not decode, any other gRPC error, a call the host
 //! refused to start) becomes the route's failure decision.
+//!
+//! The service's `request_headers_to_add` and `response_headers_to_add` are applied only for
+//! names it may write ([`Reserved`]): never obguard's identity and verdict headers (in any
+//! spelling), credentials, pseudo-headers, hop-by-hop and framing headers, the client-address
+//! headers, method overrides or `x-envoy-*` on the request; never cookies, redirects,
+//! challenges, security policies or CORS on the response. Dropped entries are reported in
+//! [`Obeyed::dropped`] for the adapter to count and log.
 
 use std::time::Duration;
 
@@ -14,7 +21,9 @@ use obguard_rls_proto::envoy::service::ratelimit::v3::rate_limit_response::{
 use prost::Message;
 
 use super::config::{FailureMode, RoutePolicy};
+use crate::config::ConfigError;
 use crate::enforce::reply::{self, Denial, LocalReply};
+use crate::enforce::upstream::{HeaderPolicy, canonical, canonical_eq};
 
 /// Why a check failed. Each has a counter `obguard.ratelimit.failure.<kind>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +111,59 @@ pub enum Next {
 pub struct Obeyed {
     pub answer: Answer,
     pub next: Next,
+    /// Headers the service asked for that were not applied.
+    pub dropped: Vec<Dropped>,
+}
+
+/// Which way a header from the service was meant to go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// `request_headers_to_add`: to the upstream.
+    Request,
+    /// `response_headers_to_add`: to the client.
+    Response,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Request => "request",
+            Direction::Response => "response",
+        }
+    }
+}
+
+/// A header from the rate-limit service that obguard did not apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dropped {
+    pub direction: Direction,
+    /// Lower-cased; `(unprintable name)` for one with spaces, control or non-ASCII bytes.
+    pub name: String,
+    /// `true`: the name is reserved; `false`: the name or value is not valid.
+    pub reserved: bool,
+}
+
+/// The log line for dropped headers (`None` when nothing was dropped). Names only: values
+/// may be secrets or garbage.
+pub fn dropped_log_line(dropped: &[Dropped], cluster: &str) -> Option<String> {
+    if dropped.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = dropped
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {} ({})",
+                d.direction.as_str(),
+                d.name,
+                if d.reserved { "reserved" } else { "invalid" }
+            )
+        })
+        .collect();
+    Some(format!(
+        "obguard: rate-limit service on cluster {cluster} asked to set headers obguard does not let it write; dropped: {}",
+        list.join(", ")
+    ))
 }
 
 /// The decision for a call that ended with gRPC status `grpc_status` after `elapsed` and, when
@@ -111,6 +173,7 @@ pub fn obey(
     grpc_status: u32,
     elapsed: Duration,
     body: Option<&[u8]>,
+    reserved: &Reserved,
     realm: &str,
     interaction_id: &str,
 ) -> Obeyed {
@@ -128,18 +191,41 @@ pub fn obey(
     let Some(response) = body.and_then(|b| RateLimitResponse::decode(b).ok()) else {
         return failed(policy, Failure::Malformed, realm, interaction_id);
     };
+    let mut dropped = Vec::new();
     match Code::try_from(response.overall_code) {
-        Ok(Code::Ok) => Obeyed {
-            answer: Answer::Ok,
-            next: Next::Resume {
-                request_headers: sanitise(&response.request_headers_to_add, REQUEST_RESERVED),
-                response_headers: sanitise(&response.response_headers_to_add, REPLY_RESERVED),
-            },
-        },
-        Ok(Code::OverLimit) => Obeyed {
-            answer: Answer::OverLimit,
-            next: Next::Reply(over_limit(&response, realm, interaction_id)),
-        },
+        Ok(Code::Ok) => {
+            let request_headers = reserved.filter(
+                Direction::Request,
+                &response.request_headers_to_add,
+                &mut dropped,
+            );
+            let response_headers = reserved.filter(
+                Direction::Response,
+                &response.response_headers_to_add,
+                &mut dropped,
+            );
+            Obeyed {
+                answer: Answer::Ok,
+                next: Next::Resume {
+                    request_headers,
+                    response_headers,
+                },
+                dropped,
+            }
+        }
+        Ok(Code::OverLimit) => {
+            let mut reply = over_limit(&response, realm, interaction_id);
+            reply.headers.extend(reserved.filter(
+                Direction::Response,
+                &response.response_headers_to_add,
+                &mut dropped,
+            ));
+            Obeyed {
+                answer: Answer::OverLimit,
+                next: Next::Reply(reply),
+                dropped,
+            }
+        }
         Ok(Code::Unknown) | Err(_) => failed(policy, Failure::Malformed, realm, interaction_id),
     }
 }
@@ -153,6 +239,7 @@ pub fn failed(policy: &RoutePolicy, failure: Failure, realm: &str, interaction_i
                 request_headers: Vec::new(),
                 response_headers: Vec::new(),
             },
+            dropped: Vec::new(),
         },
         FailureMode::FailClosed => Obeyed {
             answer: Answer::FailedClosed(failure),
@@ -163,27 +250,51 @@ pub fn failed(policy: &RoutePolicy, failure: Failure, realm: &str, interaction_i
                 realm,
                 interaction_id,
             )),
+            dropped: Vec::new(),
         },
     }
 }
 
-/// Headers the rate-limit service may not set on the request.
+/// Headers the rate-limit service may never set on the request to the upstream (compared in
+/// canonical form: any case, `_` for `-`).
 const REQUEST_RESERVED: &[&str] = &[
+    // Routing, framing and hop-by-hop.
     "host",
-    "authorization",
     "content-length",
+    "content-type",
     "transfer-encoding",
     "connection",
+    "keep-alive",
+    "proxy-connection",
     "te",
+    "trailer",
     "upgrade",
+    // Credentials.
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    // Correlation and the client's address, which upstreams trust from the proxy.
     "x-fapi-interaction-id",
+    "x-request-id",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "x-fapi-customer-ip-address",
 ];
 
-/// Headers of obguard's own replies that the service's `response_headers_to_add` cannot
-/// replace.
-const REPLY_RESERVED: &[&str] = &[
+/// Prefixes reserved on the request: obguard's own headers, and Envoy's (`x-envoy-*`
+/// request headers steer the router: retries, timeouts, upstream selection).
+const REQUEST_RESERVED_PREFIXES: &[&str] = &["x-obguard-", "x-envoy-"];
+
+/// Headers the service's `response_headers_to_add` may never set on the response (obguard's
+/// replies and forwarded responses alike).
+const RESPONSE_RESERVED: &[&str] = &[
+    // Framing and obguard's own reply headers.
     "content-type",
     "content-length",
+    "content-encoding",
     "transfer-encoding",
     "connection",
     "cache-control",
@@ -191,28 +302,130 @@ const REPLY_RESERVED: &[&str] = &[
     "retry-after",
     "ratelimit",
     "ratelimit-policy",
+    // State, redirects and challenges a rate limiter has no business setting.
+    "set-cookie",
+    "set-cookie2",
+    "location",
+    "content-location",
+    "refresh",
+    "www-authenticate",
+    "proxy-authenticate",
+    // Browser security policy.
+    "strict-transport-security",
+    "content-security-policy",
+    "x-frame-options",
 ];
 
-/// Valid, non-reserved headers from the service, names lower-cased. Anything else (pseudo
-/// headers, bad names, values with control characters) is dropped.
-fn sanitise(headers: &[HeaderValue], reserved: &[&str]) -> Vec<(String, String)> {
-    let token_byte = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-    headers
-        .iter()
-        .filter_map(|header| {
+const RESPONSE_RESERVED_PREFIXES: &[&str] = &["x-obguard-", "access-control-"];
+
+/// What the rate-limit service may not write, compiled once: the fixed lists above, every
+/// header name obguard sets or strips (`headers`, any spelling), method overrides, and the
+/// operator's `ratelimit.reserved_headers`.
+#[derive(Debug, Default)]
+pub struct Reserved {
+    /// Canonical names reserved on the request beyond the fixed list.
+    request: Vec<String>,
+    /// Canonical names reserved on the response beyond the fixed list.
+    response: Vec<String>,
+}
+
+impl Reserved {
+    /// `extra` is `ratelimit.reserved_headers` (reserved both ways), checked to be header
+    /// names.
+    pub fn compile(
+        path: &str,
+        headers: &HeaderPolicy,
+        extra: &[String],
+    ) -> Result<Self, ConfigError> {
+        let mut request: Vec<String> = headers.strip.iter().map(|n| canonical(n)).collect();
+        request.extend(
+            crate::authorise::method_override::HEADERS
+                .iter()
+                .map(|n| (*n).to_owned()),
+        );
+        let mut response = Vec::new();
+        for (index, name) in extra.iter().enumerate() {
+            let token_byte = |b: u8| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b)
+            };
+            if name.is_empty() || !name.bytes().all(token_byte) {
+                return Err(ConfigError::new(
+                    format!("{path}[{index}]"),
+                    "must be a lower-case HTTP header name",
+                ));
+            }
+            request.push(canonical(name));
+            response.push(canonical(name));
+        }
+        Ok(Self { request, response })
+    }
+
+    fn is_reserved(&self, direction: Direction, name: &str) -> bool {
+        let (fixed, prefixes, extra) = match direction {
+            Direction::Request => (REQUEST_RESERVED, REQUEST_RESERVED_PREFIXES, &self.request),
+            Direction::Response => (
+                RESPONSE_RESERVED,
+                RESPONSE_RESERVED_PREFIXES,
+                &self.response,
+            ),
+        };
+        // Pseudo-headers (`:path`, `:authority`, `:status`) are never the service's.
+        name.starts_with(':')
+            || fixed.iter().any(|r| canonical_eq(name, r))
+            || extra.iter().any(|r| canonical_eq(name, r))
+            || prefixes.iter().any(|p| {
+                name.get(..p.len())
+                    .is_some_and(|start| canonical_eq(start, p))
+            })
+    }
+
+    /// The service's headers that may be applied, names lower-cased; the others are
+    /// appended to `dropped` (reserved names, and invalid names or values with control
+    /// characters).
+    fn filter(
+        &self,
+        direction: Direction,
+        headers: &[HeaderValue],
+        dropped: &mut Vec<Dropped>,
+    ) -> Vec<(String, String)> {
+        let token_byte = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        let mut kept = Vec::new();
+        for header in headers {
             let name = header.key.to_ascii_lowercase();
             let value = if header.value.is_empty() && !header.raw_value.is_empty() {
-                String::from_utf8(header.raw_value.clone()).ok()?
+                String::from_utf8(header.raw_value.clone()).ok()
             } else {
-                header.value.clone()
+                Some(header.value.clone())
             };
+            let shown = || {
+                if !name.is_empty() && name.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+                    name.clone()
+                } else {
+                    "(unprintable name)".to_owned()
+                }
+            };
+            if self.is_reserved(direction, &name) {
+                dropped.push(Dropped {
+                    direction,
+                    name: shown(),
+                    reserved: true,
+                });
+                continue;
+            }
             let name_ok = !name.is_empty() && name.bytes().all(token_byte);
-            let value_ok = value
-                .bytes()
-                .all(|b| b == b'\t' || (0x20..0x7f).contains(&b));
-            (name_ok && value_ok && !reserved.contains(&name.as_str())).then_some((name, value))
-        })
-        .collect()
+            let value =
+                value.filter(|v| v.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)));
+            match value {
+                Some(value) if name_ok => kept.push((name, value)),
+                _ => dropped.push(Dropped {
+                    direction,
+                    name: shown(),
+                    reserved: false,
+                }),
+            }
+        }
+        kept
+    }
 }
 
 fn unit_seconds(unit: i32) -> Option<u64> {
@@ -304,8 +517,5 @@ fn over_limit(response: &RateLimitResponse, realm: &str, interaction_id: &str) -
         reply.headers.push(("ratelimit-policy".to_owned(), policy));
         reply.headers.push(("ratelimit".to_owned(), current));
     }
-    reply
-        .headers
-        .extend(sanitise(&response.response_headers_to_add, REPLY_RESERVED));
     reply
 }

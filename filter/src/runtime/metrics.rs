@@ -39,6 +39,7 @@ pub struct Metrics {
     ratelimit_failed_open: Option<u32>,
     ratelimit_failed_closed: Option<u32>,
     ratelimit_failure: HashMap<&'static str, Option<u32>>,
+    ratelimit_headers_dropped: Option<u32>,
     /// Model-source counters by full name (polls and swaps are rare: no hot path here).
     model_events: HashMap<String, Option<u32>>,
     model_unavailable: Option<u32>,
@@ -69,6 +70,7 @@ impl Metrics {
             ratelimit_over_limit: None,
             ratelimit_failed_open: None,
             ratelimit_failed_closed: None,
+            ratelimit_headers_dropped: None,
             ratelimit_failure: HashMap::new(),
             model_events: HashMap::new(),
             model_unavailable: None,
@@ -92,6 +94,7 @@ impl Metrics {
             metrics.ratelimit_over_limit = h.define_counter(metric::RATELIMIT_OVER_LIMIT);
             metrics.ratelimit_failed_open = h.define_counter(metric::RATELIMIT_FAILED_OPEN);
             metrics.ratelimit_failed_closed = h.define_counter(metric::RATELIMIT_FAILED_CLOSED);
+            metrics.ratelimit_headers_dropped = h.define_counter(metric::RATELIMIT_HEADERS_DROPPED);
             for failure in Failure::ALL {
                 metrics.ratelimit_failure.insert(
                     failure.as_str(),
@@ -218,6 +221,13 @@ impl Metrics {
                         self.ratelimit_failed_closed
                     });
             }
+        }
+    }
+
+    /// Headers from a rate-limit answer that were not applied.
+    pub fn ratelimit_headers_dropped(&self, count: usize) {
+        for _ in 0..count {
+            self.host.increment(self.ratelimit_headers_dropped);
         }
     }
 

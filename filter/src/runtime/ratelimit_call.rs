@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::host::{Buffer, Host, LogLevel};
 use crate::ratelimit::config::RateLimitConfig;
 use crate::ratelimit::config::RoutePolicy;
-use crate::ratelimit::reply::{self, Answer, Failure, Obeyed};
+use crate::ratelimit::reply::{self, Answer, Failure, Obeyed, Reserved};
 use crate::ratelimit::{self as stage, Call};
 
 /// A call in flight for one request.
@@ -65,6 +65,7 @@ pub fn answer(
     pending: &Pending,
     grpc_status: u32,
     response_size: usize,
+    reserved: &Reserved,
     realm: &str,
     interaction_id: &str,
 ) -> Obeyed {
@@ -92,6 +93,7 @@ pub fn answer(
         grpc_status,
         elapsed,
         body.as_deref(),
+        reserved,
         realm,
         interaction_id,
     )

@@ -65,6 +65,12 @@ impl Stream {
             cluster,
         );
         state.metrics.record_ratelimit(obeyed.answer);
+        if let Some(line) = crate::ratelimit::reply::dropped_log_line(&obeyed.dropped, cluster) {
+            host.log(LogLevel::Warn, &line);
+            state
+                .metrics
+                .ratelimit_headers_dropped(obeyed.dropped.len());
+        }
         host.set_log_field(log_field::RATELIMIT, &obeyed.answer.log_value());
         let refused = match obeyed.answer {
             Answer::OverLimit => Some((Outcome::RateLimited, telemetry::REASON_OVER_LIMIT)),
@@ -106,12 +112,16 @@ impl Stream {
         let Some(pending) = self.pending.take_if(|p| p.token == token_id) else {
             return;
         };
+        let Some(config) = state.config.ratelimit.as_ref() else {
+            return;
+        };
         let interaction_id = self.interaction_id.clone().unwrap_or_default();
         let obeyed = rl::answer(
             self.host.as_ref(),
             &pending,
             status_code,
             response_size,
+            &config.reserved,
             &state.config.realm,
             &interaction_id,
         );
@@ -161,6 +171,12 @@ impl Stream {
         } else {
             None
         };
+        let source_address = state
+            .config
+            .reads_source_address()
+            .then(|| host.property(&["source", "address"]).ok().flatten())
+            .flatten()
+            .and_then(|bytes| String::from_utf8(bytes).ok());
         let view = RequestView {
             method: header(":method").unwrap_or(""),
             path: header(":path").unwrap_or(""),
@@ -168,6 +184,7 @@ impl Stream {
             interaction_id: header(interaction_id::HEADER),
             jwt_authn_payloads: jwt_authn_payloads.as_ref(),
             headers: &headers,
+            source_address: source_address.as_deref(),
             now_ms,
         };
         // The worker is only ever borrowed within one host callback, and the host never calls
