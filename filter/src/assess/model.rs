@@ -85,29 +85,18 @@ impl ClientIp {
     }
 }
 
-/// An IP from `1.2.3.4`, `1.2.3.4:5678`, `::1`, `[::1]` or `[::1]:5678` (Envoy writes
-/// `source.address` with the port).
+/// An IP from `1.2.3.4`, `1.2.3.4:5678`, `::1` or `[::1]:5678` (Envoy writes `source.address`
+/// with the port).
 fn parse_address(text: &str) -> Option<IpAddr> {
     let text = text.trim();
-    if let Ok(ip) = text.parse::<IpAddr>() {
-        return Some(ip);
-    }
-    if let Some(rest) = text.strip_prefix('[') {
-        // `[v6]` or `[v6]:port`.
-        let (ip, port) = rest.split_once(']')?;
-        let port_ok = port.is_empty()
-            || port
-                .strip_prefix(':')
-                .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-        return if port_ok { ip.parse().ok() } else { None };
-    }
-    // `v4:port` (a bare v6 address parsed above).
-    let (ip, port) = text.rsplit_once(':')?;
-    let port_ok = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
-    match ip.parse::<IpAddr>() {
-        Ok(IpAddr::V4(v4)) if port_ok => Some(IpAddr::V4(v4)),
-        _ => None,
-    }
+    text.parse::<IpAddr>()
+        .ok()
+        .or_else(|| text.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| {
+            text.strip_prefix('[')
+                .and_then(|t| t.strip_suffix(']'))
+                .and_then(|t| t.parse().ok())
+        })
 }
 
 /// `model.when_unavailable`: no primary model accepted yet (only possible with an HTTP

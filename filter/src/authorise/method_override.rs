@@ -4,7 +4,8 @@
 //! could run as `DELETE` upstream. They are refused on routes obguard authorises (default) or
 //! stripped; never forwarded.
 
-use crate::config::ConfigError;
+use serde::Deserialize;
+
 use crate::enforce::upstream::canonical_eq;
 
 /// The header names, in canonical form (any spelling an upstream reads as one of these
@@ -15,9 +16,9 @@ pub const HEADERS: [&str; 3] = [
     "x-method-override",
 ];
 
-/// `method_override` in the configuration (parsed by [`MethodOverridePolicy::parse`]: a
-/// derived `Deserialize` costs more module size than this two-word enum is worth).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// `method_override` in the configuration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MethodOverridePolicy {
     /// 400 `invalid_request` (reason `method_override`) on matched routes and
     /// `unmatched: authenticate`; stripped from pass-through requests.
@@ -25,20 +26,6 @@ pub enum MethodOverridePolicy {
     Refuse,
     /// Removed before the request is forwarded.
     Strip,
-}
-
-impl MethodOverridePolicy {
-    /// `"refuse"` or `"strip"` (absent: `refuse`).
-    pub fn parse(path: &str, raw: Option<&str>) -> Result<Self, ConfigError> {
-        match raw {
-            None | Some("refuse") => Ok(Self::Refuse),
-            Some("strip") => Ok(Self::Strip),
-            Some(other) => Err(ConfigError::new(
-                path,
-                format!("unknown variant `{other}`, expected `refuse` or `strip`"),
-            )),
-        }
-    }
 }
 
 /// Whether `name` is a method-override header.

@@ -99,7 +99,7 @@ impl ParamRule {
             }
             i += step;
         }
-        let max_length = usize::try_from(raw.max_length).unwrap_or(usize::MAX);
+        let max_length = raw.max_length.unwrap_or(DEFAULT_MAX_LENGTH);
         if max_length == 0 || max_length > MAX_MAX_LENGTH {
             return Err(ConfigError::new(
                 format!("{path}.max_length"),
@@ -174,19 +174,8 @@ impl RouteTable {
                     ));
                 }
             }
-            let no_params = serde_json::Map::new();
-            let params = match &route.params {
-                None | Some(serde_json::Value::Null) => &no_params,
-                Some(serde_json::Value::Object(map)) => map,
-                Some(_) => {
-                    return Err(ConfigError::new(
-                        format!("{here}.params"),
-                        "must be an object: parameter name → {\"charset\": …, \"max_length\": …}",
-                    ));
-                }
-            };
-            let segments = parse_template(&format!("{here}.path"), &route.path, params)?;
-            if let Some(name) = params.keys().find(|name| {
+            let segments = parse_template(&format!("{here}.path"), &route.path, &route.params)?;
+            if let Some(name) = route.params.keys().find(|name| {
                 !segments
                     .iter()
                     .any(|s| matches!(s, Segment::Param(p, _) if p == *name))
@@ -302,7 +291,7 @@ fn is_name_byte(b: u8) -> bool {
 fn parse_template(
     path: &str,
     template: &str,
-    rules: &serde_json::Map<String, serde_json::Value>,
+    rules: &std::collections::BTreeMap<String, RawParam>,
 ) -> Result<Vec<Segment>, ConfigError> {
     let Some(rest) = template.strip_prefix('/') else {
         return Err(ConfigError::new(path, "must start with `/`"));
@@ -328,11 +317,10 @@ fn parse_template(
                 }
                 names.push(name);
                 let rule_path = format!("{}.params.{name}", path.strip_suffix(".path").unwrap_or(path));
-                let raw = match rules.get(name) {
-                    Some(value) => RawParam::from_value(&rule_path, value)?,
-                    None => RawParam::default(),
+                let rule = match rules.get(name) {
+                    Some(raw) => ParamRule::compile(&rule_path, raw)?,
+                    None => ParamRule::compile(&rule_path, &RawParam::default())?,
                 };
-                let rule = ParamRule::compile(&rule_path, &raw)?;
                 Ok(Segment::Param(name.to_owned(), rule))
             } else if segment.contains('{') || segment.contains('}') {
                 Err(ConfigError::new(
@@ -360,7 +348,7 @@ mod tests {
             scopes: None,
             anonymous: false,
             thresholds: None,
-            params: None,
+            params: Default::default(),
         }
     }
 
@@ -406,7 +394,7 @@ mod tests {
                 "p",
                 &RawParam {
                     charset: Some(charset.to_owned()),
-                    max_length: 8,
+                    max_length: Some(8),
                 },
             )
         };

@@ -5,7 +5,6 @@
 
 mod error;
 pub mod raw;
-pub(crate) mod value;
 
 pub use error::ConfigError;
 pub use raw::{ScopeFormat, UnmatchedPolicy};
@@ -119,15 +118,13 @@ fn compile(raw: RawConfig) -> Result<FilterConfig, ConfigError> {
             format!("must be at most {MAX_CACHE_ENTRIES}"),
         ));
     }
-    let negative =
-        raw::RawNegativeCache::from_value("cache.negative", raw.cache.negative.as_ref())?;
-    if negative.max_entries > MAX_CACHE_ENTRIES as u64 {
+    if raw.cache.negative.max_entries > MAX_CACHE_ENTRIES {
         return Err(ConfigError::new(
             "cache.negative.max_entries",
             format!("must be at most {MAX_CACHE_ENTRIES}"),
         ));
     }
-    if negative.ttl_s == 0 || negative.ttl_s > 86_400 {
+    if raw.cache.negative.ttl_s == 0 || raw.cache.negative.ttl_s > 86_400 {
         return Err(ConfigError::new(
             "cache.negative.ttl_s",
             "must be between 1 and 86400 (use max_entries: 0 to disable)",
@@ -149,15 +146,12 @@ fn compile(raw: RawConfig) -> Result<FilterConfig, ConfigError> {
         issuers,
         routes,
         unmatched: raw.unmatched,
-        method_override: crate::authorise::method_override::MethodOverridePolicy::parse(
-            "method_override",
-            raw.method_override.as_deref(),
-        )?,
+        method_override: raw.method_override,
         headers,
         max_token_bytes: raw.max_token_bytes,
         cache_entries: raw.cache.max_entries,
-        negative_cache_entries: usize::try_from(negative.max_entries).unwrap_or(MAX_CACHE_ENTRIES),
-        negative_cache_ttl_s: negative.ttl_s,
+        negative_cache_entries: raw.cache.negative.max_entries,
+        negative_cache_ttl_s: raw.cache.negative.ttl_s,
         host_verify: None,
         ratelimit,
         model: match &raw.model {
@@ -399,7 +393,8 @@ fn client_namespace(path: &str, raw: &RawIssuer) -> Result<String, ConfigError> 
         Some(problem) => Err(ConfigError::new(
             field,
             format!(
-                "the default derived from the issuer (`{namespace}`) is not usable ({problem}); set `client_namespace`"
+                "the default derived from the issuer (`{namespace}`) {}; set `client_namespace`",
+                problem.replacen("must", "does not fit: it must", 1)
             ),
         )),
     }
@@ -521,35 +516,30 @@ fn compile_model(path: &str, raw: &raw::RawModel) -> Result<ModelStage, ConfigEr
 }
 
 /// Most trusted hops accepted in `client_ip.xff_num_trusted_hops`.
-const MAX_TRUSTED_HOPS: u64 = 16;
+const MAX_TRUSTED_HOPS: u32 = 16;
 
 /// `model.client_ip` (and the retired `model.ip_header`).
 fn compile_client_ip(path: &str, raw: &raw::RawModel) -> Result<ClientIp, ConfigError> {
-    let client_ip =
-        &raw::RawClientIp::from_value(&format!("{path}.client_ip"), raw.client_ip.as_ref())?;
-    let explicit = client_ip.source != raw::ClientIpSource::Connection
-        || client_ip.header.is_some()
-        || client_ip.xff_num_trusted_hops.is_some();
-    match &raw.ip_header {
-        None => {}
-        Some(serde_json::Value::Null) if !explicit => return Ok(ClientIp::None),
-        Some(serde_json::Value::Null) => {
+    match (&raw.ip_header, &raw.client_ip) {
+        (Some(Some(_)), _) => {
             return Err(ConfigError::new(
                 format!("{path}.ip_header"),
-                "set `client_ip` only (`ip_header: null` is the old spelling of `\"client_ip\": {\"source\": \"none\"}`)",
+                "replaced by `client_ip`: the first x-forwarded-for entry is written by the client.                  Use `\"client_ip\": {\"source\": \"connection\"}` (Envoy's view of the client, the default) or                  `{\"source\": \"header\", \"header\": \"x-forwarded-for\", \"xff_num_trusted_hops\": N}`",
             ));
         }
-        Some(_) => {
+        (Some(None), Some(_)) => {
             return Err(ConfigError::new(
                 format!("{path}.ip_header"),
-                concat!(
-                    "replaced by `client_ip`: the first x-forwarded-for entry is written by the client. ",
-                    "Use `\"client_ip\": {\"source\": \"connection\"}` (Envoy's view of the client, the default) or ",
-                    "`{\"source\": \"header\", \"header\": \"x-forwarded-for\", \"xff_num_trusted_hops\": N}`"
-                ),
+                "set `client_ip` only (`ip_header: null` is the old spelling of `{\"source\": \"none\"}`)",
             ));
         }
+        (Some(None), None) => return Ok(ClientIp::None),
+        (None, None) => return Ok(ClientIp::Connection),
+        (None, Some(_)) => {}
     }
+    let Some(client_ip) = &raw.client_ip else {
+        return Ok(ClientIp::Connection);
+    };
     let field = |name: &str| format!("{path}.client_ip.{name}");
     let only_for_header =
         |name: &str| ConfigError::new(field(name), "only with `\"source\": \"header\"`");
@@ -594,10 +584,7 @@ fn compile_client_ip(path: &str, raw: &raw::RawModel) -> Result<ClientIp, Config
                     format!("must be at most {MAX_TRUSTED_HOPS}"),
                 ));
             }
-            Ok(ClientIp::Header {
-                name,
-                trusted_hops: u32::try_from(trusted_hops).unwrap_or(u32::MAX),
-            })
+            Ok(ClientIp::Header { name, trusted_hops })
         }
     }
 }

@@ -11,7 +11,6 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use super::{ConfigError, value};
 use crate::assess::RawStaticAssessment;
 use crate::ratelimit::config::RawRateLimit;
 
@@ -28,9 +27,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub unmatched: UnmatchedPolicy,
     /// Requests carrying `X-HTTP-Method-Override` (and its variants): refused or stripped.
-    /// `"refuse"` (default) or `"strip"`: see `MethodOverridePolicy`.
     #[serde(default)]
-    pub method_override: Option<String>,
+    pub method_override: crate::authorise::method_override::MethodOverridePolicy,
     #[serde(default)]
     pub headers: RawHeaders,
     /// Longest bearer token accepted, in bytes.
@@ -312,43 +310,23 @@ pub struct RawRoute {
     /// balances): `{"challenge": 0.5, "throttle": 0.8, "block": 0.95}`.
     #[serde(default)]
     pub thresholds: Option<obguard_models::Thresholds>,
-    /// Per path parameter: the characters and length its value may have
-    /// (`{"AccountId": {"charset": "0-9", "max_length": 20}}`, see [`RawParam`]). Parameters
-    /// not listed accept RFC 3986 unreserved characters (`A-Za-z0-9-._~`), at most 256
-    /// bytes.
+    /// Per path parameter: the characters and length its value may have. Parameters not
+    /// listed accept RFC 3986 unreserved characters (`A-Za-z0-9-._~`), at most 256 bytes.
     #[serde(default)]
-    pub params: Option<serde_json::Value>,
+    pub params: std::collections::BTreeMap<String, RawParam>,
 }
 
-/// `routes[].params.<Name>`, read from JSON by [`RawParam::from_value`] (see
-/// `config/value.rs` for why it is not derived).
-#[derive(Debug)]
+/// `routes[].params.<Name>`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawParam {
     /// Allowed characters, listed, with `A-Z`-style ranges between two letters or two
     /// digits; default `A-Za-z0-9-._~`.
+    #[serde(default)]
     pub charset: Option<String>,
     /// Longest value in bytes; default 256.
-    pub max_length: u64,
-}
-
-impl Default for RawParam {
-    fn default() -> Self {
-        Self {
-            charset: None,
-            max_length: crate::authorise::routes::DEFAULT_MAX_LENGTH as u64,
-        }
-    }
-}
-
-impl RawParam {
-    pub fn from_value(path: &str, value: &serde_json::Value) -> Result<Self, ConfigError> {
-        let map = value::object(path, value, &["charset", "max_length"])?;
-        let defaults = Self::default();
-        Ok(Self {
-            charset: value::string(path, map, "charset")?.map(str::to_owned),
-            max_length: value::uint(path, map, "max_length")?.unwrap_or(defaults.max_length),
-        })
-    }
+    #[serde(default)]
+    pub max_length: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -464,48 +442,42 @@ pub struct RawCache {
     /// Verified tokens kept per Envoy worker; 0 disables the cache.
     #[serde(default = "default_cache_entries")]
     pub max_entries: usize,
-    /// Tokens whose signature did not verify, refused again without a check:
-    /// `{"max_entries": 10000, "ttl_s": 300}` ([`RawNegativeCache`]).
+    /// Tokens whose signature did not verify, refused again without a check.
     #[serde(default)]
-    pub negative: Option<serde_json::Value>,
+    pub negative: RawNegativeCache,
 }
 
 impl Default for RawCache {
     fn default() -> Self {
         Self {
             max_entries: default_cache_entries(),
-            negative: None,
+            negative: RawNegativeCache::default(),
         }
     }
 }
 
-/// `cache.negative`, read from JSON by [`RawNegativeCache::from_value`] (see
-/// `config/value.rs` for why it is not derived).
-#[derive(Debug)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawNegativeCache {
-    /// Bad signatures remembered per Envoy worker (LRU); 0 disables. Default 10000.
-    pub max_entries: u64,
-    /// How long one is remembered. Default 300.
+    /// Bad signatures remembered per Envoy worker (LRU); 0 disables.
+    #[serde(default = "default_cache_entries")]
+    pub max_entries: usize,
+    /// How long one is remembered.
+    #[serde(default = "default_negative_ttl_s")]
     pub ttl_s: u64,
 }
 
-impl RawNegativeCache {
-    pub fn from_value(path: &str, value: Option<&serde_json::Value>) -> Result<Self, ConfigError> {
-        let mut out = Self {
-            max_entries: 10_000,
-            ttl_s: 300,
-        };
-        if let Some(value) = value.filter(|v| !v.is_null()) {
-            let map = value::object(path, value, &["max_entries", "ttl_s"])?;
-            if let Some(n) = value::uint(path, map, "max_entries")? {
-                out.max_entries = n;
-            }
-            if let Some(n) = value::uint(path, map, "ttl_s")? {
-                out.ttl_s = n;
-            }
+impl Default for RawNegativeCache {
+    fn default() -> Self {
+        Self {
+            max_entries: default_cache_entries(),
+            ttl_s: default_negative_ttl_s(),
         }
-        Ok(out)
     }
+}
+
+fn default_negative_ttl_s() -> u64 {
+    300
 }
 
 fn default_cache_entries() -> usize {
@@ -553,14 +525,13 @@ pub struct RawModel {
     #[serde(default = "default_asn_header")]
     pub asn_header: Option<String>,
     /// Where the caller's IP comes from: Envoy's connection (default), a header with trusted
-    /// hops, or nowhere ([`RawClientIp`]).
+    /// hops, or nowhere.
     #[serde(default)]
-    pub client_ip: Option<serde_json::Value>,
+    pub client_ip: Option<RawClientIp>,
     /// Replaced by `client_ip` (it took the leftmost `x-forwarded-for` entry, which the
-    /// client writes). Only `null` is still accepted (no IP, as before). `Some(Null)` when
-    /// written as `null`, `None` when absent.
+    /// client writes). Only `null` is still accepted (no IP, as before).
     #[serde(default, deserialize_with = "present")]
-    pub ip_header: Option<serde_json::Value>,
+    pub ip_header: Option<Option<String>>,
     /// Baseline slots (bounded memory: about 320 bytes per occupied slot in Envoy, shared by
     /// all workers); each client id has two candidate slots.
     #[serde(default = "default_max_clients")]
@@ -575,45 +546,22 @@ pub struct RawModel {
     pub throttle_retry_after_s: u64,
 }
 
-/// `model.client_ip`, read from JSON by [`RawClientIp::from_value`] (see `config/value.rs`
-/// for why it is not derived).
-#[derive(Debug, Default)]
+/// `model.client_ip`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawClientIp {
+    #[serde(default)]
     pub source: ClientIpSource,
     /// With `source: header`: the header (default `x-forwarded-for`).
+    #[serde(default)]
     pub header: Option<String>,
     /// With `source: header`, required: Envoy's `xff_num_trusted_hops` semantics.
-    pub xff_num_trusted_hops: Option<u64>,
+    #[serde(default)]
+    pub xff_num_trusted_hops: Option<u32>,
 }
 
-impl RawClientIp {
-    pub fn from_value(path: &str, value: Option<&serde_json::Value>) -> Result<Self, ConfigError> {
-        let Some(value) = value.filter(|v| !v.is_null()) else {
-            return Ok(Self::default());
-        };
-        let map = value::object(path, value, &["source", "header", "xff_num_trusted_hops"])?;
-        let source = match value::string(path, map, "source")? {
-            None | Some("connection") => ClientIpSource::Connection,
-            Some("header") => ClientIpSource::Header,
-            Some("none") => ClientIpSource::None,
-            Some(other) => {
-                return Err(ConfigError::new(
-                    format!("{path}.source"),
-                    format!(
-                        "unknown variant `{other}`, expected one of `connection`, `header`, `none`"
-                    ),
-                ));
-            }
-        };
-        Ok(Self {
-            source,
-            header: value::string(path, map, "header")?.map(str::to_owned),
-            xff_num_trusted_hops: value::uint(path, map, "xff_num_trusted_hops")?,
-        })
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ClientIpSource {
     /// Envoy's `source.address` (the connection's peer, or the address Envoy itself derived
     /// from trusted `x-forwarded-for` hops).

@@ -99,43 +99,40 @@ fn validate_name(path: &str, name: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Adds configured header `name` (at `field`) to `strip`; for a header obguard sets, also to
-/// `set_canonical`, refusing another spelling of one already there.
-fn add(
-    field: String,
-    name: &str,
-    strip: &mut Vec<String>,
-    set_canonical: Option<&mut Vec<String>>,
-) -> Result<(), ConfigError> {
-    validate_name(&field, name)?;
-    if strip.iter().any(|n| n == name) {
-        return Err(ConfigError::new(
-            field,
-            format!("header `{name}` is configured twice"),
-        ));
-    }
-    if let Some(set_canonical) = set_canonical {
-        let form = canonical(name);
-        if set_canonical.contains(&form) {
-            return Err(ConfigError::new(
-                field,
-                format!(
-                    "header `{name}` is another spelling of a header already configured (upstreams read `_` as `-`)"
-                ),
-            ));
-        }
-        set_canonical.push(form);
-    }
-    strip.push(name.to_owned());
-    Ok(())
-}
-
 impl HeaderPolicy {
     pub fn compile(path: &str, raw: &RawHeaders) -> Result<Self, ConfigError> {
         let mut strip: Vec<String> = Vec::new();
         // Headers obguard sets must differ even for an upstream that reads `_` as `-` and
         // folds case; `strip` entries may repeat a spelling (removing twice is harmless).
         let mut set_canonical: Vec<String> = Vec::new();
+        let add = |field: String, name: &str, strip: &mut Vec<String>| -> Result<(), ConfigError> {
+            validate_name(&field, name)?;
+            if strip.iter().any(|n| n == name) {
+                return Err(ConfigError::new(
+                    field,
+                    format!("header `{name}` is configured twice"),
+                ));
+            }
+            strip.push(name.to_owned());
+            Ok(())
+        };
+        let mut add_set = |field: String,
+                           name: &str,
+                           strip: &mut Vec<String>|
+         -> Result<(), ConfigError> {
+            add(field.clone(), name, strip)?;
+            let form = canonical(name);
+            if set_canonical.contains(&form) {
+                return Err(ConfigError::new(
+                    field,
+                    format!(
+                        "header `{name}` is another spelling of a header already configured (upstreams read `_` as `-`)"
+                    ),
+                ));
+            }
+            set_canonical.push(form);
+            Ok(())
+        };
         for (field, name) in [
             ("client_id", &raw.client_id),
             ("subject", &raw.subject),
@@ -146,12 +143,7 @@ impl HeaderPolicy {
             ("risk_band", &raw.risk_band),
         ] {
             if let Some(name) = name {
-                add(
-                    format!("{path}.{field}"),
-                    name,
-                    &mut strip,
-                    Some(&mut set_canonical),
-                )?;
+                add_set(format!("{path}.{field}"), name, &mut strip)?;
             }
         }
         let mut claims = Vec::new();
@@ -162,16 +154,15 @@ impl HeaderPolicy {
                     "must not be empty",
                 ));
             }
-            add(
+            add_set(
                 format!("{path}.claims[{index}].header"),
                 &claim.header,
                 &mut strip,
-                Some(&mut set_canonical),
             )?;
             claims.push((claim.claim.clone(), claim.header.clone()));
         }
         for (index, name) in raw.strip.iter().enumerate() {
-            add(format!("{path}.strip[{index}]"), name, &mut strip, None)?;
+            add(format!("{path}.strip[{index}]"), name, &mut strip)?;
         }
         // The default names are stripped even when renamed or disabled: an upstream written
         // against the defaults must never see a client-supplied value under them.

@@ -80,8 +80,6 @@ impl<'de> Visitor<'de> for NoDuplicatesVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NoDuplicates, A::Error> {
-        // A set, not a list: linear in the members however many an attacker sends (the token
-        // itself is bounded by `max_token_bytes`).
         let mut seen: HashSet<String> = HashSet::new();
         while let Some(name) = map.next_key::<String>()? {
             if !seen.insert(name) {

@@ -36,9 +36,8 @@ pub struct RawRateLimit {
     pub failure_status: u16,
     /// A `throttle` verdict on a request no call will be made for (`call: never`, or no
     /// descriptor can be built): answered here, never forwarded.
-    /// `"reply"` (default) or `"block"`: see [`ThrottleWithoutCall`].
     #[serde(default)]
-    pub throttle_without_call: Option<String>,
+    pub throttle_without_call: ThrottleWithoutCall,
     /// Further header names the service may not set (request or response), beside the
     /// built-in reserved list.
     #[serde(default)]
@@ -134,7 +133,7 @@ pub struct RawRoutePolicy {
     #[serde(default)]
     pub failure_status: Option<u16>,
     #[serde(default)]
-    pub throttle_without_call: Option<String>,
+    pub throttle_without_call: Option<ThrottleWithoutCall>,
 }
 
 /// When a request is checked with the rate-limit service.
@@ -150,9 +149,9 @@ pub enum CallPolicy {
 }
 
 /// What a `throttle` verdict becomes when the rate-limit service will not be asked about the
-/// request. Forwarding is not an option: the verdict would be lost silently. (Parsed by
-/// hand: a derived `Deserialize` costs more module size than this enum is worth.)
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// request. Forwarding is not an option: the verdict would be lost silently.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ThrottleWithoutCall {
     /// 429 `rate_limited` with `Retry-After` (`model.throttle_retry_after_s`), as without a
     /// rate-limit service.
@@ -160,20 +159,6 @@ pub enum ThrottleWithoutCall {
     Reply,
     /// 403 `access_denied`, as a `block` verdict.
     Block,
-}
-
-impl ThrottleWithoutCall {
-    fn parse(path: String, raw: Option<&str>, default: Self) -> Result<Self, ConfigError> {
-        match raw {
-            None => Ok(default),
-            Some("reply") => Ok(Self::Reply),
-            Some("block") => Ok(Self::Block),
-            Some(other) => Err(ConfigError::new(
-                path,
-                format!("unknown variant `{other}`, expected `reply` or `block`"),
-            )),
-        }
-    }
 }
 
 /// What a failed check (timeout, UNAVAILABLE, malformed reply, other error) becomes.
@@ -379,11 +364,7 @@ impl RateLimitConfig {
             timeout: timeout(format!("{path}.timeout_ms"), raw.timeout_ms)?,
             failure: raw.failure_mode,
             failure_status: failure_status(format!("{path}.failure_status"), raw.failure_status)?,
-            throttle_without_call: ThrottleWithoutCall::parse(
-                format!("{path}.throttle_without_call"),
-                raw.throttle_without_call.as_deref(),
-                ThrottleWithoutCall::Reply,
-            )?,
+            throttle_without_call: raw.throttle_without_call,
         };
         let mut routes = HashMap::with_capacity(raw.routes.len());
         for (name, over) in &raw.routes {
@@ -402,11 +383,9 @@ impl RateLimitConfig {
                     Some(status) => failure_status(format!("{rpath}.failure_status"), status)?,
                     None => defaults.failure_status,
                 },
-                throttle_without_call: ThrottleWithoutCall::parse(
-                    format!("{rpath}.throttle_without_call"),
-                    over.throttle_without_call.as_deref(),
-                    defaults.throttle_without_call,
-                )?,
+                throttle_without_call: over
+                    .throttle_without_call
+                    .unwrap_or(defaults.throttle_without_call),
             };
             routes.insert(name.clone(), policy);
         }

@@ -137,7 +137,7 @@ impl Direction {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dropped {
     pub direction: Direction,
-    /// Lower-cased; `(unprintable name)` for one with spaces, control or non-ASCII bytes.
+    /// Lower-cased; not header-safe names are shown escaped.
     pub name: String,
     /// `true`: the name is reserved; `false`: the name or value is not valid.
     pub reserved: bool,
@@ -397,13 +397,7 @@ impl Reserved {
             } else {
                 Some(header.value.clone())
             };
-            let shown = || {
-                if !name.is_empty() && name.bytes().all(|b| (0x21..0x7f).contains(&b)) {
-                    name.clone()
-                } else {
-                    "(unprintable name)".to_owned()
-                }
-            };
+            let shown = || name.escape_default().to_string();
             if self.is_reserved(direction, &name) {
                 dropped.push(Dropped {
                     direction,
