@@ -209,7 +209,8 @@ fn a_signed_model_is_swapped_under_load_and_bad_files_keep_the_last_good_one() {
     assert!(requests > 1000, "wrk ran: {text}");
     assert_eq!(failed, 0, "no failed request during the swap: {text}");
     std::thread::sleep(Duration::from_millis(200));
-    let line = last_line_with(&envoy, "\"tpp-load\"");
+    // Client ids in the log are qualified by their issuer's namespace.
+    let line = last_line_with(&envoy, "\"tpp-load@");
     assert_eq!(
         line["model"],
         short(&strict()),
