@@ -270,7 +270,7 @@ pub fn config_json(data: &[u8]) {
         return;
     };
     let mut doc = if input.full {
-        fixtures::full_config()
+        fixtures::full_config_light()
     } else {
         fixtures::basic_config()
     };
@@ -428,6 +428,11 @@ pub fn baseline(data: &[u8]) {
 /// sets, `jwt_authn` payloads, clocks) through `pipeline::decide` with the fixture
 /// configurations; a sequence shares one worker (token cache, baselines).
 pub fn decide(data: &[u8]) {
+    decide_observed(data, &mut |_, _| {});
+}
+
+/// [`decide`], telling `observe` each decision (for seed selection).
+pub fn decide_observed(data: &[u8], observe: &mut dyn FnMut(Variant, &pipeline::Decision<'_>)) {
     let Some(input) = typed::<input::DecideInput>(data) else {
         return;
     };
@@ -491,6 +496,7 @@ pub fn decide(data: &[u8]) {
         };
         let decision = pipeline::decide(config, &mut worker, &view, now);
         check::assert_decision(config, true, &view, now, &decision);
+        observe(variant, &decision);
         if let (Some(rl), pipeline::Action::Continue { .. }) = (&config.ratelimit, &decision.action)
         {
             let country = headers

@@ -14,9 +14,11 @@
 
 use std::path::Path;
 
+use obguard::identify::jwks_remote;
 use obguard::pipeline::{RequestView, decide};
 use obguard::telemetry::Outcome;
 use obguard_fuzz::fixtures::{self, NOW, Variant};
+use obguard_fuzz::input::{ConfigInput, JwksInput, RlsInput};
 use obguard_testkit::{self as kit, Key};
 use serde_json::{Value, json};
 
@@ -269,6 +271,38 @@ fn write_seed(target: &str, name: &str, bytes: impl AsRef<[u8]>) {
     std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
 }
 
+/// Random inputs of a structure-aware target, keeping the first input of each class `classify`
+/// gives (a decision's outcome, an error...).
+fn search(
+    target: &str,
+    tries: usize,
+    limit: usize,
+    mut classify: impl FnMut(&[u8]) -> Vec<String>,
+) {
+    let mut rng = obguard_fuzz::mutate::Rng::new(7);
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..tries {
+        let len = 16 + rng.below(700);
+        let data: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+        for class in classify(&data) {
+            if seen.len() < limit && seen.insert(class.clone()) {
+                let name: String = class
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .take(60)
+                    .collect();
+                write_seed(target, &name.to_ascii_lowercase(), &data);
+            }
+        }
+    }
+}
+
 fn segment(token: &str, i: usize) -> Vec<u8> {
     obguard::identify::jose_header::decode_segment(token.split('.').nth(i).unwrap()).unwrap()
 }
@@ -356,11 +390,11 @@ fn seeds() {
         "basic",
         serde_json::to_string_pretty(&basic).unwrap(),
     );
-    let mut full = fixtures::full_config();
-    full["model"]["inline_base64"] = json!(fixtures::b64std(doc_example_model()));
-    full["model"]["allow_unsigned"] = json!(true);
-    full["model"]["trusted_keys"] = json!([]);
-    write_seed("config_bytes", "full", full.to_string());
+    write_seed(
+        "config_bytes",
+        "full",
+        fixtures::full_config_light().to_string(),
+    );
     let mut remote = basic.clone();
     remote["issuers"][0].as_object_mut().unwrap().remove("jwks");
     remote["issuers"][0]["jwks_remote"] = json!({"cluster": "idp", "path": "/jwks"});
@@ -375,6 +409,33 @@ fn seeds() {
     // config_json: structured (an empty input edits nothing).
     write_seed("config_json", "basic", b"");
     write_seed("config_json", "full", [1u8]);
+    search("config_json", 6_000, 40, |data| {
+        use arbitrary::Arbitrary;
+        let Ok(input) = ConfigInput::arbitrary_take_rest(arbitrary::Unstructured::new(data)) else {
+            return Vec::new();
+        };
+        let mut doc = if input.full {
+            fixtures::full_config_light()
+        } else {
+            fixtures::basic_config()
+        };
+        obguard_fuzz::input::apply(&mut doc, &input.edits);
+        let class = match obguard::config::load(doc.to_string().as_bytes()) {
+            Ok(_) => "loads".to_owned(),
+            Err(err) => {
+                let text = err.to_string();
+                let path = text.split(':').next().unwrap_or("");
+                // The field, not the index or the value: a few dozen classes.
+                let field: String = path
+                    .chars()
+                    .filter(|c| c.is_ascii_lowercase() || *c == '.' || *c == '_')
+                    .take(40)
+                    .collect();
+                format!("err-{field}")
+            }
+        };
+        vec![class]
+    });
     // jwks: documents.
     write_seed("jwks", "test-issuer", &fx.jwks);
     write_seed("jwks", "unusable", br#"{"keys":[{"kty":"EC","crv":"P-521","x":"AA","y":"AA"},{"kty":"RSA","use":"enc","n":"AQAB","e":"AQAB"}]}"#);
@@ -384,6 +445,20 @@ fn seeds() {
     // jwks_json: structured.
     write_seed("jwks_json", "empty", b"");
     write_seed("jwks_json", "real-keys", [0u8, 0, 0, 1, 0xff, 0xff]);
+    search("jwks_json", 20_000, 16, |data| {
+        use arbitrary::Arbitrary;
+        let Ok(input) = JwksInput::arbitrary_take_rest(arbitrary::Unstructured::new(data)) else {
+            return Vec::new();
+        };
+        let keys: Vec<Value> = input.keys.iter().map(|k| k.build()).collect();
+        let doc = json!({ "keys": keys }).to_string();
+        let allowed = obguard_fuzz::input::algorithms(input.allowed);
+        let class = match jwks_remote::parse(doc.as_bytes(), &allowed, 20) {
+            Ok(keys) => format!("keys-{}", keys.len()),
+            Err(err) => format!("{err:?}"),
+        };
+        vec![class]
+    });
     // model_file.
     let example = doc_example_model();
     write_seed("model_file", "doc-example", &example);
@@ -438,9 +513,19 @@ fn seeds() {
         "fresh",
         obguard_models::ClientBaseline::default().encode().unwrap(),
     );
-    // decide: structured.
+    // decide: structured. Random inputs, keeping the first for each kind of decision.
     write_seed("decide", "empty", b"");
-    write_seed("decide", "full", [1u8, 0, 0, 1]);
+    search("decide", 60_000, 64, |data| {
+        let mut classes = Vec::new();
+        obguard_fuzz::targets::decide_observed(data, &mut |variant, d| {
+            classes.push(format!(
+                "{variant:?}-{:?}-{}",
+                d.outcome,
+                d.reason.unwrap_or("ok")
+            ));
+        });
+        classes
+    });
     // rls_reply: 8-byte call header (status, elapsed, timeout, flags, failure status), body.
     let header = |status: u8, flags: u8| [status, 0, 5, 0, 20, flags, 0x01, 0xf5];
     let hv = |k: &str, v: &str| HeaderValue {
@@ -492,4 +577,16 @@ fn seeds() {
         "some",
         [0u8, 1, 0, 0, 0, 5, 1, 2, 3, 4, 5, 6, 7, 8],
     );
+    search("rls_response", 20_000, 24, |data| {
+        use arbitrary::Arbitrary;
+        let Ok(input) = RlsInput::arbitrary_take_rest(arbitrary::Unstructured::new(data)) else {
+            return Vec::new();
+        };
+        let code = input.overall_code % 4;
+        let failed = input.call.grpc_status.is_some_and(|s| s != 0);
+        vec![format!(
+            "code-{code}-failed-{failed}-statuses-{}",
+            input.statuses.len().min(2)
+        )]
+    });
 }
