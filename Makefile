@@ -161,16 +161,19 @@ fuzz-build: setup-rust fuzz-tools ## Build every fuzz target with libFuzzer (tar
 		--target $(FUZZ_TRIPLE) --target-dir target/fuzz
 
 fuzz: fuzz-build ## libFuzzer on every target, FUZZ_SECONDS each (default 180; FUZZ_TARGETS to choose)
-	@mkdir -p "$(FUZZ_RUN_DIR)"
-	@for t in $(FUZZ_TARGETS); do \
+	@mkdir -p "$(FUZZ_RUN_DIR)"; failed=""; \
+	for t in $(FUZZ_TARGETS); do \
 		mkdir -p "$(FUZZ_RUN_DIR)/corpus/$$t" "$(FUZZ_RUN_DIR)/artifacts/$$t"; \
-		echo "=== fuzz $$t: $(FUZZ_SECONDS) s"; \
-		"$(FUZZ_BIN_DIR)/$$t" "$(FUZZ_RUN_DIR)/corpus/$$t" fuzz/corpus/$$t \
+		if "$(FUZZ_BIN_DIR)/$$t" "$(FUZZ_RUN_DIR)/corpus/$$t" fuzz/corpus/$$t \
 			-max_total_time=$(FUZZ_SECONDS) -artifact_prefix="$(FUZZ_RUN_DIR)/artifacts/$$t/" \
-			$(FUZZ_FLAGS) > "$(FUZZ_RUN_DIR)/$$t.log" 2>&1 \
-			|| { tail -40 "$(FUZZ_RUN_DIR)/$$t.log"; echo "fuzz $$t: FAILED (log: $(FUZZ_RUN_DIR)/$$t.log)"; exit 1; }; \
-		scripts/fuzz-summary.sh "$$t" "$(FUZZ_RUN_DIR)/$$t.log"; \
-	done
+			$(FUZZ_FLAGS) > "$(FUZZ_RUN_DIR)/$$t.log" 2>&1; then \
+			scripts/fuzz-summary.sh "$$t" "$(FUZZ_RUN_DIR)/$$t.log"; \
+		else \
+			grep -E 'panicked|ERROR|SUMMARY|artifact' "$(FUZZ_RUN_DIR)/$$t.log" | head -8; \
+			echo "$$t: FAILED (log: $(FUZZ_RUN_DIR)/$$t.log)"; failed="$$failed $$t"; \
+		fi; \
+	done; \
+	if [[ -n "$$failed" ]]; then echo "fuzz: failed:$$failed"; exit 1; fi
 
 fuzz-smoke: fuzz-build ## libFuzzer, bounded and seeded: FUZZ_SMOKE_RUNS inputs per target from FUZZ_SEED
 	@mkdir -p "$(FUZZ_RUN_DIR)"
