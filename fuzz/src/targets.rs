@@ -153,6 +153,8 @@ pub fn jose_header(data: &[u8]) {
     let json: Value = match serde_json::from_slice(data) {
         Ok(json @ Value::Object(_)) => json,
         Ok(other) => panic!("header accepted from a JSON {other}"),
+        // Valid JSON (RFC 8259 sets no range) that `Value` cannot hold: nothing to compare.
+        Err(err) if err.to_string().contains("number out of range") => return,
         Err(err) => panic!("header accepted from non-JSON ({err})"),
     };
     assert_eq!(json.get("alg").and_then(Value::as_str), Some(&*header.alg));
