@@ -20,7 +20,7 @@ FIXTURES_BIN  := $(CURDIR)/target/debug/obguard-fixtures
 
 export ENVOY_BIN OBGUARD_WASM FIXTURES_BIN
 
-.PHONY: help setup setup-rust setup-envoy build build-wasm build-fixtures lint fmt test test-tools clean demo demo-up demo-down bench bench-tools bench-ratelimit model
+.PHONY: help setup setup-rust setup-envoy build build-wasm build-fixtures lint fmt test test-tools clean demo demo-up demo-down bench bench-tools bench-ratelimit model fuzz fuzz-tools fuzz-build fuzz-smoke fuzz-replay fuzz-cmin fuzz-run
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -97,11 +97,12 @@ lint: ## rustfmt check + clippy (native, and the filter for wasm32)
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p obguard --target $(WASM_TARGET) --lib -- -D warnings
 	scripts/check-host-layer.sh
+	$(CARGO) clippy -p obguard-fuzz --features bins --bins -- -D warnings
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-test: setup build lint test-tools ## Unit tests + integration tests through Envoy
+test: setup build lint test-tools ## Unit tests + integration tests through Envoy (+ fuzz corpus replay, seeded)
 	$(CARGO) test --workspace
 
 bench-ratelimit: setup build ## wrk: bare Envoy vs obguard vs rate-limit calls (needs wrk, taskset, 2 CPUs)
@@ -132,3 +133,68 @@ model: ## Train the shipped default model reproducibly (simulated seed 1), evalu
 	target/release/obguard-models verify --model $(SHIPPED_MODEL) --public-key $(MODEL_SIGNING_KEY).pub
 	target/release/obguard-models inspect --model $(SHIPPED_MODEL)
 	@sha256sum $(SHIPPED_MODEL)
+
+# Fuzzing (docs/fuzzing.md). libFuzzer through cargo-fuzz on the pinned stable toolchain:
+# no sanitizer (ASan needs nightly's -Zsanitizer), fat LTO off (it drops the coverage
+# instrumentation), 16 codegen units (build time), debug assertions and overflow checks on
+# (cargo-fuzz's default). Binaries in target/fuzz/; new corpus entries and crashes in .run/fuzz/.
+CARGO_FUZZ_VERSION := 0.13.2
+CARGO_FUZZ    := $(TOOLS_DIR)/bin/cargo-fuzz
+FUZZ_TRIPLE   := x86_64-unknown-linux-gnu
+FUZZ_BIN_DIR  := $(CURDIR)/target/fuzz/$(FUZZ_TRIPLE)/release
+FUZZ_RUN_DIR  := $(CURDIR)/.run/fuzz
+FUZZ_TARGETS  ?= $(basename $(notdir $(wildcard fuzz/fuzz_targets/*.rs)))
+FUZZ_SECONDS  ?= 180
+FUZZ_SMOKE_RUNS ?= 20000
+FUZZ_SEED     ?= 1
+# Per input: 10 s is a hang; RSS above 2 GiB is a leak or an unbounded structure.
+FUZZ_FLAGS    ?= -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+FUZZ_ENV      := CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_STRIP=false \
+                 CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
+
+fuzz-tools: ## cargo-fuzz (crates.io, into .tools/; about 40 s, once)
+	@if ! "$(CARGO_FUZZ)" --version 2>/dev/null | grep -q '$(CARGO_FUZZ_VERSION)'; then \
+		echo "installing cargo-fuzz $(CARGO_FUZZ_VERSION) into .tools/"; \
+		$(CARGO) install --quiet --locked --root "$(TOOLS_DIR)" cargo-fuzz --version $(CARGO_FUZZ_VERSION); fi
+
+fuzz-build: setup-rust fuzz-tools ## Build every fuzz target with libFuzzer (target/fuzz/; minutes the first time)
+	$(FUZZ_ENV) "$(CARGO_FUZZ)" build --sanitizer none --features libfuzzer --codegen-units 16 \
+		--target $(FUZZ_TRIPLE) --target-dir target/fuzz
+
+fuzz: fuzz-build ## libFuzzer on every target, FUZZ_SECONDS each (default 180; FUZZ_TARGETS to choose)
+	@mkdir -p "$(FUZZ_RUN_DIR)"; failed=""; \
+	for t in $(FUZZ_TARGETS); do \
+		mkdir -p "$(FUZZ_RUN_DIR)/corpus/$$t" "$(FUZZ_RUN_DIR)/artifacts/$$t"; \
+		if "$(FUZZ_BIN_DIR)/$$t" "$(FUZZ_RUN_DIR)/corpus/$$t" fuzz/corpus/$$t \
+			-max_total_time=$(FUZZ_SECONDS) -artifact_prefix="$(FUZZ_RUN_DIR)/artifacts/$$t/" \
+			$(FUZZ_FLAGS) > "$(FUZZ_RUN_DIR)/$$t.log" 2>&1; then \
+			scripts/fuzz-summary.sh "$$t" "$(FUZZ_RUN_DIR)/$$t.log"; \
+		else \
+			grep -E 'panicked|ERROR|SUMMARY|artifact' "$(FUZZ_RUN_DIR)/$$t.log" | head -8; \
+			echo "$$t: FAILED (log: $(FUZZ_RUN_DIR)/$$t.log)"; failed="$$failed $$t"; \
+		fi; \
+	done; \
+	if [[ -n "$$failed" ]]; then echo "fuzz: failed:$$failed"; exit 1; fi
+
+fuzz-smoke: fuzz-build ## libFuzzer, bounded and seeded: FUZZ_SMOKE_RUNS inputs per target from FUZZ_SEED
+	@mkdir -p "$(FUZZ_RUN_DIR)"
+	@for t in $(FUZZ_TARGETS); do \
+		rm -rf "$(FUZZ_RUN_DIR)/smoke/$$t"; mkdir -p "$(FUZZ_RUN_DIR)/smoke/$$t" "$(FUZZ_RUN_DIR)/artifacts/$$t"; \
+		"$(FUZZ_BIN_DIR)/$$t" "$(FUZZ_RUN_DIR)/smoke/$$t" fuzz/corpus/$$t -runs=$(FUZZ_SMOKE_RUNS) -seed=$(FUZZ_SEED) \
+			-artifact_prefix="$(FUZZ_RUN_DIR)/artifacts/$$t/" $(FUZZ_FLAGS) > "$(FUZZ_RUN_DIR)/$$t.smoke.log" 2>&1 \
+			|| { tail -40 "$(FUZZ_RUN_DIR)/$$t.smoke.log"; echo "fuzz-smoke $$t: FAILED"; exit 1; }; \
+		scripts/fuzz-summary.sh "$$t" "$(FUZZ_RUN_DIR)/$$t.smoke.log"; \
+	done
+
+fuzz-replay: ## Stable toolchain, no libFuzzer: replay the committed corpora + seeded mutations (part of make test)
+	$(CARGO) test -p obguard-fuzz --test corpus -- --nocapture
+
+fuzz-cmin: fuzz-build ## Merge what make fuzz found (.run/fuzz/corpus) into the committed corpora, minimised
+	@for t in $(FUZZ_TARGETS); do \
+		test -d "$(FUZZ_RUN_DIR)/corpus/$$t" || continue; \
+		"$(FUZZ_BIN_DIR)/$$t" -merge=1 fuzz/corpus/$$t "$(FUZZ_RUN_DIR)/corpus/$$t" $(FUZZ_FLAGS) 2>&1 | grep -E '^MERGE-OUTER: [0-9]+ new files' || true; \
+	done
+	@du -sh fuzz/corpus
+
+fuzz-run: fuzz-build ## Run one input through its target: make fuzz-run FUZZ_TARGET=decide FUZZ_INPUT=path
+	"$(FUZZ_BIN_DIR)/$(FUZZ_TARGET)" $(FUZZ_FLAGS) "$(FUZZ_INPUT)"

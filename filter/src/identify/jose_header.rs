@@ -54,6 +54,16 @@ pub fn decode_segment(segment: &str) -> Result<Vec<u8>, TokenError> {
         .map_err(|_| TokenError::Malformed)
 }
 
+/// RFC 7515 §5.2: the header must be UTF-8 and a JSON *object*. serde alone fills a struct
+/// from an array too (fields by position: `["HS256"]` is `alg` HS256) and does not check the
+/// UTF-8 of members it skips; both were found by fuzzing (docs/fuzzing.md).
+fn is_utf8_object(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes).is_ok_and(|text| {
+        text.trim_start_matches([' ', '\t', '\n', '\r'])
+            .starts_with('{')
+    })
+}
+
 pub fn parse(segment: &str) -> Result<JoseHeader, TokenError> {
     let bytes = decode_segment(segment)?;
     match strict_json::check(&bytes) {
@@ -62,6 +72,10 @@ pub fn parse(segment: &str) -> Result<JoseHeader, TokenError> {
         Err(StrictJsonError::Invalid) => return Err(TokenError::Malformed),
     }
     let header: JoseHeader = serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)?;
+
+    if !is_utf8_object(&bytes) {
+        return Err(TokenError::Malformed);
+    }
     match &header.crit {
         // RFC 7515 §4.1.11: an empty list is not allowed, and we implement no extensions.
         Some(list) if list.is_empty() => return Err(TokenError::Malformed),
