@@ -408,15 +408,21 @@ impl Envoy {
     /// prefix `wasmcustom.`: a counter defined as `obguard.requests` shows up here as
     /// `wasmcustom.obguard.requests`.
     pub fn stats(&self) -> HashMap<String, u64> {
-        let resp = self.admin(&RawRequest::get("/stats?format=json"));
-        let json = resp.json();
+        self.try_stats().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Envoy::stats`] without panicking (e.g. when Envoy may have exited).
+    pub fn try_stats(&self) -> Result<HashMap<String, u64>, String> {
+        let resp = try_send(self.admin_port, &RawRequest::get("/stats?format=json"))?;
+        let json: Value = serde_json::from_slice(&resp.body)
+            .map_err(|e| format!("admin /stats is not JSON ({e}): {}", resp.text()))?;
         let mut out = HashMap::new();
         for stat in json["stats"].as_array().into_iter().flatten() {
             if let (Some(name), Some(value)) = (stat["name"].as_str(), stat["value"].as_u64()) {
                 out.insert(name.to_string(), value);
             }
         }
-        out
+        Ok(out)
     }
 
     /// The value of counter or gauge `name`, 0 if it does not exist.

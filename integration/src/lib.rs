@@ -29,9 +29,11 @@ mod echo;
 mod envoy;
 mod http;
 mod jwks_server;
+pub mod measure;
 mod model_server;
 mod ratelimit_service;
 mod serve;
+pub mod soak;
 mod spawn;
 
 use std::path::PathBuf;
