@@ -40,13 +40,29 @@ const COUNTRIES: [&str; 7] = ["GB", "GB", "GB", "IE", "FR", "DE", "NL"];
 const PAYMENT: &str = r#"{"Data":{"ConsentId":"soak-consent","Initiation":{"InstructionIdentification":"soak","EndToEndIdentification":"soak","InstructedAmount":{"Amount":"10.00","Currency":"GBP"},"CreditorAccount":{"SchemeName":"UK.OBIE.SortCodeAccountNumber","Identification":"08080021325698","Name":"Soak Ltd"}}}}"#;
 
 /// The rotating client population: `tpp-soak-00000` … Every tenth client lacks the
-/// `transactions:read` and `payments` scopes.
+/// `transactions:read` and `payments` scopes. A quarter of the requests come from the first
+/// [`HOT_CLIENTS`] (busy aggregators: the token cache hits), the rest cycle through all of
+/// them (a cycle longer than the token cache and the baseline slots: those bounds must hold).
 #[derive(Clone, Copy, Debug)]
 pub struct Clients {
     pub count: usize,
 }
 
+/// Clients that send a quarter of the requests.
+pub const HOT_CLIENTS: usize = 256;
+
 impl Clients {
+    /// The client of request `i`.
+    fn of_request(self, i: u64) -> usize {
+        let n = self.count as u64;
+        let client = if i % 4 == 3 {
+            (i / 4) % (HOT_CLIENTS as u64).min(n)
+        } else {
+            (i - i / 4) % n
+        };
+        client as usize
+    }
+
     pub fn id(self, i: usize) -> String {
         format!("tpp-soak-{i:05}")
     }
@@ -138,7 +154,12 @@ impl Epoch {
             })
             .collect();
         let bad_signature = (0..16)
-            .map(|i| forger.sign(&key.kid, &claims(&format!("tpp-soak-forged-{i}"), "accounts")))
+            .map(|i| {
+                forger.sign(
+                    &key.kid,
+                    &claims(&format!("tpp-soak-forged-{i}"), "accounts"),
+                )
+            })
             .collect();
         Epoch {
             n,
@@ -266,10 +287,10 @@ impl Plan {
     }
 
     pub fn request(&self, i: u64) -> Planned {
-        let client = (i % self.clients.count as u64) as usize;
+        let client = self.clients.of_request(i);
         let phase = self.keys.read().unwrap_or_else(|e| e.into_inner()).clone();
         let epoch = match &phase.lingering {
-            Some(old) if client % 4 == 0 => old,
+            Some(old) if client.is_multiple_of(4) => old,
             _ => &phase.current,
         };
         let token = &epoch.valid[client];
@@ -285,7 +306,12 @@ impl Plan {
         let (method, path, token, expect): (&str, String, Option<String>, Expect) =
             match Self::kind(i) {
                 Kind::Accounts => ("GET", "/accounts".into(), Some(token.clone()), ok),
-                Kind::Account => ("GET", format!("/accounts/{account}"), Some(token.clone()), ok),
+                Kind::Account => (
+                    "GET",
+                    format!("/accounts/{account}"),
+                    Some(token.clone()),
+                    ok,
+                ),
                 Kind::Balances => (
                     "GET",
                     format!("/accounts/{account}/balances"),
@@ -364,9 +390,10 @@ impl Plan {
                 },
             };
         let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nhost: bank.test\r\nx-client-geo-country: {}\r\nx-client-asn: AS{}\r\nx-forwarded-for: 198.51.100.{}\r\n",
+            "{method} {path} HTTP/1.1\r\nhost: bank.test\r\nuser-agent: okhttp/4.12.0 tpp-soak/{}\r\nx-client-geo-country: {}\r\nx-client-asn: AS{}\r\nx-forwarded-for: 198.51.100.{}\r\n",
+            client % 5 + 1,
             COUNTRIES[client % COUNTRIES.len()],
-            2856 + client % 50,
+            64500 + client % 50,
             client % 250 + 1,
         );
         if let Some(token) = token {
@@ -507,10 +534,8 @@ impl Recorder {
                                 .or_default() += 1;
                         }
                     } else {
-                        let key = format!(
-                            "{}: expected {}, got {status}",
-                            expect.cause, expect.status
-                        );
+                        let key =
+                            format!("{}: expected {}, got {status}", expect.cause, expect.status);
                         *w.unexpected.entry(key.clone()).or_default() += 1;
                         let body = String::from_utf8_lossy(&body[..body.len().min(300)]);
                         w.note(&format!(
@@ -535,28 +560,41 @@ pub struct Load {
 }
 
 impl Load {
+    /// Requests due in the run: `duration × rps`.
+    pub fn scheduled(&self) -> u64 {
+        let n = self.duration.as_nanos() * u128::from(self.rps.max(1)) / 1_000_000_000;
+        u64::try_from(n).unwrap_or(u64::MAX)
+    }
+
     /// Runs the load until `start + duration` (or until `stop` is set); returns the number of
     /// requests sent.
     pub fn run(&self, start: Instant, plan: &Plan, recorder: &Recorder, stop: &AtomicBool) -> u64 {
         let next = AtomicU64::new(0);
+        let sent = AtomicU64::new(0);
         let end = start + self.duration;
         let rps = u128::from(self.rps.max(1));
         std::thread::scope(|s| {
             for t in 0..self.threads {
                 let next = &next;
+                let sent = &sent;
                 std::thread::Builder::new()
                     .name(format!("soak-load-{t}"))
                     .spawn_scoped(s, move || {
-                        let mut conns: Vec<Conn> =
-                            (0..self.connections.max(1)).map(|_| Conn::new(self.port)).collect();
+                        let mut conns: Vec<Conn> = (0..self.connections.max(1))
+                            .map(|_| Conn::new(self.port))
+                            .collect();
                         let mut turn = 0;
                         loop {
                             let i = next.fetch_add(1, Ordering::Relaxed);
-                            let offset = Duration::from_nanos(
-                                (u128::from(i) * 1_000_000_000 / rps) as u64,
-                            );
+                            let offset =
+                                Duration::from_nanos((u128::from(i) * 1_000_000_000 / rps) as u64);
                             let due = start + offset;
-                            if due >= end || stop.load(Ordering::Relaxed) {
+                            // Behind by more than DRAIN at the end: the rest is not sent
+                            // (counted as unsent by the caller).
+                            if due >= end
+                                || stop.load(Ordering::Relaxed)
+                                || Instant::now() > end + DRAIN
+                            {
                                 break;
                             }
                             let planned = plan.request(i);
@@ -564,7 +602,8 @@ impl Load {
                             if due > now {
                                 std::thread::sleep(due - now);
                             }
-                            let sent = Instant::now();
+                            let sent_at = Instant::now();
+                            sent.fetch_add(1, Ordering::Relaxed);
                             let slot = turn % conns.len();
                             turn += 1;
                             let conn = &mut conns[slot];
@@ -579,16 +618,14 @@ impl Load {
                                 },
                                 Err(err) => Outcome::Failed(err),
                             };
-                            let lag = micros(sent.saturating_duration_since(due));
+                            let lag = micros(sent_at.saturating_duration_since(due));
                             recorder.record(planned.expect, &outcome, lag, reconnected);
                         }
                     })
                     .expect("start a load thread");
             }
         });
-        let scheduled = self.duration.as_nanos() * rps / 1_000_000_000;
-        next.load(Ordering::Relaxed)
-            .min(u64::try_from(scheduled).unwrap_or(u64::MAX))
+        sent.load(Ordering::Relaxed)
     }
 }
 
@@ -604,6 +641,8 @@ struct Conn {
 }
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long after the end a load thread that fell behind keeps sending.
+const DRAIN: Duration = Duration::from_secs(2);
 
 impl Conn {
     fn new(port: u16) -> Conn {
@@ -648,7 +687,10 @@ impl Conn {
 
     /// The response and whether the connection stays open.
     fn round_trip(&mut self, bytes: &[u8]) -> Result<(Response, bool), (String, bool)> {
-        let stream = self.stream.as_mut().ok_or(("no connection".to_owned(), false))?;
+        let stream = self
+            .stream
+            .as_mut()
+            .ok_or(("no connection".to_owned(), false))?;
         stream
             .write_all(bytes)
             .map_err(|e| (format!("write: {e}"), true))?;
@@ -709,7 +751,10 @@ mod tests {
         for i in 0..2000 {
             let r = plan.request(i);
             let text = String::from_utf8(r.bytes).unwrap();
-            assert!(text.contains("HTTP/1.1\r\nhost: bank.test\r\n"), "{text}");
+            assert!(
+                text.contains("HTTP/1.1\r\nhost: bank.test\r\nuser-agent: "),
+                "{text}"
+            );
             if text.starts_with("POST") {
                 assert!(text.ends_with(PAYMENT), "{text}");
             }

@@ -37,7 +37,9 @@ const MODEL_POLL_S: u64 = 5;
 const BAD_LOG_LINES: [&str; 3] = ["panicked", "unreachable", " failed:"];
 
 #[derive(Parser, Debug)]
-#[command(about = "Soak test of obguard inside Envoy: fixed-rate load, JWKS rotations, model swaps")]
+#[command(
+    about = "Soak test of obguard inside Envoy: fixed-rate load, JWKS rotations, model swaps"
+)]
 struct Args {
     /// Length of the load (minutes, fractions allowed)
     #[arg(long, default_value_t = 30.0)]
@@ -212,10 +214,15 @@ impl Run<'_> {
         // Read after publishing: a fetch counted from here on was answered with `keys`.
         let before = self.idp.fetches();
         let within = Duration::from_secs(JWKS_REFRESH_S + 15);
-        if self.wait_for(within, || self.idp.fetches() > before).is_none() {
+        if self
+            .wait_for(within, || self.idp.fetches() > before)
+            .is_none()
+        {
             if !self.stopped() {
                 let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
-                self.fail(format!("the JWKS {kids:?} was not fetched within {within:?}"));
+                self.fail(format!(
+                    "the JWKS {kids:?} was not fetched within {within:?}"
+                ));
             }
             return None;
         }
@@ -472,7 +479,10 @@ fn sum_prefix(stats: &HashMap<String, u64>, prefix: &str) -> u64 {
 fn obguard_refused(stats: &HashMap<String, u64>) -> u64 {
     stats
         .iter()
-        .filter_map(|(k, v)| k.strip_prefix("wasmcustom.obguard.requests.").map(|o| (o, v)))
+        .filter_map(|(k, v)| {
+            k.strip_prefix("wasmcustom.obguard.requests.")
+                .map(|o| (o, v))
+        })
         .filter(|(o, _)| !matches!(*o, "allowed" | "anonymous" | "passthrough"))
         .map(|(_, v)| v)
         .sum()
@@ -492,7 +502,8 @@ struct Sampler<'a> {
 }
 
 impl Sampler<'_> {
-    fn sample(&mut self, window_start: Instant, t_s: f64) -> Option<Sample> {
+    /// Takes the window ending now (at `t_s`), printing a progress line if `show`.
+    fn sample(&mut self, window_start: Instant, t_s: f64, show: bool) -> Option<Sample> {
         let run = self.run;
         let w: Window = self.recorder.take_window();
         let pid = run.envoy.pid()?;
@@ -509,8 +520,7 @@ impl Sampler<'_> {
                 if line.contains("obguard: loaded") {
                     self.key_loads += 1;
                 }
-                if BAD_LOG_LINES.iter().any(|bad| line.contains(bad)) && self.bad_lines.len() < 50
-                {
+                if BAD_LOG_LINES.iter().any(|bad| line.contains(bad)) && self.bad_lines.len() < 50 {
                     self.bad_lines.push(line);
                 }
             }
@@ -579,6 +589,10 @@ impl Sampler<'_> {
             stale_model: stale,
             events: events.join(";"),
         };
+        if !show {
+            self.prev = stats;
+            return Some(sample);
+        }
         eprintln!(
             "[{}] rss {:6.1} MB  alloc {:6.1} MB  {:5} answered  p50 {:6.2} ms  p99 {:7.2} ms  max {:7.2} ms  errors {}  non-2xx {}  cache hits {:4.1}%  swaps {}  jwks fetches {}",
             clock(t_s),
@@ -598,7 +612,6 @@ impl Sampler<'_> {
             eprintln!("    {s}");
         }
         self.prev = stats;
-        self.samples.push(sample.clone());
         Some(sample)
     }
 }
@@ -620,10 +633,9 @@ fn plugin_config(args: &Args) -> Value {
         }),
     );
     config["cache"]["max_entries"] = json!(args.cache_entries);
-    let demo_key = fs::read_to_string(
-        workspace_root().join("envoy/demo/keys/DEMO-ONLY-model-signing.pub"),
-    )
-    .expect("the demo model-signing public key");
+    let demo_key =
+        fs::read_to_string(workspace_root().join("envoy/demo/keys/DEMO-ONLY-model-signing.pub"))
+            .expect("the demo model-signing public key");
     config["model"] = json!({
         "http": {"cluster": "models", "path": "/models/current.model", "poll_s": MODEL_POLL_S, "timeout_ms": 2000},
         "trusted_keys": [demo_key.trim(), kit::model_signing_public_key_b64(1)],
@@ -770,10 +782,13 @@ fn main() {
                 std::thread::sleep(Duration::from_millis(100));
             }
             let t_s = at.duration_since(start).as_secs_f64();
-            if sampler.sample(window_start, t_s).is_none() {
-                run.fail(format!("Envoy is gone at {}", clock(t_s)));
-                run.stop.store(true, Ordering::Relaxed);
-                break;
+            match sampler.sample(window_start, t_s, true) {
+                Some(sample) => sampler.samples.push(sample),
+                None => {
+                    run.fail(format!("Envoy is gone at {}", clock(t_s)));
+                    run.stop.store(true, Ordering::Relaxed);
+                    break;
+                }
             }
             window_start = at;
             if at >= run.end {
@@ -784,8 +799,8 @@ fn main() {
     });
     // The last answers and log lines.
     std::thread::sleep(Duration::from_millis(500));
-    let _ = sampler.sample(run.end, schedule.duration.as_secs_f64());
-    sampler.samples.pop(); // that one is a straggler window, not a sample
+    // Answers that arrived after the last sample count in the totals, not in a sample.
+    let _ = sampler.sample(run.end, schedule.duration.as_secs_f64(), false);
     let final_stats = envoy.try_stats().unwrap_or_default();
     let end_rss = rss_mb(pid).unwrap_or(f64::NAN);
 
@@ -796,6 +811,7 @@ fn main() {
         run: &run,
         samples: &sampler.samples,
         total: &total,
+        scheduled: load.scheduled(),
         sent,
         idle_rss,
         end_rss,
@@ -809,7 +825,12 @@ fn main() {
     println!("{summary}");
 
     write_csv(&root.join(&args.csv), &sampler.samples, &lock(&run.events));
-    match chart(&root.join(&args.png), &sampler.samples, &lock(&run.events), &report.caption()) {
+    match chart(
+        &root.join(&args.png),
+        &sampler.samples,
+        &lock(&run.events),
+        &report.caption(),
+    ) {
         Ok(()) => eprintln!("wrote {}", root.join(&args.png).display()),
         Err(err) => eprintln!("chart skipped: {err}"),
     }
@@ -834,7 +855,13 @@ fn write_csv(path: &Path, samples: &[Sample], events: &[Event]) {
     }
     out.push_str("# events: t_s,kind,detail\n");
     for e in events {
-        let _ = writeln!(out, "# {:.1},{:?},{}", e.t_s, e.kind, e.detail.replace(',', ";"));
+        let _ = writeln!(
+            out,
+            "# {:.1},{:?},{}",
+            e.t_s,
+            e.kind,
+            e.detail.replace(',', ";")
+        );
     }
     match fs::write(path, out) {
         Ok(()) => eprintln!("wrote {}", path.display()),
@@ -848,6 +875,7 @@ struct Report<'a> {
     run: &'a Run<'a>,
     samples: &'a [Sample],
     total: &'a Window,
+    scheduled: u64,
     sent: u64,
     idle_rss: f64,
     end_rss: f64,
@@ -859,7 +887,10 @@ struct Report<'a> {
 
 impl Report<'_> {
     fn count(&self, kind: EventKind) -> usize {
-        lock(&self.run.events).iter().filter(|e| e.kind == kind).count()
+        lock(&self.run.events)
+            .iter()
+            .filter(|e| e.kind == kind)
+            .count()
     }
 
     fn stat(&self, name: &str) -> u64 {
@@ -867,6 +898,19 @@ impl Report<'_> {
             .get(&format!("wasmcustom.obguard.{name}"))
             .copied()
             .unwrap_or(0)
+    }
+
+    /// The non-zero counters `wasmcustom.obguard.<prefix>*`: `"name: value, …"`.
+    fn family(&self, prefix: &str) -> String {
+        let prefix = format!("wasmcustom.obguard.{prefix}");
+        let members: BTreeMap<&str, u64> = self
+            .stats
+            .iter()
+            .filter(|(_, v)| **v > 0)
+            .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|n| (n, *v)))
+            .collect();
+        let list: Vec<String> = members.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        list.join(", ")
     }
 
     fn failures(&self) -> Vec<String> {
@@ -883,6 +927,13 @@ impl Report<'_> {
                 "{} answer(s) with an unexpected status: {:?}",
                 self.total.unexpected_total(),
                 self.total.unexpected
+            ));
+        }
+        if self.sent < self.scheduled {
+            out.push(format!(
+                "the load fell behind: {} of {} scheduled requests not sent",
+                self.scheduled - self.sent,
+                self.scheduled
             ));
         }
         if self.total.transport_errors > 0 {
@@ -920,14 +971,17 @@ impl Report<'_> {
         let s = self.samples;
         let col = |f: fn(&Sample) -> f64| s.iter().map(f).collect::<Vec<f64>>();
         let p99 = col(|x| x.p99_ms);
-        let (max_p99_at, max_p99) = s
-            .iter()
-            .map(|x| (x.t_s, x.p99_ms))
-            .fold((0.0, f64::NEG_INFINITY), |a, b| if b.1 > a.1 { b } else { a });
-        let (max_rss_at, max_rss) = s
-            .iter()
-            .map(|x| (x.t_s, x.rss_mb))
-            .fold((0.0, f64::NEG_INFINITY), |a, b| if b.1 > a.1 { b } else { a });
+        // (time, value) of the largest value.
+        let peak = |f: fn(&Sample) -> f64| {
+            s.iter()
+                .map(|x| (x.t_s, f(x)))
+                .fold(
+                    (0.0, f64::NEG_INFINITY),
+                    |a, b| if b.1 > a.1 { b } else { a },
+                )
+        };
+        let (max_p99_at, max_p99) = peak(|x| x.p99_ms);
+        let (max_rss_at, max_rss) = peak(|x| x.rss_mb);
         let at_frac = |f: f64| {
             s.get(((s.len() as f64 * f) as usize).min(s.len().saturating_sub(1)))
                 .map_or(f64::NAN, |x| x.rss_mb)
@@ -956,7 +1010,8 @@ impl Report<'_> {
         let _ = writeln!(md, "\n| | |\n|---|---|");
         let _ = writeln!(
             md,
-            "| Requests | {} sent, {} answered, {} samples of {} s |",
+            "| Requests | {} scheduled, {} sent, {} answered, {} samples of {} s |",
+            self.scheduled,
             self.sent,
             total.answered,
             s.len(),
@@ -1031,11 +1086,7 @@ impl Report<'_> {
             self.stat("model.primary.swapped"),
             self.stat("model.primary.fetched"),
             self.stat("model.primary.not_modified"),
-            self.stats
-                .iter()
-                .filter(|(k, _)| k.starts_with("wasmcustom.obguard.model.primary.rejected."))
-                .map(|(_, v)| v)
-                .sum::<u64>(),
+            sum_prefix(self.stats, "wasmcustom.obguard.model.primary.rejected."),
             s.iter().map(|x| x.scored_by[0]).sum::<u64>(),
             s.iter().map(|x| x.scored_by[1]).sum::<u64>()
         );
@@ -1065,24 +1116,12 @@ impl Report<'_> {
             self.stat("baseline.slot_taken"),
             self.stat("baseline.lost")
         );
-        let verdicts: BTreeMap<&str, u64> = self
-            .stats
-            .iter()
-            .filter_map(|(k, v)| {
-                k.strip_prefix("wasmcustom.obguard.verdict.")
-                    .map(|n| (n, *v))
-            })
-            .collect();
-        let _ = writeln!(md, "| Verdicts (shadow mode, and pinned clients) | {verdicts:?} |");
-        let outcomes: BTreeMap<&str, u64> = self
-            .stats
-            .iter()
-            .filter_map(|(k, v)| {
-                k.strip_prefix("wasmcustom.obguard.requests.")
-                    .map(|n| (n, *v))
-            })
-            .collect();
-        let _ = writeln!(md, "| obguard outcomes | {outcomes:?} |");
+        let _ = writeln!(
+            md,
+            "| Verdicts (shadow mode, and pinned clients) | {} |",
+            self.family("verdict.")
+        );
+        let _ = writeln!(md, "| obguard outcomes | {} |", self.family("requests."));
         let _ = writeln!(
             md,
             "| Envoy log | {} |",
@@ -1117,10 +1156,7 @@ fn slope_per_10min(samples: &[Sample]) -> f64 {
     }
     let mx = samples.iter().map(|s| s.t_s).sum::<f64>() / n;
     let my = samples.iter().map(|s| s.rss_mb).sum::<f64>() / n;
-    let cov: f64 = samples
-        .iter()
-        .map(|s| (s.t_s - mx) * (s.rss_mb - my))
-        .sum();
+    let cov: f64 = samples.iter().map(|s| (s.t_s - mx) * (s.rss_mb - my)).sum();
     let var: f64 = samples.iter().map(|s| (s.t_s - mx).powi(2)).sum();
     cov / var * 600.0
 }
@@ -1159,9 +1195,11 @@ fn chart(path: &Path, samples: &[Sample], events: &[Event], caption: &str) -> Re
             "Envoy memory, MB",
             [
                 ("RSS (VmRSS)", RGBColor(31, 119, 180), |s: &Sample| s.rss_mb),
-                ("tcmalloc allocated", RGBColor(150, 150, 150), |s: &Sample| {
-                    s.allocated_mb
-                }),
+                (
+                    "tcmalloc allocated",
+                    RGBColor(150, 150, 150),
+                    |s: &Sample| s.allocated_mb,
+                ),
             ],
         ),
         (
@@ -1193,7 +1231,11 @@ fn chart(path: &Path, samples: &[Sample], events: &[Event], caption: &str) -> Re
             .draw()
             .map_err(|e| e.to_string())?;
         for (kind, color, label) in [
-            (EventKind::Rotation, rotation, "JWKS rotation (new key signs)"),
+            (
+                EventKind::Rotation,
+                rotation,
+                "JWKS rotation (new key signs)",
+            ),
             (EventKind::Retirement, retirement, "old key removed"),
             (EventKind::Swap, swap, "model swap"),
         ] {
