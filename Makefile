@@ -20,7 +20,7 @@ FIXTURES_BIN  := $(CURDIR)/target/debug/obguard-fixtures
 
 export ENVOY_BIN OBGUARD_WASM FIXTURES_BIN
 
-.PHONY: help setup setup-rust setup-envoy build build-wasm build-fixtures lint fmt test test-tools clean demo demo-up demo-down bench bench-tools bench-ratelimit model fuzz fuzz-tools fuzz-build fuzz-smoke fuzz-replay fuzz-cmin fuzz-run
+.PHONY: help setup setup-rust setup-envoy build build-wasm build-fixtures lint fmt test test-tools clean demo demo-up demo-down bench bench-tools bench-ratelimit soak model fuzz fuzz-tools fuzz-build fuzz-smoke fuzz-replay fuzz-cmin fuzz-run
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -91,6 +91,13 @@ bench: setup build bench-tools ## Criterion micro-benchmarks + macro benchmark t
 	rm -rf target/criterion
 	$(CARGO) bench -p obguard --bench core -- --warm-up-time 1 --measurement-time 3
 	target/release/obguard-bench --rounds 3 --duration 5
+
+SOAK_MINUTES ?= 30
+SOAK_RPS      ?= 400
+
+soak: setup build ## Soak (not in make test): SOAK_MINUTES (30) at SOAK_RPS (400), JWKS rotations + model swaps -> docs/soak.png/.csv
+	$(CARGO) build --release -p obguard-integration --bin obguard-soak
+	target/release/obguard-soak --minutes $(SOAK_MINUTES) --rps $(SOAK_RPS)
 
 lint: ## rustfmt check + clippy (native, and the filter for wasm32)
 	$(CARGO) fmt --all --check

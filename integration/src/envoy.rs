@@ -425,16 +425,27 @@ impl Envoy {
         ))
     }
 
+    /// [`Envoy::stats`] without panicking (e.g. when Envoy may have exited).
+    pub fn try_stats(&self) -> Result<HashMap<String, u64>, String> {
+        self.try_stats_from("/stats?format=json")
+    }
+
     fn stats_from(&self, target: &str) -> HashMap<String, u64> {
-        let resp = self.admin(&RawRequest::get(target));
-        let json = resp.json();
+        self.try_stats_from(target)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_stats_from(&self, target: &str) -> Result<HashMap<String, u64>, String> {
+        let resp = try_send(self.admin_port, &RawRequest::get(target))?;
+        let json: Value = serde_json::from_slice(&resp.body)
+            .map_err(|e| format!("admin /stats is not JSON ({e}): {}", resp.text()))?;
         let mut out = HashMap::new();
         for stat in json["stats"].as_array().into_iter().flatten() {
             if let (Some(name), Some(value)) = (stat["name"].as_str(), stat["value"].as_u64()) {
                 out.insert(name.to_string(), value);
             }
         }
-        out
+        Ok(out)
     }
 
     /// The value of counter or gauge `name`, 0 if it does not exist.

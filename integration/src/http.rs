@@ -337,7 +337,7 @@ impl Connection {
 }
 
 /// Whether `raw` holds one complete final response (interim 1xx responses skipped).
-fn response_complete(mut raw: &[u8], head_request: bool) -> bool {
+pub(crate) fn response_complete(mut raw: &[u8], head_request: bool) -> bool {
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 128];
         let mut parsed = httparse::Response::new(&mut headers);

@@ -30,9 +30,11 @@ mod envoy;
 mod faults;
 mod http;
 mod jwks_server;
+pub mod measure;
 mod model_server;
 mod ratelimit_service;
 mod serve;
+pub mod soak;
 mod spawn;
 
 use std::path::PathBuf;

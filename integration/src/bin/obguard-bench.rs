@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use obguard_integration::bench::{self, Variant};
+use obguard_integration::measure::{machine, median, min_max, register_chart_font, rss_mb};
 use obguard_integration::{
     Envoy, EnvoyOptions, RateLimitService, envoy_bin, noop_wasm_path, wasm_path, workspace_root,
 };
@@ -427,55 +428,6 @@ request = function()
 end
 "#;
 
-fn rss_mb(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let mid = v.len() / 2;
-    if v.len().is_multiple_of(2) {
-        (v[mid - 1] + v[mid]) / 2.0
-    } else {
-        v[mid]
-    }
-}
-
-fn min_max(values: &[f64]) -> (f64, f64) {
-    values
-        .iter()
-        .filter(|x| x.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
-            (lo.min(*x), hi.max(*x))
-        })
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = Command::new("uname")
-        .arg("-r")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
-    format!("{cpu}, {cores} cores, Linux {kernel}")
-}
-
 fn tool_version(cmd: &str, args: &[&str]) -> String {
     Command::new(cmd)
         .args(args)
@@ -665,12 +617,7 @@ fn render(
 
 fn chart(path: &Path, variants: &[Variant], closed: &HashMap<&str, Samples>) -> Result<(), String> {
     use plotters::prelude::*;
-    let font = std::fs::read("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").map_err(|e| {
-        format!("DejaVuSans.ttf not found (apt-get install fonts-dejavu-core): {e}")
-    })?;
-    let font: &'static [u8] = Box::leak(font.into_boxed_slice());
-    plotters::style::register_font("sans-serif", FontStyle::Normal, font)
-        .map_err(|_| "cannot register the font".to_owned())?;
+    register_chart_font()?;
     let rows: Vec<(&str, f64, f64, f64)> = variants
         .iter()
         .filter_map(|v| {
