@@ -196,12 +196,21 @@ fuzz-smoke: fuzz-build ## libFuzzer, bounded and seeded: FUZZ_SMOKE_RUNS inputs 
 fuzz-replay: ## Stable toolchain, no libFuzzer: replay the committed corpora + seeded mutations (part of make test)
 	$(CARGO) test -p obguard-fuzz --test corpus -- --nocapture
 
-fuzz-cmin: fuzz-build ## Merge what make fuzz found (.run/fuzz/corpus) into the committed corpora, minimised
-	@for t in $(FUZZ_TARGETS); do \
-		test -d "$(FUZZ_RUN_DIR)/corpus/$$t" || continue; \
-		"$(FUZZ_BIN_DIR)/$$t" -merge=1 fuzz/corpus/$$t "$(FUZZ_RUN_DIR)/corpus/$$t" $(FUZZ_FLAGS) 2>&1 | grep -E '^MERGE-OUTER: [0-9]+ new files' || true; \
+# Targets whose inputs are small enough to commit what the fuzzer found (config_bytes and
+# model_file inputs are whole configurations and model files: seeds only).
+FUZZ_CMIN_TARGETS ?= $(filter-out config_bytes model_file,$(FUZZ_TARGETS))
+
+fuzz-cmin: fuzz-build ## Replace the fuzzer-found part of fuzz/corpus with a minimal edge cover of everything found (keeps seed-*, regression-*)
+	@for t in $(FUZZ_CMIN_TARGETS); do \
+		out="$(FUZZ_RUN_DIR)/cmin/$$t"; rm -rf "$$out"; mkdir -p "$$out" "$(FUZZ_RUN_DIR)/corpus/$$t"; \
+		cp fuzz/corpus/$$t/seed-* fuzz/corpus/$$t/regression-* "$$out"/ 2>/dev/null || true; \
+		"$(FUZZ_BIN_DIR)/$$t" -set_cover_merge=1 -use_counters=0 "$$out" fuzz/corpus/$$t \
+			"$(FUZZ_RUN_DIR)/corpus/$$t" $(FUZZ_FLAGS) > "$$out.log" 2>&1 || { tail -20 "$$out.log"; exit 1; }; \
+		find fuzz/corpus/$$t -type f ! -name 'seed-*' ! -name 'regression-*' -delete; \
+		find "$$out" -type f ! -name 'seed-*' ! -name 'regression-*' -exec cp {} fuzz/corpus/$$t/ \; ; \
+		echo "$$t: $$(ls fuzz/corpus/$$t | wc -l) files"; \
 	done
-	@du -sh fuzz/corpus
+	@du -sh --apparent-size fuzz/corpus
 
 fuzz-run: fuzz-build ## Run one input through its target: make fuzz-run FUZZ_TARGET=decide FUZZ_INPUT=path
 	"$(FUZZ_BIN_DIR)/$(FUZZ_TARGET)" $(FUZZ_FLAGS) "$(FUZZ_INPUT)"
