@@ -159,6 +159,9 @@ pub mod metric {
     }
     /// Requests not scored because no primary model has been accepted yet.
     pub const MODEL_UNAVAILABLE: &str = "obguard.model.unavailable";
+    /// A request answered 503 because the host could not give obguard what deciding needs
+    /// (its headers), or the worker state was re-entered.
+    pub const HOST_REFUSED: &str = "obguard.host.request_refused";
 
     pub const JWKS_FETCHED: &str = "obguard.jwks.fetched";
     pub const JWKS_REFETCH_REQUESTED: &str = "obguard.jwks.refetch_requested";

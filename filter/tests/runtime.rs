@@ -411,6 +411,7 @@ fn unreadable_request_headers_are_refused() {
     assert_eq!(stream.on_request_headers(), Flow::Pause);
     assert_eq!(host.replies()[0].status, 503);
     assert!(host.logged(LogLevel::Error, "cannot read request headers"));
+    assert_eq!(host.metric("obguard.host.request_refused"), 1);
 }
 
 #[test]

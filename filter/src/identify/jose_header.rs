@@ -66,16 +66,16 @@ fn is_utf8_object(bytes: &[u8]) -> bool {
 
 pub fn parse(segment: &str) -> Result<JoseHeader, TokenError> {
     let bytes = decode_segment(segment)?;
+    // The cheap shape check first; then duplicates; then the typed read.
+    if !is_utf8_object(&bytes) {
+        return Err(TokenError::Malformed);
+    }
     match strict_json::check(&bytes) {
         Ok(()) => {}
         Err(StrictJsonError::Duplicate) => return Err(TokenError::DuplicateHeader),
         Err(StrictJsonError::Invalid) => return Err(TokenError::Malformed),
     }
     let header: JoseHeader = serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)?;
-
-    if !is_utf8_object(&bytes) {
-        return Err(TokenError::Malformed);
-    }
     match &header.crit {
         // RFC 7515 §4.1.11: an empty list is not allowed, and we implement no extensions.
         Some(list) if list.is_empty() => return Err(TokenError::Malformed),

@@ -43,6 +43,7 @@ pub struct Metrics {
     /// Model-source counters by full name (polls and swaps are rare: no hot path here).
     model_events: HashMap<String, Option<u32>>,
     model_unavailable: Option<u32>,
+    host_refused: Option<u32>,
     shadow_verdicts: HashMap<&'static str, Option<u32>>,
 }
 
@@ -74,6 +75,7 @@ impl Metrics {
             ratelimit_failure: HashMap::new(),
             model_events: HashMap::new(),
             model_unavailable: None,
+            host_refused: h.define_counter(metric::HOST_REFUSED),
             shadow_verdicts: HashMap::new(),
             host: host.clone(),
         };
@@ -321,6 +323,11 @@ impl Metrics {
 
     pub fn model_fetch_failed(&self, role: Role, reason: &str) {
         self.model_event(&metric::model_fetch_failed(role.as_str(), reason));
+    }
+
+    /// A request refused because the host failed it (see [`metric::HOST_REFUSED`]).
+    pub fn host_refused(&self) {
+        self.host.increment(self.host_refused);
     }
 
     pub fn model_unavailable(&self) {

@@ -150,6 +150,7 @@ impl Stream {
                     LogLevel::Error,
                     &format!("obguard: cannot read request headers ({err}); refusing"),
                 );
+                state.metrics.host_refused();
                 host.reply(503, &[], "");
                 return Flow::Pause;
             }
@@ -195,6 +196,7 @@ impl Stream {
                 LogLevel::Critical,
                 "obguard: worker state busy (re-entered callback); refusing",
             );
+            state.metrics.host_refused();
             host.reply(503, &[], "");
             return Flow::Pause;
         };
