@@ -14,7 +14,7 @@ use crate::error::BaselineError;
 
 /// Wire version of [`ClientBaseline`]; bytes of another version decode to an error and the
 /// filter starts the client afresh.
-pub const BASELINE_VERSION: u8 = 1;
+pub const BASELINE_VERSION: u8 = 2;
 
 /// Upper bound of [`ClientBaseline::encode`]'s output (checked by a test with every
 /// field at its widest).
@@ -41,7 +41,7 @@ pub struct ClientBaseline {
     pub(crate) first_ms: u64,
     /// Time every exponentially weighted value was last decayed to.
     pub(crate) clock_ms: u64,
-    /// Last request (not response), for inter-arrival times.
+    /// Last request (not response).
     pub(crate) last_req_ms: u64,
     /// Requests seen (saturating).
     pub(crate) requests: u32,
@@ -52,16 +52,20 @@ pub struct ClientBaseline {
     /// Request rates, events per second, exponentially weighted (~1 min, ~1 h).
     pub(crate) rate_short: f32,
     pub(crate) rate_long: f32,
-    /// Request-weighted average of `rate_short` at request time: this client's usual pace.
+    /// Request-weighted averages of `rate_short` / `rate_long` at request time: this
+    /// client's usual pace.
     pub(crate) typical_short: f32,
-    /// Inter-arrival time mean and mean absolute deviation, seconds.
-    pub(crate) gap_mean: f32,
-    pub(crate) gap_dev: f32,
+    pub(crate) typical_long: f32,
     pub(crate) prefixes: [Slot; 4],
     pub(crate) countries: [Slot; 3],
     pub(crate) asns: [Slot; 3],
-    /// Hash of the last user agent (0: none yet).
-    pub(crate) last_ua: u32,
+    /// Full user-agent strings and their product tokens (`okhttp` of `okhttp/4.12.0`).
+    pub(crate) agents: [Slot; 2],
+    pub(crate) products: [Slot; 2],
+    /// How often this client shows something new, per attribute (prefix, country, ASN,
+    /// user agent): a slow average of its novelty, 0..=255 for 0..1. A client that always
+    /// egresses from fresh addresses is not surprised by one more.
+    pub(crate) churn: [u8; 4],
     /// Distinct resource ids: linear-counting bitmap of the current 10 minute window.
     pub(crate) id_window: u32,
     pub(crate) id_bits: [u8; ID_BITS / 8],
@@ -72,12 +76,17 @@ pub struct ClientBaseline {
     /// Responses and 401/403/404 responses, exponentially weighted (~10 min).
     pub(crate) responses: f32,
     pub(crate) errors: f32,
+    /// Request-weighted average of the error ratio at request time.
+    pub(crate) typical_errors: f32,
     /// Response bytes per second, exponentially weighted (~10 min).
     pub(crate) bytes_rate: f32,
     /// Request-weighted average of `bytes_rate` at request time.
     pub(crate) typical_bytes: f32,
     /// Consecutive unfamiliar requests (see the `unfamiliar_run` feature).
     pub(crate) run: u8,
+    /// The client's usual model score (slow average over its allowed requests): the
+    /// per-client calibration level ([`crate::Model::score_for_client`]).
+    pub(crate) score_level: f32,
 }
 
 const EMPTY_SLOT: Slot = Slot { hash: 0, hits: 0 };
@@ -103,21 +112,24 @@ impl ClientBaseline {
             rate_short: 0.0,
             rate_long: 0.0,
             typical_short: 0.0,
-            gap_mean: 0.0,
-            gap_dev: 0.0,
+            typical_long: 0.0,
             prefixes: [EMPTY_SLOT; 4],
             countries: [EMPTY_SLOT; 3],
             asns: [EMPTY_SLOT; 3],
-            last_ua: 0,
+            agents: [EMPTY_SLOT; 2],
+            products: [EMPTY_SLOT; 2],
+            churn: [0; 4],
             id_window: 0,
             id_bits: [0; ID_BITS / 8],
             typical_ids: 0.0,
             id_windows: 0,
             responses: 0.0,
             errors: 0.0,
+            typical_errors: 0.0,
             bytes_rate: 0.0,
             typical_bytes: 0.0,
             run: 0,
+            score_level: 0.0,
         }
     }
 
@@ -164,13 +176,14 @@ impl ClientBaseline {
             self.rate_short,
             self.rate_long,
             self.typical_short,
-            self.gap_mean,
-            self.gap_dev,
+            self.typical_long,
             self.typical_ids,
             self.responses,
             self.errors,
+            self.typical_errors,
             self.bytes_rate,
             self.typical_bytes,
+            self.score_level,
         ]
         .iter()
         .all(|v| v.is_finite() && *v >= 0.0)
@@ -252,21 +265,24 @@ mod tests {
             rate_short: f32::MAX,
             rate_long: f32::MAX,
             typical_short: f32::MAX,
-            gap_mean: f32::MAX,
-            gap_dev: f32::MAX,
+            typical_long: f32::MAX,
             prefixes: [slot; 4],
             countries: [slot; 3],
             asns: [slot; 3],
-            last_ua: u32::MAX,
+            agents: [slot; 2],
+            products: [slot; 2],
+            churn: [u8::MAX; 4],
             id_window: u32::MAX,
             id_bits: [u8::MAX; ID_BITS / 8],
             typical_ids: f32::MAX,
             id_windows: u8::MAX,
             responses: f32::MAX,
             errors: f32::MAX,
+            typical_errors: f32::MAX,
             bytes_rate: f32::MAX,
             typical_bytes: f32::MAX,
             run: u8::MAX,
+            score_level: f32::MAX,
         };
         let bytes = widest.encode().unwrap();
         assert!(bytes.len() <= MAX_ENCODED_LEN, "{} bytes", bytes.len());

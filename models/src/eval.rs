@@ -40,7 +40,7 @@ where
     };
     let thresholds = *model.thresholds();
     replay_features(records, &cfg, model.population(), |r, fv, b| {
-        let score = model.score(fv);
+        let score = model.score_for_client(fv, b).score;
         let verdict = Model::verdict(score, &thresholds);
         let reasons = if with_reasons && verdict != Verdict::Allow {
             explain(fv, b)

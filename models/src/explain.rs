@@ -39,7 +39,8 @@ fn ramp(value: f32, from: f32, to: f32) -> f32 {
 }
 
 /// The strongest reasons (at most [`MAX_REASONS`], never none) why `fv` looks unusual for
-/// this client; `unusual_feature_combination` when no single feature stands out.
+/// this client, each with the client's own usual value where there is one;
+/// `unusual_feature_combination` when no single feature stands out.
 /// `baseline` is the client's state after the request (as returned by `extract`).
 pub fn explain(fv: &FeatureVector, baseline: &ClientBaseline) -> Vec<Reason> {
     let mut out: Vec<Reason> = Vec::new();
@@ -53,8 +54,6 @@ pub fn explain(fv: &FeatureVector, baseline: &ClientBaseline) -> Vec<Reason> {
         }
     };
     let ctx = &fv.context;
-    // An immature baseline makes everything look new; say so instead of blaming novelty.
-    let mature = baseline.requests() as f32 > crate::features::window::MATURE_REQUESTS;
 
     let hour = fv.get(Feature::HourSurprise);
     push(
@@ -67,55 +66,51 @@ pub fn explain(fv: &FeatureVector, baseline: &ClientBaseline) -> Vec<Reason> {
             round_p(ctx.hour_p)
         ),
     );
-    if mature {
-        if let Some(c) = ctx.country {
-            let code = String::from_utf8_lossy(&c).into_owned();
-            push(
-                "new_country",
-                fv.get(Feature::NewCountry) * 0.95,
-                format!("new_country({code})"),
-            );
-        }
-        if let Some(asn) = ctx.asn {
-            push(
-                "new_asn",
-                fv.get(Feature::NewAsn) * 0.85,
-                format!("new_asn(AS{asn})"),
-            );
-        }
+    if let Some(c) = ctx.country {
+        let code = String::from_utf8_lossy(&c).into_owned();
         push(
-            "new_prefix",
-            fv.get(Feature::NewPrefix) * 0.6,
-            String::from("new_network_prefix"),
-        );
-    } else {
-        push(
-            "history",
-            ramp(-fv.get(Feature::History), -5.0, 0.0) * 0.5,
-            format!("new_client({} requests seen)", baseline.requests()),
+            "new_country",
+            fv.get(Feature::NewCountry) * 0.95,
+            format!("new_country({code})"),
         );
     }
-    let ids = fv.get(Feature::DistinctIds);
+    if let Some(asn) = ctx.asn {
+        push(
+            "new_asn",
+            fv.get(Feature::NewAsn) * 0.85,
+            format!("new_asn(AS{asn})"),
+        );
+    }
     push(
-        "distinct_ids",
-        ramp(fv.get(Feature::DistinctIdsRatio), 2.0, 8.0).min(ramp(ids, 8.0, 20.0)),
-        format!("resource_enumeration({ids:.0} ids/10min)"),
+        "new_prefix",
+        fv.get(Feature::NewPrefix) * 0.6,
+        String::from("new_network_prefix"),
+    );
+    push(
+        "ids_ratio",
+        ramp(fv.get(Feature::IdsRatio), 2.0, 8.0),
+        format!(
+            "resource_enumeration({:.0} ids/10min, usual {:.0})",
+            ctx.ids, ctx.usual_ids
+        ),
     );
     push(
         "error_ratio",
-        ramp(fv.get(Feature::ErrorRatio), 0.2, 0.7),
+        ramp(fv.get(Feature::ErrorRatio), 0.2, 0.7)
+            .max(ramp(fv.get(Feature::ErrorExcess), 0.1, 0.5)),
         format!(
-            "error_ratio({:.0}% 401/403/404)",
-            fv.get(Feature::ErrorRatio) * 100.0
+            "error_ratio({:.0}% 401/403/404, usual {:.0}%)",
+            fv.get(Feature::ErrorRatio) * 100.0,
+            ctx.usual_error_ratio * 100.0
         ),
     );
-    let ratio = fv.get(Feature::BytesRatio);
+    let bytes = fv.get(Feature::BytesRatio);
     push(
         "bytes_ratio",
-        ramp(ratio, 4.0, 30.0),
+        ramp(bytes, 4.0, 30.0),
         format!(
-            "bulk_download({:.0} KiB/min, {ratio:.0}x usual)",
-            fv.get(Feature::BytesRate)
+            "bulk_download({:.0} KiB/min, {bytes:.0}x usual {:.0})",
+            ctx.kib_per_min, ctx.usual_kib_per_min
         ),
     );
     let burst = fv.get(Feature::BurstRatio);
@@ -123,9 +118,15 @@ pub fn explain(fv: &FeatureVector, baseline: &ClientBaseline) -> Vec<Reason> {
         "burst_ratio",
         ramp(burst, 4.0, 20.0),
         format!(
-            "burst({:.0} req/min, {burst:.0}x usual)",
-            fv.get(Feature::RateShort)
+            "burst({:.0} req/min, {burst:.0}x usual {:.1})",
+            ctx.rate_per_min, ctx.usual_rate_per_min
         ),
+    );
+    let pace = fv.get(Feature::PaceRatio);
+    push(
+        "pace_ratio",
+        ramp(pace, 3.0, 12.0) * 0.8,
+        format!("sustained_pace({pace:.0}x usual hourly rate)"),
     );
     push(
         "route_surprise",
@@ -133,21 +134,22 @@ pub fn explain(fv: &FeatureVector, baseline: &ClientBaseline) -> Vec<Reason> {
         String::from("unusual_route_for_client"),
     );
     push(
-        "ua_bot",
-        fv.get(Feature::UaBot) * 0.5,
-        String::from("bot_user_agent"),
+        "new_product",
+        fv.get(Feature::NewProduct) * 0.9,
+        format!("new_user_agent_product({})", ctx.product()),
     );
     push(
-        "ua_changed",
-        fv.get(Feature::UaChanged) * 0.4,
-        String::from("user_agent_changed"),
+        "new_agent",
+        fv.get(Feature::NewAgent) * 0.4,
+        String::from("new_user_agent"),
     );
-    let regularity = fv.get(Feature::TimingRegularity);
-    push(
-        "timing_regularity",
-        ramp(-regularity, -0.3, 0.0) * 0.4,
-        format!("machine_regular_timing(dev/mean={regularity:.2})"),
-    );
+    if ctx.warmth < 1.0 {
+        push(
+            "warmup",
+            0.05,
+            format!("new_client({} requests seen)", baseline.requests()),
+        );
+    }
 
     out.sort_by(|a, b| b.strength.total_cmp(&a.strength));
     out.truncate(MAX_REASONS);

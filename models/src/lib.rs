@@ -41,7 +41,8 @@
 //!     .and_then(|b| ClientBaseline::decode(&b).ok()) // corrupt bytes: start afresh
 //!     .unwrap_or_else(ClientBaseline::new);
 //! let features = extract(&cfg, &mut baseline, model.population(), &event);
-//! let score = model.score(&features);
+//! // Calibrated to this client (its usual score is carried in the baseline).
+//! let score = model.score_for_client(&features, &mut baseline).score;
 //! let verdict = Model::verdict(score, model.thresholds()); // or a route's override
 //! let reasons = if verdict == Verdict::Allow { vec![] } else { explain(&features, &baseline) };
 //! let bytes = baseline.encode().expect("fits"); // set_shared_data with the CAS token
@@ -82,9 +83,12 @@ pub use baseline::{ClientBaseline, PopulationBaseline};
 pub use error::{BaselineError, ModelError};
 pub use event::{RequestEvent, split_path};
 pub use explain::{Reason, explain};
-pub use features::{ExtractConfig, Feature, FeatureVector, extract, observe_response};
+pub use features::{
+    ExtractConfig, Feature, FeatureVector, extract, observe_response, user_agent_product,
+};
 pub use model::{
-    Model, PublicKey, SIGNATURE_ALGORITHM, SignaturePolicy, Thresholds, Verdict, file_digest, load,
+    ClientScore, Model, PublicKey, SIGNATURE_ALGORITHM, SignaturePolicy, Thresholds, Verdict, calibrate,
+    file_digest, load,
 };
 #[cfg(feature = "sign")]
 pub use model::{SecretKey, secret_key_from_pem, sign_model_file};
@@ -98,6 +102,8 @@ pub mod eval;
 pub mod plots;
 #[cfg(feature = "train")]
 pub mod records;
+#[cfg(feature = "train")]
+pub mod inject;
 #[cfg(feature = "train")]
 pub mod sim;
 #[cfg(feature = "train")]

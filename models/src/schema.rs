@@ -15,10 +15,10 @@ use sha2::{Digest, Sha256};
 use crate::features::window;
 
 /// Bumped whenever a feature is added, removed, reordered or redefined.
-pub const SCHEMA_VERSION: u16 = 1;
+pub const SCHEMA_VERSION: u16 = 2;
 
 /// Number of features in a [`crate::FeatureVector`].
-pub const FEATURE_COUNT: usize = 19;
+pub const FEATURE_COUNT: usize = 14;
 
 /// One feature's documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,41 +36,38 @@ const fn def(name: &'static str, meaning: &'static str, unit: &'static str) -> F
     }
 }
 
-/// The features, in vector order.
+/// The features, in vector order. Every one compares the request with the client's own
+/// history (see [`crate::features`]); relative features are multiplied by the client's
+/// warm-up (0..1), so a new client has none.
 pub const FEATURES: [FeatureDef; FEATURE_COUNT] = [
     def(
         "hour_surprise",
-        "-log2 P(hour of day | client), client's decayed hour histogram smoothed with the population's",
+        "-log2 P(hour of day | client), client's decayed hour histogram with neighbouring hours at half weight (DST-tolerant), smoothed with the population's; 0 before the client has two days of history",
         "bits",
     ),
     def(
-        "rate_short",
-        "client's request rate, exponentially weighted over ~1 minute, this request included",
-        "requests/min",
-    ),
-    def(
-        "rate_long",
-        "client's request rate, exponentially weighted over ~1 hour, this request included",
-        "requests/min",
-    ),
-    def(
         "burst_ratio",
-        "rate_short over the client's usual rate_short (request-weighted average; blended with the population's while the client is new)",
+        "request rate over ~1 minute (this request included) over the client's usual rate at its requests",
+        "ratio",
+    ),
+    def(
+        "pace_ratio",
+        "request rate over ~1 hour over the client's usual hourly rate at its requests",
         "ratio",
     ),
     def(
         "new_prefix",
-        "novelty of the caller's IPv4 /24 or IPv6 /48 for this client: 1 never seen, 0 familiar",
+        "novelty of the caller's IPv4 /24 or IPv6 /48 for this client (1 never seen, 0 familiar), times (1 - the client's network churn), halved inside an ASN the client uses",
         "0..1",
     ),
     def(
         "new_country",
-        "novelty of the caller's country (edge header) for this client: 1 never seen, 0 familiar",
+        "novelty of the caller's country (edge header) for this client, times (1 - the client's country churn)",
         "0..1",
     ),
     def(
         "new_asn",
-        "novelty of the caller's ASN (edge header) for this client: 1 never seen, 0 familiar",
+        "novelty of the caller's ASN (edge header) for this client, times (1 - the client's ASN churn)",
         "0..1",
     ),
     def(
@@ -79,58 +76,38 @@ pub const FEATURES: [FeatureDef; FEATURE_COUNT] = [
         "bits",
     ),
     def(
-        "distinct_ids",
-        "distinct resource ids (path parameters) touched in the current 10 minute window",
-        "count",
-    ),
-    def(
-        "distinct_ids_ratio",
-        "distinct_ids over the client's typical per-window count (+1)",
+        "ids_ratio",
+        "distinct resource ids (path parameters) in the current 10 minute window over the client's usual per window (+1)",
         "ratio",
     ),
     def(
         "error_ratio",
-        "share of the client's responses that were 401/403/404, exponentially weighted over ~10 min",
+        "share of the client's responses that were 401/403/404, exponentially weighted over ~10 min, smoothed with the population's (acts during warm-up)",
         "0..1",
     ),
     def(
-        "bytes_rate",
-        "response bytes the client received, exponentially weighted over ~10 minutes",
-        "KiB/min",
+        "error_excess",
+        "error_ratio above the client's usual error ratio",
+        "0..1",
     ),
     def(
         "bytes_ratio",
-        "bytes_rate over the client's usual bytes_rate (request-weighted average; blended with the population's while the client is new)",
+        "response bytes per minute (~10 min) over the client's usual",
         "ratio",
     ),
     def(
-        "ua_changed",
-        "1 if the user agent differs from the client's previous request, else 0",
-        "0/1",
+        "new_agent",
+        "novelty of the full user-agent string for this client, times (1 - the client's user-agent churn)",
+        "0..1",
     ),
     def(
-        "ua_bot",
-        "1 if the user agent is missing, very short, or a scripting/headless/scraper client",
-        "0/1",
-    ),
-    def(
-        "timing_regularity",
-        "mean absolute deviation over mean of inter-arrival times (low = machine-regular)",
-        "ratio, 0..4",
-    ),
-    def(
-        "customer_present",
-        "1 if the request carried x-fapi-customer-ip-address (a customer is present)",
-        "0/1",
-    ),
-    def(
-        "history",
-        "log2(1 + requests seen from this client): how mature the baseline is",
-        "bits",
+        "new_product",
+        "novelty of the user-agent product token (okhttp of okhttp/4.12.0) for this client: a tool or browser the client never used",
+        "0..1",
     ),
     def(
         "unfamiliar_run",
-        "consecutive requests with hour_surprise >= 6 bits or new_prefix/new_country/new_asn > 0.5",
+        "consecutive requests with hour_surprise >= 6 bits or new_prefix/new_country/new_asn/new product > 0.5",
         "count, 0..64",
     ),
 ];
@@ -201,6 +178,6 @@ mod tests {
         }
         assert_eq!(SCHEMA.hash(), SCHEMA.hash());
         assert_eq!(SCHEMA.hash_hex().len(), 64);
-        assert_eq!(SCHEMA.index_of("history"), Some(17));
+        assert_eq!(SCHEMA.index_of("new_product"), Some(12));
     }
 }

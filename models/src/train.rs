@@ -27,7 +27,7 @@ use crate::features::{
 };
 use crate::model::forest::{Forest, LEAF, Node, Tree};
 use crate::model::linear::{Logistic, transform};
-use crate::model::{Model, ModelBody, ModelKind, Thresholds, TrainingMetadata};
+use crate::model::{Model, ModelBody, ModelKind, Thresholds, TrainingMetadata, calibrate};
 use crate::records::{self, Record, RecordError};
 use crate::schema::{FEATURE_COUNT, hex};
 
@@ -52,23 +52,47 @@ pub struct TrainConfig {
     pub created: Option<String>,
 }
 
-/// Per-request false-positive budgets the thresholds are calibrated to, on held-out clients.
-/// Half (or less) of the targets (0.1% non-allow, 0.01% block), for margin on new data.
-pub const CHALLENGE_FP: f64 = 0.0005;
-pub const THROTTLE_FP: f64 = 0.0002;
-pub const BLOCK_FP: f64 = 0.00002;
+/// Per-request false-positive budgets the thresholds are calibrated to: the share of
+/// legitimate requests allowed at or above each threshold.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FpBudgets {
+    pub challenge: f64,
+    pub throttle: f64,
+    pub block: f64,
+}
+
+impl FpBudgets {
+    /// Budgets for a target share of non-allow verdicts on legitimate traffic: the whole
+    /// target at challenge, 40% of it at throttle, 4% at block.
+    pub fn for_target(non_allow: f64) -> Self {
+        Self {
+            challenge: non_allow,
+            throttle: non_allow * 0.4,
+            block: non_allow * 0.04,
+        }
+    }
+}
+
+/// What training calibrates to on held-out clients: half (or less) of the targets (0.1%
+/// non-allow, 0.01% block), for margin on new data.
+pub const TRAINING_BUDGETS: FpBudgets = FpBudgets {
+    challenge: 0.0005,
+    throttle: 0.0002,
+    block: 0.00002,
+};
 /// Blocking needs confidence whatever the calibration says.
 pub const BLOCK_FLOOR: f32 = 0.9;
 
 /// The trainer's path through the features: records in order, one baseline per client,
 /// [`extract`] per request then [`observe_response`], exactly as the filter does per
 /// request and per response. `sink` sees each record with its features and the baseline
-/// after the request.
+/// after the request (mutable: scoring folds the client's calibration level into it, as the
+/// filter does before storing).
 pub fn replay_features<I>(
     records: I,
     cfg: &ExtractConfig,
     population: &PopulationBaseline,
-    mut sink: impl FnMut(&Record, &FeatureVector, &ClientBaseline),
+    mut sink: impl FnMut(&Record, &FeatureVector, &mut ClientBaseline),
 ) -> Result<u64, RecordError>
 where
     I: Iterator<Item = Result<Record, RecordError>>,
@@ -94,6 +118,11 @@ pub struct Dataset {
     /// Calibration (held-out) clients.
     pub holdout: Vec<bool>,
     pub episode: Vec<Option<u32>>,
+    /// Per row: the client (an index), its requests so far and its warm-up, for
+    /// per-client calibration ([`crate::model::calibrate`]).
+    pub client: Vec<u32>,
+    pub requests: Vec<u32>,
+    pub warmth: Vec<f32>,
 }
 
 fn progress(len: u64, what: &str) -> ProgressBar {
@@ -158,9 +187,9 @@ fn population_from(path: &Path, cfg: &ExtractConfig) -> Result<PopulationBaselin
         hours[usize::from(fv.context.local_minute / 60) % 24] += 1.0;
         routes[route_bucket(&r.method, &r.event().route)] += 1.0;
         if b.requests() > 64 {
-            rate.push(fv.get(Feature::RateShort));
-            ids.push(fv.get(Feature::DistinctIds));
-            kib.push(fv.get(Feature::BytesRate));
+            rate.push(fv.context.rate_per_min);
+            ids.push(fv.context.ids);
+            kib.push(fv.context.kib_per_min);
             err.push(fv.get(Feature::ErrorRatio));
         }
     })?;
@@ -199,8 +228,14 @@ pub fn dataset(
     let bar = progress(len, "features");
     let mut ds = Dataset::default();
     let mut episodes: HashMap<String, u32> = HashMap::new();
-    replay_features(open_records(path, &bar)?, cfg, population, |r, fv, _| {
+    let mut clients: HashMap<String, u32> = HashMap::new();
+    replay_features(open_records(path, &bar)?, cfg, population, |r, fv, b| {
         ds.x.push(fv.values);
+        let next = clients.len() as u32;
+        ds.client
+            .push(*clients.entry(r.client_id.clone()).or_insert(next));
+        ds.requests.push(b.requests());
+        ds.warmth.push(fv.context.warmth);
         ds.attack.push(r.is_attack());
         ds.holdout.push(is_holdout(&r.client_id));
         let next = episodes.len() as u32;
@@ -436,11 +471,48 @@ pub fn threshold_for(normal_desc: &[f32], max_fraction: f64) -> f32 {
     normal_desc[k].next_up().min(1.0)
 }
 
-fn thresholds_from(normal_scores: &mut [f32]) -> Thresholds {
+/// Scores of `rows` (in file order) after per-client calibration with `challenge`, through
+/// the same [`calibrate`] the filter runs.
+pub fn calibrated_scores(ds: &Dataset, rows: &[usize], raw: &[f32], challenge: f32) -> Vec<f32> {
+    let mut levels: HashMap<u32, f32> = HashMap::new();
+    rows.iter()
+        .zip(raw)
+        .map(|(&i, &r)| {
+            let level = levels.entry(ds.client[i]).or_insert(0.0);
+            calibrate(level, ds.requests[i], ds.warmth[i], r, challenge).score
+        })
+        .collect()
+}
+
+/// Thresholds for calibrated scores: the calibration depends on the challenge threshold
+/// (flagged requests do not teach a client's level), so iterate a few times.
+fn calibrated_thresholds(
+    ds: &Dataset,
+    rows: &[usize],
+    raw: &[f32],
+    budgets: &FpBudgets,
+) -> (Thresholds, Vec<f32>) {
+    let normal_of = |scores: &[f32]| -> Vec<f32> {
+        rows.iter()
+            .zip(scores)
+            .filter(|(i, _)| !ds.attack[**i])
+            .map(|(_, s)| *s)
+            .collect()
+    };
+    let mut t = thresholds_from(&mut normal_of(raw), budgets);
+    let mut scores = raw.to_vec();
+    for _ in 0..3 {
+        scores = calibrated_scores(ds, rows, raw, t.challenge);
+        t = thresholds_from(&mut normal_of(&scores), budgets);
+    }
+    (t, scores)
+}
+
+fn thresholds_from(normal_scores: &mut [f32], budgets: &FpBudgets) -> Thresholds {
     normal_scores.sort_by(|a, b| b.total_cmp(a));
-    let challenge = threshold_for(normal_scores, CHALLENGE_FP);
-    let throttle = threshold_for(normal_scores, THROTTLE_FP).max(challenge);
-    let block = threshold_for(normal_scores, BLOCK_FP)
+    let challenge = threshold_for(normal_scores, budgets.challenge);
+    let throttle = threshold_for(normal_scores, budgets.throttle).max(challenge);
+    let block = threshold_for(normal_scores, budgets.block)
         .max(BLOCK_FLOOR)
         .max(throttle);
     Thresholds {
@@ -485,13 +557,8 @@ fn candidate_metrics(
     rows: &[usize],
     scores: &[f32],
 ) -> Vec<(String, f64)> {
-    let mut normal: Vec<f32> = rows
-        .iter()
-        .zip(scores)
-        .filter(|(i, _)| !ds.attack[**i])
-        .map(|(_, s)| *s)
-        .collect();
-    let t = thresholds_from(&mut normal);
+    let (t, calibrated) = calibrated_thresholds(ds, rows, scores, &TRAINING_BUDGETS);
+    let scores = &calibrated[..];
     let mut pairs: Vec<(f32, bool)> = rows
         .iter()
         .zip(scores)
@@ -574,13 +641,7 @@ pub fn train_file(path: &Path, cfg: &TrainConfig) -> Result<Model> {
         ModelKind::Logistic(_) => "logistic",
     };
     metrics.extend(candidate_metrics(name, &ds, &holdout, &scores));
-    let mut normal: Vec<f32> = holdout
-        .iter()
-        .zip(&scores)
-        .filter(|(i, _)| !ds.attack[**i])
-        .map(|(_, s)| *s)
-        .collect();
-    let thresholds = thresholds_from(&mut normal);
+    let (thresholds, _) = calibrated_thresholds(&ds, &holdout, &scores, &TRAINING_BUDGETS);
     metrics.push(("train.fit_rows".to_string(), rows.len() as f64));
     metrics.push(("train.holdout_rows".to_string(), holdout.len() as f64));
 
@@ -631,4 +692,37 @@ fn score_rows(kind: &ModelKind, ds: &Dataset, rows: &[usize]) -> Vec<f32> {
             ModelKind::Logistic(l) => l.score(&ds.x[i]),
         })
         .collect()
+}
+
+/// What [`calibrate_file`] measured.
+#[derive(Debug, Clone)]
+pub struct Calibration {
+    pub thresholds: Thresholds,
+    pub records: usize,
+    /// Share of the records at or above each new threshold (after per-client calibration).
+    pub non_allow: f64,
+    pub block: f64,
+}
+
+/// Thresholds for `model` set on a bank's own records (all taken as legitimate, labels
+/// ignored) so that at most `budgets` of them get each verdict, with the same per-client
+/// calibration the filter applies. The model's trees are unchanged.
+pub fn calibrate_file(model: &Model, path: &Path, budgets: &FpBudgets) -> Result<Calibration> {
+    let cfg = ExtractConfig {
+        utc_offset_minutes: model.metadata().utc_offset_minutes,
+    };
+    let mut ds = dataset(path, &cfg, model.population())?;
+    ds.attack.iter_mut().for_each(|a| *a = false);
+    let rows: Vec<usize> = (0..ds.x.len()).collect();
+    let raw = score_rows(model.kind(), &ds, &rows);
+    let (thresholds, scores) = calibrated_thresholds(&ds, &rows, &raw, budgets);
+    let n = scores.len().max(1) as f64;
+    let non_allow = scores.iter().filter(|s| **s >= thresholds.challenge).count() as f64 / n;
+    let block = scores.iter().filter(|s| **s >= thresholds.block).count() as f64 / n;
+    Ok(Calibration {
+        thresholds,
+        records: scores.len(),
+        non_allow,
+        block,
+    })
 }

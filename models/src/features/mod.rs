@@ -4,6 +4,16 @@
 //! to it, then folds the request into it; [`observe_response`] folds in the response (status,
 //! size). The filter calls both per request; the trainer calls exactly the same two functions
 //! over recorded traffic, so there is no training/serving skew to drift into.
+//!
+//! Every feature compares the request with **this client's own history**, never with what
+//! clients "usually" are: Open Banking TPPs are machines with library user agents, hundreds of
+//! accounts and many egress addresses, so "looks like a script" or "touches many accounts"
+//! says nothing. What stands out is change: a user-agent product this client never used, a
+//! network outside its providers, a pace or a spread of ids above its own usual, an hour it
+//! is never active at (tolerant of the one-hour DST shift). A new client has no history, so
+//! its relative features fade in over a warm-up ([`window::WARM_REQUESTS`],
+//! [`window::WARM_AGE_S`]); until then only overt signals (error storms) and the hard rules
+//! ([`crate::rules`]) act.
 
 pub mod window;
 
@@ -25,36 +35,72 @@ pub struct ExtractConfig {
 #[repr(usize)]
 pub enum Feature {
     HourSurprise,
-    RateShort,
-    RateLong,
     BurstRatio,
+    PaceRatio,
     NewPrefix,
     NewCountry,
     NewAsn,
     RouteSurprise,
-    DistinctIds,
-    DistinctIdsRatio,
+    IdsRatio,
     ErrorRatio,
-    BytesRate,
+    ErrorExcess,
     BytesRatio,
-    UaChanged,
-    UaBot,
-    TimingRegularity,
-    CustomerPresent,
-    History,
+    NewAgent,
+    NewProduct,
     UnfamiliarRun,
 }
 
-/// Context that is not scored but makes reasons readable (`new_country(RU)`).
+/// Index of the churn average of each remembered attribute in [`ClientBaseline::churn`].
+#[derive(Clone, Copy)]
+enum Churn {
+    Prefix = 0,
+    Country = 1,
+    Asn = 2,
+    Agent = 3,
+}
+
+/// Longest user-agent product token kept for reasons (`okhttp`, `curl`, `PostmanRuntime`).
+pub const PRODUCT_LEN: usize = 16;
+
+/// Context that is not scored but makes reasons readable (`new_country(RU)`), with the
+/// client's own values the features were compared with.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct FeatureContext {
     /// Minute of day in the configured UTC offset.
     pub local_minute: u16,
-    /// Client's smoothed probability of this hour.
+    /// Client's smoothed probability of this hour (neighbours included).
     pub hour_p: f32,
     /// Country code from the request (two ASCII letters), if any.
     pub country: Option<[u8; 2]>,
     pub asn: Option<u32>,
+    /// Requests per minute now (~1 min) and the client's usual.
+    pub rate_per_min: f32,
+    pub usual_rate_per_min: f32,
+    /// Distinct resource ids in the current window and the client's usual per window.
+    pub ids: f32,
+    pub usual_ids: f32,
+    /// Response KiB per minute now (~10 min) and the client's usual.
+    pub kib_per_min: f32,
+    pub usual_kib_per_min: f32,
+    /// The client's usual error ratio.
+    pub usual_error_ratio: f32,
+    /// The request's user-agent product token (ASCII, truncated), `product_len` bytes used.
+    pub product: [u8; PRODUCT_LEN],
+    pub product_len: u8,
+    /// 0..1: how far the client is through its warm-up (1 = relative features at full weight).
+    pub warmth: f32,
+}
+
+impl FeatureContext {
+    /// The user-agent product token, `-` when the request had none.
+    pub fn product(&self) -> &str {
+        let len = usize::from(self.product_len).min(PRODUCT_LEN);
+        self.product
+            .get(..len)
+            .and_then(|b| core::str::from_utf8(b).ok())
+            .filter(|p| !p.is_empty())
+            .unwrap_or("-")
+    }
 }
 
 /// A request's features, in schema order, plus context for explanations.
@@ -112,15 +158,40 @@ fn maturity(b: &ClientBaseline) -> f32 {
     (b.requests as f32 / MATURE_REQUESTS).min(1.0)
 }
 
+/// How far a client is through its warm-up, 0..1.
+fn warmth(b: &ClientBaseline, age_s: f32) -> f32 {
+    (b.requests as f32 / WARM_REQUESTS)
+        .min(age_s / WARM_AGE_S)
+        .clamp(0.0, 1.0)
+}
+
 fn blend(own: f32, population: f32, w: f32) -> f32 {
     w * own + (1.0 - w) * population
+}
+
+fn count(counts: &[u8], bucket: usize) -> f32 {
+    counts.get(bucket).map_or(0.0, |c| f32::from(*c))
 }
 
 /// -log2 of the smoothed probability of `bucket` given the client's counts and the prior.
 fn surprise(counts: &[u8], bucket: usize, prior: &[f32]) -> (f32, f32) {
     let total: f32 = counts.iter().map(|c| f32::from(*c)).sum();
-    let own = counts.get(bucket).map_or(0.0, |c| f32::from(*c));
     let prior_p = prior.get(bucket).copied().unwrap_or(0.0).max(1e-4);
+    let p = (count(counts, bucket) + PRIOR_WEIGHT * prior_p) / (total + PRIOR_WEIGHT);
+    (-p.max(1e-9).log2(), p)
+}
+
+/// Like [`surprise`] for the hour of day, counting the neighbouring hours at
+/// [`NEIGHBOUR_HOUR_WEIGHT`]: a job that runs at 02:00 local time runs an hour earlier or
+/// later in UTC after a DST change, and must not look new.
+fn hour_surprise(hours: &[u8; HOURS], hour: usize, prior: &[f32]) -> (f32, f32) {
+    let before = (hour + HOURS - 1) % HOURS;
+    let after = (hour + 1) % HOURS;
+    let total: f32 = hours.iter().map(|c| f32::from(*c)).sum::<f32>()
+        * (1.0 + 2.0 * NEIGHBOUR_HOUR_WEIGHT);
+    let own = count(hours, hour)
+        + NEIGHBOUR_HOUR_WEIGHT * (count(hours, before) + count(hours, after));
+    let prior_p = prior.get(hour).copied().unwrap_or(0.0).max(1e-4);
     let p = (own + PRIOR_WEIGHT * prior_p) / (total + PRIOR_WEIGHT);
     (-p.max(1e-9).log2(), p)
 }
@@ -170,6 +241,17 @@ fn novelty_and_remember(slots: &mut [Slot], hash: u32) -> f32 {
     novelty
 }
 
+/// The client's churn of one attribute (0..1), then fold this request's novelty into it.
+fn churn_and_update(churn: &mut [u8; 4], which: Churn, novelty: f32) -> f32 {
+    let Some(c) = churn.get_mut(which as usize) else {
+        return 0.0;
+    };
+    let before = f32::from(*c) / 255.0;
+    let after = before + CHURN_ALPHA * (novelty.clamp(0.0, 1.0) - before);
+    *c = (after * 255.0).round().clamp(0.0, 255.0) as u8;
+    before
+}
+
 /// Linear-counting estimate of distinct ids from a bitmap.
 fn distinct_estimate(bits: &[u8]) -> f32 {
     let m = ID_BITS as f32;
@@ -186,37 +268,23 @@ fn local_minute(cfg: &ExtractConfig, ts_ms: u64) -> u16 {
     minutes.rem_euclid(24 * 60) as u16
 }
 
-/// User agents that suggest a script, a headless browser or a scraper rather than a TPP's
-/// own client. A hint, not a verdict: the model weighs it against everything else.
-pub fn is_bot_user_agent(ua: Option<&str>) -> bool {
-    let Some(ua) = ua.map(str::trim) else {
-        return true;
-    };
-    if ua.len() < 8 {
-        return true;
-    }
-    const HINTS: [&str; 12] = [
-        "curl/",
-        "wget/",
-        "python-requests",
-        "python-urllib",
-        "aiohttp",
-        "scrapy",
-        "headlesschrome",
-        "phantomjs",
-        "httpclient",
-        "libwww-perl",
-        "nikto",
-        "sqlmap",
-    ];
-    let lower = ua.to_ascii_lowercase();
-    HINTS.iter().any(|h| lower.contains(h))
+/// The product token of a user agent: its first token up to `/`, space or `(`, lowercased
+/// (`okhttp/4.12.0` → `okhttp`, `Mozilla/5.0 (…)` → `mozilla`). A version bump keeps the
+/// product; a switch to another tool changes it. `None` for a missing or blank user agent.
+pub fn user_agent_product(ua: Option<&str>) -> Option<&str> {
+    let ua = ua.map(str::trim).filter(|u| !u.is_empty())?;
+    let end = ua.find(['/', ' ', '(', ';']).unwrap_or(ua.len());
+    ua.get(..end).filter(|p| !p.is_empty()).or(Some(ua))
 }
 
 /// The route sketch bucket of a method and route.
 pub fn route_bucket(method: &str, route: &str) -> usize {
     let key = [method.as_bytes(), b" ", route.as_bytes()].concat();
     hashing::fnv1a(TAG_ROUTE, &key) as usize % ROUTE_BUCKETS
+}
+
+fn ratio(value: f32, usual: f32) -> f32 {
+    value / usual
 }
 
 /// Features of `event` relative to `baseline`, then `event` folded into `baseline`.
@@ -238,24 +306,28 @@ pub fn extract(
     let mut fv = FeatureVector::default();
     let w = maturity(b);
     let age_s = seconds_between(b.first_ms, now);
+    let warm = warmth(b, age_s);
 
-    // Time of day.
+    // Time of day: only once the client has shown a couple of days of its rhythm.
     let minute = local_minute(cfg, now);
     let hour = usize::from(minute / 60) % HOURS;
-    let (hour_surprise, hour_p) = surprise(&b.hours, hour, &population.hour_probs);
-    fv.set(Feature::HourSurprise, hour_surprise);
+    let (hour_bits, hour_p) = hour_surprise(&b.hours, hour, &population.hour_probs);
+    let hour_weight = warm.min(age_s / HOUR_AGE_S).clamp(0.0, 1.0);
+    let hour_bits = hour_bits * hour_weight;
+    fv.set(Feature::HourSurprise, hour_bits);
 
-    // Velocity, this request included.
+    // Pace against the client's own usual pace (1 = as usual).
     b.rate_short += 1.0 / SHORT_TAU_S;
     b.rate_long += 1.0 / LONG_TAU_S;
     let short = corrected_rate(b.rate_short, SHORT_TAU_S, age_s) * 60.0;
     let long = corrected_rate(b.rate_long, LONG_TAU_S, age_s) * 60.0;
-    fv.set(Feature::RateShort, short);
-    fv.set(Feature::RateLong, long);
-    let typical_short = blend(b.typical_short, population.rate_per_min, w).max(0.05);
-    fv.set(Feature::BurstRatio, short / typical_short);
+    let usual_short = blend(b.typical_short, population.rate_per_min, w).max(0.05);
+    let usual_long = blend(b.typical_long, population.rate_per_min, w).max(0.05);
+    fv.set(Feature::BurstRatio, ratio(short, usual_short) * warm);
+    fv.set(Feature::PaceRatio, ratio(long, usual_long) * warm);
 
-    // Network and geography.
+    // Network and geography: novelty for this client, discounted by how often this client
+    // shows new values anyway (cloud egress pools, customers abroad).
     let prefix = event.ip.as_ref().map_or(0, hashing::prefix_hash);
     let country = event.country.map(str::trim).filter(|c| !c.is_empty());
     let country_hash = country.map_or(0, |c| {
@@ -264,19 +336,26 @@ pub fn extract(
     let asn_hash = event
         .asn
         .map_or(0, |a| hashing::fnv1a(TAG_ASN, &a.to_le_bytes()));
-    let new_prefix = novelty_and_remember(&mut b.prefixes, prefix);
-    let new_country = novelty_and_remember(&mut b.countries, country_hash);
-    let new_asn = novelty_and_remember(&mut b.asns, asn_hash);
-    fv.set(Feature::NewPrefix, new_prefix);
-    fv.set(Feature::NewCountry, new_country);
-    fv.set(Feature::NewAsn, new_asn);
+    let prefix_novelty = novelty_and_remember(&mut b.prefixes, prefix);
+    let country_novelty = novelty_and_remember(&mut b.countries, country_hash);
+    let asn_novelty = novelty_and_remember(&mut b.asns, asn_hash);
+    let prefix_churn = churn_and_update(&mut b.churn, Churn::Prefix, prefix_novelty);
+    let country_churn = churn_and_update(&mut b.churn, Churn::Country, country_novelty);
+    let asn_churn = churn_and_update(&mut b.churn, Churn::Asn, asn_novelty);
+    // A new address inside a provider the client already uses counts half.
+    let new_prefix = prefix_novelty * (1.0 - prefix_churn) * (0.5 + 0.5 * asn_novelty);
+    let new_country = country_novelty * (1.0 - country_churn);
+    let new_asn = asn_novelty * (1.0 - asn_churn);
+    fv.set(Feature::NewPrefix, new_prefix * warm);
+    fv.set(Feature::NewCountry, new_country * warm);
+    fv.set(Feature::NewAsn, new_asn * warm);
 
     // Endpoint mix.
     let route_bucket = route_bucket(event.method, &event.route);
     let (route_surprise, _) = surprise(&b.routes, route_bucket, &population.route_probs);
-    fv.set(Feature::RouteSurprise, route_surprise);
+    fv.set(Feature::RouteSurprise, route_surprise * warm);
 
-    // Resources touched (enumeration / BOLA).
+    // Resources touched in this window against the client's own usual spread.
     let window = u32::try_from(now / ID_WINDOW_MS).unwrap_or(u32::MAX);
     if window != b.id_window {
         let completed = distinct_estimate(&b.id_bits);
@@ -298,65 +377,52 @@ pub fn extract(
         }
     }
     let distinct = distinct_estimate(&b.id_bits);
-    let typical_ids = if b.id_windows == 0 {
+    let usual_ids = if b.id_windows == 0 {
         population.distinct_ids
     } else {
         let wi = (f32::from(b.id_windows) / 4.0).min(1.0);
         blend(b.typical_ids, population.distinct_ids, wi)
     };
-    fv.set(Feature::DistinctIds, distinct);
-    fv.set(Feature::DistinctIdsRatio, distinct / (typical_ids + 1.0));
+    fv.set(Feature::IdsRatio, ratio(distinct, usual_ids + 1.0) * warm);
 
-    // Responses so far (the response phase feeds these).
+    // Responses so far (the response phase feeds these). The error ratio itself is an
+    // overt signal and acts from the first request; its excess over the client's usual
+    // needs history.
     let error_ratio = (b.errors + 2.0 * population.error_ratio) / (b.responses + 2.0);
     fv.set(Feature::ErrorRatio, error_ratio);
+    let usual_errors = blend(b.typical_errors, population.error_ratio, w);
+    fv.set(
+        Feature::ErrorExcess,
+        (error_ratio - usual_errors).max(0.0) * warm,
+    );
     let kib_rate = b.bytes_rate * 60.0 / 1024.0;
-    fv.set(Feature::BytesRate, kib_rate);
-    let typical_kib = blend(b.typical_bytes * 60.0 / 1024.0, population.kib_per_min, w).max(1.0);
-    fv.set(Feature::BytesRatio, kib_rate / typical_kib);
+    let usual_kib = blend(b.typical_bytes * 60.0 / 1024.0, population.kib_per_min, w).max(1.0);
+    fv.set(Feature::BytesRatio, ratio(kib_rate, usual_kib) * warm);
 
-    // Client software.
-    let ua_hash = event
+    // Client software: a version bump of the client's own product is routine; a product
+    // this client never used (a tool, a browser) is not.
+    let agent_hash = event
         .user_agent
         .map_or(0, |ua| hashing::fnv1a(TAG_UA, ua.as_bytes()));
-    let ua_changed = b.requests > 0 && ua_hash != b.last_ua;
-    fv.set(Feature::UaChanged, if ua_changed { 1.0 } else { 0.0 });
+    let product = user_agent_product(event.user_agent);
+    let product_hash = product.map_or(0, |p| {
+        hashing::fnv1a(TAG_UA, p.to_ascii_lowercase().as_bytes()) | 1
+    });
+    let agent_novelty = novelty_and_remember(&mut b.agents, agent_hash);
+    let product_novelty = novelty_and_remember(&mut b.products, product_hash);
+    let agent_churn = churn_and_update(&mut b.churn, Churn::Agent, agent_novelty);
     fv.set(
-        Feature::UaBot,
-        if is_bot_user_agent(event.user_agent) {
-            1.0
-        } else {
-            0.0
-        },
+        Feature::NewAgent,
+        agent_novelty * (1.0 - agent_churn) * warm,
     );
+    fv.set(Feature::NewProduct, product_novelty * warm);
 
-    // Timing regularity.
-    if b.requests > 0 {
-        let gap = seconds_between(b.last_req_ms, now);
-        if b.requests == 1 {
-            b.gap_mean = gap;
-            b.gap_dev = gap / 2.0;
-        } else {
-            b.gap_dev += GAP_ALPHA * ((gap - b.gap_mean).abs() - b.gap_dev);
-            b.gap_mean += GAP_ALPHA * (gap - b.gap_mean);
-        }
-    }
-    let regularity = if b.requests < 4 {
-        1.0
-    } else {
-        (b.gap_dev / (b.gap_mean + 0.01)).min(4.0)
-    };
-    fv.set(Feature::TimingRegularity, regularity);
-
-    fv.set(
-        Feature::CustomerPresent,
-        if event.customer_present { 1.0 } else { 0.0 },
-    );
-    fv.set(Feature::History, (1.0 + b.requests as f32).log2());
-
-    let unfamiliar =
-        hour_surprise >= UNFAMILIAR_BITS || new_country > 0.5 || new_asn > 0.5 || new_prefix > 0.5;
-    b.run = if unfamiliar {
+    let unfamiliar = hour_bits >= UNFAMILIAR_BITS
+        || new_country > 0.5
+        || new_asn > 0.5
+        || new_prefix > 0.5
+        || product_novelty > 0.5;
+    b.run = if unfamiliar && warm >= 1.0 {
         b.run.saturating_add(1).min(64)
     } else {
         0
@@ -367,12 +433,22 @@ pub fn extract(
     bump(&mut b.hours, hour);
     bump(&mut b.routes, route_bucket);
     b.typical_short += TYPICAL_ALPHA * (short - b.typical_short);
+    b.typical_long += TYPICAL_ALPHA * (long - b.typical_long);
     b.typical_bytes += TYPICAL_ALPHA * (b.bytes_rate - b.typical_bytes);
-    b.last_ua = ua_hash;
+    b.typical_errors += TYPICAL_ALPHA * (error_ratio - b.typical_errors);
     b.last_req_ms = now;
     b.requests = b.requests.saturating_add(1);
     sanitise(b);
 
+    let mut product_bytes = [0u8; PRODUCT_LEN];
+    let mut product_len = 0u8;
+    for (slot, byte) in product_bytes
+        .iter_mut()
+        .zip(product.unwrap_or("").bytes().filter(u8::is_ascii_graphic))
+    {
+        *slot = byte;
+        product_len = product_len.saturating_add(1);
+    }
     fv.context = FeatureContext {
         local_minute: minute,
         hour_p,
@@ -386,6 +462,16 @@ pub fn extract(
             }
         }),
         asn: event.asn,
+        rate_per_min: short,
+        usual_rate_per_min: usual_short,
+        ids: distinct,
+        usual_ids,
+        kib_per_min: kib_rate,
+        usual_kib_per_min: usual_kib,
+        usual_error_ratio: usual_errors,
+        product: product_bytes,
+        product_len,
+        warmth: warm,
     };
     fv
 }
@@ -406,19 +492,32 @@ pub fn observe_response(baseline: &mut ClientBaseline, status: u16, resp_bytes: 
     sanitise(b);
 }
 
+/// The client's per-client calibration level (its usual score), for
+/// [`crate::Model::score_for_client`].
+pub(crate) fn score_level(b: &ClientBaseline) -> f32 {
+    b.score_level
+}
+
+/// Store the client's calibration level (see [`crate::model::calibrate`]).
+pub(crate) fn set_score_level(b: &mut ClientBaseline, level: f32) {
+    b.score_level = level;
+    sanitise(b);
+}
+
 /// Keep every float finite and non-negative so a baseline always re-encodes and decodes.
 fn sanitise(b: &mut ClientBaseline) {
     for v in [
         &mut b.rate_short,
         &mut b.rate_long,
         &mut b.typical_short,
-        &mut b.gap_mean,
-        &mut b.gap_dev,
+        &mut b.typical_long,
         &mut b.typical_ids,
         &mut b.responses,
         &mut b.errors,
+        &mut b.typical_errors,
         &mut b.bytes_rate,
         &mut b.typical_bytes,
+        &mut b.score_level,
     ] {
         if !v.is_finite() || *v < 0.0 {
             *v = 0.0;

@@ -20,9 +20,10 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
-use crate::baseline::PopulationBaseline;
+use crate::baseline::{ClientBaseline, PopulationBaseline};
 use crate::error::ModelError;
-use crate::features::FeatureVector;
+use crate::features::window::{MAX_SCORE_SHIFT, SCORE_LEVEL_ALPHA, SCORE_LEVEL_FLOOR};
+use crate::features::{self, FeatureVector};
 use crate::schema::{SCHEMA, hex};
 use forest::Forest;
 use linear::Logistic;
@@ -130,6 +131,46 @@ impl Verdict {
             Verdict::Block => "block",
         }
     }
+}
+
+/// A request's score for its client ([`Model::score_for_client`]).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ClientScore {
+    /// What the model says, 0..=1.
+    pub raw: f32,
+    /// Subtracted for this client's usual score (per-client calibration), 0..=MAX_SCORE_SHIFT.
+    pub shift: f32,
+    /// `raw - shift`: compare this with the thresholds.
+    pub score: f32,
+}
+
+/// Per-client calibration of one raw score against the client's `level` (its usual
+/// score), which then follows the raw score if the calibrated one stays under `challenge`.
+/// `requests`: the client's requests so far, this one included. The trainer runs this same
+/// function to calibrate thresholds, so filter and trainer agree.
+pub fn calibrate(
+    level: &mut f32,
+    requests: u32,
+    warmth: f32,
+    raw: f32,
+    challenge: f32,
+) -> ClientScore {
+    let raw = if raw.is_finite() { raw.clamp(0.0, 1.0) } else { 1.0 };
+    let shift = if warmth >= 1.0 && level.is_finite() {
+        (*level - SCORE_LEVEL_FLOOR).clamp(0.0, MAX_SCORE_SHIFT)
+    } else {
+        0.0
+    };
+    let score = (raw - shift).clamp(0.0, 1.0);
+    if score < challenge {
+        // Start from the client's first scores rather than from 0, then follow slowly.
+        let alpha = (1.0 / requests.max(1) as f32).max(SCORE_LEVEL_ALPHA);
+        *level += alpha * (raw - *level);
+        if !level.is_finite() {
+            *level = 0.0;
+        }
+    }
+    ClientScore { raw, shift, score }
 }
 
 /// How the model was made; shown by `inspect`.
@@ -260,6 +301,20 @@ impl Model {
         })
     }
 
+    /// The same model with other thresholds (and extra metadata metrics), e.g. calibrated
+    /// on a bank's own logs. Unsigned: the digest changes, so sign the new file.
+    pub fn recalibrated(
+        &self,
+        thresholds: Thresholds,
+        metrics: Vec<(String, f64)>,
+    ) -> Result<Model, ModelError> {
+        thresholds.validate()?;
+        let mut body = self.body.clone();
+        body.thresholds = thresholds;
+        body.metadata.metrics.extend(metrics);
+        Model::new(body)
+    }
+
     /// The model file bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>, ModelError> {
         let body = postcard::to_allocvec(&self.body).map_err(ModelError::Encode)?;
@@ -284,6 +339,34 @@ impl Model {
         } else {
             1.0
         }
+    }
+
+    /// The score calibrated to this client: the raw [`Model::score`] minus how far the
+    /// client's usual score sits above [`SCORE_LEVEL_FLOOR`] (at most [`MAX_SCORE_SHIFT`]),
+    /// so a verdict means the same for a noisy aggregator as for a quiet PISP. The client's
+    /// level then follows this request's raw score if the calibrated score is below the
+    /// model's challenge threshold (flagged requests never teach the level, so an attacker
+    /// cannot raise it by being flagged). Call it once per request, after [`crate::extract`]
+    /// and before the baseline is stored; `baseline` carries the level.
+    ///
+    /// [`SCORE_LEVEL_FLOOR`]: crate::features::window::SCORE_LEVEL_FLOOR
+    /// [`MAX_SCORE_SHIFT`]: crate::features::window::MAX_SCORE_SHIFT
+    pub fn score_for_client(
+        &self,
+        features: &FeatureVector,
+        baseline: &mut ClientBaseline,
+    ) -> ClientScore {
+        let raw = self.score(features);
+        let mut level = features::score_level(baseline);
+        let scored = calibrate(
+            &mut level,
+            baseline.requests(),
+            features.context.warmth,
+            raw,
+            self.body.thresholds.challenge,
+        );
+        features::set_score_level(baseline, level);
+        scored
     }
 
     /// The verdict for `score` under `thresholds` (the model's own, or a route's override).
