@@ -29,17 +29,17 @@ pub struct EvalArgs {
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
     /// Gate: least share (0..1) of all attack episodes caught within --within requests.
-    #[arg(long, value_name = "FRACTION", value_parser = fraction)]
+    #[arg(long, value_name = "FRACTION", value_parser = fraction, allow_negative_numbers = true)]
     min_detection: Option<f64>,
     /// Gate: least share (0..1) caught within --within requests, for every attack type.
-    #[arg(long, value_name = "FRACTION", value_parser = fraction)]
+    #[arg(long, value_name = "FRACTION", value_parser = fraction, allow_negative_numbers = true)]
     min_detection_per_type: Option<f64>,
     /// Gate: largest share (0..1) of legitimate requests not allowed (challenge, throttle
     /// or block).
-    #[arg(long, value_name = "FRACTION", value_parser = fraction)]
+    #[arg(long, value_name = "FRACTION", value_parser = fraction, allow_negative_numbers = true)]
     max_non_allow: Option<f64>,
     /// Gate: largest share (0..1) of legitimate requests blocked.
-    #[arg(long, value_name = "FRACTION", value_parser = fraction)]
+    #[arg(long, value_name = "FRACTION", value_parser = fraction, allow_negative_numbers = true)]
     max_block: Option<f64>,
 }
 
