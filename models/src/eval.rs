@@ -593,3 +593,88 @@ impl Gates {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(normal_by_verdict: [u64; 4], types: &[(&str, usize, usize)]) -> Report {
+        Report {
+            model_digest: "m".into(),
+            data_digest: "d".into(),
+            within: 20,
+            thresholds: Thresholds {
+                challenge: 0.5,
+                throttle: 0.7,
+                block: 0.9,
+            },
+            records: normal_by_verdict.iter().sum(),
+            normal: normal_by_verdict.iter().sum(),
+            normal_by_verdict,
+            types: types
+                .iter()
+                .map(|&(label, episodes, caught)| {
+                    let t = TypeStats {
+                        episodes,
+                        caught_within: caught,
+                        caught_any: caught,
+                        first_hit: vec![1; caught],
+                        ..TypeStats::default()
+                    };
+                    (label.to_owned(), t)
+                })
+                .collect(),
+            scores: Vec::new(),
+            roc_auc: 0.5,
+            average_precision: 0.5,
+        }
+    }
+
+    #[test]
+    fn gates_compare_shares_with_limits() {
+        let s = report([9_990, 5, 3, 2], &[("a", 10, 10), ("b", 10, 8)]).summary("t");
+        assert_eq!(s.detection.caught_within_share, 0.9);
+        assert_eq!(s.legitimate.shares.non_allow, 0.001);
+        let gates = Gates {
+            min_detection: Some(0.9),
+            min_detection_per_type: Some(0.85),
+            max_non_allow: Some(0.001),
+            max_block: Some(0.0001),
+        };
+        let r = gates.check(&s);
+        let got: Vec<(&str, &str, bool)> = r
+            .iter()
+            .map(|g| (g.gate, g.scope.as_str(), g.passed))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("min-detection", "all", true),
+                ("min-detection-per-type", "a", true),
+                ("min-detection-per-type", "b", false),
+                ("max-non-allow", "legitimate", true),
+                ("max-block", "legitimate", false),
+            ]
+        );
+        assert_eq!(
+            r[4].to_string(),
+            "--max-block (legitimate): measured 0.0002, limit <= 0.0001: FAILED"
+        );
+        assert!(Gates::default().check(&s).is_empty());
+    }
+
+    #[test]
+    fn a_gate_with_nothing_to_measure_fails() {
+        let s = report([0; 4], &[]).summary("t");
+        let gates = Gates {
+            min_detection: Some(0.0),
+            min_detection_per_type: Some(0.0),
+            max_non_allow: Some(1.0),
+            max_block: Some(1.0),
+        };
+        let r = gates.check(&s);
+        assert_eq!(r.len(), 4);
+        assert!(r.iter().all(|g| !g.passed && g.measured.is_none()), "{r:?}");
+        assert!(r[0].to_string().contains("measured nothing"));
+    }
+}
