@@ -4,15 +4,18 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::explain::{Reason, explain};
 use crate::features::ExtractConfig;
 use crate::model::{Model, Thresholds, Verdict};
 use crate::records::{self, Record, RecordError};
+use crate::schema::hex;
 use crate::train::{auc_ap, replay_features};
 
 /// One request's outcome.
@@ -80,6 +83,10 @@ struct Episode {
 /// Everything `eval` prints and plots.
 #[derive(Debug, Clone)]
 pub struct Report {
+    /// [`Model::digest`] of the evaluated model, hex.
+    pub model_digest: String,
+    /// SHA-256 of the evaluated records file, hex.
+    pub data_digest: String,
     pub within: usize,
     pub thresholds: Thresholds,
     pub records: u64,
@@ -105,13 +112,17 @@ fn verdict_index(v: Verdict) -> usize {
 /// Evaluate `model` on a labelled records file.
 pub fn evaluate_file(model: &Model, path: &Path, within: usize) -> Result<Report> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut file = Digesting {
+        inner: file,
+        hasher: Sha256::new(),
+    };
     let mut normal_by_verdict = [0u64; 4];
     let mut episodes: BTreeMap<String, Episode> = BTreeMap::new();
     let mut type_requests: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut scores = Vec::new();
     let records = replay(
         model,
-        records::read(BufReader::with_capacity(1 << 20, file)),
+        records::read(BufReader::with_capacity(1 << 20, &mut file)),
         |r, s| {
             let attack = r.is_attack();
             scores.push((s.score, attack));
@@ -164,6 +175,8 @@ pub fn evaluate_file(model: &Model, path: &Path, within: usize) -> Result<Report
     let mut sorted = scores.clone();
     let (roc_auc, average_precision) = auc_ap(&mut sorted);
     Ok(Report {
+        model_digest: model.digest_hex(),
+        data_digest: hex(&file.hasher.finalize()),
         within,
         thresholds: *model.thresholds(),
         records,
@@ -174,6 +187,20 @@ pub fn evaluate_file(model: &Model, path: &Path, within: usize) -> Result<Report
         roc_auc,
         average_precision,
     })
+}
+
+/// A reader that hashes what passes through it (the records file is read once).
+struct Digesting<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for Digesting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(buf.get(..n).unwrap_or_default());
+        Ok(n)
+    }
 }
 
 fn pct(n: u64, d: u64) -> f64 {
@@ -281,5 +308,373 @@ impl Report {
             self.roc_auc, self.average_precision
         );
         o
+    }
+}
+
+/// `n / d`, 0 when `d` is 0.
+fn share(n: u64, d: u64) -> f64 {
+    if d == 0 { 0.0 } else { n as f64 / d as f64 }
+}
+
+/// The report as one JSON document (`eval --json`): every number of the text report, shares
+/// as fractions (0..1) rather than percentages, and the CI gates checked against it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// [`Model::digest`] of the evaluated model, hex (as `inspect` prints it).
+    pub model_digest: String,
+    /// SHA-256 of the evaluated records file, hex.
+    pub data_digest: String,
+    /// SHA-256 of the records the model was trained on (from its metadata), hex.
+    pub training_data_digest: String,
+    pub thresholds: Thresholds,
+    /// An episode is caught when one of its first `within` requests is not allowed.
+    pub within: usize,
+    pub records: u64,
+    pub attack_requests: u64,
+    /// All attack episodes together (the `ALL` row).
+    pub detection: Detection,
+    /// Per attack type (label), sorted by label.
+    pub attack_types: BTreeMap<String, TypeSummary>,
+    pub legitimate: Legitimate,
+    pub roc_auc: f64,
+    pub average_precision: f64,
+    /// The gates asked for, in the order of the command line options; empty without any.
+    pub gates: Vec<GateResult>,
+}
+
+/// Episode detection, overall.
+#[derive(Debug, Clone, Serialize)]
+pub struct Detection {
+    pub episodes: usize,
+    pub caught_within: usize,
+    pub caught_within_share: f64,
+    pub caught_any: usize,
+    pub caught_any_share: f64,
+}
+
+/// One attack type's row.
+#[derive(Debug, Clone, Serialize)]
+pub struct TypeSummary {
+    pub episodes: usize,
+    pub caught_within: usize,
+    pub caught_within_share: f64,
+    pub caught_any: usize,
+    pub caught_any_share: f64,
+    /// Median (upper, as in the text report) 1-based index of the first non-allow request
+    /// over the caught episodes; `null` when none was caught.
+    pub median_first_hit: Option<usize>,
+    pub requests: u64,
+    pub non_allow_requests: u64,
+    pub non_allow_request_share: f64,
+}
+
+/// Legitimate (normal) requests by verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Legitimate {
+    pub requests: u64,
+    pub counts: VerdictCounts,
+    /// `counts` divided by `requests` (0 when there are none).
+    pub shares: VerdictShares,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerdictCounts {
+    pub allow: u64,
+    pub challenge: u64,
+    pub throttle: u64,
+    pub block: u64,
+    pub non_allow: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerdictShares {
+    pub allow: f64,
+    pub challenge: f64,
+    pub throttle: f64,
+    pub block: f64,
+    pub non_allow: f64,
+}
+
+impl TypeStats {
+    /// Median (upper) first hit, as the text report prints it.
+    pub fn median_first_hit(&self) -> Option<usize> {
+        let mut hits = self.first_hit.clone();
+        hits.sort_unstable();
+        hits.get(hits.len() / 2).copied()
+    }
+}
+
+impl Report {
+    /// The JSON view of the report (no gates yet; see [`Gates::check`]).
+    pub fn summary(&self, training_data_digest: &str) -> Summary {
+        let (episodes, caught_within) = self.episodes();
+        let caught_any = self.types.values().map(|t| t.caught_any).sum();
+        let attack_types = self
+            .types
+            .iter()
+            .map(|(label, t)| {
+                let summary = TypeSummary {
+                    episodes: t.episodes,
+                    caught_within: t.caught_within,
+                    caught_within_share: share(t.caught_within as u64, t.episodes as u64),
+                    caught_any: t.caught_any,
+                    caught_any_share: share(t.caught_any as u64, t.episodes as u64),
+                    median_first_hit: t.median_first_hit(),
+                    requests: t.requests,
+                    non_allow_requests: t.non_allow_requests,
+                    non_allow_request_share: share(t.non_allow_requests, t.requests),
+                };
+                (label.clone(), summary)
+            })
+            .collect();
+        let [allow, challenge, throttle, block] = self.normal_by_verdict;
+        let non_allow = challenge + throttle + block;
+        let n = self.normal;
+        Summary {
+            model_digest: self.model_digest.clone(),
+            data_digest: self.data_digest.clone(),
+            training_data_digest: training_data_digest.to_owned(),
+            thresholds: self.thresholds,
+            within: self.within,
+            records: self.records,
+            attack_requests: self.records - self.normal,
+            detection: Detection {
+                episodes,
+                caught_within,
+                caught_within_share: share(caught_within as u64, episodes as u64),
+                caught_any,
+                caught_any_share: share(caught_any as u64, episodes as u64),
+            },
+            attack_types,
+            legitimate: Legitimate {
+                requests: n,
+                counts: VerdictCounts {
+                    allow,
+                    challenge,
+                    throttle,
+                    block,
+                    non_allow,
+                },
+                shares: VerdictShares {
+                    allow: share(allow, n),
+                    challenge: share(challenge, n),
+                    throttle: share(throttle, n),
+                    block: share(block, n),
+                    non_allow: share(non_allow, n),
+                },
+            },
+            roc_auc: self.roc_auc,
+            average_precision: self.average_precision,
+            gates: Vec::new(),
+        }
+    }
+}
+
+/// Pass/fail limits on a report, for CI (`eval --min-detection ...`). All fractions (0..1).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Gates {
+    /// Least share of all attack episodes caught within `within` requests.
+    pub min_detection: Option<f64>,
+    /// Least share caught within `within` requests, for every attack type.
+    pub min_detection_per_type: Option<f64>,
+    /// Largest share of legitimate requests not allowed (challenged, throttled or blocked).
+    pub max_non_allow: Option<f64>,
+    /// Largest share of legitimate requests blocked.
+    pub max_block: Option<f64>,
+}
+
+/// One gate checked against a report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GateResult {
+    /// The command line option, without dashes: `min-detection`, `max-non-allow`, ...
+    pub gate: &'static str,
+    /// What it was checked on: `all`, or the attack type for `min-detection-per-type`.
+    pub scope: String,
+    /// The measured share; `null` when there was nothing to measure (no attack episodes,
+    /// no legitimate requests), which fails the gate.
+    pub measured: Option<f64>,
+    pub limit: f64,
+    pub passed: bool,
+}
+
+impl GateResult {
+    fn min(gate: &'static str, scope: &str, measured: Option<f64>, limit: f64) -> Self {
+        let passed = measured.is_some_and(|m| m >= limit);
+        GateResult {
+            gate,
+            scope: scope.to_owned(),
+            measured,
+            limit,
+            passed,
+        }
+    }
+
+    fn max(gate: &'static str, scope: &str, measured: Option<f64>, limit: f64) -> Self {
+        let passed = measured.is_some_and(|m| m <= limit);
+        GateResult {
+            gate,
+            scope: scope.to_owned(),
+            measured,
+            limit,
+            passed,
+        }
+    }
+}
+
+impl std::fmt::Display for GateResult {
+    /// `--min-detection (all): measured 0.9312, limit >= 0.95: FAILED`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let op = if self.gate.starts_with("min") {
+            ">="
+        } else {
+            "<="
+        };
+        write!(f, "--{} ({}): measured ", self.gate, self.scope)?;
+        match self.measured {
+            Some(m) => write!(f, "{m}")?,
+            None => f.write_str("nothing (no data to measure)")?,
+        }
+        write!(
+            f,
+            ", limit {op} {}: {}",
+            self.limit,
+            if self.passed { "passed" } else { "FAILED" }
+        )
+    }
+}
+
+impl Gates {
+    /// Every gate set, checked against `summary`, in a fixed order: min-detection,
+    /// min-detection-per-type (one result per attack type), max-non-allow, max-block.
+    pub fn check(&self, summary: &Summary) -> Vec<GateResult> {
+        let mut out = Vec::new();
+        let d = &summary.detection;
+        let detection = (d.episodes > 0).then_some(d.caught_within_share);
+        if let Some(limit) = self.min_detection {
+            out.push(GateResult::min("min-detection", "all", detection, limit));
+        }
+        if let Some(limit) = self.min_detection_per_type {
+            if summary.attack_types.is_empty() {
+                out.push(GateResult::min(
+                    "min-detection-per-type",
+                    "all",
+                    None,
+                    limit,
+                ));
+            }
+            for (label, t) in &summary.attack_types {
+                let measured = (t.episodes > 0).then_some(t.caught_within_share);
+                out.push(GateResult::min(
+                    "min-detection-per-type",
+                    label,
+                    measured,
+                    limit,
+                ));
+            }
+        }
+        let l = &summary.legitimate;
+        let legit = |s: f64| (l.requests > 0).then_some(s);
+        if let Some(limit) = self.max_non_allow {
+            out.push(GateResult::max(
+                "max-non-allow",
+                "legitimate",
+                legit(l.shares.non_allow),
+                limit,
+            ));
+        }
+        if let Some(limit) = self.max_block {
+            out.push(GateResult::max(
+                "max-block",
+                "legitimate",
+                legit(l.shares.block),
+                limit,
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(normal_by_verdict: [u64; 4], types: &[(&str, usize, usize)]) -> Report {
+        Report {
+            model_digest: "m".into(),
+            data_digest: "d".into(),
+            within: 20,
+            thresholds: Thresholds {
+                challenge: 0.5,
+                throttle: 0.7,
+                block: 0.9,
+            },
+            records: normal_by_verdict.iter().sum(),
+            normal: normal_by_verdict.iter().sum(),
+            normal_by_verdict,
+            types: types
+                .iter()
+                .map(|&(label, episodes, caught)| {
+                    let t = TypeStats {
+                        episodes,
+                        caught_within: caught,
+                        caught_any: caught,
+                        first_hit: vec![1; caught],
+                        ..TypeStats::default()
+                    };
+                    (label.to_owned(), t)
+                })
+                .collect(),
+            scores: Vec::new(),
+            roc_auc: 0.5,
+            average_precision: 0.5,
+        }
+    }
+
+    #[test]
+    fn gates_compare_shares_with_limits() {
+        let s = report([9_990, 5, 3, 2], &[("a", 10, 10), ("b", 10, 8)]).summary("t");
+        assert_eq!(s.detection.caught_within_share, 0.9);
+        assert_eq!(s.legitimate.shares.non_allow, 0.001);
+        let gates = Gates {
+            min_detection: Some(0.9),
+            min_detection_per_type: Some(0.85),
+            max_non_allow: Some(0.001),
+            max_block: Some(0.0001),
+        };
+        let r = gates.check(&s);
+        let got: Vec<(&str, &str, bool)> = r
+            .iter()
+            .map(|g| (g.gate, g.scope.as_str(), g.passed))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("min-detection", "all", true),
+                ("min-detection-per-type", "a", true),
+                ("min-detection-per-type", "b", false),
+                ("max-non-allow", "legitimate", true),
+                ("max-block", "legitimate", false),
+            ]
+        );
+        assert_eq!(
+            r[4].to_string(),
+            "--max-block (legitimate): measured 0.0002, limit <= 0.0001: FAILED"
+        );
+        assert!(Gates::default().check(&s).is_empty());
+    }
+
+    #[test]
+    fn a_gate_with_nothing_to_measure_fails() {
+        let s = report([0; 4], &[]).summary("t");
+        let gates = Gates {
+            min_detection: Some(0.0),
+            min_detection_per_type: Some(0.0),
+            max_non_allow: Some(1.0),
+            max_block: Some(1.0),
+        };
+        let r = gates.check(&s);
+        assert_eq!(r.len(), 4);
+        assert!(r.iter().all(|g| !g.passed && g.measured.is_none()), "{r:?}");
+        assert!(r[0].to_string().contains("measured nothing"));
     }
 }

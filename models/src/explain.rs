@@ -10,6 +10,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+use serde::Serialize;
+
 use crate::baseline::ClientBaseline;
 use crate::features::{Feature, FeatureVector};
 
@@ -18,7 +20,7 @@ pub const MAX_REASONS: usize = 3;
 
 /// One reason: the feature it comes from, a rendered text, and how strongly it stands out
 /// (0..1, used to rank).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Reason {
     pub feature: &'static str,
     pub text: String,

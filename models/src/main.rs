@@ -1,14 +1,19 @@
 //! `obguard-models`: simulate traffic, train, evaluate, inspect, explain and sign obguard models.
+//!
+//! Exit status: 0 success, 1 error, 2 command line mistake (clap), 3 an `eval` gate failed
+//! ([`cli::EXIT_GATE_FAILED`]).
+
+mod cli;
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use obguard_models::train::{Algorithm, TrainConfig};
-use obguard_models::{Model, PublicKey, SignaturePolicy, eval, records, schema, sim, train};
+use obguard_models::{Model, PublicKey, SignaturePolicy, schema, sim, train};
 
 #[derive(Parser)]
 #[command(name = "obguard-models", version, about)]
@@ -59,37 +64,16 @@ enum Command {
         #[arg(long)]
         created: Option<String>,
     },
-    /// Score labelled records: detection per attack type, false positives, ROC/PR/histogram PNGs.
-    Eval {
-        #[arg(long)]
-        model: PathBuf,
-        #[arg(long)]
-        data: PathBuf,
-        /// Directory for roc.png, pr.png and score-histogram.png.
-        #[arg(long)]
-        plots: Option<PathBuf>,
-        /// Requests of an episode within which it must be caught.
-        #[arg(long, default_value_t = 20)]
-        within: usize,
-    },
+    /// Score labelled records: detection per attack type, false positives, ROC/PR/histogram
+    /// PNGs; text or JSON; CI gates (exit 3 when one fails).
+    Eval(cli::eval::EvalArgs),
     /// Model file metadata, schema, thresholds and size.
     Inspect {
         #[arg(long)]
         model: PathBuf,
     },
-    /// Score records and print each non-allowed request with its reasons.
-    Explain {
-        #[arg(long)]
-        model: PathBuf,
-        #[arg(long)]
-        data: PathBuf,
-        /// Print allowed requests too.
-        #[arg(long)]
-        all: bool,
-        /// Stop after this many printed requests (0: no limit).
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-    },
+    /// Score records and print each non-allowed request with its reasons (text or JSON Lines).
+    Explain(cli::explain::ExplainArgs),
     /// Generate an Ed25519 model signing key: PREFIX.key (PKCS#8 PEM secret key, mode 0600)
     /// and PREFIX.pub (base64 public key, the line to configure as a trusted key).
     Keygen {
@@ -129,7 +113,7 @@ macro_rules! outln {
 
 fn main() -> std::process::ExitCode {
     match run(Cli::parse()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("obguard-models: {e:#}");
             std::process::ExitCode::FAILURE
@@ -137,7 +121,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli) -> Result<std::process::ExitCode> {
     match cli.command {
         Command::Simulate {
             seed,
@@ -207,21 +191,7 @@ fn run(cli: Cli) -> Result<()> {
                 started.elapsed().as_secs_f64()
             );
         }
-        Command::Eval {
-            model,
-            data,
-            plots,
-            within,
-        } => {
-            let model = load_model(&model)?;
-            let report = eval::evaluate_file(&model, &data, within)?;
-            std::io::stdout().write_all(report.render().as_bytes())?;
-            if let Some(dir) = plots {
-                std::fs::create_dir_all(&dir)?;
-                obguard_models::plots::write_all(&report, &dir)?;
-                eprintln!("plots in {}", dir.display());
-            }
-        }
+        Command::Eval(args) => return cli::eval::run(args),
         Command::Inspect { model } => {
             let mut o = String::new();
             let bytes =
@@ -296,49 +266,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             std::io::stdout().write_all(o.as_bytes())?;
         }
-        Command::Explain {
-            model,
-            data,
-            all,
-            limit,
-        } => {
-            let model = load_model(&model)?;
-            let file = File::open(&data).with_context(|| format!("opening {}", data.display()))?;
-            let mut printed = 0usize;
-            let mut out = std::io::stdout().lock();
-            let mut err = None;
-            eval::replay(
-                &model,
-                records::read(BufReader::new(file)),
-                |record, scored| {
-                    if (all || scored.verdict != obguard_models::Verdict::Allow)
-                        && (limit == 0 || printed < limit)
-                    {
-                        printed += 1;
-                        let reasons: Vec<String> =
-                            scored.reasons.iter().map(ToString::to_string).collect();
-                        if let Err(e) = writeln!(
-                            out,
-                            "{} {} {} {} score={:.3} {} [{}] label={}",
-                            records::format_ts(record.ts_ms),
-                            record.client_id,
-                            record.method,
-                            record.path,
-                            scored.score,
-                            scored.verdict.as_str(),
-                            reasons.join(", "),
-                            record.label.as_deref().unwrap_or("-"),
-                        ) {
-                            err = Some(e);
-                        }
-                    }
-                },
-                true,
-            )?;
-            if let Some(e) = err {
-                return Err(e.into());
-            }
-        }
+        Command::Explain(args) => cli::explain::run(args)?,
         Command::Keygen { out } => keygen(&out)?,
         Command::Sign { key, model, out } => {
             let pem = std::fs::read_to_string(&key)
@@ -386,7 +314,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("signature ok: key {key_id}, digest {}", m.digest_hex());
         }
     }
-    Ok(())
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 /// `keygen`: PREFIX.key (mode 0600) and PREFIX.pub, never overwriting either.
@@ -458,9 +386,4 @@ fn write_replacing(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path)
         .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
-}
-
-fn load_model(path: &PathBuf) -> Result<obguard_models::Model> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    obguard_models::load(&bytes).with_context(|| format!("loading {}", path.display()))
 }

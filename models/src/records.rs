@@ -248,16 +248,27 @@ impl Record {
 
 /// Records of a reader, one per non-blank line, each parsed or refused with its line number.
 pub fn read(reader: impl BufRead) -> impl Iterator<Item = Result<Record, RecordError>> {
+    read_numbered(reader).map(|(_, r)| r)
+}
+
+/// [`read`], with each record's 1-based line number (blank lines are skipped, so numbers
+/// can jump).
+pub fn read_numbered(
+    reader: impl BufRead,
+) -> impl Iterator<Item = (usize, Result<Record, RecordError>)> {
     reader
         .lines()
         .enumerate()
         .filter_map(|(i, line)| match line {
-            Err(e) => Some(Err(RecordError {
-                line: i + 1,
-                reason: format!("unreadable: {e}"),
-            })),
+            Err(e) => Some((
+                i + 1,
+                Err(RecordError {
+                    line: i + 1,
+                    reason: format!("unreadable: {e}"),
+                }),
+            )),
             Ok(l) if l.trim().is_empty() => None,
-            Ok(l) => Some(Record::parse(&l, i + 1)),
+            Ok(l) => Some((i + 1, Record::parse(&l, i + 1))),
         })
 }
 
