@@ -288,7 +288,7 @@ mod tests {
         assert!(bytes.len() <= MAX_ENCODED_LEN, "{} bytes", bytes.len());
         assert_eq!(
             bytes.len(),
-            204,
+            231,
             "update docs/adr/0002 if the widest size changes"
         );
         assert_eq!(ClientBaseline::decode(&bytes).unwrap(), widest);

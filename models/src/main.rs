@@ -12,8 +12,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use obguard_models::train::{Algorithm, TrainConfig};
-use obguard_models::{Model, PublicKey, SignaturePolicy, schema, sim, train};
+use obguard_models::{Model, PublicKey, SignaturePolicy, schema, sim};
 
 #[derive(Parser)]
 #[command(name = "obguard-models", version, about)]
@@ -38,32 +37,14 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Train a model from labelled records.
-    Train {
-        #[arg(long)]
-        data: PathBuf,
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long, default_value_t = 7)]
-        seed: u64,
-        /// forest, logistic, or compare (train every candidate, report, keep the forest).
-        #[arg(long, default_value = "forest")]
-        algorithm: String,
-        #[arg(long, default_value_t = 30)]
-        trees: u16,
-        #[arg(long, default_value_t = 10)]
-        max_depth: u16,
-        /// Normal rows sampled for fitting (all attack rows are used).
-        #[arg(long, default_value_t = 150_000)]
-        max_normal_rows: usize,
-        /// UTC offset, minutes, for hours of day.
-        #[arg(long, default_value_t = 0)]
-        utc_offset_minutes: i32,
-        /// Creation date recorded in the model (RFC 3339); default now. Fix it for
-        /// reproducible builds.
-        #[arg(long)]
-        created: Option<String>,
-    },
+    /// Train a model from labelled records, or from a bank's own unlabelled records with
+    /// `--unlabelled` (attack episodes are injected into the real clients' streams).
+    Train(cli::train::TrainArgs),
+    /// Inject labelled attack episodes into real (unlabelled) records, as `train
+    /// --unlabelled` does, and write the result for inspection.
+    Inject(cli::train::InjectCmd),
+    /// Set a model's thresholds on a bank's own records for a target false-alarm rate.
+    Calibrate(cli::train::CalibrateArgs),
     /// Score labelled records: detection per attack type, false positives, ROC/PR/histogram
     /// PNGs; text or JSON; CI gates (exit 3 when one fails).
     Eval(cli::eval::EvalArgs),
@@ -153,44 +134,9 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 started.elapsed().as_secs_f64()
             );
         }
-        Command::Train {
-            data,
-            out,
-            seed,
-            algorithm,
-            trees,
-            max_depth,
-            max_normal_rows,
-            utc_offset_minutes,
-            created,
-        } => {
-            let algorithm = match algorithm.as_str() {
-                "forest" => Algorithm::Forest,
-                "logistic" => Algorithm::Logistic,
-                "compare" => Algorithm::Compare,
-                other => bail!("--algorithm: {other:?} is not forest, logistic or compare"),
-            };
-            let cfg = TrainConfig {
-                seed,
-                algorithm,
-                trees,
-                max_depth,
-                max_normal_rows,
-                utc_offset_minutes,
-                created,
-            };
-            let started = Instant::now();
-            let model = train::train_file(&data, &cfg)?;
-            let bytes = model.to_bytes()?;
-            std::fs::write(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
-            eprintln!(
-                "wrote {} ({} bytes, {}) in {:.1}s",
-                out.display(),
-                bytes.len(),
-                model.kind_name(),
-                started.elapsed().as_secs_f64()
-            );
-        }
+        Command::Train(args) => cli::train::run_train(args)?,
+        Command::Inject(args) => cli::train::run_inject(args)?,
+        Command::Calibrate(args) => cli::train::run_calibrate(args)?,
         Command::Eval(args) => return cli::eval::run(args),
         Command::Inspect { model } => {
             let mut o = String::new();

@@ -285,12 +285,14 @@ impl ModelStage {
                 primary.model.population(),
                 &event,
             );
+            // Scored before the store: the client's calibration level lives in its baseline.
+            let client_score = primary.model.score_for_client(&features, &mut baseline);
             let stored = match &slot.key {
                 None => true,
                 Some(key) => baselines::encode_slot(owner, &baseline)
                     .is_some_and(|bytes| store.store(key, &bytes, slot.cas.or(Some(0))).is_ok()),
             };
-            outcome = Some((features, baseline));
+            outcome = Some((features, baseline, client_score));
             if stored {
                 write = if mine {
                     BaselineWrite::Stored
@@ -300,7 +302,7 @@ impl ModelStage {
                 break;
             }
         }
-        let Some((features, baseline)) = outcome else {
+        let Some((features, baseline, client_score)) = outcome else {
             return Some(Scored {
                 score: 0.0,
                 verdict: Verdict::Allow,
@@ -312,7 +314,8 @@ impl ModelStage {
             });
         };
         let shadow = models.shadow.clone().map(|model| {
-            let score = model.model.score(&features);
+            // The primary's per-client shift applies to the shadow too, so the two compare.
+            let score = (model.model.score(&features) - client_score.shift).max(0.0);
             let thresholds = route_thresholds.unwrap_or(model.model.thresholds());
             ShadowScore {
                 score,
@@ -320,7 +323,7 @@ impl ModelStage {
                 model,
             }
         });
-        let score = primary.model.score(&features);
+        let score = client_score.score;
         let model_verdict = thresholds.verdict(score);
         let reasons = if model_verdict == ModelVerdict::Allow {
             Vec::new()

@@ -3,6 +3,7 @@
 
 pub mod eval;
 pub mod explain;
+pub mod train;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};

@@ -11,9 +11,8 @@
 //! says nothing. What stands out is change: a user-agent product this client never used, a
 //! network outside its providers, a pace or a spread of ids above its own usual, an hour it
 //! is never active at (tolerant of the one-hour DST shift). A new client has no history, so
-//! its relative features fade in over a warm-up ([`window::WARM_REQUESTS`],
-//! [`window::WARM_AGE_S`]); until then only overt signals (error storms) and the hard rules
-//! ([`crate::rules`]) act.
+//! its relative features fade in over a warm-up ([`window::WARM_REQUESTS`]); until then only
+//! overt signals (error storms) and the hard rules act.
 
 pub mod window;
 
@@ -159,10 +158,8 @@ fn maturity(b: &ClientBaseline) -> f32 {
 }
 
 /// How far a client is through its warm-up, 0..1.
-fn warmth(b: &ClientBaseline, age_s: f32) -> f32 {
-    (b.requests as f32 / WARM_REQUESTS)
-        .min(age_s / WARM_AGE_S)
-        .clamp(0.0, 1.0)
+fn warmth(b: &ClientBaseline) -> f32 {
+    (b.requests as f32 / WARM_REQUESTS).clamp(0.0, 1.0)
 }
 
 fn blend(own: f32, population: f32, w: f32) -> f32 {
@@ -209,9 +206,9 @@ fn bump(counts: &mut [u8], bucket: usize) {
     }
 }
 
-/// Novelty of `hash` among `slots` (1 never seen .. 0 familiar), then remember it:
-/// bump its hits, or replace the least-hit slot.
-fn novelty_and_remember(slots: &mut [Slot], hash: u32) -> f32 {
+/// Novelty of `hash` among `slots` (1 never seen .. 0 familiar) and whether the slots
+/// missed it, then remember it: bump its hits, or replace the least-hit slot.
+fn novelty_and_remember(slots: &mut [Slot], hash: u32) -> (f32, bool) {
     let found = slots.iter().position(|s| s.hash == hash);
     let novelty = match found.and_then(|i| slots.get(i)) {
         Some(s) => 1.0 - (f32::from(s.hits) / FAMILIAR_HITS).min(1.0),
@@ -238,16 +235,17 @@ fn novelty_and_remember(slots: &mut [Slot], hash: u32) -> f32 {
         }
         s.hits = s.hits.saturating_add(1);
     }
-    novelty
+    (novelty, found.is_none())
 }
 
-/// The client's churn of one attribute (0..1), then fold this request's novelty into it.
-fn churn_and_update(churn: &mut [u8; 4], which: Churn, novelty: f32) -> f32 {
+/// The client's churn of one attribute (0..1: the share of its recent requests that brought
+/// a value its slots did not hold), then fold this request in.
+fn churn_and_update(churn: &mut [u8; 4], which: Churn, missed: bool) -> f32 {
     let Some(c) = churn.get_mut(which as usize) else {
         return 0.0;
     };
     let before = f32::from(*c) / 255.0;
-    let after = before + CHURN_ALPHA * (novelty.clamp(0.0, 1.0) - before);
+    let after = before + CHURN_ALPHA * (f32::from(u8::from(missed)) - before);
     *c = (after * 255.0).round().clamp(0.0, 255.0) as u8;
     before
 }
@@ -306,7 +304,7 @@ pub fn extract(
     let mut fv = FeatureVector::default();
     let w = maturity(b);
     let age_s = seconds_between(b.first_ms, now);
-    let warm = warmth(b, age_s);
+    let warm = warmth(b);
 
     // Time of day: only once the client has shown a couple of days of its rhythm.
     let minute = local_minute(cfg, now);
@@ -336,12 +334,14 @@ pub fn extract(
     let asn_hash = event
         .asn
         .map_or(0, |a| hashing::fnv1a(TAG_ASN, &a.to_le_bytes()));
-    let prefix_novelty = novelty_and_remember(&mut b.prefixes, prefix);
-    let country_novelty = novelty_and_remember(&mut b.countries, country_hash);
-    let asn_novelty = novelty_and_remember(&mut b.asns, asn_hash);
-    let prefix_churn = churn_and_update(&mut b.churn, Churn::Prefix, prefix_novelty);
-    let country_churn = churn_and_update(&mut b.churn, Churn::Country, country_novelty);
-    let asn_churn = churn_and_update(&mut b.churn, Churn::Asn, asn_novelty);
+    let (prefix_novelty, prefix_miss) = novelty_and_remember(&mut b.prefixes, prefix);
+    let (country_novelty, country_miss) = novelty_and_remember(&mut b.countries, country_hash);
+    let (asn_novelty, asn_miss) = novelty_and_remember(&mut b.asns, asn_hash);
+    // The first request of a client misses everything; that is not churn.
+    let first = b.requests == 0;
+    let prefix_churn = churn_and_update(&mut b.churn, Churn::Prefix, prefix_miss && !first);
+    let country_churn = churn_and_update(&mut b.churn, Churn::Country, country_miss && !first);
+    let asn_churn = churn_and_update(&mut b.churn, Churn::Asn, asn_miss && !first);
     // A new address inside a provider the client already uses counts half.
     let new_prefix = prefix_novelty * (1.0 - prefix_churn) * (0.5 + 0.5 * asn_novelty);
     let new_country = country_novelty * (1.0 - country_churn);
@@ -408,9 +408,9 @@ pub fn extract(
     let product_hash = product.map_or(0, |p| {
         hashing::fnv1a(TAG_UA, p.to_ascii_lowercase().as_bytes()) | 1
     });
-    let agent_novelty = novelty_and_remember(&mut b.agents, agent_hash);
-    let product_novelty = novelty_and_remember(&mut b.products, product_hash);
-    let agent_churn = churn_and_update(&mut b.churn, Churn::Agent, agent_novelty);
+    let (agent_novelty, agent_miss) = novelty_and_remember(&mut b.agents, agent_hash);
+    let (product_novelty, _) = novelty_and_remember(&mut b.products, product_hash);
+    let agent_churn = churn_and_update(&mut b.churn, Churn::Agent, agent_miss && !first);
     fv.set(
         Feature::NewAgent,
         agent_novelty * (1.0 - agent_churn) * warm,
@@ -612,8 +612,8 @@ mod tests {
                 tenth = last;
             }
         }
-        assert!(last.get(Feature::DistinctIds) > 25.0, "{last:?}");
-        assert!(last.get(Feature::DistinctIdsRatio) > 10.0, "{last:?}");
+        assert!(last.context.ids > 25.0, "{last:?}");
+        assert!(last.get(Feature::IdsRatio) > 10.0, "{last:?}");
         assert!(last.get(Feature::BurstRatio) > 2.5, "{last:?}");
         // A new country stays novel for FAMILIAR_HITS requests, then becomes familiar.
         assert!(tenth.get(Feature::NewCountry) > 0.6, "{tenth:?}");

@@ -19,16 +19,16 @@ pub const PRIOR_WEIGHT: f32 = 4.0;
 pub const FAMILIAR_HITS: f32 = 32.0;
 /// Requests after which a client's own typical values fully replace the population's.
 pub const MATURE_REQUESTS: f32 = 32.0;
-/// Warm-up: until a client has this many requests *and* this age, its relative features
-/// fade in (only hard rules and overt signals such as error storms act on a new client).
-pub const WARM_REQUESTS: f32 = 48.0;
-pub const WARM_AGE_S: f32 = 4.0 * 3600.0;
+/// Warm-up: over a client's first requests its relative features fade in (only hard rules
+/// and overt signals such as error storms act on a new client).
+pub const WARM_REQUESTS: f32 = 32.0;
 /// Hour of day means nothing before a client has been seen for two days.
 pub const HOUR_AGE_S: f32 = 2.0 * 86_400.0;
 /// Weight of a neighbouring hour in the hour histogram (a local-time job moves by an hour
 /// in UTC when daylight saving time starts or ends).
 pub const NEIGHBOUR_HOUR_WEIGHT: f32 = 0.5;
-/// Weight of a request in the per-attribute churn averages.
+/// Weight of a request in the per-attribute churn averages (the share of requests that
+/// bring a value the client's slots do not hold).
 pub const CHURN_ALPHA: f32 = 1.0 / 32.0;
 /// Per-client calibration: weight of an allowed request's score in the client's score
 /// level, the level below which nothing shifts, and the most a level can shift a score.
@@ -39,7 +39,7 @@ pub const MAX_SCORE_SHIFT: f32 = 0.25;
 pub const UNFAMILIAR_BITS: f32 = 6.0;
 
 /// Everything above, for the schema's canonical text.
-pub const CONSTANTS: [(&str, f32); 18] = [
+pub const CONSTANTS: [(&str, f32); 17] = [
     ("short_tau_s", SHORT_TAU_S),
     ("long_tau_s", LONG_TAU_S),
     ("response_tau_s", RESPONSE_TAU_S),
@@ -50,7 +50,6 @@ pub const CONSTANTS: [(&str, f32); 18] = [
     ("familiar_hits", FAMILIAR_HITS),
     ("mature_requests", MATURE_REQUESTS),
     ("warm_requests", WARM_REQUESTS),
-    ("warm_age_s", WARM_AGE_S),
     ("hour_age_s", HOUR_AGE_S),
     ("neighbour_hour_weight", NEIGHBOUR_HOUR_WEIGHT),
     ("churn_alpha", CHURN_ALPHA),
