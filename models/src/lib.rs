@@ -101,4 +101,6 @@ pub mod records;
 #[cfg(feature = "train")]
 pub mod sim;
 #[cfg(feature = "train")]
+pub mod sim_b;
+#[cfg(feature = "train")]
 pub mod train;
