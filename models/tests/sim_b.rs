@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 //! World B simulator: deterministic, sorted, parseable, every attack type present.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -40,13 +45,19 @@ fn small_world_is_deterministic_sorted_and_parseable() {
     let (a, stats) = run(&cfg);
     let (b, _) = run(&cfg);
     assert!(a == b, "same seed, same bytes");
-    let (c, _) = run(&WorldBConfig { seed: 6, ..cfg.clone() });
+    let (c, _) = run(&WorldBConfig {
+        seed: 6,
+        ..cfg.clone()
+    });
     assert!(a != c, "another seed, another world");
 
     let recs: Vec<_> = records::read(a.as_slice()).map(|r| r.unwrap()).collect();
     assert_eq!(recs.len() as u64, stats.records);
     assert!(stats.records > 2_000, "{stats:?}");
-    assert!(recs.windows(2).all(|w| w[0].ts_ms <= w[1].ts_ms), "sorted by ts");
+    assert!(
+        recs.windows(2).all(|w| w[0].ts_ms <= w[1].ts_ms),
+        "sorted by ts"
+    );
 
     let mut attack_records = 0u64;
     let mut episodes: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
@@ -61,7 +72,10 @@ fn small_world_is_deterministic_sorted_and_parseable() {
         } else {
             attack_records += 1;
             assert!(TYPES.contains(&label), "unknown label {label}");
-            let ep = r.episode.as_deref().expect("attack records carry an episode");
+            let ep = r
+                .episode
+                .as_deref()
+                .expect("attack records carry an episode");
             assert!(ep.starts_with("b-ep-"), "{ep}");
             episodes.entry(label).or_default().insert(ep);
         }
@@ -69,9 +83,15 @@ fn small_world_is_deterministic_sorted_and_parseable() {
     }
     assert_eq!(attack_records, stats.attack_records);
     assert_eq!(clients.len() as u32, stats.clients);
-    assert_eq!(episodes.values().map(BTreeSet::len).sum::<usize>() as u32, stats.episodes);
+    assert_eq!(
+        episodes.values().map(BTreeSet::len).sum::<usize>() as u32,
+        stats.episodes
+    );
     for t in TYPES {
-        assert!(episodes.contains_key(t), "attack type {t} missing: {episodes:?}");
+        assert!(
+            episodes.contains_key(t),
+            "attack type {t} missing: {episodes:?}"
+        );
     }
     // Timestamps as written are RFC 3339 with milliseconds, UTC.
     let first = std::str::from_utf8(&a).unwrap().lines().next().unwrap();
@@ -98,8 +118,26 @@ fn account_ids_are_resource_ids() {
 fn bad_configs_are_refused() {
     let mut out = Vec::new();
     assert!(simulate(&WorldBConfig { days: 0, ..small() }, &mut out).is_err());
-    assert!(simulate(&WorldBConfig { start: "soon".into(), ..small() }, &mut out).is_err());
-    assert!(simulate(&WorldBConfig { scale: 0.0, ..small() }, &mut out).is_err());
+    assert!(
+        simulate(
+            &WorldBConfig {
+                start: "soon".into(),
+                ..small()
+            },
+            &mut out
+        )
+        .is_err()
+    );
+    assert!(
+        simulate(
+            &WorldBConfig {
+                scale: 0.0,
+                ..small()
+            },
+            &mut out
+        )
+        .is_err()
+    );
 }
 
 /// The default world, written to `$WORLD_B_OUT` (default `/tmp/world_b.jsonl`) with a summary:

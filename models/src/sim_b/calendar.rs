@@ -191,7 +191,9 @@ impl Tz {
 
     /// UTC instant of `hour:minute` local time on local day `day`.
     pub fn at(self, day: i64, hour: u32, minute: u32) -> u64 {
-        self.to_utc(day * DAY as i64 + i64::from(hour) * HOUR as i64 + i64::from(minute) * MINUTE as i64)
+        self.to_utc(
+            day * DAY as i64 + i64::from(hour) * HOUR as i64 + i64::from(minute) * MINUTE as i64,
+        )
     }
 }
 
@@ -200,26 +202,26 @@ pub type Curve = [f32; 24];
 
 /// Retail banking app opens: morning commute, lunch, evening peak, little at night.
 pub const RETAIL_APP: Curve = [
-    0.15, 0.08, 0.05, 0.04, 0.05, 0.15, 0.45, 1.00, 1.35, 1.10, 0.95, 1.00, 1.45, 1.30, 1.00,
-    0.95, 1.05, 1.30, 1.50, 1.65, 1.70, 1.45, 0.95, 0.45,
+    0.15, 0.08, 0.05, 0.04, 0.05, 0.15, 0.45, 1.00, 1.35, 1.10, 0.95, 1.00, 1.45, 1.30, 1.00, 0.95,
+    1.05, 1.30, 1.50, 1.65, 1.70, 1.45, 0.95, 0.45,
 ];
 
 /// E-commerce checkouts: evening peak, lunchtime bump.
 pub const ECOMMERCE: Curve = [
-    0.20, 0.10, 0.05, 0.04, 0.04, 0.08, 0.20, 0.40, 0.60, 0.75, 0.85, 0.95, 1.25, 1.15, 0.95,
-    0.90, 0.95, 1.10, 1.40, 1.85, 2.10, 1.90, 1.30, 0.60,
+    0.20, 0.10, 0.05, 0.04, 0.04, 0.08, 0.20, 0.40, 0.60, 0.75, 0.85, 0.95, 1.25, 1.15, 0.95, 0.90,
+    0.95, 1.10, 1.40, 1.85, 2.10, 1.90, 1.30, 0.60,
 ];
 
 /// Office hours (accountants, lenders' underwriting, payroll clerks).
 pub const OFFICE: Curve = [
-    0.01, 0.01, 0.01, 0.01, 0.01, 0.02, 0.05, 0.30, 0.90, 1.40, 1.50, 1.40, 0.90, 1.20, 1.45,
-    1.35, 1.10, 0.70, 0.30, 0.15, 0.10, 0.08, 0.04, 0.02,
+    0.01, 0.01, 0.01, 0.01, 0.01, 0.02, 0.05, 0.30, 0.90, 1.40, 1.50, 1.40, 0.90, 1.20, 1.45, 1.35,
+    1.10, 0.70, 0.30, 0.15, 0.10, 0.08, 0.04, 0.02,
 ];
 
 /// Card shopping (funds confirmations): lunch, after work, late evening online.
 pub const SHOPPING: Curve = [
-    0.15, 0.08, 0.05, 0.03, 0.03, 0.06, 0.20, 0.45, 0.70, 0.85, 1.00, 1.20, 1.60, 1.45, 1.05,
-    1.00, 1.15, 1.50, 1.70, 1.60, 1.45, 1.10, 0.70, 0.35,
+    0.15, 0.08, 0.05, 0.03, 0.03, 0.06, 0.20, 0.45, 0.70, 0.85, 1.00, 1.20, 1.60, 1.45, 1.05, 1.00,
+    1.15, 1.50, 1.70, 1.60, 1.45, 1.10, 0.70, 0.35,
 ];
 
 /// A local hour drawn from a curve, then a uniform minute/second/ms inside it: UTC instant.
@@ -271,14 +273,19 @@ pub fn parse_start(s: &str) -> Option<u64> {
     let y = num(0, 4)?;
     let m = num(5, 7)?;
     let d = num(8, 10)?;
-    if s.get(4..5) != Some("-") || s.get(7..8) != Some("-") || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    if s.get(4..5) != Some("-")
+        || s.get(7..8) != Some("-")
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&d)
+    {
         return None;
     }
     let day = days_from_civil(i64::from(y), m, d);
     if s.len() == 10 {
         return u64::try_from(day).ok().map(|d| d * DAY);
     }
-    let parsed = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    let parsed =
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
     u64::try_from(parsed.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
@@ -296,7 +303,10 @@ mod tests {
         assert_eq!(easter(2026), days_from_civil(2026, 4, 5));
         assert!(is_uk_bank_holiday(days_from_civil(2026, 4, 3)));
         assert!(is_payday_25(days_from_civil(2026, 3, 25)));
-        assert!(is_payday_25(days_from_civil(2026, 4, 24)), "25 April 2026 is a Saturday");
+        assert!(
+            is_payday_25(days_from_civil(2026, 4, 24)),
+            "25 April 2026 is a Saturday"
+        );
         assert!(is_month_end(days_from_civil(2026, 3, 31)));
     }
 
@@ -309,6 +319,9 @@ mod tests {
         assert_eq!(Tz::Paris.at(after, 1, 30) % DAY, 23 * HOUR + 30 * MINUTE);
         assert_eq!(fmt_ts(1_767_604_502_120), "2026-01-05T09:15:02.120Z");
         assert_eq!(parse_start("2026-01-05"), Some(1_767_571_200_000));
-        assert_eq!(parse_start("2026-01-05T09:15:02.120Z"), Some(1_767_604_502_120));
+        assert_eq!(
+            parse_start("2026-01-05T09:15:02.120Z"),
+            Some(1_767_604_502_120)
+        );
     }
 }

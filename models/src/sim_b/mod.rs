@@ -1,4 +1,134 @@
-//! DOC PLACEHOLDER
+//! World B: an independent simulator of UK Open Banking (v3.1) traffic at one bank (ASPSP),
+//! written without looking at the first simulator, to test whether a detection model trained
+//! on one world generalises to traffic someone else designed.
+//!
+//! [`simulate`] writes JSONL records (`docs/records.md`) sorted by `ts`, deterministic per seed
+//! (ChaCha8 streams: one per TPP, one for the attack schedule, one per episode, so adding an
+//! attack does not change normal traffic). Every record has `ts`, `client_id`, `sub`, `method`,
+//! `path`, `status`, `resp_bytes`, `ip`, `country`, `asn`, `customer_present` (the
+//! `x-fapi-customer-ip-address` value or `false`), `label` and, for attacks, `episode`
+//! (`b-ep-0007`); `user_agent` is absent for the one TPP that sends none; no `route`. Calls made
+//! with a client-credentials token (consent creation and lookup, payment status) carry the
+//! client id as `sub`. Account ids are UUIDs (new core) or 24-character alphanumerics (legacy
+//! savings/cards); PSU ids are 10-digit customer numbers; the bank pages transactions by 50.
+//! The default world (seed 11, 14 days from 2026-03-16, scale 1, 4 attacks a day) has about
+//! 380k records from 15 legitimate TPPs and crosses the EU DST change of 2026-03-29.
+//!
+//! # Legitimate TPPs (label `normal`)
+//!
+//! **Account aggregators** (`lumenfi-aggregation` ≈ 400 customers / 650 accounts, `kestrel-open-data`
+//! ≈ 230, `tallyhub-connect` ≈ 200): unattended refreshes within the PSD2 RTS Art. 36(5) limit of
+//! four a day — lumenfi spreads four per consent evenly over the day (each consent has its own
+//! phase), kestrel runs two queue batches at 03:00 and 15:00 London, tallyhub (US-headquartered)
+//! one batch at 21:00 New York time. A refresh is `GET /aisp/accounts`, then per account
+//! `balances` (kestrel also `GET /accounts/{id}`) and `transactions?fromBookingDateTime=…` over
+//! the last 2–7 days with `&page=N` when more than a page. Users opening the app trigger the
+//! same reads customer-present. New consents during the run: `POST account-access-consents`,
+//! `GET` it after the PSU authorised (10% abandon), then a backfill of 3–24 months (up to dozens
+//! of pages per account; lumenfi also reads beneficiaries, standing orders and direct debits at
+//! onboarding). Library User-Agents (`Java-http-client/17.0.9` for lumenfi's workers and
+//! `okhttp/4.12.0` for its app path, `python-requests/2.31.0`, `Go-http-client/2.0`); 2–4 egress
+//! addresses in AWS/GCP/Azure London.
+//!
+//! **PFM apps** (`pennywise-pfm` ≈ 300 users, `budgetbee-app` ≈ 180, `moneyhive-expat` ≈ 90):
+//! customer-present heavy; sessions follow a retail diurnal curve in the user's local time
+//! (Poisson, log-normal per-user activity, more on payday), each reading accounts, balances and
+//! 30 days of transactions (20% scroll up to four pages). The TPP egresses from its own cloud
+//! (GCP London, AWS Dublin, Azure Amsterdam) while the customer's mobile/broadband address rides
+//! in `x-fapi-customer-ip-address`. Background: a nightly digest batch (pennywise 05:15,
+//! moneyhive 03:15 London) or two refreshes a day (budgetbee). 60% of moneyhive's users live in
+//! Spain/France (Madrid time, Spanish/French ISPs).
+//!
+//! **PISPs**: `swiftpay-checkout` (≈ 450 e-commerce payments a day, evening peak, more at
+//! weekends: `POST domestic-payment-consents` with the shopper's address, 20–150 s at the bank,
+//! sometimes `GET` the consent or its `funds-confirmation`, `POST domestic-payments` with the
+//! PSU token, 1–3 status polls `GET domestic-payments/{id}`; 14% abandon after the consent, 1.5%
+//! rejected with 400); `payrollo-payments` (≈ 40 businesses paying staff in bursts of 4–14
+//! payments on payday — the 25th or the business day before — weekly on Fridays or at month
+//! end, office hours, plus the odd supplier payment); `rentflow-payments` (≈ 40 standing-order
+//! set-ups a day: `domestic-standing-order-consents`, `domestic-standing-orders`).
+//!
+//! **Accountancy platforms**: `ledgerly-bankfeeds` (≈ 200 businesses, 1–4 busy accounts) runs a
+//! nightly bank-feed cron at 02:00 Europe/London with three queue workers (01:00 UTC after the
+//! DST change) and re-reads beneficiaries on Mondays for payee reconciliation;
+//! `bookwise-sync` (≈ 100, OVH France) at 01:30 Europe/Paris. Accountants also open clients'
+//! feeds customer-present during office hours on business days.
+//!
+//! **CBPII**: `cardcheck-cbpii` (≈ 1,300 funds checks a day, no User-Agent at all) and
+//! `flexipay-funds` (≈ 250): `POST cbpii/funds-confirmations` at shopping peaks (lunch, after
+//! work, Saturday), a quarter with the shopper's address; an expired consent gives 403 and a new
+//! `funds-confirmation-consents` flow.
+//!
+//! **Lender**: `lendscope-affordability` (≈ 35 applications a day, office hours and evenings):
+//! consent, 12 months of transactions per account (15–40 pages), direct debits (and standing
+//! orders), `GET /aisp/party`, then `DELETE` of the consent (204).
+//!
+//! # Legitimate but unusual (still `normal`)
+//!
+//! * **DST**: local-time crons (ledgerly, bookwise, kestrel, digests) move one hour earlier in UTC
+//!   on 2026-03-29; tallyhub's New York cron is one hour off Europe's until then.
+//! * **Customers abroad**: 4% of retail customers travel for 3–10 days (Spain, France, Portugal,
+//!   Italy, US, Greece, UAE, Ireland); their customer-present calls carry foreign addresses while
+//!   the TPP still egresses from its own network.
+//! * **Payday and month end**: payroll bursts, more PFM sessions on the 25th.
+//! * **Outages**: about one every five days (10–30 min, mostly daytime), the bank answers 503 or
+//!   504 to everything. Machines retry with their own back-off (kestrel: every 5 s up to 15 times
+//!   — a retry storm; ledgerly: 30 s ×1.5), people tap again once or twice, failed unattended
+//!   refreshes are re-run 1–25 min after the outage (catch-up burst); for half an hour after,
+//!   5% of calls meet 429 and are retried.
+//! * **New TPP going live**: `novaledger-live` (DigitalOcean London) starts mid-run with no
+//!   history, every customer onboarding with a 12–24-month backfill.
+//! * **Version roll-outs**: budgetbee's UA moves from 5.3.1/okhttp 4.11 to 5.4.0/okhttp 4.12 over
+//!   36 h (old and new interleaved); ledgerly's Apache HttpClient 4.5 → 5.3 over 20 h.
+//! * **Egress changes**: lumenfi replaces its NAT addresses (same AWS ASN, 2 h overlap);
+//!   kestrel migrates from GCP to AWS (8 h overlap).
+//! * **Consents expiring/revoked** (≈ 0.4% a day): reads get 403; lumenfi/tallyhub stop at the
+//!   first, kestrel keeps trying for two days; half the users re-authorise when they next open
+//!   the app (new consent). **Closed accounts** answer 404 and aggregators keep asking.
+//! * **Noise**: 0.2% of machine calls get 401 (token expired early; refreshed and retried within
+//!   two seconds), 0.15% get 500 and are retried; backfills are long paging bursts.
+//!
+//! # Attacks (label = type, one `episode` per campaign)
+//!
+//! Episodes are spread evenly over the days (`attacks_per_day`), types in a shuffled rotation
+//! (every nine consecutive episodes contain each type once), victims drawn among TPPs of
+//! plausible kinds that are live at the time. Unless said otherwise the attacker reuses the
+//! victim's client id with stolen tokens; "victim's network" means the victim's own egress pool
+//! (a compromised TPP or insider), "new network" a hosting/VPN provider (DigitalOcean NL,
+//! Hetzner, Vultr, M247, Linode, AWS us-east) or a residential proxy (BR, VN, IN, NG, RO, ID,
+//! US, DE, GB).
+//!
+//! * `psd2_over_polling`: one customer's account(s) read every 4–20 min for 6–16 h (balances,
+//!   transactions of the last day, sometimes the account list), no customer present; 80% the
+//!   victim's own network and UA, else a new network with `python-requests`.
+//! * `low_and_slow_enumeration`: one request every 2–9 min for 3–10 h with one PSU's token,
+//!   walking account ids: other customers' real ids (403), guesses in the bank's formats or
+//!   mutations of the own id (404), now and then the own account (200); 65% from a new network.
+//! * `bola_burst`: 40–300 requests in a few minutes (0.3–3 s apart, or 20–250 ms when
+//!   parallel) over account ids (or payment/consent ids for PISP victims); 403/404 mostly, some
+//!   200 (the hole); 70% from a new network, half with a tool UA.
+//! * `night_exfiltration`: between 00:30 and 04:30 London, 60–350 accounts (× scale) of many of
+//!   the victim's customers, each with an 18–24-month `fromBookingDateTime`, 1–3 full pages
+//!   (~30 KB), half with balances first; half from the victim's network.
+//! * `payment_burst`: 8–40 consents + payments in 5–30 min through a PISP's credentials, for one
+//!   customer (60%) or many, authorisation only seconds after each consent, some refused (403) by
+//!   the bank's fraud checks; the customer-address header absent, spoofed from a proxy, or the
+//!   customer's home address.
+//! * `token_replay`: one PSU's token used for 5–90 min from a new network/ASN/country with a
+//!   different UA (browser, Android, old okhttp, scripts), reading accounts, balances, 1–3 pages
+//!   of transactions, sometimes beneficiaries; 30% set the customer header to their own address.
+//! * `credential_stuffing`: 150–900 `GET /aisp/accounts` in 10–60 min, each with another sub
+//!   (tokens from a combo list): 401 (92%) or 403, 5% work; rotating residential proxies (20–200
+//!   addresses); 40% under a fresh client id (`quidly-connect`, `finpulse-data`,
+//!   `openledger-io`, `cashview-ais`).
+//! * `tool_scraping`: the victim's client id with curl, Postman, Insomnia, HTTPie, Wget, httpx or
+//!   headless Chrome walking every endpoint of 1–5 customers' accounts (account, balances, 3–10
+//!   pages of a year of transactions, beneficiaries, standing orders, direct debits, scheduled
+//!   payments, statements, product, parties, party); scripted (~1 s) or by hand (4–40 s).
+//! * `consent_abuse`: from the victim's own network and UA, an endpoint set outside its usual
+//!   mix (beneficiaries + standing orders; + direct debits + scheduled payments; or parties,
+//!   statements, product) for every account of 30–250 customers (× scale) over 20–120 min,
+//!   up to a third refused (403) where the consent lacks the permission.
 
 mod attacks;
 mod calendar;
@@ -159,7 +289,10 @@ impl World {
     }
 
     pub fn outage_at(&self, t: u64) -> Option<(u64, u64, u16)> {
-        self.outages.iter().copied().find(|(s, e, _)| t >= *s && t < *e)
+        self.outages
+            .iter()
+            .copied()
+            .find(|(s, e, _)| t >= *s && t < *e)
     }
 
     /// True in the half hour after an outage (catch-up traffic meets rate limits).
@@ -260,9 +393,7 @@ impl Req {
                 None => PresentOut::Flag(false),
             },
             label: self.label.map_or("normal", Attack::label),
-            episode: self
-                .label
-                .map(|_| format!("b-ep-{:04}", self.episode)),
+            episode: self.label.map(|_| format!("b-ep-{:04}", self.episode)),
         };
         serde_json::to_writer(&mut *w, &line)?;
         w.write_all(b"\n")?;
@@ -359,7 +490,15 @@ pub(crate) fn error_bytes<R: Rng>(rng: &mut R, status: u16) -> u32 {
 }
 
 impl Actor {
-    fn emit<R: Rng>(&self, sink: &mut Sink, rng: &mut R, t: u64, call: &Call, status: u16, bytes: u32) {
+    fn emit<R: Rng>(
+        &self,
+        sink: &mut Sink,
+        rng: &mut R,
+        t: u64,
+        call: &Call,
+        status: u16,
+        bytes: u32,
+    ) {
         sink.reqs.push(Req {
             ts: t,
             client: self.client.clone(),
@@ -378,7 +517,14 @@ impl Actor {
 
     /// Send `call` at `*t`; outages, rate limits and token expiry add failed attempts and
     /// retries, moving `*t` to the last attempt. False when the call finally failed.
-    pub fn send<R: Rng>(&self, sink: &mut Sink, rng: &mut R, world: &World, t: &mut u64, call: Call) -> bool {
+    pub fn send<R: Rng>(
+        &self,
+        sink: &mut Sink,
+        rng: &mut R,
+        world: &World,
+        t: &mut u64,
+        call: Call,
+    ) -> bool {
         let mut attempt: u32 = 0;
         loop {
             let failure = if let Some((_, _, status)) = world.outage_at(*t) {
@@ -411,7 +557,11 @@ impl Actor {
                     }
                     rng.gen_range(3_000..15_000)
                 }
-                Retry::Backoff { max, base_ms, factor } => {
+                Retry::Backoff {
+                    max,
+                    base_ms,
+                    factor,
+                } => {
                     if attempt >= u32::from(max) {
                         return false;
                     }
@@ -434,7 +584,13 @@ pub(crate) mod ids {
 
     fn from_set<R: Rng>(rng: &mut R, set: &[u8], n: usize) -> String {
         (0..n)
-            .map(|_| char::from(set.get(rng.gen_range(0..set.len())).copied().unwrap_or(b'0')))
+            .map(|_| {
+                char::from(
+                    set.get(rng.gen_range(0..set.len()))
+                        .copied()
+                        .unwrap_or(b'0'),
+                )
+            })
             .collect()
     }
 

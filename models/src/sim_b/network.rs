@@ -23,24 +23,49 @@ macro_rules! net {
 }
 
 // Cloud regions (TPP egress).
-net!(AWS_LONDON, 16509, "GB", [[3, 8], [3, 9], [18, 130], [18, 132], [35, 176], [52, 56]]);
-net!(AWS_DUBLIN, 16509, "IE", [[34, 240], [34, 241], [52, 208], [54, 72]]);
+net!(
+    AWS_LONDON,
+    16509,
+    "GB",
+    [[3, 8], [3, 9], [18, 130], [18, 132], [35, 176], [52, 56]]
+);
+net!(
+    AWS_DUBLIN,
+    16509,
+    "IE",
+    [[34, 240], [34, 241], [52, 208], [54, 72]]
+);
 net!(AWS_VIRGINIA, 14618, "US", [[3, 80], [44, 192], [54, 85]]);
 net!(GCP_LONDON, 396982, "GB", [[34, 89], [35, 189], [35, 242]]);
 net!(GCP_BELGIUM, 396982, "BE", [[34, 76], [35, 195]]);
-net!(AZURE_UKSOUTH, 8075, "GB", [[51, 104], [51, 105], [51, 140], [20, 26]]);
+net!(
+    AZURE_UKSOUTH,
+    8075,
+    "GB",
+    [[51, 104], [51, 105], [51, 140], [20, 26]]
+);
 net!(AZURE_WESTEU, 8075, "NL", [[20, 50], [20, 76], [52, 174]]);
 net!(OVH_FR, 16276, "FR", [[51, 68], [51, 75], [54, 36]]);
 net!(DO_LONDON, 14061, "GB", [[178, 62], [46, 101], [167, 99]]);
 // Hosting and VPN networks attackers favour (some legitimate TPPs live there too).
-net!(DO_AMSTERDAM, 14061, "NL", [[188, 166], [146, 190], [165, 22]]);
+net!(
+    DO_AMSTERDAM,
+    14061,
+    "NL",
+    [[188, 166], [146, 190], [165, 22]]
+);
 net!(HETZNER_DE, 24940, "DE", [[88, 198], [78, 46], [116, 202]]);
 net!(HETZNER_FI, 24940, "FI", [[95, 216], [65, 108], [135, 181]]);
 net!(VULTR_NL, 20473, "NL", [[45, 32], [95, 179], [136, 244]]);
 net!(M247_RO, 9009, "RO", [[89, 46], [146, 70], [185, 220]]);
 net!(LINODE_US, 63949, "US", [[45, 79], [172, 104], [139, 162]]);
 // UK consumer ISPs (broadband and mobile).
-net!(BT, 2856, "GB", [[86, 128], [86, 150], [81, 129], [109, 144]]);
+net!(
+    BT,
+    2856,
+    "GB",
+    [[86, 128], [86, 150], [81, 129], [109, 144]]
+);
 net!(VIRGIN, 5089, "GB", [[82, 0], [82, 1], [86, 0], [62, 31]]);
 net!(SKY, 5607, "GB", [[2, 96], [2, 97], [90, 208], [5, 80]]);
 net!(TALKTALK, 13285, "GB", [[92, 24], [78, 144], [89, 240]]);
@@ -86,15 +111,7 @@ pub const HOSTING: [Net; 7] = [
     AWS_VIRGINIA,
 ];
 pub const PROXY_RESIDENTIAL: [Net; 9] = [
-    CLARO_BR,
-    VIETTEL_VN,
-    AIRTEL_IN,
-    MTN_NG,
-    RCS_RO,
-    TELKOM_ID,
-    COMCAST_US,
-    DTAG_DE,
-    BT,
+    CLARO_BR, VIETTEL_VN, AIRTEL_IN, MTN_NG, RCS_RO, TELKOM_ID, COMCAST_US, DTAG_DE, BT,
 ];
 
 /// A random address inside a network.

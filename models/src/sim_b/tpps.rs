@@ -167,7 +167,11 @@ fn customers<R: Rng>(rng: &mut R, world: &World, g: &CustomerGen) -> Vec<Custome
         .map(|_| {
             let n_acc = rng.gen_range(g.accounts.0..=g.accounts.1);
             // Most have one or two accounts: skew towards the low end.
-            let n_acc = if rng.gen_bool(0.55) { g.accounts.0.max(1) } else { n_acc.max(1) };
+            let n_acc = if rng.gen_bool(0.55) {
+                g.accounts.0.max(1)
+            } else {
+                n_acc.max(1)
+            };
             let accounts = (0..n_acc)
                 .map(|_| Account {
                     id: Rc::from(ids::account(rng)),
@@ -176,15 +180,18 @@ fn customers<R: Rng>(rng: &mut R, world: &World, g: &CustomerGen) -> Vec<Custome
                 })
                 .collect();
             let joined = if rng.gen_bool(g.joining) {
-                Some(rng.gen_range(g.join_from.max(world.start)..world.end.max(g.join_from.max(world.start) + 1)))
+                Some(rng.gen_range(
+                    g.join_from.max(world.start)..world.end.max(g.join_from.max(world.start) + 1),
+                ))
             } else {
                 None
             };
-            let expires = if joined.is_none() && rng.gen_bool((0.004 * f64::from(world.days)).min(0.5)) {
-                Some(rng.gen_range(world.start..world.end))
-            } else {
-                None
-            };
+            let expires =
+                if joined.is_none() && rng.gen_bool((0.004 * f64::from(world.days)).min(0.5)) {
+                    Some(rng.gen_range(world.start..world.end))
+                } else {
+                    None
+                };
             let mut tz = g.tz;
             let mut home_net = *pick(rng, &net::UK_BROADBAND).unwrap_or(&net::BT);
             let mut mobile = *pick(rng, &net::UK_MOBILE).unwrap_or(&net::EE);
@@ -199,7 +206,11 @@ fn customers<R: Rng>(rng: &mut R, world: &World, g: &CustomerGen) -> Vec<Custome
                 // On holiday for a few days somewhere in the run.
                 let from = rng.gen_range(world.start..world.end);
                 let len = rng.gen_range(3..=10) * DAY;
-                abroad = Some((from, from + len, *pick(rng, &net::HOLIDAY).unwrap_or(&net::TELEFONICA_ES)));
+                abroad = Some((
+                    from,
+                    from + len,
+                    *pick(rng, &net::HOLIDAY).unwrap_or(&net::TELEFONICA_ES),
+                ));
             }
             Customer {
                 sub: Rc::from(ids::psu(rng)),
@@ -238,12 +249,20 @@ fn at_day(world: &World, frac_days: f64) -> u64 {
 pub(crate) fn roster<R: Rng>(world: &World, rng: &mut R) -> Vec<Tpp> {
     let days = f64::from(world.days);
     let mut out = Vec::new();
-    let backoff = |max, base_ms, factor| Retry::Backoff { max, base_ms, factor };
+    let backoff = |max, base_ms, factor| Retry::Backoff {
+        max,
+        base_ms,
+        factor,
+    };
 
     // --- Account aggregators -------------------------------------------------------------
     {
         let mut plan = NetPlan::fixed(net::nat_pool(rng, &net::AWS_LONDON, 4));
-        plan.migrate(at_day(world, days * 0.6 + 0.45), 2 * HOUR, net::nat_pool(rng, &net::AWS_LONDON, 4));
+        plan.migrate(
+            at_day(world, days * 0.6 + 0.45),
+            2 * HOUR,
+            net::nat_pool(rng, &net::AWS_LONDON, 4),
+        );
         let bg = actor(
             "lumenfi-aggregation",
             plan.clone(),
@@ -255,17 +274,21 @@ pub(crate) fn roster<R: Rng>(world: &World, rng: &mut R) -> Vec<Tpp> {
             retry: Retry::Human,
             ..bg.clone()
         };
-        let mut cs = customers(rng, world, &CustomerGen {
-            n: world.scaled(520, 12),
-            accounts: (1, 4),
-            tx_per_day: (0.6, 5.0),
-            activity_median: 0.25,
-            joining: 0.08,
-            join_from: world.start,
-            tz: Tz::London,
-            expats: None,
-            period: 6 * HOUR,
-        });
+        let mut cs = customers(
+            rng,
+            world,
+            &CustomerGen {
+                n: world.scaled(400, 12),
+                accounts: (1, 4),
+                tx_per_day: (0.6, 5.0),
+                activity_median: 0.25,
+                joining: 0.08,
+                join_from: world.start,
+                tz: Tz::London,
+                expats: None,
+                period: 6 * HOUR,
+            },
+        );
         close_some(rng, world, &mut cs, 0.004);
         out.push(Tpp {
             kind: Kind::Aggregator,
@@ -287,25 +310,36 @@ pub(crate) fn roster<R: Rng>(world: &World, rng: &mut R) -> Vec<Tpp> {
     {
         let mut plan = NetPlan::fixed(net::nat_pool(rng, &net::GCP_LONDON, 3));
         // Cloud migration GCP -> AWS with an eight-hour overlap.
-        plan.migrate(at_day(world, days * 0.45 + 0.4), 8 * HOUR, net::nat_pool(rng, &net::AWS_LONDON, 3));
+        plan.migrate(
+            at_day(world, days * 0.45 + 0.4),
+            8 * HOUR,
+            net::nat_pool(rng, &net::AWS_LONDON, 3),
+        );
         let bg = actor(
             "kestrel-open-data",
             plan,
             UaPlan::fixed(Some("python-requests/2.31.0")),
             backoff(15, 5_000, 1.0),
         );
-        let fg = Actor { retry: Retry::Human, ..bg.clone() };
-        let mut cs = customers(rng, world, &CustomerGen {
-            n: world.scaled(300, 8),
-            accounts: (1, 3),
-            tx_per_day: (0.5, 4.0),
-            activity_median: 0.35,
-            joining: 0.05,
-            join_from: world.start,
-            tz: Tz::London,
-            expats: None,
-            period: DAY,
-        });
+        let fg = Actor {
+            retry: Retry::Human,
+            ..bg.clone()
+        };
+        let mut cs = customers(
+            rng,
+            world,
+            &CustomerGen {
+                n: world.scaled(230, 8),
+                accounts: (1, 3),
+                tx_per_day: (0.5, 4.0),
+                activity_median: 0.35,
+                joining: 0.05,
+                join_from: world.start,
+                tz: Tz::London,
+                expats: None,
+                period: DAY,
+            },
+        );
         close_some(rng, world, &mut cs, 0.006);
         out.push(Tpp {
             kind: Kind::Aggregator,
@@ -331,18 +365,25 @@ pub(crate) fn roster<R: Rng>(world: &World, rng: &mut R) -> Vec<Tpp> {
             UaPlan::fixed(Some("Go-http-client/2.0")),
             backoff(4, 1_000, 3.0),
         );
-        let fg = Actor { retry: Retry::Human, ..bg.clone() };
-        let cs = customers(rng, world, &CustomerGen {
-            n: world.scaled(200, 6),
-            accounts: (1, 3),
-            tx_per_day: (0.5, 4.0),
-            activity_median: 0.5,
-            joining: 0.06,
-            join_from: world.start,
-            tz: Tz::London,
-            expats: None,
-            period: DAY,
-        });
+        let fg = Actor {
+            retry: Retry::Human,
+            ..bg.clone()
+        };
+        let cs = customers(
+            rng,
+            world,
+            &CustomerGen {
+                n: world.scaled(200, 6),
+                accounts: (1, 3),
+                tx_per_day: (0.5, 4.0),
+                activity_median: 0.5,
+                joining: 0.06,
+                join_from: world.start,
+                tz: Tz::London,
+                expats: None,
+                period: DAY,
+            },
+        );
         out.push(Tpp {
             kind: Kind::Aggregator,
             spec: Spec::Aggregator {
@@ -370,18 +411,25 @@ pub(crate) fn roster<R: Rng>(world: &World, rng: &mut R) -> Vec<Tpp> {
             UaPlan::fixed(Some("okhttp/4.12.0")),
             backoff(5, 1_500, 2.0),
         );
-        let fg = Actor { retry: Retry::Human, ..bg.clone() };
-        let cs = customers(rng, world, &CustomerGen {
-            n: world.scaled(110, 6),
-            accounts: (1, 3),
-            tx_per_day: (0.6, 4.0),
-            activity_median: 0.8,
-            joining: 1.0,
-            join_from: live,
-            tz: Tz::London,
-            expats: None,
-            period: 6 * HOUR,
-        });
+        let fg = Actor {
+            retry: Retry::Human,
+            ..bg.clone()
+        };
+        let cs = customers(
+            rng,
+            world,
+            &CustomerGen {
+                n: world.scaled(110, 6),
+                accounts: (1, 3),
+                tx_per_day: (0.6, 4.0),
+                activity_median: 0.8,
+                joining: 1.0,
+                join_from: live,
+                tz: Tz::London,
+                expats: None,
+                period: 6 * HOUR,
+            },
+        );
         out.push(Tpp {
             kind: Kind::Aggregator,
             spec: Spec::Aggregator {
@@ -408,21 +456,31 @@ pub(crate) fn roster<R: Rng>(world: &World, rng: &mut R) -> Vec<Tpp> {
             UaPlan::fixed(Some("axios/1.6.2")),
             backoff(3, 1_000, 2.0),
         );
-        let fg = Actor { retry: Retry::Human, ..bg.clone() };
-        let cs = customers(rng, world, &CustomerGen {
-            n: world.scaled(300, 8),
-            accounts: (1, 3),
-            tx_per_day: (1.0, 5.0),
-            activity_median: 1.3,
-            joining: 0.05,
-            join_from: world.start,
-            tz: Tz::London,
-            expats: None,
-            period: DAY,
-        });
+        let fg = Actor {
+            retry: Retry::Human,
+            ..bg.clone()
+        };
+        let cs = customers(
+            rng,
+            world,
+            &CustomerGen {
+                n: world.scaled(300, 8),
+                accounts: (1, 3),
+                tx_per_day: (1.0, 5.0),
+                activity_median: 1.3,
+                joining: 0.05,
+                join_from: world.start,
+                tz: Tz::London,
+                expats: None,
+                period: DAY,
+            },
+        );
         out.push(Tpp {
             kind: Kind::Pfm,
-            spec: Spec::Pfm { background_per_day: 1, digest_hour: 5 },
+            spec: Spec::Pfm {
+                background_per_day: 1,
+                digest_hour: 5,
+            },
             bg,
             fg,
             customers: cs,
@@ -442,21 +500,31 @@ pub(crate) fn roster<R: Rng>(world: &World, rng: &mut R) -> Vec<Tpp> {
             ua,
             backoff(4, 2_000, 2.0),
         );
-        let fg = Actor { retry: Retry::Human, ..bg.clone() };
-        let cs = customers(rng, world, &CustomerGen {
-            n: world.scaled(180, 6),
-            accounts: (1, 2),
-            tx_per_day: (1.0, 4.0),
-            activity_median: 0.9,
-            joining: 0.05,
-            join_from: world.start,
-            tz: Tz::London,
-            expats: None,
-            period: 12 * HOUR,
-        });
+        let fg = Actor {
+            retry: Retry::Human,
+            ..bg.clone()
+        };
+        let cs = customers(
+            rng,
+            world,
+            &CustomerGen {
+                n: world.scaled(180, 6),
+                accounts: (1, 2),
+                tx_per_day: (1.0, 4.0),
+                activity_median: 0.9,
+                joining: 0.05,
+                join_from: world.start,
+                tz: Tz::London,
+                expats: None,
+                period: 12 * HOUR,
+            },
+        );
         out.push(Tpp {
             kind: Kind::Pfm,
-            spec: Spec::Pfm { background_per_day: 2, digest_hour: 0 },
+            spec: Spec::Pfm {
+                background_per_day: 2,
+                digest_hour: 0,
+            },
             bg,
             fg,
             customers: cs,
@@ -470,21 +538,31 @@ pub(crate) fn roster<R: Rng>(world: &World, rng: &mut R) -> Vec<Tpp> {
             UaPlan::fixed(Some("MoneyHive/3.2 (+https://moneyhive.example) Java/17")),
             backoff(3, 2_000, 2.0),
         );
-        let fg = Actor { retry: Retry::Human, ..bg.clone() };
-        let cs = customers(rng, world, &CustomerGen {
-            n: world.scaled(90, 5),
-            accounts: (1, 2),
-            tx_per_day: (0.5, 3.0),
-            activity_median: 0.8,
-            joining: 0.04,
-            join_from: world.start,
-            tz: Tz::London,
-            expats: Some((0.6, Tz::Madrid, [net::TELEFONICA_ES, net::ORANGE_FR])),
-            period: DAY,
-        });
+        let fg = Actor {
+            retry: Retry::Human,
+            ..bg.clone()
+        };
+        let cs = customers(
+            rng,
+            world,
+            &CustomerGen {
+                n: world.scaled(90, 5),
+                accounts: (1, 2),
+                tx_per_day: (0.5, 3.0),
+                activity_median: 0.8,
+                joining: 0.04,
+                join_from: world.start,
+                tz: Tz::London,
+                expats: Some((0.6, Tz::Madrid, [net::TELEFONICA_ES, net::ORANGE_FR])),
+                period: DAY,
+            },
+        );
         out.push(Tpp {
             kind: Kind::Pfm,
-            spec: Spec::Pfm { background_per_day: 1, digest_hour: 3 },
+            spec: Spec::Pfm {
+                background_per_day: 1,
+                digest_hour: 3,
+            },
             bg,
             fg,
             customers: cs,
@@ -504,7 +582,9 @@ pub(crate) fn roster<R: Rng>(world: &World, rng: &mut R) -> Vec<Tpp> {
         let payers = customers(rng, world, &payer_gen(world.scaled(4_000, 40)));
         out.push(Tpp {
             kind: Kind::Pisp,
-            spec: Spec::Checkout { per_day: 450.0 * f64::from(world.scale) },
+            spec: Spec::Checkout {
+                per_day: 450.0 * f64::from(world.scale),
+            },
             bg,
             fg,
             customers: payers,
@@ -519,10 +599,14 @@ pub(crate) fn roster<R: Rng>(world: &World, rng: &mut R) -> Vec<Tpp> {
             backoff(5, 3_000, 2.0),
         );
         let fg = bg.clone();
-        let payers = customers(rng, world, &CustomerGen {
-            activity_median: 0.3,
-            ..payer_gen(world.scaled(40, 6))
-        });
+        let payers = customers(
+            rng,
+            world,
+            &CustomerGen {
+                activity_median: 0.3,
+                ..payer_gen(world.scaled(40, 6))
+            },
+        );
         out.push(Tpp {
             kind: Kind::Pisp,
             spec: Spec::Payroll,
@@ -543,7 +627,9 @@ pub(crate) fn roster<R: Rng>(world: &World, rng: &mut R) -> Vec<Tpp> {
         let payers = customers(rng, world, &payer_gen(world.scaled(800, 10)));
         out.push(Tpp {
             kind: Kind::Pisp,
-            spec: Spec::StandingOrders { per_day: 40.0 * f64::from(world.scale) },
+            spec: Spec::StandingOrders {
+                per_day: 40.0 * f64::from(world.scale),
+            },
             bg,
             fg,
             customers: payers,
@@ -564,11 +650,22 @@ pub(crate) fn roster<R: Rng>(world: &World, rng: &mut R) -> Vec<Tpp> {
             ua,
             backoff(8, 30_000, 1.5),
         );
-        let fg = Actor { retry: Retry::Human, ..bg.clone() };
-        let cs = customers(rng, world, &business_gen(world, world.scaled(200, 6), Tz::London));
+        let fg = Actor {
+            retry: Retry::Human,
+            ..bg.clone()
+        };
+        let cs = customers(
+            rng,
+            world,
+            &business_gen(world, world.scaled(200, 6), Tz::London),
+        );
         out.push(Tpp {
             kind: Kind::Accountancy,
-            spec: Spec::Accountancy { cron: (Tz::London, 2, 0), workers: 3, weekly_payees: true },
+            spec: Spec::Accountancy {
+                cron: (Tz::London, 2, 0),
+                workers: 3,
+                weekly_payees: true,
+            },
             bg,
             fg,
             customers: cs,
@@ -579,14 +676,27 @@ pub(crate) fn roster<R: Rng>(world: &World, rng: &mut R) -> Vec<Tpp> {
         let bg = actor(
             "bookwise-sync",
             NetPlan::fixed(net::nat_pool(rng, &net::OVH_FR, 2)),
-            UaPlan::fixed(Some("node-fetch/1.0 (+https://github.com/bitinn/node-fetch)")),
+            UaPlan::fixed(Some(
+                "node-fetch/1.0 (+https://github.com/bitinn/node-fetch)",
+            )),
             backoff(5, 10_000, 2.0),
         );
-        let fg = Actor { retry: Retry::Human, ..bg.clone() };
-        let cs = customers(rng, world, &business_gen(world, world.scaled(100, 5), Tz::Paris));
+        let fg = Actor {
+            retry: Retry::Human,
+            ..bg.clone()
+        };
+        let cs = customers(
+            rng,
+            world,
+            &business_gen(world, world.scaled(100, 5), Tz::Paris),
+        );
         out.push(Tpp {
             kind: Kind::Accountancy,
-            spec: Spec::Accountancy { cron: (Tz::Paris, 1, 30), workers: 2, weekly_payees: false },
+            spec: Spec::Accountancy {
+                cron: (Tz::Paris, 1, 30),
+                workers: 2,
+                weekly_payees: false,
+            },
             bg,
             fg,
             customers: cs,
@@ -606,7 +716,9 @@ pub(crate) fn roster<R: Rng>(world: &World, rng: &mut R) -> Vec<Tpp> {
         let cs = customers(rng, world, &payer_gen(world.scaled(800, 10)));
         out.push(Tpp {
             kind: Kind::Cbpii,
-            spec: Spec::Cbpii { per_day: 1_300.0 * f64::from(world.scale) },
+            spec: Spec::Cbpii {
+                per_day: 1_300.0 * f64::from(world.scale),
+            },
             bg,
             fg,
             customers: cs,
@@ -624,7 +736,9 @@ pub(crate) fn roster<R: Rng>(world: &World, rng: &mut R) -> Vec<Tpp> {
         let cs = customers(rng, world, &payer_gen(world.scaled(200, 6)));
         out.push(Tpp {
             kind: Kind::Cbpii,
-            spec: Spec::Cbpii { per_day: 250.0 * f64::from(world.scale) },
+            spec: Spec::Cbpii {
+                per_day: 250.0 * f64::from(world.scale),
+            },
             bg,
             fg,
             customers: cs,
@@ -644,7 +758,9 @@ pub(crate) fn roster<R: Rng>(world: &World, rng: &mut R) -> Vec<Tpp> {
         // Applicants appear during the run; generated per application.
         out.push(Tpp {
             kind: Kind::Lender,
-            spec: Spec::Lender { per_day: 35.0 * f64::from(world.scale) },
+            spec: Spec::Lender {
+                per_day: 35.0 * f64::from(world.scale),
+            },
             bg,
             fg,
             customers: Vec::new(),
@@ -771,15 +887,37 @@ enum Outcome {
     Refused,
 }
 
-fn read_accounts<R: Rng>(actor: &Actor, world: &World, rng: &mut R, sink: &mut Sink, t0: u64, c: &Customer, r: &Read) -> Outcome {
+fn read_accounts<R: Rng>(
+    actor: &Actor,
+    world: &World,
+    rng: &mut R,
+    sink: &mut Sink,
+    t0: u64,
+    c: &Customer,
+    r: &Read,
+) -> Outcome {
     let mut t = t0;
     if c.expires.is_some_and(|e| t >= e) {
         let b = error_bytes(rng, 403);
-        actor.send(sink, rng, world, &mut t, Call::get(&c.sub, accounts_path(), 0).status(403, b).present(r.present));
+        actor.send(
+            sink,
+            rng,
+            world,
+            &mut t,
+            Call::get(&c.sub, accounts_path(), 0)
+                .status(403, b)
+                .present(r.present),
+        );
         return Outcome::Refused;
     }
     let list = accounts_bytes(rng, c.accounts.len());
-    if !actor.send(sink, rng, world, &mut t, Call::get(&c.sub, accounts_path(), list).present(r.present)) {
+    if !actor.send(
+        sink,
+        rng,
+        world,
+        &mut t,
+        Call::get(&c.sub, accounts_path(), list).present(r.present),
+    ) {
         return Outcome::Failed(t);
     }
     for a in &c.accounts {
@@ -787,18 +925,38 @@ fn read_accounts<R: Rng>(actor: &Actor, world: &World, rng: &mut R, sink: &mut S
         t += gap(rng, r.gap.0, r.gap.1);
         if closed {
             let b = error_bytes(rng, 404);
-            actor.send(sink, rng, world, &mut t, Call::get(&c.sub, account_path(&a.id, "balances"), 0).status(404, b).present(r.present));
+            actor.send(
+                sink,
+                rng,
+                world,
+                &mut t,
+                Call::get(&c.sub, account_path(&a.id, "balances"), 0)
+                    .status(404, b)
+                    .present(r.present),
+            );
             continue;
         }
         if r.read_account {
             let b = rng.gen_range(700..1_100);
-            if !actor.send(sink, rng, world, &mut t, Call::get(&c.sub, account_path(&a.id, ""), b).present(r.present)) {
+            if !actor.send(
+                sink,
+                rng,
+                world,
+                &mut t,
+                Call::get(&c.sub, account_path(&a.id, ""), b).present(r.present),
+            ) {
                 return Outcome::Failed(t);
             }
             t += gap(rng, r.gap.0, r.gap.1);
         }
         let b = balances_bytes(rng);
-        if !actor.send(sink, rng, world, &mut t, Call::get(&c.sub, account_path(&a.id, "balances"), b).present(r.present)) {
+        if !actor.send(
+            sink,
+            rng,
+            world,
+            &mut t,
+            Call::get(&c.sub, account_path(&a.id, "balances"), b).present(r.present),
+        ) {
             return Outcome::Failed(t);
         }
         let days = t.saturating_sub(r.from) as f64 / DAY as f64;
@@ -806,16 +964,32 @@ fn read_accounts<R: Rng>(actor: &Actor, world: &World, rng: &mut R, sink: &mut S
         let pages = (n_tx.div_ceil(PAGE)).clamp(1, r.max_pages.max(1));
         for page in 1..=pages {
             t += gap(rng, r.gap.0, r.gap.1);
-            let on_page = if page * PAGE <= n_tx { PAGE } else { n_tx.saturating_sub((page - 1) * PAGE) };
+            let on_page = if page * PAGE <= n_tx {
+                PAGE
+            } else {
+                n_tx.saturating_sub((page - 1) * PAGE)
+            };
             let b = tx_bytes(rng, on_page);
-            if !actor.send(sink, rng, world, &mut t, Call::get(&c.sub, tx_path(&a.id, r.from, page), b).present(r.present)) {
+            if !actor.send(
+                sink,
+                rng,
+                world,
+                &mut t,
+                Call::get(&c.sub, tx_path(&a.id, r.from, page), b).present(r.present),
+            ) {
                 return Outcome::Failed(t);
             }
         }
         for ep in r.extras {
             t += gap(rng, r.gap.0, r.gap.1);
             let b = list_bytes(rng);
-            if !actor.send(sink, rng, world, &mut t, Call::get(&c.sub, account_path(&a.id, ep), b).present(r.present)) {
+            if !actor.send(
+                sink,
+                rng,
+                world,
+                &mut t,
+                Call::get(&c.sub, account_path(&a.id, ep), b).present(r.present),
+            ) {
                 return Outcome::Failed(t);
             }
         }
@@ -824,16 +998,41 @@ fn read_accounts<R: Rng>(actor: &Actor, world: &World, rng: &mut R, sink: &mut S
 }
 
 /// POST account-access-consents, then (after the PSU authorised at the bank) GET it.
-fn new_ais_consent<R: Rng>(tpp: &Tpp, world: &World, rng: &mut R, sink: &mut Sink, t: &mut u64, consent: &str, ip: Ipv4Addr) -> bool {
+fn new_ais_consent<R: Rng>(
+    tpp: &Tpp,
+    world: &World,
+    rng: &mut R,
+    sink: &mut Sink,
+    t: &mut u64,
+    consent: &str,
+    ip: Ipv4Addr,
+) -> bool {
     let client = tpp.client().clone();
     let b = rng.gen_range(1_150..1_650);
-    tpp.fg.send(sink, rng, world, t, Call::post(&client, format!("{OB}/aisp/account-access-consents"), b).present(Some(ip)));
+    tpp.fg.send(
+        sink,
+        rng,
+        world,
+        t,
+        Call::post(&client, format!("{OB}/aisp/account-access-consents"), b).present(Some(ip)),
+    );
     if rng.gen_bool(0.1) {
         return false; // abandoned at the bank
     }
     *t += gap(rng, 35_000, 240_000);
     let b = rng.gen_range(1_150..1_650);
-    tpp.fg.send(sink, rng, world, t, Call::get(&client, format!("{OB}/aisp/account-access-consents/{consent}"), b).present(Some(ip)))
+    tpp.fg.send(
+        sink,
+        rng,
+        world,
+        t,
+        Call::get(
+            &client,
+            format!("{OB}/aisp/account-access-consents/{consent}"),
+            b,
+        )
+        .present(Some(ip)),
+    )
 }
 
 /// Aggregators, PFMs and accountancy platforms: per customer, a time-ordered list of
@@ -849,7 +1048,15 @@ fn ais_clients<R: Rng>(tpp: &Tpp, world: &World, rng: &mut R, sink: &mut Sink) {
         }
         // Unattended refreshes.
         match &tpp.spec {
-            Spec::Aggregator { per_day, window: None, .. } | Spec::Pfm { background_per_day: per_day @ 2.., .. } => {
+            Spec::Aggregator {
+                per_day,
+                window: None,
+                ..
+            }
+            | Spec::Pfm {
+                background_per_day: per_day @ 2..,
+                ..
+            } => {
                 let period = DAY / u64::from((*per_day).max(1));
                 let mut t = world.start - world.start % DAY + c.phase % period;
                 while t < world.end {
@@ -861,7 +1068,12 @@ fn ais_clients<R: Rng>(tpp: &Tpp, world: &World, rng: &mut R, sink: &mut Sink) {
             _ => {
                 for (times, stride) in &batches {
                     for day_start in times {
-                        evs.push((day_start + (ci as u64 * stride.0) / stride.1.max(1) + rng.gen_range(0..2_000), Ev::Unattended));
+                        evs.push((
+                            day_start
+                                + (ci as u64 * stride.0) / stride.1.max(1)
+                                + rng.gen_range(0..2_000),
+                            Ev::Unattended,
+                        ));
                     }
                 }
             }
@@ -898,15 +1110,27 @@ fn batch_times<R: Rng>(tpp: &Tpp, world: &World, rng: &mut R) -> Vec<(Vec<u64>, 
         out.push((times, (per_customer, workers)));
     };
     match &tpp.spec {
-        Spec::Aggregator { per_day, window: Some((tz, h)), .. } => {
+        Spec::Aggregator {
+            per_day,
+            window: Some((tz, h)),
+            ..
+        } => {
             for k in 0..*per_day {
                 daily(*tz, (h + 12 * k) % 24, 0, 2, 2_600);
             }
         }
-        Spec::Pfm { background_per_day: 0..=1, digest_hour, .. } => {
+        Spec::Pfm {
+            background_per_day: 0..=1,
+            digest_hour,
+            ..
+        } => {
             daily(Tz::London, *digest_hour, 15, 2, 2_400);
         }
-        Spec::Accountancy { cron: (tz, h, m), workers, .. } => {
+        Spec::Accountancy {
+            cron: (tz, h, m),
+            workers,
+            ..
+        } => {
             daily(*tz, *h, *m, *workers as u64, 4_800);
         }
         _ => {}
@@ -914,15 +1138,39 @@ fn batch_times<R: Rng>(tpp: &Tpp, world: &World, rng: &mut R) -> Vec<(Vec<u64>, 
     out
 }
 
-fn run_customer<R: Rng>(tpp: &Tpp, world: &World, rng: &mut R, sink: &mut Sink, c: &Customer, evs: &[(u64, Ev)]) {
+fn run_customer<R: Rng>(
+    tpp: &Tpp,
+    world: &World,
+    rng: &mut R,
+    sink: &mut Sink,
+    c: &Customer,
+    evs: &[(u64, Ev)],
+) {
     let (window_days, read_account, extras_on_board, backfill, stop_on_403) = match &tpp.spec {
-        Spec::Aggregator { window_days, read_account, onboarding_extras, backfill, stop_on_403, .. } => {
-            (*window_days, *read_account, *onboarding_extras, *backfill, *stop_on_403)
-        }
+        Spec::Aggregator {
+            window_days,
+            read_account,
+            onboarding_extras,
+            backfill,
+            stop_on_403,
+            ..
+        } => (
+            *window_days,
+            *read_account,
+            *onboarding_extras,
+            *backfill,
+            *stop_on_403,
+        ),
         Spec::Pfm { .. } => (3, false, false, (3, 6), true),
         _ => (2, false, false, (12, 24), false),
     };
-    let weekly_payees = matches!(&tpp.spec, Spec::Accountancy { weekly_payees: true, .. });
+    let weekly_payees = matches!(
+        &tpp.spec,
+        Spec::Accountancy {
+            weekly_payees: true,
+            ..
+        }
+    );
     let fast = (60, 420);
     // Consent state: refused since (403s seen), re-authorised after expiry.
     let mut expired_seen: Option<u64> = None;
@@ -947,7 +1195,11 @@ fn run_customer<R: Rng>(tpp: &Tpp, world: &World, rng: &mut R, sink: &mut Sink, 
                     present: Some(ip),
                     from: t.saturating_sub(u64::from(months) * 30 * DAY),
                     read_account: true,
-                    extras: if extras_on_board { &["beneficiaries", "standing-orders", "direct-debits"] } else { &[] },
+                    extras: if extras_on_board {
+                        &["beneficiaries", "standing-orders", "direct-debits"]
+                    } else {
+                        &[]
+                    },
                     max_pages: 400,
                     gap: (120, 900),
                 };
@@ -968,7 +1220,11 @@ fn run_customer<R: Rng>(tpp: &Tpp, world: &World, rng: &mut R, sink: &mut Sink, 
                     present: None,
                     from,
                     read_account,
-                    extras: if weekly_payees && is_monday { &["beneficiaries"] } else { &[] },
+                    extras: if weekly_payees && is_monday {
+                        &["beneficiaries"]
+                    } else {
+                        &[]
+                    },
                     max_pages: 20,
                     gap: fast,
                 };
@@ -980,11 +1236,16 @@ fn run_customer<R: Rng>(tpp: &Tpp, world: &World, rng: &mut R, sink: &mut Sink, 
                     Outcome::Failed(at) => {
                         // Catch up once after the outage.
                         if catch_up.is_none()
-                            && let Some((_, end, _)) = world.outage_at(at).or_else(|| world.outage_at(at.saturating_sub(MINUTE)))
+                            && let Some((_, end, _)) = world
+                                .outage_at(at)
+                                .or_else(|| world.outage_at(at.saturating_sub(MINUTE)))
                         {
                             let when = end + rng.gen_range(MINUTE..25 * MINUTE);
                             catch_up = Some(when);
-                            let pos = queue.iter().position(|(x, _)| *x > when).unwrap_or(queue.len());
+                            let pos = queue
+                                .iter()
+                                .position(|(x, _)| *x > when)
+                                .unwrap_or(queue.len());
                             queue.insert(pos.max(i), (when, Ev::Unattended));
                         } else {
                             catch_up = None;
@@ -1031,10 +1292,21 @@ fn run_customer<R: Rng>(tpp: &Tpp, world: &World, rng: &mut R, sink: &mut Sink, 
 
 // --- PISP --------------------------------------------------------------------------------
 
-fn sample_days<R: Rng>(rng: &mut R, world: &World, tz: Tz, curve: &Curve, mean_per_day: f64, weekend: f64) -> Vec<u64> {
+fn sample_days<R: Rng>(
+    rng: &mut R,
+    world: &World,
+    tz: Tz,
+    curve: &Curve,
+    mean_per_day: f64,
+    weekend: f64,
+) -> Vec<u64> {
     let mut out = Vec::new();
     for day in world.day_numbers() {
-        let mean = if calendar::is_weekend(day) { mean_per_day * weekend } else { mean_per_day };
+        let mean = if calendar::is_weekend(day) {
+            mean_per_day * weekend
+        } else {
+            mean_per_day
+        };
         for _ in 0..poisson(rng, mean) {
             out.push(calendar::sample_in_day(rng, tz, day, curve));
         }
@@ -1045,53 +1317,124 @@ fn sample_days<R: Rng>(rng: &mut R, world: &World, tz: Tz, curve: &Curve, mean_p
 
 /// One domestic payment: consent, authorisation at the bank, submission, status polls.
 /// Returns the time after the submission.
-fn payment<R: Rng>(tpp: &Tpp, world: &World, rng: &mut R, sink: &mut Sink, t: &mut u64, payer: &Customer, present: Option<Ipv4Addr>, authorise: (u64, u64)) -> bool {
+fn payment<R: Rng>(
+    tpp: &Tpp,
+    world: &World,
+    rng: &mut R,
+    sink: &mut Sink,
+    t: &mut u64,
+    (payer, present): (&Customer, Option<Ipv4Addr>),
+    authorise: (u64, u64),
+) -> bool {
     let client = tpp.client().clone();
     let consent = format!("pdc-{}", ids::uuid(rng));
     let b = rng.gen_range(1_350..1_950);
-    if !tpp.bg.send(sink, rng, world, t, Call::post(&client, format!("{OB}/pisp/domestic-payment-consents"), b).present(present)) {
+    if !tpp.bg.send(
+        sink,
+        rng,
+        world,
+        t,
+        Call::post(&client, format!("{OB}/pisp/domestic-payment-consents"), b).present(present),
+    ) {
         return false;
     }
     *t += gap(rng, authorise.0, authorise.1);
     if rng.gen_bool(0.4) {
         let b = rng.gen_range(1_350..1_950);
-        tpp.bg.send(sink, rng, world, t, Call::get(&client, format!("{OB}/pisp/domestic-payment-consents/{consent}"), b));
+        tpp.bg.send(
+            sink,
+            rng,
+            world,
+            t,
+            Call::get(
+                &client,
+                format!("{OB}/pisp/domestic-payment-consents/{consent}"),
+                b,
+            ),
+        );
         *t += gap(rng, 150, 900);
     }
     if rng.gen_bool(0.3) {
         let b = rng.gen_range(420..560);
-        tpp.bg.send(sink, rng, world, t, Call::get(&payer.sub, format!("{OB}/pisp/domestic-payment-consents/{consent}/funds-confirmation"), b).present(present));
+        tpp.bg.send(
+            sink,
+            rng,
+            world,
+            t,
+            Call::get(
+                &payer.sub,
+                format!("{OB}/pisp/domestic-payment-consents/{consent}/funds-confirmation"),
+                b,
+            )
+            .present(present),
+        );
         *t += gap(rng, 150, 900);
     }
     let rejected = rng.gen_bool(0.015);
-    let call = Call::post(&payer.sub, format!("{OB}/pisp/domestic-payments"), rng.gen_range(1_450..2_150)).present(present);
-    let call = if rejected { call.status(400, error_bytes(rng, 400)) } else { call };
+    let call = Call::post(
+        &payer.sub,
+        format!("{OB}/pisp/domestic-payments"),
+        rng.gen_range(1_450..2_150),
+    )
+    .present(present);
+    let call = if rejected {
+        call.status(400, error_bytes(rng, 400))
+    } else {
+        call
+    };
     if !tpp.bg.send(sink, rng, world, t, call) || rejected {
         return false;
     }
     let pid = ids::uuid(rng);
     let mut tp = *t;
     for k in 0..rng.gen_range(1..=3u32) {
-        tp += [2_000u64, 6_000, 20_000].get(k as usize).copied().unwrap_or(30_000) + rng.gen_range(0..1_500);
+        tp += [2_000u64, 6_000, 20_000]
+            .get(k as usize)
+            .copied()
+            .unwrap_or(30_000)
+            + rng.gen_range(0..1_500);
         let b = rng.gen_range(1_500..2_200);
-        tpp.bg.send(sink, rng, world, &mut tp, Call::get(&client, format!("{OB}/pisp/domestic-payments/{pid}"), b));
+        tpp.bg.send(
+            sink,
+            rng,
+            world,
+            &mut tp,
+            Call::get(&client, format!("{OB}/pisp/domestic-payments/{pid}"), b),
+        );
     }
     true
 }
 
 fn checkout<R: Rng>(tpp: &Tpp, world: &World, rng: &mut R, sink: &mut Sink, per_day: f64) {
     for t in sample_days(rng, world, Tz::London, &calendar::ECOMMERCE, per_day, 1.25) {
-        let Some(payer) = pick(rng, &tpp.customers) else { return };
+        let Some(payer) = pick(rng, &tpp.customers) else {
+            return;
+        };
         let ip = payer.session_ip(rng, t);
         let mut t = t;
         if rng.gen_bool(0.14) {
             // Checkout abandoned after the consent was created.
             let client = tpp.client().clone();
             let b = rng.gen_range(1_350..1_950);
-            tpp.bg.send(sink, rng, world, &mut t, Call::post(&client, format!("{OB}/pisp/domestic-payment-consents"), b).present(Some(ip)));
+            tpp.bg.send(
+                sink,
+                rng,
+                world,
+                &mut t,
+                Call::post(&client, format!("{OB}/pisp/domestic-payment-consents"), b)
+                    .present(Some(ip)),
+            );
             continue;
         }
-        payment(tpp, world, rng, sink, &mut t, payer, Some(ip), (20_000, 150_000));
+        payment(
+            tpp,
+            world,
+            rng,
+            sink,
+            &mut t,
+            (payer, Some(ip)),
+            (20_000, 150_000),
+        );
     }
 }
 
@@ -1105,19 +1448,39 @@ fn payroll<R: Rng>(tpp: &Tpp, world: &World, rng: &mut R, sink: &mut Sink) {
                 6 | 7 => calendar::weekday(day) == 4 && calendar::is_business_day(day),
                 _ => calendar::is_month_end(day),
             };
-            let singles = if calendar::is_business_day(day) { poisson(rng, business.activity * 0.5) } else { 0 };
+            let singles = if calendar::is_business_day(day) {
+                poisson(rng, business.activity * 0.5)
+            } else {
+                0
+            };
             let ip = business.session_ip(rng, day as u64 * DAY);
             if pay {
                 let mut t = calendar::sample_in_day(rng, Tz::London, day, &calendar::OFFICE);
                 let n = rng.gen_range(4..=14);
                 for _ in 0..n {
-                    payment(tpp, world, rng, sink, &mut t, business, Some(ip), (8_000, 45_000));
+                    payment(
+                        tpp,
+                        world,
+                        rng,
+                        sink,
+                        &mut t,
+                        (business, Some(ip)),
+                        (8_000, 45_000),
+                    );
                     t += gap(rng, 3_000, 40_000);
                 }
             }
             for _ in 0..singles {
                 let mut t = calendar::sample_in_day(rng, Tz::London, day, &calendar::OFFICE);
-                payment(tpp, world, rng, sink, &mut t, business, Some(ip), (15_000, 120_000));
+                payment(
+                    tpp,
+                    world,
+                    rng,
+                    sink,
+                    &mut t,
+                    (business, Some(ip)),
+                    (15_000, 120_000),
+                );
             }
         }
     }
@@ -1126,12 +1489,25 @@ fn payroll<R: Rng>(tpp: &Tpp, world: &World, rng: &mut R, sink: &mut Sink) {
 fn standing_orders<R: Rng>(tpp: &Tpp, world: &World, rng: &mut R, sink: &mut Sink, per_day: f64) {
     let client = tpp.client().clone();
     for t in sample_days(rng, world, Tz::London, &calendar::RETAIL_APP, per_day, 0.8) {
-        let Some(payer) = pick(rng, &tpp.customers) else { return };
+        let Some(payer) = pick(rng, &tpp.customers) else {
+            return;
+        };
         let ip = payer.session_ip(rng, t);
         let mut t = t;
         let consent = format!("sdsoc-{}", ids::uuid(rng));
         let b = rng.gen_range(1_500..2_100);
-        if !tpp.bg.send(sink, rng, world, &mut t, Call::post(&client, format!("{OB}/pisp/domestic-standing-order-consents"), b).present(Some(ip))) {
+        if !tpp.bg.send(
+            sink,
+            rng,
+            world,
+            &mut t,
+            Call::post(
+                &client,
+                format!("{OB}/pisp/domestic-standing-order-consents"),
+                b,
+            )
+            .present(Some(ip)),
+        ) {
             continue;
         }
         if rng.gen_bool(0.12) {
@@ -1139,14 +1515,41 @@ fn standing_orders<R: Rng>(tpp: &Tpp, world: &World, rng: &mut R, sink: &mut Sin
         }
         t += gap(rng, 30_000, 200_000);
         let b = rng.gen_range(1_500..2_100);
-        tpp.bg.send(sink, rng, world, &mut t, Call::get(&client, format!("{OB}/pisp/domestic-standing-order-consents/{consent}"), b));
+        tpp.bg.send(
+            sink,
+            rng,
+            world,
+            &mut t,
+            Call::get(
+                &client,
+                format!("{OB}/pisp/domestic-standing-order-consents/{consent}"),
+                b,
+            ),
+        );
         t += gap(rng, 200, 1_500);
         let b = rng.gen_range(1_600..2_300);
-        tpp.bg.send(sink, rng, world, &mut t, Call::post(&payer.sub, format!("{OB}/pisp/domestic-standing-orders"), b).present(Some(ip)));
+        tpp.bg.send(
+            sink,
+            rng,
+            world,
+            &mut t,
+            Call::post(&payer.sub, format!("{OB}/pisp/domestic-standing-orders"), b)
+                .present(Some(ip)),
+        );
         t += gap(rng, 2_000, 10_000);
         let b = rng.gen_range(1_600..2_300);
         let id = ids::uuid(rng);
-        tpp.bg.send(sink, rng, world, &mut t, Call::get(&client, format!("{OB}/pisp/domestic-standing-orders/{id}"), b));
+        tpp.bg.send(
+            sink,
+            rng,
+            world,
+            &mut t,
+            Call::get(
+                &client,
+                format!("{OB}/pisp/domestic-standing-orders/{id}"),
+                b,
+            ),
+        );
     }
 }
 
@@ -1155,24 +1558,65 @@ fn standing_orders<R: Rng>(tpp: &Tpp, world: &World, rng: &mut R, sink: &mut Sin
 fn cbpii<R: Rng>(tpp: &Tpp, world: &World, rng: &mut R, sink: &mut Sink, per_day: f64) {
     let client = tpp.client().clone();
     for t in sample_days(rng, world, Tz::London, &calendar::SHOPPING, per_day, 1.3) {
-        let Some(c) = pick(rng, &tpp.customers) else { return };
+        let Some(c) = pick(rng, &tpp.customers) else {
+            return;
+        };
         let mut t = t;
-        let present = if rng.gen_bool(0.25) { Some(c.session_ip(rng, t)) } else { None };
+        let present = if rng.gen_bool(0.25) {
+            Some(c.session_ip(rng, t))
+        } else {
+            None
+        };
         if rng.gen_bool(0.006) {
             // Consent expired: refused, the CBPII asks the customer for a fresh one.
             let b = error_bytes(rng, 403);
-            tpp.bg.send(sink, rng, world, &mut t, Call::post(&c.sub, format!("{OB}/cbpii/funds-confirmations"), 0).status(403, b).present(present));
+            tpp.bg.send(
+                sink,
+                rng,
+                world,
+                &mut t,
+                Call::post(&c.sub, format!("{OB}/cbpii/funds-confirmations"), 0)
+                    .status(403, b)
+                    .present(present),
+            );
             t += gap(rng, 60_000, 900_000);
             let b = rng.gen_range(900..1_300);
-            tpp.bg.send(sink, rng, world, &mut t, Call::post(&client, format!("{OB}/cbpii/funds-confirmation-consents"), b).present(present));
+            tpp.bg.send(
+                sink,
+                rng,
+                world,
+                &mut t,
+                Call::post(
+                    &client,
+                    format!("{OB}/cbpii/funds-confirmation-consents"),
+                    b,
+                )
+                .present(present),
+            );
             t += gap(rng, 30_000, 180_000);
             let cid = ids::uuid(rng);
             let b = rng.gen_range(900..1_300);
-            tpp.bg.send(sink, rng, world, &mut t, Call::get(&client, format!("{OB}/cbpii/funds-confirmation-consents/{cid}"), b));
+            tpp.bg.send(
+                sink,
+                rng,
+                world,
+                &mut t,
+                Call::get(
+                    &client,
+                    format!("{OB}/cbpii/funds-confirmation-consents/{cid}"),
+                    b,
+                ),
+            );
             continue;
         }
         let b = rng.gen_range(360..470);
-        tpp.bg.send(sink, rng, world, &mut t, Call::post(&c.sub, format!("{OB}/cbpii/funds-confirmations"), b).present(present));
+        tpp.bg.send(
+            sink,
+            rng,
+            world,
+            &mut t,
+            Call::post(&c.sub, format!("{OB}/cbpii/funds-confirmations"), b).present(present),
+        );
     }
 }
 
@@ -1186,9 +1630,21 @@ fn lender<R: Rng>(tpp: &Tpp, world: &World, rng: &mut R, sink: &mut Sink, per_da
             *w += 0.6;
         }
     }
-    let app_gen = CustomerGen { activity_median: 1.0, ..payer_gen(1) };
+    let app_gen = CustomerGen {
+        activity_median: 1.0,
+        ..payer_gen(1)
+    };
     for t in sample_days(rng, world, Tz::London, &curve, per_day, 0.6) {
-        let Some(mut applicant) = customers(rng, world, &CustomerGen { accounts: (1, 3), tx_per_day: (1.5, 5.0), ..app_gen.clone() }).pop() else {
+        let Some(mut applicant) = customers(
+            rng,
+            world,
+            &CustomerGen {
+                accounts: (1, 3),
+                tx_per_day: (1.5, 5.0),
+                ..app_gen.clone()
+            },
+        )
+        .pop() else {
             continue;
         };
         applicant.expires = None;
@@ -1202,24 +1658,40 @@ fn lender<R: Rng>(tpp: &Tpp, world: &World, rng: &mut R, sink: &mut Sink, per_da
             present: Some(ip),
             from: t.saturating_sub(365 * DAY),
             read_account: true,
-            extras: if rng.gen_bool(0.5) { &["standing-orders", "direct-debits"] } else { &["direct-debits"] },
+            extras: if rng.gen_bool(0.5) {
+                &["standing-orders", "direct-debits"]
+            } else {
+                &["direct-debits"]
+            },
             max_pages: 60,
             gap: (150, 600),
         };
         if let Outcome::Done(end) = read_accounts(&tpp.bg, world, rng, sink, t, &applicant, &read) {
             let mut t = end + gap(rng, 200, 900);
             let b = rng.gen_range(600..1_100);
-            tpp.bg.send(sink, rng, world, &mut t, Call::get(&applicant.sub, format!("{OB}/aisp/party"), b).present(Some(ip)));
+            tpp.bg.send(
+                sink,
+                rng,
+                world,
+                &mut t,
+                Call::get(&applicant.sub, format!("{OB}/aisp/party"), b).present(Some(ip)),
+            );
             t += gap(rng, 2_000, 30_000);
             let consent = applicant.consent.clone();
-            tpp.bg.send(sink, rng, world, &mut t, Call {
-                method: Method::Delete,
-                path: format!("{OB}/aisp/account-access-consents/{consent}"),
-                sub: &client,
-                status: 204,
-                bytes: 0,
-                customer_ip: None,
-            });
+            tpp.bg.send(
+                sink,
+                rng,
+                world,
+                &mut t,
+                Call {
+                    method: Method::Delete,
+                    path: format!("{OB}/aisp/account-access-consents/{consent}"),
+                    sub: &client,
+                    status: 204,
+                    bytes: 0,
+                    customer_ip: None,
+                },
+            );
         }
     }
 }
