@@ -686,14 +686,13 @@ fn credential_stuffing<R: Rng>(ep: &Ep, rng: &mut R, sink: &mut Sink) {
             error_bytes(rng, status)
         };
         let mut u = t;
-        get(
-            &a,
-            ep,
-            rng,
-            sink,
-            &mut u,
-            Call::get(&sub, tpps::accounts_path(), 0).status(status, bytes),
-        );
+        // The endpoint the stolen client's scope allows.
+        let call = match ep.victim.kind {
+            Kind::Cbpii => Call::post(&sub, format!("{OB}/cbpii/funds-confirmations"), 0),
+            Kind::Pisp => Call::post(&sub, format!("{OB}/pisp/domestic-payments"), 0),
+            _ => Call::get(&sub, tpps::accounts_path(), 0),
+        };
+        get(&a, ep, rng, sink, &mut u, call.status(status, bytes));
         t += (span as f64 / n as f64 * rng.gen_range(0.2..1.8)) as u64;
     }
 }

@@ -117,8 +117,9 @@
 //! * `token_replay`: one PSU's token used for 5–90 min from a new network/ASN/country with a
 //!   different UA (browser, Android, old okhttp, scripts), reading accounts, balances, 1–3 pages
 //!   of transactions, sometimes beneficiaries; 30% set the customer header to their own address.
-//! * `credential_stuffing`: 150–900 `GET /aisp/accounts` in 10–60 min, each with another sub
-//!   (tokens from a combo list): 401 (92%) or 403, 5% work; rotating residential proxies (20–200
+//! * `credential_stuffing`: 150–900 `GET /aisp/accounts` (`POST` funds confirmations or
+//!   payments for CBPII/PISP clients) in 10–60 min, each with another sub (tokens from a combo
+//!   list): 401 (92%) or 403, 5% work; rotating residential proxies (20–200
 //!   addresses); 40% under a fresh client id (`quidly-connect`, `finpulse-data`,
 //!   `openledger-io`, `cashview-ais`).
 //! * `tool_scraping`: the victim's client id with curl, Postman, Insomnia, HTTPie, Wget, httpx or
