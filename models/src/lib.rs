@@ -107,4 +107,6 @@ pub mod inject;
 #[cfg(feature = "train")]
 pub mod sim;
 #[cfg(feature = "train")]
+pub mod sim_b;
+#[cfg(feature = "train")]
 pub mod train;
