@@ -241,7 +241,10 @@ fn the_shadow_model_scores_the_same_request_but_only_the_primary_decides() {
     let auth = [bearer.as_str()];
     let gb = vec![("x-client-geo-country".to_owned(), "GB".to_owned())];
     let ru = vec![("x-client-geo-country".to_owned(), "RU".to_owned())];
-    decide(&config, &mut worker, &request(&auth, &gb), kit::now());
+    // Past the client's warm-up, so novelty counts.
+    for _ in 0..40 {
+        decide(&config, &mut worker, &request(&auth, &gb), kit::now());
+    }
     let d = decide(&config, &mut worker, &request(&auth, &ru), kit::now());
     assert_eq!(d.outcome, Outcome::Allowed, "the lenient primary decides");
     let scored = d.model.unwrap();

@@ -717,21 +717,18 @@ fn the_model_sees_the_connection_not_the_leftmost_forwarded_for_entry() {
     let mut worker = Worker::new(&config);
     // One client from one network, writing a different "client" into x-forwarded-for on
     // every request: with the leftmost entry every request was from a new network.
+    // Its first requests are its warm-up (novelty does not count yet); the churn of
+    // networks it shows during them decides whether another one stands out afterwards.
     let seen = verdicts(
         &config,
         &mut worker,
-        30,
+        40,
         |_| "203.0.113.10:40000".to_owned(),
         |i| xff(&format!("10.{i}.0.1, 203.0.113.10")),
     );
-    assert_eq!(
-        seen.first(),
-        Some(&Verdict::StepUp),
-        "a new client's network is new"
-    );
     assert!(
-        seen.iter().skip(20).all(|v| *v == Verdict::Allow),
-        "the connection's network became familiar: {seen:?}"
+        seen.iter().all(|v| *v == Verdict::Allow),
+        "one network, familiar: {seen:?}"
     );
     // A request from another connection network is new again.
     let other = verdicts(
@@ -756,7 +753,7 @@ fn the_model_sees_the_connection_not_the_leftmost_forwarded_for_entry() {
         |i| xff(&format!("10.{i}.9.9, 203.0.113.10, 10.0.0.1")),
     );
     assert!(
-        seen.iter().skip(20).all(|v| *v == Verdict::Allow),
+        seen.iter().all(|v| *v == Verdict::Allow),
         "{seen:?}"
     );
 }
@@ -959,19 +956,24 @@ fn baselines_are_per_issuer() {
     fn gb(token: &str) -> Request<'_> {
         Request::get("/accounts", token).header("x-client-geo-country", "GB")
     }
+    fn from<'a>(token: &'a str, country: &'a str) -> Request<'a> {
+        Request::get("/accounts", token).header("x-client-geo-country", country)
+    }
     let a_token = accounts_token("tpp-1");
-    let verdicts: Vec<Verdict> = (0..30)
-        .map(|_| {
-            run(&config, &mut worker, &gb(&a_token))
-                .model
-                .unwrap()
-                .verdict
-        })
-        .collect();
-    assert_eq!(verdicts.last(), Some(&Verdict::Allow), "{verdicts:?}");
-    // Issuer B's `tpp-1` has no history: GB is new for it.
-    let b = run(&config, &mut worker, &gb(&hmac_token("tpp-1", None)));
-    assert_eq!(b.model.unwrap().verdict, Verdict::StepUp);
+    let b_token = hmac_token("tpp-1", None);
+    // Issuer A's `tpp-1` calls from GB, issuer B's (another client with the same id) from FR,
+    // past their warm-up.
+    for (token, country) in [(&a_token, "GB"), (&b_token, "FR")] {
+        let verdicts: Vec<Verdict> = (0..40)
+            .map(|_| run(&config, &mut worker, &from(token, country)).model.unwrap().verdict)
+            .collect();
+        assert!(verdicts.iter().all(|v| *v == Verdict::Allow), "{verdicts:?}");
+    }
+    // FR is familiar to issuer B's `tpp-1` only: for issuer A's it is new.
+    let b = run(&config, &mut worker, &from(&b_token, "FR"));
+    assert_eq!(b.model.unwrap().verdict, Verdict::Allow);
+    let a = run(&config, &mut worker, &from(&a_token, "FR"));
+    assert_eq!(a.model.unwrap().verdict, Verdict::StepUp);
 }
 
 #[test]

@@ -71,6 +71,9 @@ pub struct ClientBaseline {
     pub(crate) id_bits: [u8; ID_BITS / 8],
     /// Window-weighted average distinct ids per completed active window.
     pub(crate) typical_ids: f32,
+    /// The most distinct ids of a completed window, decaying over about a week: a nightly
+    /// batch over every account is this client's usual too.
+    pub(crate) peak_ids: f32,
     /// Completed active windows (saturating), to know whether `typical_ids` is the client's.
     pub(crate) id_windows: u8,
     /// Responses and 401/403/404 responses, exponentially weighted (~10 min).
@@ -122,6 +125,7 @@ impl ClientBaseline {
             id_window: 0,
             id_bits: [0; ID_BITS / 8],
             typical_ids: 0.0,
+            peak_ids: 0.0,
             id_windows: 0,
             responses: 0.0,
             errors: 0.0,
@@ -178,6 +182,7 @@ impl ClientBaseline {
             self.typical_short,
             self.typical_long,
             self.typical_ids,
+            self.peak_ids,
             self.responses,
             self.errors,
             self.typical_errors,
@@ -275,6 +280,7 @@ mod tests {
             id_window: u32::MAX,
             id_bits: [u8::MAX; ID_BITS / 8],
             typical_ids: f32::MAX,
+            peak_ids: f32::MAX,
             id_windows: u8::MAX,
             responses: f32::MAX,
             errors: f32::MAX,
@@ -288,7 +294,7 @@ mod tests {
         assert!(bytes.len() <= MAX_ENCODED_LEN, "{} bytes", bytes.len());
         assert_eq!(
             bytes.len(),
-            231,
+            235,
             "update docs/adr/0002 if the widest size changes"
         );
         assert_eq!(ClientBaseline::decode(&bytes).unwrap(), widest);

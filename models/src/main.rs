@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use obguard_models::{Model, PublicKey, SignaturePolicy, schema, sim};
+use obguard_models::{Model, PublicKey, SignaturePolicy, schema, sim, sim_b};
 
 #[derive(Parser)]
 #[command(name = "obguard-models", version, about)]
@@ -21,19 +21,38 @@ struct Cli {
     command: Command,
 }
 
+/// Which simulated world `simulate` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum World {
+    A,
+    B,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Simulate Open Banking traffic with labelled attack episodes (JSONL records).
     Simulate {
+        /// `a`: the world the features were designed with (models/src/sim.rs); `b`: an
+        /// independently designed one (models/src/sim_b/), for cross-world evaluation.
+        #[arg(long, value_enum, default_value_t = World::A)]
+        world: World,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// World A: legitimate clients.
         #[arg(long, default_value_t = 100)]
         clients: usize,
-        #[arg(long, default_value_t = 10)]
-        days: u32,
-        /// Attack episodes per simulated day.
-        #[arg(long, default_value_t = 20.0)]
-        attacks_per_day: f64,
+        /// Days simulated (world B default: 14).
+        #[arg(long)]
+        days: Option<u32>,
+        /// Attack episodes per simulated day (world A default 20, world B 4).
+        #[arg(long)]
+        attacks_per_day: Option<f64>,
+        /// World B: first day (YYYY-MM-DD or RFC 3339).
+        #[arg(long)]
+        start: Option<String>,
+        /// World B: traffic volume (1.0 = default size).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f32,
         #[arg(long)]
         out: PathBuf,
     },
@@ -105,31 +124,55 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> Result<std::process::ExitCode> {
     match cli.command {
         Command::Simulate {
+            world,
             seed,
             clients,
             days,
             attacks_per_day,
+            start,
+            scale,
             out,
         } => {
             let started = Instant::now();
             let mut w = BufWriter::new(
                 File::create(&out).with_context(|| format!("creating {}", out.display()))?,
             );
-            let summary = sim::simulate(
-                sim::SimConfig {
-                    seed,
-                    clients,
-                    days,
-                    attacks_per_day,
-                },
-                &mut w,
-            )?;
+            let (records, attack_records, episodes) = match world {
+                World::A => {
+                    let summary = sim::simulate(
+                        sim::SimConfig {
+                            seed,
+                            clients,
+                            days: days.unwrap_or(10),
+                            attacks_per_day: attacks_per_day.unwrap_or(20.0),
+                        },
+                        &mut w,
+                    )?;
+                    (
+                        summary.records as u64,
+                        summary.attack_records as u64,
+                        summary.episodes,
+                    )
+                }
+                World::B => {
+                    let defaults = sim_b::WorldBConfig::default();
+                    let stats = sim_b::simulate(
+                        &sim_b::WorldBConfig {
+                            seed,
+                            days: days.unwrap_or(defaults.days),
+                            start: start.unwrap_or(defaults.start),
+                            attacks_per_day: attacks_per_day
+                                .map_or(defaults.attacks_per_day, |a| a.round().max(0.0) as u32),
+                            scale,
+                        },
+                        &mut w,
+                    )?;
+                    (stats.records, stats.attack_records, stats.episodes)
+                }
+            };
             w.flush()?;
             eprintln!(
-                "wrote {} records ({} attack records, {} episodes) to {} in {:.1}s",
-                summary.records,
-                summary.attack_records,
-                summary.episodes,
+                "wrote {records} records ({attack_records} attack records, {episodes} episodes) to {} in {:.1}s",
                 out.display(),
                 started.elapsed().as_secs_f64()
             );

@@ -57,7 +57,7 @@ pub const FEATURES: [FeatureDef; FEATURE_COUNT] = [
     ),
     def(
         "new_prefix",
-        "novelty of the caller's IPv4 /24 or IPv6 /48 for this client (1 never seen, 0 familiar), times (1 - the client's network churn), halved inside an ASN the client uses",
+        "novelty of the caller's IPv4 /24 or IPv6 /48 for this client (1 never seen, 0 familiar), times (1 - the client's network churn), halved inside an ASN the client already uses",
         "0..1",
     ),
     def(

@@ -390,8 +390,9 @@ pub fn sign_model(bytes: &[u8], n: u8) -> Vec<u8> {
 }
 
 /// An unsigned model file that only looks at "new country for this client": `weight` 0
-/// allows everything, 10 challenges a request from a country the client has not used (a
-/// country becomes familiar after about a dozen requests). For lifecycle tests.
+/// allows everything, 10 challenges a request from a country the client has not used once
+/// the client is past its warm-up (its first 32 requests; a country becomes familiar after
+/// about a dozen requests). For lifecycle tests.
 pub fn new_country_model(new_country_weight: f32) -> Vec<u8> {
     novelty_model(obguard_models::Feature::NewCountry, new_country_weight)
 }

@@ -88,6 +88,8 @@ pub struct FeatureContext {
     pub product_len: u8,
     /// 0..1: how far the client is through its warm-up (1 = relative features at full weight).
     pub warmth: f32,
+    /// The user agent is a manual tool or a scripted browser ([`MANUAL_TOOL_PRODUCTS`]).
+    pub tool_agent: bool,
 }
 
 impl FeatureContext {
@@ -110,6 +112,15 @@ pub struct FeatureVector {
 }
 
 impl FeatureVector {
+    /// A client past its warm-up switched to a manual tool or a scripted browser it never
+    /// used (curl, Postman, HeadlessChrome…): suspicious on its own, whatever a model trained
+    /// on other traffic makes of it, so the verdict is at least a challenge.
+    pub fn overt_tool_switch(&self) -> bool {
+        self.context.warmth >= 1.0
+            && self.context.tool_agent
+            && (self.get(Feature::NewProduct) > 0.5 || self.get(Feature::NewAgent) > 0.5)
+    }
+
     pub fn get(&self, feature: Feature) -> f32 {
         self.values.get(feature as usize).copied().unwrap_or(0.0)
     }
@@ -141,6 +152,7 @@ fn advance(b: &mut ClientBaseline, now_ms: u64) {
         b.responses *= response_decay;
         b.errors *= response_decay;
         b.bytes_rate *= response_decay;
+        b.peak_ids *= (-dt / PEAK_TAU_S).exp();
         b.clock_ms = now_ms;
     }
 }
@@ -275,6 +287,24 @@ pub fn user_agent_product(ua: Option<&str>) -> Option<&str> {
     ua.get(..end).filter(|p| !p.is_empty()).or(Some(ua))
 }
 
+/// Products of tools people drive by hand or of scripted browsers — never a TPP's production
+/// HTTP client. One of these, new for a client past its warm-up, is an overt signal
+/// ([`FeatureVector::overt_tool_switch`]).
+pub const MANUAL_TOOL_PRODUCTS: [&str; 12] = [
+    "curl",
+    "wget",
+    "postmanruntime",
+    "insomnia",
+    "httpie",
+    "headlesschrome",
+    "phantomjs",
+    "scrapy",
+    "sqlmap",
+    "nikto",
+    "burp",
+    "zgrab",
+];
+
 /// The route sketch bucket of a method and route.
 pub fn route_bucket(method: &str, route: &str) -> usize {
     let key = [method.as_bytes(), b" ", route.as_bytes()].concat();
@@ -305,6 +335,8 @@ pub fn extract(
     let w = maturity(b);
     let age_s = seconds_between(b.first_ms, now);
     let warm = warmth(b);
+    // Rates and spreads also need some hours of history.
+    let rate_warm = warm.min(age_s / RATE_AGE_S).clamp(0.0, 1.0);
 
     // Time of day: only once the client has shown a couple of days of its rhythm.
     let minute = local_minute(cfg, now);
@@ -321,8 +353,8 @@ pub fn extract(
     let long = corrected_rate(b.rate_long, LONG_TAU_S, age_s) * 60.0;
     let usual_short = blend(b.typical_short, population.rate_per_min, w).max(0.05);
     let usual_long = blend(b.typical_long, population.rate_per_min, w).max(0.05);
-    fv.set(Feature::BurstRatio, ratio(short, usual_short) * warm);
-    fv.set(Feature::PaceRatio, ratio(long, usual_long) * warm);
+    fv.set(Feature::BurstRatio, ratio(short, usual_short) * rate_warm);
+    fv.set(Feature::PaceRatio, ratio(long, usual_long) * rate_warm);
 
     // Network and geography: novelty for this client, discounted by how often this client
     // shows new values anyway (cloud egress pools, customers abroad).
@@ -342,8 +374,10 @@ pub fn extract(
     let prefix_churn = churn_and_update(&mut b.churn, Churn::Prefix, prefix_miss && !first);
     let country_churn = churn_and_update(&mut b.churn, Churn::Country, country_miss && !first);
     let asn_churn = churn_and_update(&mut b.churn, Churn::Asn, asn_miss && !first);
-    // A new address inside a provider the client already uses counts half.
-    let new_prefix = prefix_novelty * (1.0 - prefix_churn) * (0.5 + 0.5 * asn_novelty);
+    // A new address inside a provider (ASN) the client already uses counts half.
+    let known_provider = event.asn.is_some() && asn_novelty < 0.5;
+    let provider_factor = if known_provider { 0.5 } else { 1.0 };
+    let new_prefix = prefix_novelty * (1.0 - prefix_churn) * provider_factor;
     let new_country = country_novelty * (1.0 - country_churn);
     let new_asn = asn_novelty * (1.0 - asn_churn);
     fv.set(Feature::NewPrefix, new_prefix * warm);
@@ -366,6 +400,7 @@ pub fn extract(
                 b.typical_ids + WINDOW_ALPHA * (completed - b.typical_ids)
             };
             b.id_windows = b.id_windows.saturating_add(1);
+            b.peak_ids = b.peak_ids.max(completed);
         }
         b.id_window = window;
         b.id_bits = [0; ID_BITS / 8];
@@ -381,9 +416,9 @@ pub fn extract(
         population.distinct_ids
     } else {
         let wi = (f32::from(b.id_windows) / 4.0).min(1.0);
-        blend(b.typical_ids, population.distinct_ids, wi)
+        blend(b.typical_ids.max(b.peak_ids), population.distinct_ids, wi)
     };
-    fv.set(Feature::IdsRatio, ratio(distinct, usual_ids + 1.0) * warm);
+    fv.set(Feature::IdsRatio, ratio(distinct, usual_ids + 1.0) * rate_warm);
 
     // Responses so far (the response phase feeds these). The error ratio itself is an
     // overt signal and acts from the first request; its excess over the client's usual
@@ -397,7 +432,7 @@ pub fn extract(
     );
     let kib_rate = b.bytes_rate * 60.0 / 1024.0;
     let usual_kib = blend(b.typical_bytes * 60.0 / 1024.0, population.kib_per_min, w).max(1.0);
-    fv.set(Feature::BytesRatio, ratio(kib_rate, usual_kib) * warm);
+    fv.set(Feature::BytesRatio, ratio(kib_rate, usual_kib) * rate_warm);
 
     // Client software: a version bump of the client's own product is routine; a product
     // this client never used (a tool, a browser) is not.
@@ -472,8 +507,22 @@ pub fn extract(
         product: product_bytes,
         product_len,
         warmth: warm,
+        tool_agent: is_manual_tool(event.user_agent),
     };
     fv
+}
+
+/// A manual tool or scripted browser user agent (see [`MANUAL_TOOL_PRODUCTS`]).
+pub fn is_manual_tool(ua: Option<&str>) -> bool {
+    let Some(ua) = ua else {
+        return false;
+    };
+    let lower = ua.to_ascii_lowercase();
+    let product = user_agent_product(Some(&lower)).unwrap_or("");
+    MANUAL_TOOL_PRODUCTS.contains(&product)
+        || ["headless", "phantomjs", "puppeteer", "playwright", "selenium"]
+            .iter()
+            .any(|h| lower.contains(h))
 }
 
 /// Fold a response into the client's baseline: status (401/403/404 count as errors) and
@@ -512,6 +561,7 @@ fn sanitise(b: &mut ClientBaseline) {
         &mut b.typical_short,
         &mut b.typical_long,
         &mut b.typical_ids,
+        &mut b.peak_ids,
         &mut b.responses,
         &mut b.errors,
         &mut b.typical_errors,

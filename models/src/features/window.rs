@@ -22,6 +22,11 @@ pub const MATURE_REQUESTS: f32 = 32.0;
 /// Warm-up: over a client's first requests its relative features fade in (only hard rules
 /// and overt signals such as error storms act on a new client).
 pub const WARM_REQUESTS: f32 = 32.0;
+/// Rates and spreads mean little before a client has been seen for a few hours (a nightly
+/// batch reaches its warm-up request count in seconds).
+pub const RATE_AGE_S: f32 = 6.0 * 3600.0;
+/// Decay of the client's peak distinct ids per window.
+pub const PEAK_TAU_S: f32 = 7.0 * 86_400.0;
 /// Hour of day means nothing before a client has been seen for two days.
 pub const HOUR_AGE_S: f32 = 2.0 * 86_400.0;
 /// Weight of a neighbouring hour in the hour histogram (a local-time job moves by an hour
@@ -39,7 +44,7 @@ pub const MAX_SCORE_SHIFT: f32 = 0.25;
 pub const UNFAMILIAR_BITS: f32 = 6.0;
 
 /// Everything above, for the schema's canonical text.
-pub const CONSTANTS: [(&str, f32); 17] = [
+pub const CONSTANTS: [(&str, f32); 19] = [
     ("short_tau_s", SHORT_TAU_S),
     ("long_tau_s", LONG_TAU_S),
     ("response_tau_s", RESPONSE_TAU_S),
@@ -51,6 +56,8 @@ pub const CONSTANTS: [(&str, f32); 17] = [
     ("mature_requests", MATURE_REQUESTS),
     ("warm_requests", WARM_REQUESTS),
     ("hour_age_s", HOUR_AGE_S),
+    ("rate_age_s", RATE_AGE_S),
+    ("peak_tau_s", PEAK_TAU_S),
     ("neighbour_hour_weight", NEIGHBOUR_HOUR_WEIGHT),
     ("churn_alpha", CHURN_ALPHA),
     ("unfamiliar_bits", UNFAMILIAR_BITS),

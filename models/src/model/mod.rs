@@ -346,7 +346,9 @@ impl Model {
     /// so a verdict means the same for a noisy aggregator as for a quiet PISP. The client's
     /// level then follows this request's raw score if the calibrated score is below the
     /// model's challenge threshold (flagged requests never teach the level, so an attacker
-    /// cannot raise it by being flagged). Call it once per request, after [`crate::extract`]
+    /// cannot raise it by being flagged). An overt signal
+    /// ([`FeatureVector::overt_tool_switch`]) makes the score at least the challenge
+    /// threshold. Call it once per request, after [`crate::extract`]
     /// and before the baseline is stored; `baseline` carries the level.
     ///
     /// [`SCORE_LEVEL_FLOOR`]: crate::features::window::SCORE_LEVEL_FLOOR
@@ -357,15 +359,20 @@ impl Model {
         baseline: &mut ClientBaseline,
     ) -> ClientScore {
         let raw = self.score(features);
+        let challenge = self.body.thresholds.challenge;
         let mut level = features::score_level(baseline);
-        let scored = calibrate(
+        let mut scored = calibrate(
             &mut level,
             baseline.requests(),
             features.context.warmth,
             raw,
-            self.body.thresholds.challenge,
+            challenge,
         );
         features::set_score_level(baseline, level);
+        if features.overt_tool_switch() {
+            // Overt: at least a challenge, whatever the model learnt elsewhere.
+            scored.score = scored.score.max(challenge);
+        }
         scored
     }
 
