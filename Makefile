@@ -126,15 +126,20 @@ SHIPPED_MODEL := models/shipped/obguard-default.model
 # the signed file stays bit-reproducible.
 MODEL_SIGNING_KEY := envoy/demo/keys/DEMO-ONLY-model-signing
 .PHONY: model
-model: ## Train the shipped default model reproducibly (simulated seed 1), evaluate on seed 2, sign (demo key)
+model: ## Train the shipped model on world B (seed 11), evaluate it on world A (cross-world) and B (seed 12), cross-world table, sign (demo key)
 	$(CARGO) build --release -p obguard-models --bin obguard-models
 	@mkdir -p "$(MODEL_DATA)" models/shipped/eval
-	target/release/obguard-models simulate --seed 1 --out "$(MODEL_DATA)/train.jsonl"
-	target/release/obguard-models simulate --seed 2 --out "$(MODEL_DATA)/test.jsonl"
-	target/release/obguard-models train --data "$(MODEL_DATA)/train.jsonl" --seed 7 \
+	target/release/obguard-models simulate --world a --seed 1 --out "$(MODEL_DATA)/a-train.jsonl"
+	target/release/obguard-models simulate --world a --seed 2 --out "$(MODEL_DATA)/a-test.jsonl"
+	target/release/obguard-models simulate --world b --seed 11 --out "$(MODEL_DATA)/b-train.jsonl"
+	target/release/obguard-models simulate --world b --seed 12 --out "$(MODEL_DATA)/b-test.jsonl"
+	target/release/obguard-models train --data "$(MODEL_DATA)/b-train.jsonl" --seed 7 \
 		--created 2026-11-25T00:00:00Z --out $(SHIPPED_MODEL)
-	target/release/obguard-models eval --model $(SHIPPED_MODEL) --data "$(MODEL_DATA)/test.jsonl" \
+	target/release/obguard-models eval --model $(SHIPPED_MODEL) --data "$(MODEL_DATA)/a-test.jsonl" \
 		--plots models/shipped/eval | tee models/shipped/eval/report.txt
+	target/release/obguard-models eval --model $(SHIPPED_MODEL) --data "$(MODEL_DATA)/b-test.jsonl" \
+		| tee models/shipped/eval/report-same-world.txt
+	scripts/cross-world.sh "$(MODEL_DATA)" | tee models/shipped/eval/cross-world.txt
 	target/release/obguard-models sign --key $(MODEL_SIGNING_KEY).key --model $(SHIPPED_MODEL) \
 		--out $(SHIPPED_MODEL)
 	target/release/obguard-models verify --model $(SHIPPED_MODEL) --public-key $(MODEL_SIGNING_KEY).pub

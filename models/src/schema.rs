@@ -82,7 +82,7 @@ pub const FEATURES: [FeatureDef; FEATURE_COUNT] = [
     ),
     def(
         "error_ratio",
-        "share of the client's responses that were 401/403/404, exponentially weighted over ~10 min, smoothed with the population's (acts during warm-up)",
+        "share of the client's responses that were 401/403/404, exponentially weighted over ~10 min, smoothed with 8 responses at the client's usual ratio (the population's while new; acts during warm-up)",
         "0..1",
     ),
     def(

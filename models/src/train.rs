@@ -23,7 +23,8 @@ use smartcore::linear::logistic_regression::{LogisticRegression, LogisticRegress
 
 use crate::baseline::{ClientBaseline, PopulationBaseline};
 use crate::features::{
-    ExtractConfig, Feature, FeatureVector, extract, observe_response, route_bucket,
+    ExtractConfig, Feature, FeatureContext, FeatureVector, extract, observe_response,
+    route_bucket,
 };
 use crate::model::forest::{Forest, LEAF, Node, Tree};
 use crate::model::linear::{Logistic, transform};
@@ -118,8 +119,8 @@ pub struct Dataset {
     /// Calibration (held-out) clients.
     pub holdout: Vec<bool>,
     pub episode: Vec<Option<u32>>,
-    /// Per row: the client (an index), its requests so far and its warm-up, for
-    /// per-client calibration ([`crate::model::calibrate`]).
+    /// Per row: the client (an index) and its requests so far, for per-client calibration
+    /// ([`crate::model::calibrate`]).
     pub client: Vec<u32>,
     pub requests: Vec<u32>,
     pub warmth: Vec<f32>,
@@ -250,16 +251,26 @@ pub fn dataset(
     Ok(ds)
 }
 
+fn warmup_overt_row(ds: &Dataset, i: usize) -> bool {
+    crate::model::warmup_overt(&FeatureVector {
+        values: ds.x[i],
+        context: FeatureContext::default(),
+    })
+}
+
 /// Rows to fit on: every attack row of non-held-out clients and a seeded sample of normal
 /// rows.
 fn fit_rows(ds: &Dataset, max_normal: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
+    // Rows of clients in their warm-up are not scored by the model (see `calibrate`) unless
+    // overt; fitting on them would teach it what an empty baseline looks like.
+    let scored = |i: usize| ds.warmth[i] >= 1.0 || warmup_overt_row(ds, i);
     let mut normal: Vec<usize> = (0..ds.x.len())
-        .filter(|&i| !ds.holdout[i] && !ds.attack[i])
+        .filter(|&i| !ds.holdout[i] && !ds.attack[i] && scored(i))
         .collect();
     normal.shuffle(rng);
     normal.truncate(max_normal);
     let mut rows: Vec<usize> = (0..ds.x.len())
-        .filter(|&i| !ds.holdout[i] && ds.attack[i])
+        .filter(|&i| !ds.holdout[i] && ds.attack[i] && scored(i))
         .collect();
     rows.extend(normal);
     rows.sort_unstable();
@@ -479,7 +490,14 @@ pub fn calibrated_scores(ds: &Dataset, rows: &[usize], raw: &[f32], challenge: f
         .zip(raw)
         .map(|(&i, &r)| {
             let level = levels.entry(ds.client[i]).or_insert(0.0);
-            calibrate(level, ds.requests[i], ds.warmth[i], r, challenge).score
+            let fv = FeatureVector {
+                values: ds.x[i],
+                context: FeatureContext {
+                    warmth: ds.warmth[i],
+                    ..FeatureContext::default()
+                },
+            };
+            calibrate(level, ds.requests[i], &fv, r, challenge).score
         })
         .collect()
 }

@@ -423,15 +423,19 @@ pub fn extract(
     // Responses so far (the response phase feeds these). The error ratio itself is an
     // overt signal and acts from the first request; its excess over the client's usual
     // needs history.
-    let error_ratio = (b.errors + 2.0 * population.error_ratio) / (b.responses + 2.0);
-    fv.set(Feature::ErrorRatio, error_ratio);
+    // Smoothed towards the client's usual: after a quiet spell the first refused response
+    // of a batch is not a 50% error ratio.
     let usual_errors = blend(b.typical_errors, population.error_ratio, w);
+    let error_ratio =
+        (b.errors + ERROR_PRIOR_RESPONSES * usual_errors) / (b.responses + ERROR_PRIOR_RESPONSES);
+    fv.set(Feature::ErrorRatio, error_ratio);
     fv.set(
         Feature::ErrorExcess,
         (error_ratio - usual_errors).max(0.0) * warm,
     );
     let kib_rate = b.bytes_rate * 60.0 / 1024.0;
-    let usual_kib = blend(b.typical_bytes * 60.0 / 1024.0, population.kib_per_min, w).max(1.0);
+    let usual_kib = blend(b.typical_bytes * 60.0 / 1024.0, population.kib_per_min, w)
+        .max(MIN_USUAL_KIB_PER_MIN);
     fv.set(Feature::BytesRatio, ratio(kib_rate, usual_kib) * rate_warm);
 
     // Client software: a version bump of the client's own product is routine; a product

@@ -22,6 +22,13 @@ pub const MATURE_REQUESTS: f32 = 32.0;
 /// Warm-up: over a client's first requests its relative features fade in (only hard rules
 /// and overt signals such as error storms act on a new client).
 pub const WARM_REQUESTS: f32 = 32.0;
+/// Pseudo-responses at the client's usual error ratio in the error-ratio estimate.
+pub const ERROR_PRIOR_RESPONSES: f32 = 8.0;
+/// During warm-up the model only judges a client whose error ratio is at least this.
+pub const WARMUP_ERROR_RATIO: f32 = 0.5;
+/// Smallest usual response volume a bytes ratio is taken against (KiB/min): below it the
+/// ratio is noise.
+pub const MIN_USUAL_KIB_PER_MIN: f32 = 32.0;
 /// Rates and spreads mean little before a client has been seen for a few hours (a nightly
 /// batch reaches its warm-up request count in seconds).
 pub const RATE_AGE_S: f32 = 6.0 * 3600.0;
@@ -44,7 +51,7 @@ pub const MAX_SCORE_SHIFT: f32 = 0.25;
 pub const UNFAMILIAR_BITS: f32 = 6.0;
 
 /// Everything above, for the schema's canonical text.
-pub const CONSTANTS: [(&str, f32); 19] = [
+pub const CONSTANTS: [(&str, f32); 22] = [
     ("short_tau_s", SHORT_TAU_S),
     ("long_tau_s", LONG_TAU_S),
     ("response_tau_s", RESPONSE_TAU_S),
@@ -57,6 +64,9 @@ pub const CONSTANTS: [(&str, f32); 19] = [
     ("warm_requests", WARM_REQUESTS),
     ("hour_age_s", HOUR_AGE_S),
     ("rate_age_s", RATE_AGE_S),
+    ("warmup_error_ratio", WARMUP_ERROR_RATIO),
+    ("error_prior_responses", ERROR_PRIOR_RESPONSES),
+    ("min_usual_kib_per_min", MIN_USUAL_KIB_PER_MIN),
     ("peak_tau_s", PEAK_TAU_S),
     ("neighbour_hour_weight", NEIGHBOUR_HOUR_WEIGHT),
     ("churn_alpha", CHURN_ALPHA),

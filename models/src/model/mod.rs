@@ -22,7 +22,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::baseline::{ClientBaseline, PopulationBaseline};
 use crate::error::ModelError;
-use crate::features::window::{MAX_SCORE_SHIFT, SCORE_LEVEL_ALPHA, SCORE_LEVEL_FLOOR};
+use crate::features::window::{
+    MAX_SCORE_SHIFT, SCORE_LEVEL_ALPHA, SCORE_LEVEL_FLOOR, WARMUP_ERROR_RATIO,
+};
 use crate::features::{self, FeatureVector};
 use crate::schema::{SCHEMA, hex};
 use forest::Forest;
@@ -133,6 +135,12 @@ impl Verdict {
     }
 }
 
+/// What lets the model judge a client still in its warm-up: most of its responses refused
+/// ([`WARMUP_ERROR_RATIO`]), as in credential stuffing with a fresh client id.
+pub fn warmup_overt(features: &FeatureVector) -> bool {
+    features.get(crate::Feature::ErrorRatio) >= WARMUP_ERROR_RATIO
+}
+
 /// A request's score for its client ([`Model::score_for_client`]).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct ClientScore {
@@ -146,23 +154,33 @@ pub struct ClientScore {
 
 /// Per-client calibration of one raw score against the client's `level` (its usual
 /// score), which then follows the raw score if the calibrated one stays under `challenge`.
-/// `requests`: the client's requests so far, this one included. The trainer runs this same
-/// function to calibrate thresholds, so filter and trainer agree.
+/// `requests`: the client's requests so far, this one included. During the client's warm-up
+/// the model does not judge it (its relative features are not there yet: a model would
+/// judge the emptiness) unless an overt signal shows ([`warmup_overt`]); the score is then 0.
+/// The trainer runs this same function to calibrate thresholds, so filter and trainer agree.
 pub fn calibrate(
     level: &mut f32,
     requests: u32,
-    warmth: f32,
+    features: &FeatureVector,
     raw: f32,
     challenge: f32,
 ) -> ClientScore {
     let raw = if raw.is_finite() { raw.clamp(0.0, 1.0) } else { 1.0 };
+    let warmth = features.context.warmth;
+    if warmth < 1.0 && !warmup_overt(features) {
+        return ClientScore {
+            raw,
+            shift: raw,
+            score: 0.0,
+        };
+    }
     let shift = if warmth >= 1.0 && level.is_finite() {
         (*level - SCORE_LEVEL_FLOOR).clamp(0.0, MAX_SCORE_SHIFT)
     } else {
         0.0
     };
     let score = (raw - shift).clamp(0.0, 1.0);
-    if score < challenge {
+    if score < challenge && warmth >= 1.0 {
         // Start from the client's first scores rather than from 0, then follow slowly.
         let alpha = (1.0 / requests.max(1) as f32).max(SCORE_LEVEL_ALPHA);
         *level += alpha * (raw - *level);
@@ -364,7 +382,7 @@ impl Model {
         let mut scored = calibrate(
             &mut level,
             baseline.requests(),
-            features.context.warmth,
+            features,
             raw,
             challenge,
         );
