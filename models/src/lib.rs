@@ -76,6 +76,7 @@ pub mod explain;
 pub mod features;
 mod hashing;
 pub mod model;
+pub mod rules;
 pub mod schema;
 
 pub use baseline::{ClientBaseline, PopulationBaseline};

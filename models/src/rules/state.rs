@@ -1,0 +1,304 @@
+//! The rules' per-key state: small, fixed-shape, postcard-encoded, so the filter can keep one
+//! value per (client, account) and per (client, customer) in proxy-wasm shared data.
+//! Decoding never panics: corrupt, truncated, oversized or other-version bytes are a
+//! [`RuleStateError`] (the filter then starts that key afresh).
+
+use serde::{Deserialize, Serialize};
+
+/// Wire version of both state types (their first byte).
+pub const RULE_STATE_VERSION: u8 = 1;
+
+/// Most unattended accesses [`AccountAccesses`] remembers (so the largest
+/// `unattended_accesses_per_day` it can enforce).
+pub const MAX_TRACKED_ACCESSES: usize = 10;
+
+/// Upper bound of [`AccountAccesses::encode`]: 42 bytes (a version byte, the clock in at
+/// most 10, a count byte, ten offsets of at most 3). With today's clock: 20 bytes for four
+/// accesses in a day, at most 37 for ten.
+pub const MAX_ACCOUNT_STATE_LEN: usize = 42;
+
+/// Upper bound of [`CustomerPayments::encode`]: 38 bytes (a version byte, the bucket index
+/// in at most 5, 7 and 25 one-byte counters); 37 with today's clock.
+pub const MAX_PAYMENT_STATE_LEN: usize = 38;
+
+const DAY_S: u64 = 86_400;
+const TEN_MINUTES_MS: u64 = 600_000;
+/// Ten-minute buckets in the hour window: the current one and six before it.
+const HOUR_BUCKETS: usize = 7;
+/// Hour buckets in the day window: the current one and 24 before it.
+const DAY_BUCKETS: usize = 25;
+
+/// Why rule state bytes were not accepted.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RuleStateError {
+    #[error("rule state is {0} bytes, more than its limit")]
+    TooLarge(usize),
+    #[error("rule state bytes are corrupt: {0}")]
+    Decode(postcard::Error),
+    #[error("rule state has {0} trailing bytes")]
+    TrailingBytes(usize),
+    #[error("rule state version {0}, this build reads version 1")]
+    Version(u8),
+    #[error("rule state is inconsistent: {0}")]
+    Corrupt(&'static str),
+}
+
+fn take<'de, T: Deserialize<'de>>(bytes: &'de [u8], max: usize) -> Result<T, RuleStateError> {
+    if bytes.len() > max {
+        return Err(RuleStateError::TooLarge(bytes.len()));
+    }
+    let (value, rest): (T, &[u8]) =
+        postcard::take_from_bytes(bytes).map_err(RuleStateError::Decode)?;
+    if !rest.is_empty() {
+        return Err(RuleStateError::TrailingBytes(rest.len()));
+    }
+    Ok(value)
+}
+
+/// Unattended accesses of one account by one client: when the last counted read was, and
+/// when the accesses of the last 24 h started (at most [`MAX_TRACKED_ACCESSES`]).
+/// Start with [`AccountAccesses::new`]; [`crate::rules::check_account_read`] updates it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountAccesses {
+    /// Unix seconds of the last counted (unattended, not refused) read; 0: none yet.
+    last_read_s: u64,
+    /// Unix seconds each remembered access started, oldest first.
+    starts: [u64; MAX_TRACKED_ACCESSES],
+    len: u8,
+}
+
+/// On the wire: starts as seconds before `last_read_s` (≤ 1 day, so ≤ 3 varint bytes), in a
+/// fixed array (no length prefix to trust), unused entries 0.
+#[derive(Serialize, Deserialize)]
+struct AccountWire {
+    version: u8,
+    last_read_s: u64,
+    len: u8,
+    ago: [u32; MAX_TRACKED_ACCESSES],
+}
+
+impl AccountAccesses {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn used(&self) -> &[u64] {
+        let len = usize::from(self.len).min(MAX_TRACKED_ACCESSES);
+        self.starts.get(..len).unwrap_or(&[])
+    }
+
+    /// Unix ms of the last counted read (0: none): the filter's TTL clock for the slot.
+    pub fn last_seen_ms(&self) -> u64 {
+        self.last_read_s.saturating_mul(1000)
+    }
+
+    /// Accesses remembered (started in the 24 h before the last check that counted).
+    pub fn accesses_in_window(&self) -> usize {
+        self.used().len()
+    }
+
+    /// Whether a read at `now_s` continues the last access (also when the clock went back).
+    pub(crate) fn continues_access(&self, now_s: u64, gap_s: u32) -> bool {
+        self.last_read_s != 0 && now_s.saturating_sub(self.last_read_s) < u64::from(gap_s)
+    }
+
+    pub(crate) fn extend_access(&mut self, now_s: u64) {
+        self.last_read_s = self.last_read_s.max(now_s);
+    }
+
+    /// Drops accesses that started 24 h or more before `now_s`.
+    pub(crate) fn forget_before(&mut self, now_s: u64) {
+        let kept: ([u64; MAX_TRACKED_ACCESSES], usize) = self
+            .used()
+            .iter()
+            .filter(|start| start.saturating_add(DAY_S) > now_s)
+            .fold(([0; MAX_TRACKED_ACCESSES], 0), |(mut out, n), start| {
+                if let Some(slot) = out.get_mut(n) {
+                    *slot = *start;
+                }
+                (out, n + 1)
+            });
+        self.starts = kept.0;
+        self.len = u8::try_from(kept.1.min(MAX_TRACKED_ACCESSES)).unwrap_or(0);
+    }
+
+    /// Records a new access starting at `now_s` (the oldest is dropped when full).
+    pub(crate) fn start_access(&mut self, now_s: u64) {
+        let len = usize::from(self.len).min(MAX_TRACKED_ACCESSES);
+        if len == MAX_TRACKED_ACCESSES {
+            self.starts.rotate_left(1);
+            if let Some(last) = self.starts.last_mut() {
+                *last = now_s;
+            }
+        } else if let Some(slot) = self.starts.get_mut(len) {
+            *slot = now_s;
+            self.len = u8::try_from(len + 1).unwrap_or(0);
+        }
+        self.last_read_s = self.last_read_s.max(now_s);
+    }
+
+    /// Postcard bytes, at most [`MAX_ACCOUNT_STATE_LEN`]. Accesses that started more than a
+    /// day before the last read are left out: no later count can include them.
+    pub fn encode(&self) -> alloc::vec::Vec<u8> {
+        let mut ago = [0u32; MAX_TRACKED_ACCESSES];
+        let mut len = 0usize;
+        for start in self.used() {
+            let before = self.last_read_s.saturating_sub(*start);
+            if before > DAY_S {
+                continue;
+            }
+            if let Some(slot) = ago.get_mut(len) {
+                *slot = u32::try_from(before).unwrap_or(0);
+                len += 1;
+            }
+        }
+        let wire = AccountWire {
+            version: RULE_STATE_VERSION,
+            last_read_s: self.last_read_s,
+            len: u8::try_from(len).unwrap_or(0),
+            ago,
+        };
+        // A fixed-shape struct of integers: serialisation cannot fail.
+        postcard::to_allocvec(&wire).unwrap_or_default()
+    }
+
+    /// Decodes bytes written by [`Self::encode`]; anything else is an error, never a panic.
+    pub fn decode(bytes: &[u8]) -> Result<Self, RuleStateError> {
+        let wire: AccountWire = take(bytes, MAX_ACCOUNT_STATE_LEN)?;
+        if wire.version != RULE_STATE_VERSION {
+            return Err(RuleStateError::Version(wire.version));
+        }
+        let len = usize::from(wire.len);
+        let (used, unused) = wire
+            .ago
+            .split_at_checked(len)
+            .ok_or(RuleStateError::Corrupt("more accesses than it can hold"))?;
+        if unused.iter().any(|a| *a != 0) {
+            return Err(RuleStateError::Corrupt("unused access entries are set"));
+        }
+        if used.iter().any(|a| u64::from(*a) > DAY_S) {
+            return Err(RuleStateError::Corrupt("an access older than a day"));
+        }
+        if used.windows(2).any(|w| matches!(w, [a, b] if b > a)) {
+            return Err(RuleStateError::Corrupt("accesses out of order"));
+        }
+        if wire.last_read_s == 0 && len > 0 {
+            return Err(RuleStateError::Corrupt("accesses without a last read"));
+        }
+        let mut starts = [0u64; MAX_TRACKED_ACCESSES];
+        for (slot, ago) in starts.iter_mut().zip(used) {
+            *slot = wire.last_read_s.saturating_sub(u64::from(*ago));
+        }
+        Ok(Self {
+            last_read_s: wire.last_read_s,
+            starts,
+            len: wire.len,
+        })
+    }
+}
+
+/// Payments of one customer through one client, counted in buckets: seven 10-minute buckets
+/// (the hour window, 60 to 70 min) and 25 hour buckets (the day window, 24 to 25 h), each a
+/// saturating one-byte counter. Start with [`CustomerPayments::new`];
+/// [`crate::rules::check_payment`] updates it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerPayments {
+    version: u8,
+    /// Index (Unix ms / 600 000) of the newest 10-minute bucket; 0: nothing recorded.
+    slot: u32,
+    tens: [u8; HOUR_BUCKETS],
+    hours: [u8; DAY_BUCKETS],
+}
+
+fn ring_index(i: u32, n: usize) -> usize {
+    usize::try_from(i).unwrap_or(0) % n
+}
+
+impl Default for CustomerPayments {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CustomerPayments {
+    pub fn new() -> Self {
+        Self {
+            version: RULE_STATE_VERSION,
+            slot: 0,
+            tens: [0; HOUR_BUCKETS],
+            hours: [0; DAY_BUCKETS],
+        }
+    }
+
+    /// Unix ms of the newest bucket's start (0: none): the filter's TTL clock for the slot.
+    pub fn last_seen_ms(&self) -> u64 {
+        u64::from(self.slot).saturating_mul(TEN_MINUTES_MS)
+    }
+
+    /// Moves the window to `now_ms`, clearing buckets it passed. Earlier than the newest
+    /// bucket (the clock went back): nothing moves, the payment counts in the newest bucket.
+    pub(crate) fn advance(&mut self, now_ms: u64) {
+        let now = u32::try_from(now_ms / TEN_MINUTES_MS).unwrap_or(u32::MAX);
+        if now <= self.slot {
+            return;
+        }
+        let passed = now - self.slot;
+        if passed as usize >= HOUR_BUCKETS {
+            self.tens = [0; HOUR_BUCKETS];
+        } else {
+            for i in 1..=passed {
+                let at = ring_index(self.slot.saturating_add(i), HOUR_BUCKETS);
+                if let Some(b) = self.tens.get_mut(at) {
+                    *b = 0;
+                }
+            }
+        }
+        let (old_hour, new_hour) = (self.slot / 6, now / 6);
+        let passed = new_hour - old_hour;
+        if passed as usize >= DAY_BUCKETS {
+            self.hours = [0; DAY_BUCKETS];
+        } else {
+            for i in 1..=passed {
+                let at = ring_index(old_hour.saturating_add(i), DAY_BUCKETS);
+                if let Some(b) = self.hours.get_mut(at) {
+                    *b = 0;
+                }
+            }
+        }
+        self.slot = now;
+    }
+
+    /// Payments in the hour window and in the day window.
+    pub fn counts(&self) -> (u32, u32) {
+        let sum = |b: &[u8]| b.iter().map(|c| u32::from(*c)).sum::<u32>();
+        (sum(&self.tens), sum(&self.hours))
+    }
+
+    pub(crate) fn record(&mut self) {
+        if let Some(b) = self.tens.get_mut(ring_index(self.slot, HOUR_BUCKETS)) {
+            *b = b.saturating_add(1);
+        }
+        if let Some(b) = self.hours.get_mut(ring_index(self.slot / 6, DAY_BUCKETS)) {
+            *b = b.saturating_add(1);
+        }
+    }
+
+    /// Postcard bytes, at most [`MAX_PAYMENT_STATE_LEN`].
+    pub fn encode(&self) -> alloc::vec::Vec<u8> {
+        let wire = Self {
+            version: RULE_STATE_VERSION,
+            ..self.clone()
+        };
+        // A fixed-shape struct of integers: serialisation cannot fail.
+        postcard::to_allocvec(&wire).unwrap_or_default()
+    }
+
+    /// Decodes bytes written by [`Self::encode`]; anything else is an error, never a panic.
+    pub fn decode(bytes: &[u8]) -> Result<Self, RuleStateError> {
+        let state: Self = take(bytes, MAX_PAYMENT_STATE_LEN)?;
+        if state.version != RULE_STATE_VERSION {
+            return Err(RuleStateError::Version(state.version));
+        }
+        Ok(state)
+    }
+}
