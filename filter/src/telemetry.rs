@@ -118,6 +118,17 @@ pub mod metric {
         format!("obguard.baseline.{fate}")
     }
 
+    /// Hard-rule hits by rule: `psd2_unattended_limit`, `payment_velocity` (`rules`
+    /// configured; counted whatever the rule's verdict, and whether or not it decided).
+    pub fn rule_hit(rule: &str) -> String {
+        format!("obguard.rules.hit.{rule}")
+    }
+
+    /// Rule state updates by fate: `stored`, `slot_taken`, `lost` (as for baselines).
+    pub fn rule_state(fate: &str) -> String {
+        format!("obguard.rules.state.{fate}")
+    }
+
     /// The model's verdicts, counted in shadow mode too.
     pub fn verdict(verdict: &str) -> String {
         format!("obguard.verdict.{verdict}")
@@ -227,7 +238,8 @@ pub mod log_field {
     pub const VERDICT: &str = "obguard.verdict";
     /// The model's score, 0 to 1.
     pub const SCORE: &str = "obguard.score";
-    /// The model's top reasons, `; `-separated, e.g. `new_country(RU); hour_rare(03:05, …)`.
+    /// A rule hit's reason (e.g. `psd2_unattended_limit(5th unattended access in 24h)`), then
+    /// the model's top reasons, `; `-separated, e.g. `new_country(RU); hour_rare(03:05, …)`.
     pub const REASONS: &str = "obguard.reasons";
     /// `ok`, `over_limit`, `failed_open:<failure>` or `failed_closed:<failure>` when the
     /// rate-limit service was asked.

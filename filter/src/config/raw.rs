@@ -43,6 +43,9 @@ pub struct RawConfig {
     /// `crate::ratelimit::config`.
     #[serde(default)]
     pub ratelimit: Option<RawRateLimit>,
+    /// Hard rules scored next to the model (absent: none). Schema in `crate::rules::config`.
+    #[serde(default)]
+    pub rules: Option<crate::rules::RawRules>,
     /// Client id → pinned verdict and risk band (placeholder input until the model lands;
     /// see `crate::assess`).
     #[serde(default)]

@@ -45,6 +45,8 @@ pub struct Metrics {
     model_unavailable: Option<u32>,
     host_refused: Option<u32>,
     shadow_verdicts: HashMap<&'static str, Option<u32>>,
+    rule_hits: HashMap<&'static str, Option<u32>>,
+    rule_state: HashMap<&'static str, Option<u32>>,
 }
 
 impl Metrics {
@@ -77,6 +79,8 @@ impl Metrics {
             model_unavailable: None,
             host_refused: h.define_counter(metric::HOST_REFUSED),
             shadow_verdicts: HashMap::new(),
+            rule_hits: HashMap::new(),
+            rule_state: HashMap::new(),
             host: host.clone(),
         };
         if config.issuers.iter().any(|i| i.remote.is_some()) {
@@ -164,6 +168,23 @@ impl Metrics {
                 metrics.verdicts.insert(
                     verdict.as_str(),
                     h.define_counter(&metric::verdict(verdict.as_str())),
+                );
+            }
+        }
+        if config.rules.is_some() {
+            for rule in crate::rules::RULE_NAMES {
+                metrics
+                    .rule_hits
+                    .insert(rule, h.define_counter(&metric::rule_hit(rule)));
+            }
+            for fate in [
+                BaselineWrite::Stored,
+                BaselineWrite::SlotTaken,
+                BaselineWrite::Lost,
+            ] {
+                metrics.rule_state.insert(
+                    fate.as_str(),
+                    h.define_counter(&metric::rule_state(fate.as_str())),
                 );
             }
         }
@@ -361,6 +382,27 @@ impl Metrics {
                 LogLevel::Warn,
                 "obguard: a client baseline update was lost (shared data contention or failure); the verdict stands",
             );
+        }
+    }
+}
+
+impl Metrics {
+    /// A rule check: its hit (by rule) and its state update's fate; a lost update is also
+    /// logged, like a lost baseline update.
+    pub fn record_rules(&self, check: &crate::rules::RuleCheck) {
+        if let Some(hit) = &check.hit {
+            self.host
+                .increment(self.rule_hits.get(hit.rule).copied().flatten());
+        }
+        if let Some(fate) = check.state {
+            self.host
+                .increment(self.rule_state.get(fate.as_str()).copied().flatten());
+            if fate == BaselineWrite::Lost {
+                self.host.log(
+                    LogLevel::Warn,
+                    "obguard: a rule state update was lost (shared data contention or failure); the check stands",
+                );
+            }
         }
     }
 }
