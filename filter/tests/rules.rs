@@ -119,7 +119,7 @@ fn bad_rules_are_refused_naming_the_field() {
         ),
         (
             json!({"psd2_unattended_access": {"per_day": 300}}),
-            "rules.psd2_unattended_access.per_day: invalid value",
+            "rules.psd2_unattended_access.per_day: must be 1 to 10",
         ),
         (
             json!({"psd2_unattended_access": {"access_gap_s": 0}}),
@@ -186,6 +186,15 @@ fn bad_rules_are_refused_naming_the_field() {
             "rules.state_ttl_s: must be 86400 to 604800",
         ),
         (json!("on"), "rules: invalid type"),
+        (json!([]), "rules: invalid type"),
+        (
+            json!({"payment_velocity": {"routes": "payments"}}),
+            "rules.payment_velocity.routes: invalid type",
+        ),
+        (
+            json!({"payment_velocity": {"max_per_hour": -1}}),
+            "rules.payment_velocity.max_per_hour: invalid type",
+        ),
     ];
     let mut wrong = Vec::new();
     for (rules, expected) in cases {

@@ -144,9 +144,7 @@ fn compile(raw: RawConfig) -> Result<FilterConfig, ConfigError> {
         None => None,
     };
     let rules = match &raw.rules {
-        Some(section) => Some(crate::rules::RulesConfig::compile(
-            "rules", section, &routes,
-        )?),
+        Some(section) => Some(crate::rules::RulesConfig::load("rules", section, &routes)?),
         None => None,
     };
     Ok(FilterConfig {
