@@ -82,6 +82,8 @@ pub const REASON_NO_ROUTE: &str = "no_route";
 pub const REASON_MISSING_SCOPE: &str = "missing_scope";
 /// The behavioural model's verdict; its own reasons are in the `reasons` log field.
 pub const REASON_RISK: &str = "risk";
+// A hard rule that decided names itself: `psd2_unattended_limit`, `payment_velocity`
+// (`crate::rules::RULE_NAMES`, defined in `obguard_models::rules`).
 /// A model is configured but none has been accepted yet.
 pub const REASON_MODEL_UNAVAILABLE: &str = "model_unavailable";
 pub const REASON_OVER_LIMIT: &str = "over_limit";
