@@ -188,6 +188,10 @@ fn bad_rules_are_refused_naming_the_field() {
         (json!("on"), "rules: invalid type"),
         (json!([]), "rules: invalid type"),
         (
+            json!({"payment_velocity": null}),
+            "rules.payment_velocity: invalid type",
+        ),
+        (
             json!({"payment_velocity": {"routes": "payments"}}),
             "rules.payment_velocity.routes: invalid type",
         ),
@@ -605,6 +609,7 @@ fn state_lives_in_shared_data_and_survives_a_new_worker_store() {
     assert_eq!(keys.len(), 1, "{keys:?}");
     assert!(keys[0].starts_with("obguard.rules.account."), "{keys:?}");
     assert!(host.shared_value(&keys[0]).unwrap().len() <= 8 + 42);
+    assert_eq!(host.shared_value(&keys[0]).unwrap().len(), 8 + 19);
     // Another worker (another store over the same shared data) sees the four accesses.
     let mut store = SharedDataStore::new(host.clone());
     let check = rules.check(&mut store, &read("acc-1", T0 + 4 * HOUR_MS));

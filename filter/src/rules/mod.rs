@@ -26,7 +26,7 @@ use obguard_models::rules::{
 use crate::assess::baselines::{self, BaselineStore, SlotSpace, SlotValue};
 use crate::assess::model::BaselineWrite;
 use crate::assess::{Assessment, Verdict};
-pub use config::{RawRules, RulesConfig};
+pub use config::RulesConfig;
 
 /// Key prefix of per-(client, account) state.
 pub const ACCOUNT_PREFIX: &str = "obguard.rules.account";

@@ -45,8 +45,10 @@ pub struct Metrics {
     model_unavailable: Option<u32>,
     host_refused: Option<u32>,
     shadow_verdicts: HashMap<&'static str, Option<u32>>,
-    rule_hits: HashMap<&'static str, Option<u32>>,
-    rule_state: HashMap<&'static str, Option<u32>>,
+    /// By [`crate::rules::RULE_NAMES`] index.
+    rule_hits: [Option<u32>; 2],
+    /// `stored`, `slot_taken`, `lost`.
+    rule_state: [Option<u32>; 3],
 }
 
 impl Metrics {
@@ -79,8 +81,8 @@ impl Metrics {
             model_unavailable: None,
             host_refused: h.define_counter(metric::HOST_REFUSED),
             shadow_verdicts: HashMap::new(),
-            rule_hits: HashMap::new(),
-            rule_state: HashMap::new(),
+            rule_hits: [None; 2],
+            rule_state: [None; 3],
             host: host.clone(),
         };
         if config.issuers.iter().any(|i| i.remote.is_some()) {
@@ -172,20 +174,11 @@ impl Metrics {
             }
         }
         if config.rules.is_some() {
-            for rule in crate::rules::RULE_NAMES {
-                metrics
-                    .rule_hits
-                    .insert(rule, h.define_counter(&metric::rule_hit(rule)));
+            for (id, rule) in metrics.rule_hits.iter_mut().zip(crate::rules::RULE_NAMES) {
+                *id = h.define_counter(&metric::rule_hit(rule));
             }
-            for fate in [
-                BaselineWrite::Stored,
-                BaselineWrite::SlotTaken,
-                BaselineWrite::Lost,
-            ] {
-                metrics.rule_state.insert(
-                    fate.as_str(),
-                    h.define_counter(&metric::rule_state(fate.as_str())),
-                );
+            for (id, fate) in metrics.rule_state.iter_mut().zip(RULE_STATE_FATES) {
+                *id = h.define_counter(&metric::rule_state(fate.as_str()));
             }
         }
         for outcome in Outcome::ALL {
@@ -316,6 +309,12 @@ impl Metrics {
     }
 }
 
+const RULE_STATE_FATES: [BaselineWrite; 3] = [
+    BaselineWrite::Stored,
+    BaselineWrite::SlotTaken,
+    BaselineWrite::Lost,
+];
+
 /// `model.<role>.fetch_failed.<reason>` reasons.
 pub const MODEL_FETCH_FAILURES: [&str; 5] =
     ["unreachable", "status", "too_large", "dispatch", "store"];
@@ -391,12 +390,14 @@ impl Metrics {
     /// logged, like a lost baseline update.
     pub fn record_rules(&self, check: &crate::rules::RuleCheck) {
         if let Some(hit) = &check.hit {
+            let at = crate::rules::RULE_NAMES.iter().position(|r| *r == hit.rule);
             self.host
-                .increment(self.rule_hits.get(hit.rule).copied().flatten());
+                .increment(at.and_then(|i| self.rule_hits.get(i)).copied().flatten());
         }
         if let Some(fate) = check.state {
+            let at = RULE_STATE_FATES.iter().position(|f| *f == fate);
             self.host
-                .increment(self.rule_state.get(fate.as_str()).copied().flatten());
+                .increment(at.and_then(|i| self.rule_state.get(i)).copied().flatten());
             if fate == BaselineWrite::Lost {
                 self.host.log(
                     LogLevel::Warn,

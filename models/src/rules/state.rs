@@ -3,7 +3,10 @@
 //! Decoding never panics: corrupt, truncated, oversized or other-version bytes are a
 //! [`RuleStateError`] (the filter then starts that key afresh).
 
-use serde::{Deserialize, Serialize};
+use core::fmt;
+
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Wire version of both state types (their first byte).
 pub const RULE_STATE_VERSION: u8 = 1;
@@ -13,13 +16,13 @@ pub const RULE_STATE_VERSION: u8 = 1;
 pub const MAX_TRACKED_ACCESSES: usize = 10;
 
 /// Upper bound of [`AccountAccesses::encode`]: 42 bytes (a version byte, the clock in at
-/// most 10, a count byte, ten offsets of at most 3). With today's clock: 20 bytes for four
-/// accesses in a day, at most 37 for ten.
+/// most 10, a length byte, ten 3-byte offsets). With today's clock: 19 bytes for four
+/// accesses in a day, 37 for ten.
 pub const MAX_ACCOUNT_STATE_LEN: usize = 42;
 
-/// Upper bound of [`CustomerPayments::encode`]: 38 bytes (a version byte, the bucket index
-/// in at most 5, 7 and 25 one-byte counters); 37 with today's clock.
-pub const MAX_PAYMENT_STATE_LEN: usize = 38;
+/// Upper bound of [`CustomerPayments::encode`]: 39 bytes (a version byte, the bucket index
+/// in at most 5, a length byte, 7 + 25 one-byte counters); 38 with today's clock.
+pub const MAX_PAYMENT_STATE_LEN: usize = 39;
 
 const DAY_S: u64 = 86_400;
 const TEN_MINUTES_MS: u64 = 600_000;
@@ -41,6 +44,68 @@ pub enum RuleStateError {
     Version(u8),
     #[error("rule state is inconsistent: {0}")]
     Corrupt(&'static str),
+}
+
+/// Bytes serialised as one postcard byte string (length + raw bytes): one small decoder for
+/// both state types instead of an unrolled one per array element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Packed {
+    buf: [u8; PACKED_MAX],
+    len: u8,
+}
+
+const PACKED_MAX: usize = 32;
+
+impl Packed {
+    fn new() -> Self {
+        Self {
+            buf: [0; PACKED_MAX],
+            len: 0,
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        self.buf.get(..usize::from(self.len)).unwrap_or(&[])
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        let at = usize::from(self.len);
+        if let Some(dst) = self.buf.get_mut(at..at + bytes.len()) {
+            dst.copy_from_slice(bytes);
+            self.len = u8::try_from(at + bytes.len()).unwrap_or(0);
+        }
+    }
+}
+
+impl Serialize for Packed {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self.as_slice())
+    }
+}
+
+struct PackedVisitor;
+
+impl Visitor<'_> for PackedVisitor {
+    type Value = Packed;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("at most 32 bytes")
+    }
+
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Packed, E> {
+        if v.len() > PACKED_MAX {
+            return Err(E::invalid_length(v.len(), &self));
+        }
+        let mut packed = Packed::new();
+        packed.push(v);
+        Ok(packed)
+    }
+}
+
+impl<'de> Deserialize<'de> for Packed {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_bytes(PackedVisitor)
+    }
 }
 
 fn take<'de, T: Deserialize<'de>>(bytes: &'de [u8], max: usize) -> Result<T, RuleStateError> {
@@ -67,14 +132,13 @@ pub struct AccountAccesses {
     len: u8,
 }
 
-/// On the wire: starts as seconds before `last_read_s` (≤ 1 day, so ≤ 3 varint bytes), in a
-/// fixed array (no length prefix to trust), unused entries 0.
+/// On the wire: starts as seconds before `last_read_s` (≤ 1 day), 3 bytes little-endian
+/// each, oldest first.
 #[derive(Serialize, Deserialize)]
 struct AccountWire {
     version: u8,
     last_read_s: u64,
-    len: u8,
-    ago: [u32; MAX_TRACKED_ACCESSES],
+    ago: Packed,
 }
 
 impl AccountAccesses {
@@ -140,22 +204,17 @@ impl AccountAccesses {
     /// Postcard bytes, at most [`MAX_ACCOUNT_STATE_LEN`]. Accesses that started more than a
     /// day before the last read are left out: no later count can include them.
     pub fn encode(&self) -> alloc::vec::Vec<u8> {
-        let mut ago = [0u32; MAX_TRACKED_ACCESSES];
-        let mut len = 0usize;
+        let mut ago = Packed::new();
         for start in self.used() {
             let before = self.last_read_s.saturating_sub(*start);
-            if before > DAY_S {
-                continue;
-            }
-            if let Some(slot) = ago.get_mut(len) {
-                *slot = u32::try_from(before).unwrap_or(0);
-                len += 1;
+            if before <= DAY_S {
+                let [a, b, c, ..] = before.to_le_bytes();
+                ago.push(&[a, b, c]);
             }
         }
         let wire = AccountWire {
             version: RULE_STATE_VERSION,
             last_read_s: self.last_read_s,
-            len: u8::try_from(len).unwrap_or(0),
             ago,
         };
         // A fixed-shape struct of integers: serialisation cannot fail.
@@ -168,32 +227,33 @@ impl AccountAccesses {
         if wire.version != RULE_STATE_VERSION {
             return Err(RuleStateError::Version(wire.version));
         }
-        let len = usize::from(wire.len);
-        let (used, unused) = wire
-            .ago
-            .split_at_checked(len)
-            .ok_or(RuleStateError::Corrupt("more accesses than it can hold"))?;
-        if unused.iter().any(|a| *a != 0) {
-            return Err(RuleStateError::Corrupt("unused access entries are set"));
+        let bytes = wire.ago.as_slice();
+        if !bytes.len().is_multiple_of(3) || bytes.len() / 3 > MAX_TRACKED_ACCESSES {
+            return Err(RuleStateError::Corrupt("access list length"));
         }
-        if used.iter().any(|a| u64::from(*a) > DAY_S) {
-            return Err(RuleStateError::Corrupt("an access older than a day"));
-        }
-        if used.windows(2).any(|w| matches!(w, [a, b] if b > a)) {
-            return Err(RuleStateError::Corrupt("accesses out of order"));
-        }
-        if wire.last_read_s == 0 && len > 0 {
+        if wire.last_read_s == 0 && !bytes.is_empty() {
             return Err(RuleStateError::Corrupt("accesses without a last read"));
         }
-        let mut starts = [0u64; MAX_TRACKED_ACCESSES];
-        for (slot, ago) in starts.iter_mut().zip(used) {
-            *slot = wire.last_read_s.saturating_sub(u64::from(*ago));
-        }
-        Ok(Self {
+        let mut state = Self {
             last_read_s: wire.last_read_s,
-            starts,
-            len: wire.len,
-        })
+            ..Self::default()
+        };
+        let mut previous = u64::MAX;
+        for entry in bytes.chunks_exact(3) {
+            let ago = entry
+                .iter()
+                .rev()
+                .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+            if ago > DAY_S || ago > previous {
+                return Err(RuleStateError::Corrupt("access offsets"));
+            }
+            previous = ago;
+            if let Some(slot) = state.starts.get_mut(usize::from(state.len)) {
+                *slot = wire.last_read_s.saturating_sub(ago);
+                state.len += 1;
+            }
+        }
+        Ok(state)
     }
 }
 
@@ -201,9 +261,8 @@ impl AccountAccesses {
 /// (the hour window, 60 to 70 min) and 25 hour buckets (the day window, 24 to 25 h), each a
 /// saturating one-byte counter. Start with [`CustomerPayments::new`];
 /// [`crate::rules::check_payment`] updates it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomerPayments {
-    version: u8,
     /// Index (Unix ms / 600 000) of the newest 10-minute bucket; 0: nothing recorded.
     slot: u32,
     tens: [u8; HOUR_BUCKETS],
@@ -223,7 +282,6 @@ impl Default for CustomerPayments {
 impl CustomerPayments {
     pub fn new() -> Self {
         Self {
-            version: RULE_STATE_VERSION,
             slot: 0,
             tens: [0; HOUR_BUCKETS],
             hours: [0; DAY_BUCKETS],
@@ -285,20 +343,44 @@ impl CustomerPayments {
 
     /// Postcard bytes, at most [`MAX_PAYMENT_STATE_LEN`].
     pub fn encode(&self) -> alloc::vec::Vec<u8> {
-        let wire = Self {
+        let mut buckets = Packed::new();
+        buckets.push(&self.tens);
+        buckets.push(&self.hours);
+        let wire = PaymentsWire {
             version: RULE_STATE_VERSION,
-            ..self.clone()
+            slot: self.slot,
+            buckets,
         };
-        // A fixed-shape struct of integers: serialisation cannot fail.
+        // A fixed-shape struct of integers and bytes: serialisation cannot fail.
         postcard::to_allocvec(&wire).unwrap_or_default()
     }
 
     /// Decodes bytes written by [`Self::encode`]; anything else is an error, never a panic.
     pub fn decode(bytes: &[u8]) -> Result<Self, RuleStateError> {
-        let state: Self = take(bytes, MAX_PAYMENT_STATE_LEN)?;
-        if state.version != RULE_STATE_VERSION {
-            return Err(RuleStateError::Version(state.version));
+        let wire: PaymentsWire = take(bytes, MAX_PAYMENT_STATE_LEN)?;
+        if wire.version != RULE_STATE_VERSION {
+            return Err(RuleStateError::Version(wire.version));
         }
-        Ok(state)
+        let (tens, hours) = wire
+            .buckets
+            .as_slice()
+            .split_first_chunk::<HOUR_BUCKETS>()
+            .ok_or(RuleStateError::Corrupt("bucket count"))?;
+        let hours: [u8; DAY_BUCKETS] = hours
+            .try_into()
+            .map_err(|_| RuleStateError::Corrupt("bucket count"))?;
+        Ok(Self {
+            slot: wire.slot,
+            tens: *tens,
+            hours,
+        })
     }
+}
+
+/// On the wire: the newest bucket's index, then the 7 ten-minute and 25 hour counters.
+#[derive(Serialize, Deserialize)]
+struct PaymentsWire {
+    version: u8,
+    slot: u32,
+    buckets: Packed,
 }

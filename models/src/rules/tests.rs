@@ -281,7 +281,7 @@ fn encode_decode_round_trips_within_the_documented_size() {
         assert!(bytes.len() <= MAX_ACCOUNT_STATE_LEN, "{}", bytes.len());
         assert_eq!(&AccountAccesses::decode(&bytes).unwrap(), state);
     }
-    assert_eq!(four.encode().len(), 20);
+    assert_eq!(four.encode().len(), 19);
     assert!(full_accounts().encode().len() <= 37);
     // The widest clock there is.
     let mut widest = full_accounts();
@@ -293,7 +293,7 @@ fn encode_decode_round_trips_within_the_documented_size() {
         assert!(bytes.len() <= MAX_PAYMENT_STATE_LEN, "{}", bytes.len());
         assert_eq!(CustomerPayments::decode(&bytes).unwrap(), state);
     }
-    assert_eq!(busy_payments().encode().len(), 37);
+    assert_eq!(busy_payments().encode().len(), 38);
     let mut widest = CustomerPayments::new();
     check_payment(&PaymentVelocityRule::default(), &mut widest, u64::MAX);
     assert!(widest.encode().len() <= MAX_PAYMENT_STATE_LEN);
