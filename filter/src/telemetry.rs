@@ -120,16 +120,20 @@ pub mod metric {
         format!("obguard.baseline.{fate}")
     }
 
-    /// Hard-rule hits by rule: `psd2_unattended_limit`, `payment_velocity` (`rules`
-    /// configured; counted whatever the rule's verdict, and whether or not it decided).
-    pub fn rule_hit(rule: &str) -> String {
-        format!("obguard.rules.hit.{rule}")
-    }
+    /// Hard-rule hits by rule, in [`crate::rules::RULE_NAMES`] order (`rules` configured;
+    /// counted whatever the rule's verdict, and whether or not it decided). Constants rather
+    /// than formatted: fewer bytes in the module.
+    pub const RULES_HIT: [&str; 2] = [
+        "obguard.rules.hit.psd2_unattended_limit",
+        "obguard.rules.hit.payment_velocity",
+    ];
 
     /// Rule state updates by fate: `stored`, `slot_taken`, `lost` (as for baselines).
-    pub fn rule_state(fate: &str) -> String {
-        format!("obguard.rules.state.{fate}")
-    }
+    pub const RULES_STATE: [&str; 3] = [
+        "obguard.rules.state.stored",
+        "obguard.rules.state.slot_taken",
+        "obguard.rules.state.lost",
+    ];
 
     /// The model's verdicts, counted in shadow mode too.
     pub fn verdict(verdict: &str) -> String {

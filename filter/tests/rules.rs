@@ -131,15 +131,15 @@ fn bad_rules_are_refused_naming_the_field() {
         ),
         (
             json!({"psd2_unattended_access": {"routes": ["account", "nope"]}}),
-            "rules.psd2_unattended_access.routes[1]: no route named `nope`",
+            "rules.psd2_unattended_access.routes[1]: no route by this name",
         ),
         (
             json!({"psd2_unattended_access": {"routes": ["accounts"]}}),
-            "rules.psd2_unattended_access.routes[0]: route `accounts` has no path parameter `{AccountId}`",
+            "rules.psd2_unattended_access.routes[0]: the route's path has no parameter named by account_param",
         ),
         (
             json!({"psd2_unattended_access": {"routes": ["account"], "account_param": "Id"}}),
-            "rules.psd2_unattended_access.routes[0]: route `account` has no path parameter `{Id}`",
+            "rules.psd2_unattended_access.routes[0]: the route's path has no parameter named by account_param",
         ),
         (
             json!({"psd2_unattended_access": {"routes": []}}),
@@ -167,7 +167,7 @@ fn bad_rules_are_refused_naming_the_field() {
         ),
         (
             json!({"payment_velocity": {"routes": ["paymentz"]}}),
-            "rules.payment_velocity.routes[0]: no route named `paymentz`",
+            "rules.payment_velocity.routes[0]: no route by this name",
         ),
         (
             json!({"payment_velocity": {"limit": 3}}),
@@ -733,4 +733,20 @@ fn a_hit_is_logged_first_in_the_reasons_and_counted() {
     assert_eq!(host.metric("obguard.rules.state.stored"), 4);
     assert_eq!(host.metric("obguard.requests.throttled"), 1);
     assert!(host.metric_defined("obguard.rules.state.lost"));
+}
+
+#[test]
+fn rule_counter_names_follow_the_rule_and_fate_names() {
+    use obguard::telemetry::metric;
+    for (name, rule) in metric::RULES_HIT.iter().zip(obguard::rules::RULE_NAMES) {
+        assert_eq!(*name, format!("obguard.rules.hit.{rule}"));
+    }
+    let fates = [
+        BaselineWrite::Stored,
+        BaselineWrite::SlotTaken,
+        BaselineWrite::Lost,
+    ];
+    for (name, fate) in metric::RULES_STATE.iter().zip(fates) {
+        assert_eq!(*name, format!("obguard.rules.state.{}", fate.as_str()));
+    }
 }

@@ -153,6 +153,38 @@ pub fn resolve_in<V: SlotValue>(
     id: &str,
     now_ms: u64,
 ) -> (ResolvedSlot<V>, u64) {
+    let mut own: Option<V> = None;
+    let (key, cas, owner) = find_slot(
+        store,
+        space,
+        id,
+        &mut |bytes, owner| match occupancy_of::<V>(Some(bytes), owner, now_ms, space.ttl_s) {
+            Occupancy::Own(value) => {
+                own = Some(value);
+                Occupancy::Own(())
+            }
+            Occupancy::Free => Occupancy::Free,
+            Occupancy::Taken => Occupancy::Taken,
+        },
+    );
+    let resolved = ResolvedSlot {
+        key,
+        cas,
+        value: own,
+    };
+    (resolved, owner)
+}
+
+/// The slot search, once for every value type: `classify` tells what a stored slot's bytes
+/// (owner hash stripped by [`occupancy_of`]) mean for this id, given its owner hash. Not
+/// inlined: one copy serves every value type (module size).
+#[inline(never)]
+fn find_slot(
+    store: &dyn BaselineStore,
+    space: SlotSpace<'_>,
+    id: &str,
+    classify: &mut dyn FnMut(&[u8], u64) -> Occupancy<()>,
+) -> (Option<String>, Option<u32>, u64) {
     // Keys are formatted only when read: most ids live in their first slot.
     let (slots, owner) = candidates(id, space.slots);
     let distinct = if slots[0] == slots[1] { 1 } else { 2 };
@@ -160,32 +192,20 @@ pub fn resolve_in<V: SlotValue>(
     for slot_number in slots.iter().take(distinct) {
         let key = slot_key_in(space.prefix, *slot_number);
         let slot = store.load(&key);
-        match occupancy_of::<V>(slot.bytes.as_deref(), owner, now_ms, space.ttl_s) {
-            Occupancy::Own(value) => {
-                let resolved = ResolvedSlot {
-                    key: Some(key),
-                    cas: slot.cas,
-                    value: Some(value),
-                };
-                return (resolved, owner);
-            }
+        let occupancy = match slot.bytes.as_deref() {
+            None => Occupancy::Free,
+            Some(bytes) => classify(bytes, owner),
+        };
+        match occupancy {
+            Occupancy::Own(()) => return (Some(key), slot.cas, owner),
             Occupancy::Free if free.is_none() => free = Some((key, slot.cas)),
             Occupancy::Free | Occupancy::Taken => {}
         }
     }
-    let resolved = match free {
-        Some((key, cas)) => ResolvedSlot {
-            key: Some(key),
-            cas,
-            value: None,
-        },
-        None => ResolvedSlot {
-            key: None,
-            cas: None,
-            value: None,
-        },
-    };
-    (resolved, owner)
+    match free {
+        Some((key, cas)) => (Some(key), cas, owner),
+        None => (None, None, owner),
+    }
 }
 
 /// What a slot means for an id.

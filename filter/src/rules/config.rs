@@ -65,13 +65,13 @@ impl<'v> Obj<'v> {
             return Err(ConfigError::new(path, "invalid type: expected an object"));
         };
         if let Some(unknown) = map.keys().find(|k| !fields.contains(&k.as_str())) {
-            return Err(ConfigError::new(
-                format!("{path}.{unknown}"),
-                format!(
-                    "unknown field `{unknown}`, expected one of `{}`",
-                    fields.join("`, `")
-                ),
-            ));
+            let mut problem = format!("unknown field `{unknown}`, expected one of ");
+            for (i, field) in fields.iter().enumerate() {
+                problem.push_str(if i == 0 { "`" } else { ", `" });
+                problem.push_str(field);
+                problem.push('`');
+            }
+            return Err(ConfigError::new(format!("{path}.{unknown}"), problem));
         }
         Ok(Self { path, map })
     }
@@ -159,19 +159,18 @@ impl<'v> Obj<'v> {
         }
         let mut names = Vec::with_capacity(items.len());
         for (index, item) in items.iter().enumerate() {
-            let here = format!("routes[{index}]");
             let name = item.as_str().unwrap_or("");
-            let problem = match (table.by_name(name), param) {
-                (None, _) => format!("no route named `{name}`"),
-                (Some(route), Some(param)) if !route.has_param(param) => format!(
-                    "route `{name}` has no path parameter `{{{param}}}` (see account_param)"
-                ),
-                (Some(_), _) => {
+            let problem = match table.by_name(name) {
+                None => "no route by this name",
+                Some(route) if param.is_some_and(|p| !route.has_param(p)) => {
+                    "the route's path has no parameter named by account_param"
+                }
+                Some(_) => {
                     names.push(name.to_owned());
                     continue;
                 }
             };
-            return Err(self.err(&here, problem));
+            return Err(self.err(&format!("routes[{index}]"), problem));
         }
         Ok(Some(names))
     }

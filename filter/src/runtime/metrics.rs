@@ -174,11 +174,11 @@ impl Metrics {
             }
         }
         if config.rules.is_some() {
-            for (id, rule) in metrics.rule_hits.iter_mut().zip(crate::rules::RULE_NAMES) {
-                *id = h.define_counter(&metric::rule_hit(rule));
+            for (id, name) in metrics.rule_hits.iter_mut().zip(metric::RULES_HIT) {
+                *id = h.define_counter(name);
             }
-            for (id, fate) in metrics.rule_state.iter_mut().zip(RULE_STATE_FATES) {
-                *id = h.define_counter(&metric::rule_state(fate.as_str()));
+            for (id, name) in metrics.rule_state.iter_mut().zip(metric::RULES_STATE) {
+                *id = h.define_counter(name);
             }
         }
         for outcome in Outcome::ALL {
@@ -309,6 +309,7 @@ impl Metrics {
     }
 }
 
+/// In [`metric::RULES_STATE`] order.
 const RULE_STATE_FATES: [BaselineWrite; 3] = [
     BaselineWrite::Stored,
     BaselineWrite::SlotTaken,

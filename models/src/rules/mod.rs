@@ -213,9 +213,11 @@ pub fn classify<'a>(
     sub: Option<&'a str>,
     customer_present: bool,
 ) -> RuleSubject<'a> {
-    let path = path.split(['?', '#']).next().unwrap_or("");
-    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    let path = path
+        .find(['?', '#'])
+        .map_or(path, |end| path.get(..end).unwrap_or(""));
     if method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD") {
+        let mut segments = path.split('/');
         while let Some(segment) = segments.next() {
             if segment == "accounts" {
                 return match segments.next() {
@@ -230,7 +232,8 @@ pub fn classify<'a>(
         return RuleSubject::Other;
     }
     if method.eq_ignore_ascii_case("POST") {
-        let last = segments.next_back().unwrap_or("");
+        let trimmed = path.trim_end_matches('/');
+        let last = trimmed.rsplit_once('/').map_or(trimmed, |(_, last)| last);
         if last.ends_with("-payments") || last.ends_with("-standing-orders") {
             return match sub.filter(|s| !s.is_empty()) {
                 Some(customer) => RuleSubject::Payment { customer },
