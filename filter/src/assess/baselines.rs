@@ -153,37 +153,55 @@ pub fn resolve_in<V: SlotValue>(
     id: &str,
     now_ms: u64,
 ) -> (ResolvedSlot<V>, u64) {
-    let mut own: Option<V> = None;
-    let (key, cas, owner) = find_slot(
-        store,
-        space,
-        id,
-        &mut |bytes, owner| match occupancy_of::<V>(Some(bytes), owner, now_ms, space.ttl_s) {
-            Occupancy::Own(value) => {
-                own = Some(value);
-                Occupancy::Own(())
-            }
-            Occupancy::Free => Occupancy::Free,
-            Occupancy::Taken => Occupancy::Taken,
-        },
-    );
+    let mut capture = Capture::<V> {
+        own: None,
+        now_ms,
+        ttl_s: space.ttl_s,
+    };
+    let (key, cas, owner) = find_slot(store, space, id, &mut capture);
     let resolved = ResolvedSlot {
         key,
         cas,
-        value: own,
+        value: capture.own,
     };
     (resolved, owner)
 }
 
+/// What a stored slot's bytes mean for an id with this owner hash (a trait object rather
+/// than a closure: a `dyn FnMut` vtable carries an extra `call_once` copy of the body).
+trait Classify {
+    fn classify(&mut self, bytes: &[u8], owner: u64) -> Occupancy<()>;
+}
+
+/// [`Classify`] for a value type, keeping the id's own value when it finds it.
+struct Capture<V> {
+    own: Option<V>,
+    now_ms: u64,
+    ttl_s: u64,
+}
+
+impl<V: SlotValue> Classify for Capture<V> {
+    fn classify(&mut self, bytes: &[u8], owner: u64) -> Occupancy<()> {
+        match occupancy_of::<V>(Some(bytes), owner, self.now_ms, self.ttl_s) {
+            Occupancy::Own(value) => {
+                self.own = Some(value);
+                Occupancy::Own(())
+            }
+            Occupancy::Free => Occupancy::Free,
+            Occupancy::Taken => Occupancy::Taken,
+        }
+    }
+}
+
 /// The slot search, once for every value type: `classify` tells what a stored slot's bytes
-/// (owner hash stripped by [`occupancy_of`]) mean for this id, given its owner hash. Not
-/// inlined: one copy serves every value type (module size).
+/// mean for this id, given its owner hash. Not inlined: one copy serves every value type
+/// (module size).
 #[inline(never)]
 fn find_slot(
     store: &dyn BaselineStore,
     space: SlotSpace<'_>,
     id: &str,
-    classify: &mut dyn FnMut(&[u8], u64) -> Occupancy<()>,
+    classify: &mut dyn Classify,
 ) -> (Option<String>, Option<u32>, u64) {
     // Keys are formatted only when read: most ids live in their first slot.
     let (slots, owner) = candidates(id, space.slots);
@@ -194,7 +212,7 @@ fn find_slot(
         let slot = store.load(&key);
         let occupancy = match slot.bytes.as_deref() {
             None => Occupancy::Free,
-            Some(bytes) => classify(bytes, owner),
+            Some(bytes) => classify.classify(bytes, owner),
         };
         match occupancy {
             Occupancy::Own(()) => return (Some(key), slot.cas, owner),

@@ -214,7 +214,11 @@ impl RulesConfig {
 /// The slot id of (client, account) or (client, customer), hashed into the slot space (the
 /// stored key is the slot number, so its size does not depend on the ids).
 fn key(client_id: &str, id: &str) -> String {
-    format!("{client_id}\u{1f}{id}")
+    let mut key = String::with_capacity(client_id.len() + 1 + id.len());
+    key.push_str(client_id);
+    key.push('\u{1f}');
+    key.push_str(id);
+    key
 }
 
 fn update<V: SlotValue + Default + Clone + PartialEq>(

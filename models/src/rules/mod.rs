@@ -54,8 +54,7 @@
 //! than the previous one counts as part of the same access, a payment earlier than the
 //! newest recorded one counts in the newest bucket.
 
-use alloc::format;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 
 use crate::model::Verdict;
 
@@ -217,19 +216,22 @@ pub fn classify<'a>(
         .find(['?', '#'])
         .map_or(path, |end| path.get(..end).unwrap_or(""));
     if method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD") {
-        let mut segments = path.split('/');
-        while let Some(segment) = segments.next() {
-            if segment == "accounts" {
-                return match segments.next() {
-                    Some(id) if crate::event::is_resource_id(id) => RuleSubject::AccountRead {
-                        account_id: id,
-                        customer_present,
-                    },
-                    _ => RuleSubject::Other,
-                };
+        // The first `accounts` segment and the one after it.
+        let Some(at) = path.find("/accounts/") else {
+            return RuleSubject::Other;
+        };
+        let after = path.get(at + "/accounts/".len()..).unwrap_or("");
+        let id = after
+            .find('/')
+            .map_or(after, |end| after.get(..end).unwrap_or(""));
+        return if crate::event::is_resource_id(id) {
+            RuleSubject::AccountRead {
+                account_id: id,
+                customer_present,
             }
-        }
-        return RuleSubject::Other;
+        } else {
+            RuleSubject::Other
+        };
     }
     if method.eq_ignore_ascii_case("POST") {
         let trimmed = path.trim_end_matches('/');
@@ -265,7 +267,21 @@ fn ordinal(n: u64) -> String {
         (3, _) => "rd",
         _ => "th",
     };
-    format!("{n}{suffix}")
+    let mut out = n.to_string();
+    out.push_str(suffix);
+    out
+}
+
+/// `<rule>(<nth> <what>)`, e.g. `payment_velocity(16th payment in 1h)`.
+fn hit_reason(rule: &str, nth: u64, what: &str) -> String {
+    let mut out = String::with_capacity(rule.len() + what.len() + 8);
+    out.push_str(rule);
+    out.push('(');
+    out.push_str(&ordinal(nth));
+    out.push(' ');
+    out.push_str(what);
+    out.push(')');
+    out
 }
 
 /// The PSD2 rule for one read of one account (`state`: that account's, for this client).
@@ -293,10 +309,7 @@ pub fn check_account_read(
         let nth = u64::try_from(started).unwrap_or(u64::MAX).saturating_add(1);
         return Some(RuleHit {
             rule: PSD2_UNATTENDED_LIMIT,
-            reason: format!(
-                "{PSD2_UNATTENDED_LIMIT}({} unattended access in 24h)",
-                ordinal(nth)
-            ),
+            reason: hit_reason(PSD2_UNATTENDED_LIMIT, nth, "unattended access in 24h"),
             verdict: rule.verdict,
         });
     }
@@ -315,19 +328,16 @@ pub fn check_payment(
     state.advance(now_ms);
     let (hour, day) = state.counts();
     let over = if hour >= u32::from(rule.max_per_hour) {
-        Some((hour, "1h"))
+        Some((hour, "payment in 1h"))
     } else if day >= u32::from(rule.max_per_day) {
-        Some((day, "24h"))
+        Some((day, "payment in 24h"))
     } else {
         None
     };
     if let Some((count, window)) = over {
         return Some(RuleHit {
             rule: PAYMENT_VELOCITY,
-            reason: format!(
-                "{PAYMENT_VELOCITY}({} payment in {window})",
-                ordinal(u64::from(count).saturating_add(1))
-            ),
+            reason: hit_reason(PAYMENT_VELOCITY, u64::from(count).saturating_add(1), window),
             verdict: rule.verdict,
         });
     }

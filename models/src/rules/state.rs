@@ -132,13 +132,36 @@ pub struct AccountAccesses {
     len: u8,
 }
 
-/// On the wire: starts as seconds before `last_read_s` (≤ 1 day), 3 bytes little-endian
-/// each, oldest first.
+/// Both state types on the wire (one encoder and one decoder in the module): a version, a
+/// clock value and a byte string.
+///
+/// * [`AccountAccesses`]: the last counted read (Unix seconds), then each access start as
+///   seconds before it (≤ 1 day), 3 bytes little-endian each, oldest first.
+/// * [`CustomerPayments`]: the newest bucket's index, then the 7 ten-minute and 25 hour
+///   counters.
 #[derive(Serialize, Deserialize)]
-struct AccountWire {
+struct Wire {
     version: u8,
-    last_read_s: u64,
-    ago: Packed,
+    clock: u64,
+    packed: Packed,
+}
+
+fn encode_wire(clock: u64, packed: Packed) -> alloc::vec::Vec<u8> {
+    let wire = Wire {
+        version: RULE_STATE_VERSION,
+        clock,
+        packed,
+    };
+    // Integers and a bounded byte string: serialisation cannot fail.
+    postcard::to_allocvec(&wire).unwrap_or_default()
+}
+
+fn decode_wire(bytes: &[u8], max: usize) -> Result<Wire, RuleStateError> {
+    let wire: Wire = take(bytes, max)?;
+    if wire.version != RULE_STATE_VERSION {
+        return Err(RuleStateError::Version(wire.version));
+    }
+    Ok(wire)
 }
 
 impl AccountAccesses {
@@ -212,30 +235,22 @@ impl AccountAccesses {
                 ago.push(&[a, b, c]);
             }
         }
-        let wire = AccountWire {
-            version: RULE_STATE_VERSION,
-            last_read_s: self.last_read_s,
-            ago,
-        };
-        // A fixed-shape struct of integers: serialisation cannot fail.
-        postcard::to_allocvec(&wire).unwrap_or_default()
+        encode_wire(self.last_read_s, ago)
     }
 
     /// Decodes bytes written by [`Self::encode`]; anything else is an error, never a panic.
     pub fn decode(bytes: &[u8]) -> Result<Self, RuleStateError> {
-        let wire: AccountWire = take(bytes, MAX_ACCOUNT_STATE_LEN)?;
-        if wire.version != RULE_STATE_VERSION {
-            return Err(RuleStateError::Version(wire.version));
-        }
-        let bytes = wire.ago.as_slice();
+        let wire = decode_wire(bytes, MAX_ACCOUNT_STATE_LEN)?;
+        let last_read_s = wire.clock;
+        let bytes = wire.packed.as_slice();
         if !bytes.len().is_multiple_of(3) || bytes.len() / 3 > MAX_TRACKED_ACCESSES {
             return Err(RuleStateError::Corrupt("access list length"));
         }
-        if wire.last_read_s == 0 && !bytes.is_empty() {
+        if last_read_s == 0 && !bytes.is_empty() {
             return Err(RuleStateError::Corrupt("accesses without a last read"));
         }
         let mut state = Self {
-            last_read_s: wire.last_read_s,
+            last_read_s,
             ..Self::default()
         };
         let mut previous = u64::MAX;
@@ -249,7 +264,7 @@ impl AccountAccesses {
             }
             previous = ago;
             if let Some(slot) = state.starts.get_mut(usize::from(state.len)) {
-                *slot = wire.last_read_s.saturating_sub(ago);
+                *slot = last_read_s.saturating_sub(ago);
                 state.len += 1;
             }
         }
@@ -346,23 +361,16 @@ impl CustomerPayments {
         let mut buckets = Packed::new();
         buckets.push(&self.tens);
         buckets.push(&self.hours);
-        let wire = PaymentsWire {
-            version: RULE_STATE_VERSION,
-            slot: self.slot,
-            buckets,
-        };
-        // A fixed-shape struct of integers and bytes: serialisation cannot fail.
-        postcard::to_allocvec(&wire).unwrap_or_default()
+        encode_wire(u64::from(self.slot), buckets)
     }
 
     /// Decodes bytes written by [`Self::encode`]; anything else is an error, never a panic.
     pub fn decode(bytes: &[u8]) -> Result<Self, RuleStateError> {
-        let wire: PaymentsWire = take(bytes, MAX_PAYMENT_STATE_LEN)?;
-        if wire.version != RULE_STATE_VERSION {
-            return Err(RuleStateError::Version(wire.version));
-        }
+        let wire = decode_wire(bytes, MAX_PAYMENT_STATE_LEN)?;
+        let slot =
+            u32::try_from(wire.clock).map_err(|_| RuleStateError::Corrupt("bucket index"))?;
         let (tens, hours) = wire
-            .buckets
+            .packed
             .as_slice()
             .split_first_chunk::<HOUR_BUCKETS>()
             .ok_or(RuleStateError::Corrupt("bucket count"))?;
@@ -370,17 +378,9 @@ impl CustomerPayments {
             .try_into()
             .map_err(|_| RuleStateError::Corrupt("bucket count"))?;
         Ok(Self {
-            slot: wire.slot,
+            slot,
             tens: *tens,
             hours,
         })
     }
-}
-
-/// On the wire: the newest bucket's index, then the 7 ten-minute and 25 hour counters.
-#[derive(Serialize, Deserialize)]
-struct PaymentsWire {
-    version: u8,
-    slot: u32,
-    buckets: Packed,
 }
