@@ -423,10 +423,6 @@ pub fn decide<'c>(
         let (outcome, reason, denial) = refusal;
         return deny(decision, config, outcome, reason, denial);
     }
-    // A rule's verdict forwarded (to the rate-limit service) still names the rule.
-    if rule_reason.is_some() {
-        decision.reason = rule_reason;
-    }
     decision.action = continue_with(
         config,
         request,
