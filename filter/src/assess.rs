@@ -17,8 +17,9 @@ use serde::Deserialize;
 
 use crate::config::ConfigError;
 
-/// What the pipeline concluded about an authenticated request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// What the pipeline concluded about an authenticated request, ordered from the mildest
+/// (`allow`) to the strictest (`block`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Allow,

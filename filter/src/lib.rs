@@ -26,6 +26,7 @@ pub mod host;
 pub mod identify;
 pub mod pipeline;
 pub mod ratelimit;
+pub mod rules;
 pub mod runtime;
 pub mod telemetry;
 

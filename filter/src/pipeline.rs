@@ -71,6 +71,8 @@ pub struct Decision<'c> {
     pub model: Option<Scored>,
     /// A model is configured but none has been accepted yet (HTTP source): not scored.
     pub model_unavailable: bool,
+    /// The hard rules' check (`rules` configured, authenticated request past its scopes).
+    pub rules: Option<crate::rules::RuleCheck>,
     pub action: Action<'c>,
 }
 
@@ -139,6 +141,7 @@ pub fn decide<'c>(
         refetch_keys_for: None,
         model: None,
         model_unavailable: false,
+        rules: None,
         action: Action::Continue {
             remove: Cow::Borrowed(&config.headers.strip),
             remove_authorization: !config.headers.forward_authorization,
@@ -172,6 +175,7 @@ pub fn decide<'c>(
         }
     };
 
+    let mut params: Vec<(&str, &str)> = Vec::new();
     let route: Option<&Route> = match config.routes.find(request.method, path) {
         Some(found) => {
             // Parameters become account ids upstream: only their charset gets through.
@@ -185,6 +189,7 @@ pub fn decide<'c>(
                     Denial::BadPath,
                 );
             }
+            params = found.params;
             Some(found.route)
         }
         None => match config.unmatched {
@@ -328,15 +333,16 @@ pub fn decide<'c>(
     decision.subject = identity.subject.clone();
     let pinned = assess::pinned(&config.static_assessments, &client_key)
         .or_else(|| assess::pinned(&config.static_assessments, &identity.client_id));
+    let now_ms = if request.now_ms == 0 {
+        now.saturating_mul(1000)
+    } else {
+        request.now_ms
+    };
     let assessment = match (&config.model, pinned) {
         (_, Some(pinned)) => pinned,
         (Some(stage), None) => {
             let facts = model_stage::RequestFacts {
-                now_ms: if request.now_ms == 0 {
-                    now.saturating_mul(1000)
-                } else {
-                    request.now_ms
-                },
+                now_ms,
                 client_id: &client_key,
                 method: request.method,
                 path,
@@ -374,6 +380,26 @@ pub fn decide<'c>(
         }
         (None, None) => assess::Assessment::PLACEHOLDER,
     };
+    // Hard rules: the stricter of their verdict and the model's (or the pinned one) wins,
+    // in shadow mode too (see crate::rules).
+    let rule_check = config.rules.as_ref().map(|rules| {
+        let facts = crate::rules::RuleRequest {
+            client_id: &client_key,
+            subject: identity.subject.as_deref(),
+            method: request.method,
+            path,
+            route: decision.route,
+            params: &params,
+            customer_present: crate::rules::customer_present(request.headers),
+            now_ms,
+        };
+        rules.check(worker.baselines.as_mut(), &facts)
+    });
+    let (assessment, rule_reason) = crate::rules::combine(
+        assessment,
+        rule_check.as_ref().and_then(|check| check.hit.as_ref()),
+    );
+    decision.rules = rule_check;
     decision.assessment = Some(assessment);
     let facts = crate::ratelimit::RequestFacts {
         client_id: decision.client_id.as_deref(),
@@ -392,7 +418,8 @@ pub fn decide<'c>(
                     .map(|(_, v)| v.as_str())
             }),
     };
-    if let Some(refusal) = enforce_verdict(config, assessment, &facts) {
+    let reason = rule_reason.unwrap_or(telemetry::REASON_RISK);
+    if let Some(refusal) = enforce_verdict(config, assessment, &facts, reason) {
         let (outcome, reason, denial) = refusal;
         return deny(decision, config, outcome, reason, denial);
     }
@@ -409,11 +436,13 @@ pub fn decide<'c>(
 /// What a verdict means for the request: `None` to continue. A `throttle` continues only
 /// when the rate-limit service will be asked about the request (the rate-limit stage carries
 /// the verdict to it); otherwise it is answered here — a 429, or with
-/// `throttle_without_call: block` a 403 — and never forwarded.
+/// `throttle_without_call: block` a 403 — and never forwarded. `reason`: `risk` for the
+/// model's verdict, the rule's name for a rule's.
 fn enforce_verdict(
     config: &FilterConfig,
     assessment: assess::Assessment,
     facts: &crate::ratelimit::RequestFacts<'_>,
+    reason: &'static str,
 ) -> Option<(Outcome, &'static str, Denial)> {
     let stage = config.model.as_ref();
     let throttled = |reason| {
@@ -429,7 +458,7 @@ fn enforce_verdict(
         assess::Verdict::Allow => None,
         assess::Verdict::StepUp => Some((
             Outcome::Challenged,
-            telemetry::REASON_RISK,
+            reason,
             Denial::StepUp {
                 acr_values: stage.map_or_else(
                     || "urn:openbanking:psd2:sca".to_owned(),
@@ -438,9 +467,9 @@ fn enforce_verdict(
                 max_age_s: stage.and_then(|s| s.challenge_max_age_s),
             },
         )),
-        assess::Verdict::Block => Some((Outcome::Blocked, telemetry::REASON_RISK, Denial::Blocked)),
+        assess::Verdict::Block => Some((Outcome::Blocked, reason, Denial::Blocked)),
         assess::Verdict::Throttle => match &config.ratelimit {
-            None => throttled(telemetry::REASON_RISK),
+            None => throttled(reason),
             // The same plan the adapter makes next; with none, nothing would carry the verdict.
             Some(rl) if crate::ratelimit::plan(rl, facts).is_some() => None,
             Some(rl) => match rl.policy(facts.route).throttle_without_call {

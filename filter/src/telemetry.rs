@@ -82,6 +82,8 @@ pub const REASON_NO_ROUTE: &str = "no_route";
 pub const REASON_MISSING_SCOPE: &str = "missing_scope";
 /// The behavioural model's verdict; its own reasons are in the `reasons` log field.
 pub const REASON_RISK: &str = "risk";
+// A hard rule that decided names itself: `psd2_unattended_limit`, `payment_velocity`
+// (`crate::rules::RULE_NAMES`, defined in `obguard_models::rules`).
 /// A model is configured but none has been accepted yet.
 pub const REASON_MODEL_UNAVAILABLE: &str = "model_unavailable";
 pub const REASON_OVER_LIMIT: &str = "over_limit";
@@ -117,6 +119,21 @@ pub mod metric {
     pub fn baseline_write(fate: &str) -> String {
         format!("obguard.baseline.{fate}")
     }
+
+    /// Hard-rule hits by rule, in [`crate::rules::RULE_NAMES`] order (`rules` configured;
+    /// counted whatever the rule's verdict, and whether or not it decided). Constants rather
+    /// than formatted: fewer bytes in the module.
+    pub const RULES_HIT: [&str; 2] = [
+        "obguard.rules.hit.psd2_unattended_limit",
+        "obguard.rules.hit.payment_velocity",
+    ];
+
+    /// Rule state updates by fate: `stored`, `slot_taken`, `lost` (as for baselines).
+    pub const RULES_STATE: [&str; 3] = [
+        "obguard.rules.state.stored",
+        "obguard.rules.state.slot_taken",
+        "obguard.rules.state.lost",
+    ];
 
     /// The model's verdicts, counted in shadow mode too.
     pub fn verdict(verdict: &str) -> String {
@@ -227,7 +244,8 @@ pub mod log_field {
     pub const VERDICT: &str = "obguard.verdict";
     /// The model's score, 0 to 1.
     pub const SCORE: &str = "obguard.score";
-    /// The model's top reasons, `; `-separated, e.g. `new_country(RU); hour_rare(03:05, …)`.
+    /// A rule hit's reason (e.g. `psd2_unattended_limit(5th unattended access in 24h)`), then
+    /// the model's top reasons, `; `-separated, e.g. `new_country(RU); hour_rare(03:05, …)`.
     pub const REASONS: &str = "obguard.reasons";
     /// `ok`, `over_limit`, `failed_open:<failure>` or `failed_closed:<failure>` when the
     /// rate-limit service was asked.

@@ -82,7 +82,7 @@ pub fn split_path(path: &str) -> (String, Vec<&str>) {
     (template, ids)
 }
 
-fn is_resource_id(segment: &str) -> bool {
+pub(crate) fn is_resource_id(segment: &str) -> bool {
     let is_version = segment.len() <= 6
         && segment.starts_with(['v', 'V'])
         && segment

@@ -9,6 +9,9 @@
 //! * [`features`] — [`extract`] and [`observe_response`]: the one path from requests to
 //!   feature vectors, used by the filter and the trainer alike.
 //! * [`mod@explain`]  — [`explain()`]: the top reasons a request stands out.
+//! * [`rules`]    — hard rules scored next to the model: the PSD2 unattended-access limit
+//!   and payment velocity ([`rules::classify`], per-key state, [`rules::check_account_read`],
+//!   [`rules::check_payment`]; [`rules::RuleReplay`] for records with `train`).
 //! * [`model`]    — the model file ([`load`]), [`Model::score`], [`Thresholds`], [`Verdict`];
 //!   [`model::signing`]: signed model files ([`Model::load_verified`], [`PublicKey`],
 //!   [`SignaturePolicy`], [`Model::digest`]).
@@ -77,6 +80,7 @@ pub mod explain;
 pub mod features;
 mod hashing;
 pub mod model;
+pub mod rules;
 pub mod schema;
 
 pub use baseline::{ClientBaseline, PopulationBaseline};

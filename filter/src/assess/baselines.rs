@@ -9,6 +9,10 @@
 //! only once it has been idle for `client_ttl_s`, so a flood of new ids cannot evict active
 //! clients (a newcomer without a slot is scored from the population baseline and not
 //! remembered).
+//!
+//! The mechanism is generic over what a slot holds ([`SlotValue`]) and where its keys live
+//! ([`SlotSpace`]): the rules stage keeps per-account and per-customer state in slot spaces of
+//! its own (`obguard.rules.account.<n>`, `obguard.rules.customer.<n>`) the same way.
 
 use std::collections::HashMap;
 
@@ -31,6 +35,40 @@ pub trait BaselineStore {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Conflict;
 
+/// What a slot can hold: bytes with a decoder that refuses corrupt input, and a time of last
+/// use for TTL reclaiming.
+pub trait SlotValue: Sized {
+    /// `None`: corrupt or another version (the slot counts as free).
+    fn decode_value(bytes: &[u8]) -> Option<Self>;
+    fn encode_value(&self) -> Option<Vec<u8>>;
+    /// Unix ms of the last use; a slot idle for longer than the space's TTL is reclaimable.
+    fn last_seen_ms(&self) -> u64;
+}
+
+impl SlotValue for ClientBaseline {
+    fn decode_value(bytes: &[u8]) -> Option<Self> {
+        ClientBaseline::decode(bytes).ok()
+    }
+    fn encode_value(&self) -> Option<Vec<u8>> {
+        self.encode().ok()
+    }
+    fn last_seen_ms(&self) -> u64 {
+        ClientBaseline::last_seen_ms(self)
+    }
+}
+
+/// A family of slots: key prefix (`<prefix>.<n>`), slot count, and how long an idle value
+/// keeps its slot against newcomers.
+#[derive(Debug, Clone, Copy)]
+pub struct SlotSpace<'a> {
+    pub prefix: &'a str,
+    pub slots: u32,
+    pub ttl_s: u64,
+}
+
+/// Where client baselines live.
+pub const BASELINE_PREFIX: &str = "obguard.baseline";
+
 /// The client's two candidate slot numbers and its owner hash.
 fn candidates(client_id: &str, max_clients: u32) -> ([u64; 2], u64) {
     let digest: [u8; 32] = Sha256::digest(client_id.as_bytes()).into();
@@ -46,7 +84,11 @@ fn candidates(client_id: &str, max_clients: u32) -> ([u64; 2], u64) {
 }
 
 fn slot_key(slot: u64) -> String {
-    format!("obguard.baseline.{slot}")
+    slot_key_in(BASELINE_PREFIX, slot)
+}
+
+fn slot_key_in(prefix: &str, slot: u64) -> String {
+    format!("{prefix}.{slot}")
 }
 
 /// The client's two candidate slot keys and its owner hash.
@@ -79,54 +121,134 @@ pub fn resolve(
     now_ms: u64,
     client_ttl_s: u64,
 ) -> (Resolved, u64) {
-    // Keys are formatted only when read: most clients live in their first slot.
-    let (slots, owner) = candidates(client_id, max_clients);
-    let distinct = if slots[0] == slots[1] { 1 } else { 2 };
-    let mut free: Option<(String, Option<u32>)> = None;
-    for slot_number in slots.iter().take(distinct) {
-        let key = slot_key(*slot_number);
-        let slot = store.load(&key);
-        match occupancy(slot.bytes.as_deref(), owner, now_ms, client_ttl_s) {
-            Occupancy::Own(baseline) => {
-                let resolved = Resolved {
-                    key: Some(key),
-                    cas: slot.cas,
-                    baseline,
-                };
-                return (resolved, owner);
-            }
-            Occupancy::Free if free.is_none() => free = Some((key, slot.cas)),
-            Occupancy::Free | Occupancy::Taken => {}
-        }
-    }
-    let resolved = match free {
-        Some((key, cas)) => Resolved {
-            key: Some(key),
-            cas,
-            baseline: ClientBaseline::new(),
-        },
-        None => Resolved {
-            key: None,
-            cas: None,
-            baseline: ClientBaseline::new(),
-        },
+    let space = SlotSpace {
+        prefix: BASELINE_PREFIX,
+        slots: max_clients,
+        ttl_s: client_ttl_s,
+    };
+    let (slot, owner) = resolve_in::<ClientBaseline>(store, space, client_id, now_ms);
+    let resolved = Resolved {
+        key: slot.key,
+        cas: slot.cas,
+        baseline: slot.value.unwrap_or_else(ClientBaseline::new),
     };
     (resolved, owner)
 }
 
-/// What a slot means for this client.
+/// The slot of one id in a [`SlotSpace`].
+pub struct ResolvedSlot<V> {
+    /// `None`: both candidates are held by other active ids (do not store).
+    pub key: Option<String>,
+    /// The version to write back against.
+    pub cas: Option<u32>,
+    /// The id's value; `None`: start afresh (a free or reclaimed slot, or no slot).
+    pub value: Option<V>,
+}
+
+/// [`resolve`] for any [`SlotValue`] in any [`SlotSpace`]: the candidate `id` already owns,
+/// else the first free (or reclaimable) one. Returns the slot and the owner hash to write.
+pub fn resolve_in<V: SlotValue>(
+    store: &dyn BaselineStore,
+    space: SlotSpace<'_>,
+    id: &str,
+    now_ms: u64,
+) -> (ResolvedSlot<V>, u64) {
+    let mut capture = Capture::<V> {
+        own: None,
+        now_ms,
+        ttl_s: space.ttl_s,
+    };
+    let (key, cas, owner) = find_slot(store, space, id, &mut capture);
+    let resolved = ResolvedSlot {
+        key,
+        cas,
+        value: capture.own,
+    };
+    (resolved, owner)
+}
+
+/// What a stored slot's bytes mean for an id with this owner hash (a trait object rather
+/// than a closure: a `dyn FnMut` vtable carries an extra `call_once` copy of the body).
+trait Classify {
+    fn classify(&mut self, bytes: &[u8], owner: u64) -> Occupancy<()>;
+}
+
+/// [`Classify`] for a value type, keeping the id's own value when it finds it.
+struct Capture<V> {
+    own: Option<V>,
+    now_ms: u64,
+    ttl_s: u64,
+}
+
+impl<V: SlotValue> Classify for Capture<V> {
+    fn classify(&mut self, bytes: &[u8], owner: u64) -> Occupancy<()> {
+        match occupancy_of::<V>(Some(bytes), owner, self.now_ms, self.ttl_s) {
+            Occupancy::Own(value) => {
+                self.own = Some(value);
+                Occupancy::Own(())
+            }
+            Occupancy::Free => Occupancy::Free,
+            Occupancy::Taken => Occupancy::Taken,
+        }
+    }
+}
+
+/// The slot search, once for every value type: `classify` tells what a stored slot's bytes
+/// mean for this id, given its owner hash. Not inlined: one copy serves every value type
+/// (module size).
+#[inline(never)]
+fn find_slot(
+    store: &dyn BaselineStore,
+    space: SlotSpace<'_>,
+    id: &str,
+    classify: &mut dyn Classify,
+) -> (Option<String>, Option<u32>, u64) {
+    // Keys are formatted only when read: most ids live in their first slot.
+    let (slots, owner) = candidates(id, space.slots);
+    let distinct = if slots[0] == slots[1] { 1 } else { 2 };
+    let mut free: Option<(String, Option<u32>)> = None;
+    for slot_number in slots.iter().take(distinct) {
+        let key = slot_key_in(space.prefix, *slot_number);
+        let slot = store.load(&key);
+        let occupancy = match slot.bytes.as_deref() {
+            None => Occupancy::Free,
+            Some(bytes) => classify.classify(bytes, owner),
+        };
+        match occupancy {
+            Occupancy::Own(()) => return (Some(key), slot.cas, owner),
+            Occupancy::Free if free.is_none() => free = Some((key, slot.cas)),
+            Occupancy::Free | Occupancy::Taken => {}
+        }
+    }
+    match free {
+        Some((key, cas)) => (Some(key), cas, owner),
+        None => (None, None, owner),
+    }
+}
+
+/// What a slot means for an id.
 // A short-lived value on the stack; boxing the baseline would only add an allocation.
 #[allow(clippy::large_enum_variant)]
-pub enum Occupancy {
-    /// The client's own baseline.
-    Own(ClientBaseline),
-    /// Empty, unreadable, or held by a client idle for longer than `client_ttl_s`.
+pub enum Occupancy<V = ClientBaseline> {
+    /// The id's own value.
+    Own(V),
+    /// Empty, unreadable, or held by an id idle for longer than the TTL.
     Free,
-    /// Another active client owns the slot.
+    /// Another active id owns the slot.
     Taken,
 }
 
+/// [`occupancy_of`] for client baselines.
 pub fn occupancy(bytes: Option<&[u8]>, owner: u64, now_ms: u64, client_ttl_s: u64) -> Occupancy {
+    occupancy_of::<ClientBaseline>(bytes, owner, now_ms, client_ttl_s)
+}
+
+pub fn occupancy_of<V: SlotValue>(
+    bytes: Option<&[u8]>,
+    owner: u64,
+    now_ms: u64,
+    ttl_s: u64,
+) -> Occupancy<V> {
     let Some(bytes) = bytes else {
         return Occupancy::Free;
     };
@@ -134,14 +256,14 @@ pub fn occupancy(bytes: Option<&[u8]>, owner: u64, now_ms: u64, client_ttl_s: u6
         return Occupancy::Free;
     };
     // Corrupt bytes: start afresh rather than fail the request.
-    let Ok(baseline) = ClientBaseline::decode(rest) else {
+    let Some(value) = V::decode_value(rest) else {
         return Occupancy::Free;
     };
     if u64::from_be_bytes(*head) == owner {
-        return Occupancy::Own(baseline);
+        return Occupancy::Own(value);
     }
-    let idle_ms = now_ms.saturating_sub(baseline.last_seen_ms());
-    if idle_ms > client_ttl_s.saturating_mul(1000) {
+    let idle_ms = now_ms.saturating_sub(value.last_seen_ms());
+    if idle_ms > ttl_s.saturating_mul(1000) {
         Occupancy::Free
     } else {
         Occupancy::Taken
@@ -149,7 +271,12 @@ pub fn occupancy(bytes: Option<&[u8]>, owner: u64, now_ms: u64, client_ttl_s: u6
 }
 
 pub fn encode_slot(owner: u64, baseline: &ClientBaseline) -> Option<Vec<u8>> {
-    let body = baseline.encode().ok()?;
+    encode_slot_value(owner, baseline)
+}
+
+/// `owner hash (8 bytes, big-endian) || value bytes`.
+pub fn encode_slot_value<V: SlotValue>(owner: u64, value: &V) -> Option<Vec<u8>> {
+    let body = value.encode_value()?;
     let mut out = Vec::with_capacity(8 + body.len());
     out.extend_from_slice(&owner.to_be_bytes());
     out.extend_from_slice(&body);

@@ -121,6 +121,15 @@ impl ParamRule {
     }
 }
 
+impl Route {
+    /// Whether the route's template has the path parameter `{name}`.
+    pub fn has_param(&self, name: &str) -> bool {
+        self.segments
+            .iter()
+            .any(|s| matches!(s, Segment::Param(p, _) if p == name))
+    }
+}
+
 #[derive(Debug)]
 pub struct Route {
     pub name: String,
@@ -260,6 +269,11 @@ impl RouteTable {
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.routes.iter().map(|r| r.name.as_str())
+    }
+
+    /// The route named `name`, if any.
+    pub fn by_name(&self, name: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| r.name == name)
     }
 
     pub fn len(&self) -> usize {

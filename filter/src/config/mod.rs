@@ -46,6 +46,8 @@ pub struct FilterConfig {
     pub static_assessments: StaticAssessments,
     /// The behavioural model stage, when configured.
     pub model: Option<ModelStage>,
+    /// Hard rules (PSD2 unattended access, payment velocity), when configured.
+    pub rules: Option<crate::rules::RulesConfig>,
 }
 
 /// Largest `max_token_bytes` accepted; Envoy's own default header limit is 60 KiB.
@@ -141,6 +143,10 @@ fn compile(raw: RawConfig) -> Result<FilterConfig, ConfigError> {
         )?),
         None => None,
     };
+    let rules = match &raw.rules {
+        Some(section) => Some(crate::rules::RulesConfig::load("rules", section, &routes)?),
+        None => None,
+    };
     Ok(FilterConfig {
         realm: raw.realm,
         issuers,
@@ -154,6 +160,7 @@ fn compile(raw: RawConfig) -> Result<FilterConfig, ConfigError> {
         negative_cache_ttl_s: raw.cache.negative.ttl_s,
         host_verify: None,
         ratelimit,
+        rules,
         model: match &raw.model {
             Some(model) => Some(compile_model("model", model)?),
             None => None,

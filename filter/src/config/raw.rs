@@ -43,6 +43,10 @@ pub struct RawConfig {
     /// `crate::ratelimit::config`.
     #[serde(default)]
     pub ratelimit: Option<RawRateLimit>,
+    /// Hard rules scored next to the model (absent: none). Schema in `crate::rules::config`
+    /// (read from the JSON value by hand there, to keep parser code out of the module).
+    #[serde(default)]
+    pub rules: Option<serde_json::Value>,
     /// Client id → pinned verdict and risk band (placeholder input until the model lands;
     /// see `crate::assess`).
     #[serde(default)]

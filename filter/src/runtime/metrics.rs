@@ -45,6 +45,10 @@ pub struct Metrics {
     model_unavailable: Option<u32>,
     host_refused: Option<u32>,
     shadow_verdicts: HashMap<&'static str, Option<u32>>,
+    /// By [`crate::rules::RULE_NAMES`] index.
+    rule_hits: [Option<u32>; 2],
+    /// `stored`, `slot_taken`, `lost`.
+    rule_state: [Option<u32>; 3],
 }
 
 impl Metrics {
@@ -77,6 +81,8 @@ impl Metrics {
             model_unavailable: None,
             host_refused: h.define_counter(metric::HOST_REFUSED),
             shadow_verdicts: HashMap::new(),
+            rule_hits: [None; 2],
+            rule_state: [None; 3],
             host: host.clone(),
         };
         if config.issuers.iter().any(|i| i.remote.is_some()) {
@@ -165,6 +171,14 @@ impl Metrics {
                     verdict.as_str(),
                     h.define_counter(&metric::verdict(verdict.as_str())),
                 );
+            }
+        }
+        if config.rules.is_some() {
+            for (id, name) in metrics.rule_hits.iter_mut().zip(metric::RULES_HIT) {
+                *id = h.define_counter(name);
+            }
+            for (id, name) in metrics.rule_state.iter_mut().zip(metric::RULES_STATE) {
+                *id = h.define_counter(name);
             }
         }
         for outcome in Outcome::ALL {
@@ -295,6 +309,13 @@ impl Metrics {
     }
 }
 
+/// In [`metric::RULES_STATE`] order.
+const RULE_STATE_FATES: [BaselineWrite; 3] = [
+    BaselineWrite::Stored,
+    BaselineWrite::SlotTaken,
+    BaselineWrite::Lost,
+];
+
 /// `model.<role>.fetch_failed.<reason>` reasons.
 pub const MODEL_FETCH_FAILURES: [&str; 5] =
     ["unreachable", "status", "too_large", "dispatch", "store"];
@@ -361,6 +382,29 @@ impl Metrics {
                 LogLevel::Warn,
                 "obguard: a client baseline update was lost (shared data contention or failure); the verdict stands",
             );
+        }
+    }
+}
+
+impl Metrics {
+    /// A rule check: its hit (by rule) and its state update's fate; a lost update is also
+    /// logged, like a lost baseline update.
+    pub fn record_rules(&self, check: &crate::rules::RuleCheck) {
+        if let Some(hit) = &check.hit {
+            let at = crate::rules::RULE_NAMES.iter().position(|r| *r == hit.rule);
+            self.host
+                .increment(at.and_then(|i| self.rule_hits.get(i)).copied().flatten());
+        }
+        if let Some(fate) = check.state {
+            let at = RULE_STATE_FATES.iter().position(|f| *f == fate);
+            self.host
+                .increment(at.and_then(|i| self.rule_state.get(i)).copied().flatten());
+            if fate == BaselineWrite::Lost {
+                self.host.log(
+                    LogLevel::Warn,
+                    "obguard: a rule state update was lost (shared data contention or failure); the check stands",
+                );
+            }
         }
     }
 }

@@ -221,14 +221,25 @@ impl Stream {
         if decision.model_unavailable {
             state.metrics.model_unavailable();
         }
+        // A rule hit's reason comes first, then the model's.
+        let mut reasons: Vec<&str> = Vec::new();
+        if let Some(check) = &decision.rules {
+            state.metrics.record_rules(check);
+            if let Some(hit) = &check.hit {
+                reasons.push(&hit.reason);
+            }
+        }
+        if let Some(scored) = &decision.model {
+            reasons.extend(scored.reasons.iter().map(String::as_str));
+        }
+        if !reasons.is_empty() {
+            host.set_log_field(log_field::REASONS, &reasons.join("; "));
+        }
         if let Some(scored) = &decision.model {
             state.metrics.record_verdict(scored.verdict);
             state.metrics.record_baseline(scored.baseline);
             host.set_log_field(log_field::VERDICT, scored.verdict.as_str());
             host.set_log_field(log_field::SCORE, &format!("{:.3}", scored.score));
-            if !scored.reasons.is_empty() {
-                host.set_log_field(log_field::REASONS, &scored.reasons.join("; "));
-            }
             host.set_log_field(log_field::MODEL, scored.model.short_digest());
             if let Some(shadow) = &scored.shadow {
                 state.metrics.record_shadow_verdict(shadow.verdict);
