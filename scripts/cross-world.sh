@@ -17,18 +17,23 @@ for w in a b; do
   "$bin" train --unlabelled --data "$dir/$w-train.jsonl" --algorithm "$algorithm" --seed 7 \
     --created 2026-11-25T00:00:00Z --out "$dir/$w-unlabelled.model" 2> "$dir/$w-unlabelled.train.log"
 done
-printf '%-14s %-10s %-6s %9s %10s %9s %8s\n' trained_on labels tested caught20 non_allow blocked auc
+# Rules (PSD2 unattended-access limit, payment velocity) on, as `eval` does by default, and
+# the model alone (--no-rules).
+printf '%-10s %-10s %-6s %-6s %9s %10s %9s %8s\n' trained_on labels tested rules caught20 non_allow blocked auc
 for w in a b; do
   for kind in labelled unlabelled; do
     for t in a b; do
-      "$bin" eval --json --model "$dir/$w-$kind.model" --data "$dir/$t-test.jsonl" \
-        --out "$dir/eval-$w-$kind-on-$t.json"
-      python3 - "$dir/eval-$w-$kind-on-$t.json" "$w" "$kind" "$t" <<'PY'
+      for rules in on off; do
+        flag=(); [ "$rules" = off ] && flag=(--no-rules)
+        out="$dir/eval-$w-$kind-on-$t-rules-$rules.json"
+        "$bin" eval --json "${flag[@]}" --model "$dir/$w-$kind.model" --data "$dir/$t-test.jsonl" --out "$out"
+        python3 - "$out" "$w" "$kind" "$t" "$rules" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 d, l = r["detection"], r["legitimate"]["shares"]
-print(f"{'world '+sys.argv[2]:<14} {sys.argv[3]:<10} {sys.argv[4]:<6} {d['caught_within_share']*100:8.1f}% {l['non_allow']*100:9.3f}% {l['block']*100:8.4f}% {r['roc_auc']:8.3f}")
+print(f"{'world '+sys.argv[2]:<10} {sys.argv[3]:<10} {sys.argv[4]:<6} {sys.argv[5]:<6} {d['caught_within_share']*100:8.1f}% {l['non_allow']*100:9.3f}% {l['block']*100:8.4f}% {r['roc_auc']:8.3f}")
 PY
+      done
     done
   done
 done

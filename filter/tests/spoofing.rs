@@ -752,10 +752,7 @@ fn the_model_sees_the_connection_not_the_leftmost_forwarded_for_entry() {
         |i| format!("10.{i}.0.1:1"),
         |i| xff(&format!("10.{i}.9.9, 203.0.113.10, 10.0.0.1")),
     );
-    assert!(
-        seen.iter().all(|v| *v == Verdict::Allow),
-        "{seen:?}"
-    );
+    assert!(seen.iter().all(|v| *v == Verdict::Allow), "{seen:?}");
 }
 
 #[test]
@@ -953,9 +950,6 @@ fn baselines_are_per_issuer() {
     raw["model"] = json!({"inline_base64": model, "allow_unsigned": true, "max_clients": 64});
     let config = load(&raw);
     let mut worker = Worker::new(&config);
-    fn gb(token: &str) -> Request<'_> {
-        Request::get("/accounts", token).header("x-client-geo-country", "GB")
-    }
     fn from<'a>(token: &'a str, country: &'a str) -> Request<'a> {
         Request::get("/accounts", token).header("x-client-geo-country", country)
     }
@@ -965,9 +959,17 @@ fn baselines_are_per_issuer() {
     // past their warm-up.
     for (token, country) in [(&a_token, "GB"), (&b_token, "FR")] {
         let verdicts: Vec<Verdict> = (0..40)
-            .map(|_| run(&config, &mut worker, &from(token, country)).model.unwrap().verdict)
+            .map(|_| {
+                run(&config, &mut worker, &from(token, country))
+                    .model
+                    .unwrap()
+                    .verdict
+            })
             .collect();
-        assert!(verdicts.iter().all(|v| *v == Verdict::Allow), "{verdicts:?}");
+        assert!(
+            verdicts.iter().all(|v| *v == Verdict::Allow),
+            "{verdicts:?}"
+        );
     }
     // FR is familiar to issuer B's `tpp-1` only: for issuer A's it is new.
     let b = run(&config, &mut worker, &from(&b_token, "FR"));

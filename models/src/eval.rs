@@ -15,6 +15,7 @@ use crate::explain::{Reason, explain};
 use crate::features::ExtractConfig;
 use crate::model::{Model, Thresholds, Verdict};
 use crate::records::{self, Record, RecordError};
+use crate::rules::{RuleConfig, RuleReplay};
 use crate::schema::hex;
 use crate::train::{auc_ap, replay_features};
 
@@ -27,10 +28,13 @@ pub struct Scored {
     pub reasons: Vec<Reason>,
 }
 
-/// Replay records through the model with its thresholds. Stops at the first malformed line
-/// with its line number and reason.
+/// Replay records through the model with its thresholds, and through the hard rules when
+/// `rules` is given (as the filter's `rules` section: the stricter verdict wins and the
+/// rule's reason comes first). Stops at the first malformed line with its line number and
+/// reason.
 pub fn replay<I>(
     model: &Model,
+    rules: Option<&RuleConfig>,
     records: I,
     mut sink: impl FnMut(&Record, &Scored),
     with_reasons: bool,
@@ -42,14 +46,38 @@ where
         utc_offset_minutes: model.metadata().utc_offset_minutes,
     };
     let thresholds = *model.thresholds();
+    let mut rule_state = RuleReplay::new();
     replay_features(records, &cfg, model.population(), |r, fv, b| {
         let score = model.score_for_client(fv, b).score;
-        let verdict = Model::verdict(score, &thresholds);
-        let reasons = if with_reasons && verdict != Verdict::Allow {
-            explain(fv, b)
-        } else {
-            Vec::new()
-        };
+        let model_verdict = Model::verdict(score, &thresholds);
+        let hit = rules.and_then(|cfg| {
+            rule_state.check(
+                cfg,
+                &r.client_id,
+                &r.method,
+                &r.path,
+                r.sub.as_deref(),
+                r.customer_present,
+                r.ts_ms,
+            )
+        });
+        let verdict = hit
+            .as_ref()
+            .map_or(model_verdict, |h| h.verdict.max(model_verdict));
+        let mut reasons = Vec::new();
+        if with_reasons && verdict != Verdict::Allow {
+            if let Some(h) = &hit {
+                reasons.push(Reason {
+                    feature: h.rule,
+                    text: h.reason.clone(),
+                    strength: 1.0,
+                });
+            }
+            if model_verdict != Verdict::Allow {
+                reasons.extend(explain(fv, b));
+                reasons.truncate(crate::explain::MAX_REASONS);
+            }
+        }
         sink(
             r,
             &Scored {
@@ -109,8 +137,13 @@ fn verdict_index(v: Verdict) -> usize {
     }
 }
 
-/// Evaluate `model` on a labelled records file.
-pub fn evaluate_file(model: &Model, path: &Path, within: usize) -> Result<Report> {
+/// Evaluate `model` (and the hard `rules`, when given) on a labelled records file.
+pub fn evaluate_file(
+    model: &Model,
+    rules: Option<&RuleConfig>,
+    path: &Path,
+    within: usize,
+) -> Result<Report> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut file = Digesting {
         inner: file,
@@ -122,6 +155,7 @@ pub fn evaluate_file(model: &Model, path: &Path, within: usize) -> Result<Report
     let mut scores = Vec::new();
     let records = replay(
         model,
+        rules,
         records::read(BufReader::with_capacity(1 << 20, &mut file)),
         |r, s| {
             let attack = r.is_attack();

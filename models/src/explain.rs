@@ -98,8 +98,11 @@ pub fn explain(fv: &FeatureVector, baseline: &ClientBaseline) -> Vec<Reason> {
     );
     push(
         "error_ratio",
-        ramp(fv.get(Feature::ErrorRatio), 0.2, 0.7)
-            .max(ramp(fv.get(Feature::ErrorExcess), 0.1, 0.5)),
+        ramp(fv.get(Feature::ErrorRatio), 0.2, 0.7).max(ramp(
+            fv.get(Feature::ErrorExcess),
+            0.1,
+            0.5,
+        )),
         format!(
             "error_ratio({:.0}% 401/403/404, usual {:.0}%)",
             fv.get(Feature::ErrorRatio) * 100.0,

@@ -162,7 +162,9 @@ impl Profile {
     }
 
     fn quietest_hour(&self) -> u64 {
-        (0..24u64).min_by_key(|h| self.hours[*h as usize]).unwrap_or(3)
+        (0..24u64)
+            .min_by_key(|h| self.hours[*h as usize])
+            .unwrap_or(3)
     }
 
     fn products(&self) -> Vec<String> {
@@ -226,8 +228,7 @@ fn profiles(path: &Path, rng: &mut ChaCha8Rng) -> Result<BTreeMap<String, Profil
         if let Some(sub) = &r.sub {
             p.subs.offer(64, sub.clone(), rng);
         }
-        p.networks
-            .offer(16, (r.ip, r.country.clone(), r.asn), rng);
+        p.networks.offer(16, (r.ip, r.country.clone(), r.asn), rng);
         if let Some(ua) = &r.user_agent {
             if p.agents.len() < 16 || p.agents.contains_key(ua) {
                 *p.agents.entry(ua.clone()).or_insert(0) += 1;
@@ -382,17 +383,38 @@ fn generate(ep: &mut Episode<'_>, start_ms: u64, rng: &mut ChaCha8Rng) {
     match ep.kind {
         Attack::Enumeration | Attack::LowAndSlow => {
             let slow = ep.kind == Attack::LowAndSlow;
-            let n = if slow { rng.gen_range(20..50) } else { rng.gen_range(30..150) };
-            let network = if rng.gen_bool(0.5) { home.clone() } else { away(rng, 0.3) };
+            let n = if slow {
+                rng.gen_range(20..50)
+            } else {
+                rng.gen_range(30..150)
+            };
+            let network = if rng.gen_bool(0.5) {
+                home.clone()
+            } else {
+                away(rng, 0.3)
+            };
             for _ in 0..n {
-                let ts = if slow { gap(rng, 120.0, 900.0, &mut t) } else { gap(rng, 0.3, 5.0, &mut t) };
+                let ts = if slow {
+                    gap(rng, 120.0, 900.0, &mut t)
+                } else {
+                    gap(rng, 0.3, 5.0, &mut t)
+                };
                 let status = match rng.gen_range(0..10) {
                     0..=6 => 403,
                     7 | 8 => 404,
                     _ => 200,
                 };
                 let path = with_id(&id_path, &fabricate_id(&like_id, rng));
-                ep.push(ts, "GET", path, status, 300, network.clone(), agent.clone(), sub.clone());
+                ep.push(
+                    ts,
+                    "GET",
+                    path,
+                    status,
+                    300,
+                    network.clone(),
+                    agent.clone(),
+                    sub.clone(),
+                );
             }
         }
         Attack::TokenReplay => {
@@ -403,44 +425,108 @@ fn generate(ep: &mut Episode<'_>, start_ms: u64, rng: &mut ChaCha8Rng) {
                 .or(Some(tool.to_string()));
             for _ in 0..rng.gen_range(20..80) {
                 let ts = gap(rng, 2.0, 60.0, &mut t);
-                let path = pick(&p.get_paths.items, rng).cloned().unwrap_or_else(|| id_path.clone());
-                ep.push(ts, "GET", path, 200, mean_bytes, network.clone(), ua.clone(), sub.clone());
+                let path = pick(&p.get_paths.items, rng)
+                    .cloned()
+                    .unwrap_or_else(|| id_path.clone());
+                ep.push(
+                    ts,
+                    "GET",
+                    path,
+                    200,
+                    mean_bytes,
+                    network.clone(),
+                    ua.clone(),
+                    sub.clone(),
+                );
             }
         }
         Attack::ToolScraping => {
             for _ in 0..rng.gen_range(50..200) {
                 let ts = gap(rng, 0.2, 3.0, &mut t);
-                let path = pick(&p.get_paths.items, rng).cloned().unwrap_or_else(|| id_path.clone());
-                ep.push(ts, "GET", path, 200, mean_bytes, home.clone(), Some(tool.to_string()), sub.clone());
+                let path = pick(&p.get_paths.items, rng)
+                    .cloned()
+                    .unwrap_or_else(|| id_path.clone());
+                ep.push(
+                    ts,
+                    "GET",
+                    path,
+                    200,
+                    mean_bytes,
+                    home.clone(),
+                    Some(tool.to_string()),
+                    sub.clone(),
+                );
             }
         }
         Attack::NightExfiltration => {
             t = night.max(start_ms);
-            let network = if rng.gen_bool(0.5) { home.clone() } else { away(rng, 0.5) };
+            let network = if rng.gen_bool(0.5) {
+                home.clone()
+            } else {
+                away(rng, 0.5)
+            };
             for _ in 0..rng.gen_range(40..200) {
                 let ts = gap(rng, 1.0, 10.0, &mut t);
-                let id = pick(&p.ids.items, rng).cloned().unwrap_or_else(|| like_id.clone());
-                let path = format!("{}?fromBookingDateTime=2000-01-01T00:00:00Z", with_id(&id_path, &id));
+                let id = pick(&p.ids.items, rng)
+                    .cloned()
+                    .unwrap_or_else(|| like_id.clone());
+                let path = format!(
+                    "{}?fromBookingDateTime=2000-01-01T00:00:00Z",
+                    with_id(&id_path, &id)
+                );
                 let bytes = mean_bytes * rng.gen_range(10..40);
-                ep.push(ts, "GET", path, 200, bytes, network.clone(), agent.clone(), pick(&p.subs.items, rng).cloned());
+                ep.push(
+                    ts,
+                    "GET",
+                    path,
+                    200,
+                    bytes,
+                    network.clone(),
+                    agent.clone(),
+                    pick(&p.subs.items, rng).cloned(),
+                );
             }
         }
         Attack::OverPolling => {
-            let id = pick(&p.ids.items, rng).cloned().unwrap_or_else(|| like_id.clone());
+            let id = pick(&p.ids.items, rng)
+                .cloned()
+                .unwrap_or_else(|| like_id.clone());
             let path = with_id(&id_path, &id);
             for _ in 0..rng.gen_range(20..60) {
                 let ts = gap(rng, 180.0, 1200.0, &mut t);
-                ep.push(ts, "GET", path.clone(), 200, mean_bytes, home.clone(), agent.clone(), sub.clone());
+                ep.push(
+                    ts,
+                    "GET",
+                    path.clone(),
+                    200,
+                    mean_bytes,
+                    home.clone(),
+                    agent.clone(),
+                    sub.clone(),
+                );
             }
         }
         Attack::PaymentBurst => {
             let path = pick(&p.post_paths.items, rng)
                 .cloned()
                 .unwrap_or_else(|| "/open-banking/v3.1/pisp/domestic-payments".to_string());
-            let network = if rng.gen_bool(0.6) { home.clone() } else { away(rng, 0.0) };
+            let network = if rng.gen_bool(0.6) {
+                home.clone()
+            } else {
+                away(rng, 0.0)
+            };
             for _ in 0..rng.gen_range(20..60) {
                 let ts = gap(rng, 3.0, 60.0, &mut t);
-                ep.push(ts, "POST", path.clone(), 201, 900, network.clone(), agent.clone(), sub.clone());
+                ep.push(
+                    ts,
+                    "POST",
+                    path.clone(),
+                    201,
+                    900,
+                    network.clone(),
+                    agent.clone(),
+                    sub.clone(),
+                );
             }
         }
         Attack::CredentialStuffing => {
@@ -449,9 +535,24 @@ fn generate(ep: &mut Episode<'_>, start_ms: u64, rng: &mut ChaCha8Rng) {
             for _ in 0..rng.gen_range(50..300) {
                 let ts = gap(rng, 0.1, 2.0, &mut t);
                 let status = if rng.gen_bool(0.9) { 401 } else { 200 };
-                let path = pick(&p.get_paths.items, rng).cloned().unwrap_or_else(|| id_path.clone());
-                let ua = if rng.gen_bool(0.5) { agent.clone() } else { Some(tool.to_string()) };
-                ep.push(ts, "GET", path, status, 120, network.clone(), ua, Some(fabricate_id(&like_sub, rng)));
+                let path = pick(&p.get_paths.items, rng)
+                    .cloned()
+                    .unwrap_or_else(|| id_path.clone());
+                let ua = if rng.gen_bool(0.5) {
+                    agent.clone()
+                } else {
+                    Some(tool.to_string())
+                };
+                ep.push(
+                    ts,
+                    "GET",
+                    path,
+                    status,
+                    120,
+                    network.clone(),
+                    ua,
+                    Some(fabricate_id(&like_sub, rng)),
+                );
             }
         }
         Attack::OffHoursNewCountry => {
@@ -459,8 +560,19 @@ fn generate(ep: &mut Episode<'_>, start_ms: u64, rng: &mut ChaCha8Rng) {
             let network = away(rng, 1.0);
             for _ in 0..rng.gen_range(10..40) {
                 let ts = gap(rng, 5.0, 90.0, &mut t);
-                let path = pick(&p.get_paths.items, rng).cloned().unwrap_or_else(|| id_path.clone());
-                ep.push(ts, "GET", path, 200, mean_bytes, network.clone(), agent.clone(), sub.clone());
+                let path = pick(&p.get_paths.items, rng)
+                    .cloned()
+                    .unwrap_or_else(|| id_path.clone());
+                ep.push(
+                    ts,
+                    "GET",
+                    path,
+                    200,
+                    mean_bytes,
+                    network.clone(),
+                    agent.clone(),
+                    sub.clone(),
+                );
             }
         }
     }
@@ -500,7 +612,8 @@ pub fn inject_file(input: &Path, output: &Path, cfg: &InjectConfig) -> Result<In
                 break;
             };
             // After the victim's first day, so its baseline exists, at a time it is active.
-            let settled = profile.first_ms + 86_400_000.min((profile.last_ms - profile.first_ms) / 3);
+            let settled =
+                profile.first_ms + 86_400_000.min((profile.last_ms - profile.first_ms) / 3);
             let times: Vec<u64> = profile
                 .times
                 .items
@@ -542,8 +655,8 @@ pub fn inject_file(input: &Path, output: &Path, cfg: &InjectConfig) -> Result<In
         while let Some(next) = pending.next_if(|p| p.ts_ms <= record.ts_ms) {
             write_raw(&mut out, &next.raw)?;
         }
-        let mut raw: RawRecord = serde_json::from_str(&line)
-            .with_context(|| format!("line {}", i + 1))?;
+        let mut raw: RawRecord =
+            serde_json::from_str(&line).with_context(|| format!("line {}", i + 1))?;
         if record.is_attack() {
             summary.relabelled += 1;
         }

@@ -91,8 +91,8 @@ pub use features::{
     ExtractConfig, Feature, FeatureVector, extract, observe_response, user_agent_product,
 };
 pub use model::{
-    ClientScore, Model, PublicKey, SIGNATURE_ALGORITHM, SignaturePolicy, Thresholds, Verdict, calibrate,
-    file_digest, load,
+    ClientScore, Model, PublicKey, SIGNATURE_ALGORITHM, SignaturePolicy, Thresholds, Verdict,
+    calibrate, file_digest, load,
 };
 #[cfg(feature = "sign")]
 pub use model::{SecretKey, secret_key_from_pem, sign_model_file};
@@ -103,11 +103,11 @@ pub use schema::{FEATURE_COUNT, FeatureSchema, SCHEMA};
 #[cfg(feature = "train")]
 pub mod eval;
 #[cfg(feature = "train")]
+pub mod inject;
+#[cfg(feature = "train")]
 pub mod plots;
 #[cfg(feature = "train")]
 pub mod records;
-#[cfg(feature = "train")]
-pub mod inject;
 #[cfg(feature = "train")]
 pub mod sim;
 #[cfg(feature = "train")]

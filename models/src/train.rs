@@ -23,8 +23,7 @@ use smartcore::linear::logistic_regression::{LogisticRegression, LogisticRegress
 
 use crate::baseline::{ClientBaseline, PopulationBaseline};
 use crate::features::{
-    ExtractConfig, Feature, FeatureContext, FeatureVector, extract, observe_response,
-    route_bucket,
+    ExtractConfig, Feature, FeatureContext, FeatureVector, extract, observe_response, route_bucket,
 };
 use crate::model::forest::{Forest, LEAF, Node, Tree};
 use crate::model::linear::{Logistic, transform};
@@ -735,7 +734,11 @@ pub fn calibrate_file(model: &Model, path: &Path, budgets: &FpBudgets) -> Result
     let raw = score_rows(model.kind(), &ds, &rows);
     let (thresholds, scores) = calibrated_thresholds(&ds, &rows, &raw, budgets);
     let n = scores.len().max(1) as f64;
-    let non_allow = scores.iter().filter(|s| **s >= thresholds.challenge).count() as f64 / n;
+    let non_allow = scores
+        .iter()
+        .filter(|s| **s >= thresholds.challenge)
+        .count() as f64
+        / n;
     let block = scores.iter().filter(|s| **s >= thresholds.block).count() as f64 / n;
     Ok(Calibration {
         thresholds,

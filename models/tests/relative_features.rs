@@ -165,7 +165,9 @@ fn a_library_ua_aggregator_with_hundreds_of_accounts_stays_allowed_and_changes_s
     let (at, reasons) = first_flag(&mut c, curl).expect("a switch to curl is flagged");
     assert!(at <= 3, "flagged at request {at}");
     assert!(
-        reasons.iter().any(|r| r.contains("new_user_agent_product(curl)")),
+        reasons
+            .iter()
+            .any(|r| r.contains("new_user_agent_product(curl)")),
         "{reasons:?}"
     );
 
@@ -207,7 +209,10 @@ fn a_library_ua_aggregator_with_hundreds_of_accounts_stays_allowed_and_changes_s
     let enumeration = (0..60u64)
         .map(|k| Request {
             ts: after_week + k * 1_500,
-            path: format!("/open-banking/v3.1/aisp/accounts/acc-{:08}/balances", 90_000 + k),
+            path: format!(
+                "/open-banking/v3.1/aisp/accounts/acc-{:08}/balances",
+                90_000 + k
+            ),
             ip: EGRESS[1],
             country: "GB",
             asn: 16509,

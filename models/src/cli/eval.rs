@@ -22,6 +22,11 @@ pub struct EvalArgs {
     /// Requests of an episode within which it must be caught.
     #[arg(long, default_value_t = 20)]
     within: usize,
+    /// Score the model alone, without the hard rules (PSD2 unattended-access limit, payment
+    /// velocity) that are otherwise applied with their defaults, as the filter's `rules: {}`.
+    #[arg(long)]
+    no_rules: bool,
+
     /// Print the report as one JSON document (shares as fractions) instead of text.
     #[arg(long)]
     json: bool,
@@ -47,7 +52,13 @@ pub struct EvalArgs {
 /// each gate's measured value and limit are on stderr).
 pub fn run(args: EvalArgs) -> Result<ExitCode> {
     let model = load_model(&args.model)?;
-    let report = eval::evaluate_file(&model, &args.data, args.within)?;
+    let rules = obguard_models::rules::RuleConfig::default();
+    let report = eval::evaluate_file(
+        &model,
+        (!args.no_rules).then_some(&rules),
+        &args.data,
+        args.within,
+    )?;
     let gates = Gates {
         min_detection: args.min_detection,
         min_detection_per_type: args.min_detection_per_type,

@@ -32,6 +32,10 @@ pub struct ExplainArgs {
     /// Write to FILE instead of stdout.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Score the model alone, without the hard rules (PSD2 unattended-access limit, payment
+    /// velocity) that are otherwise applied with their defaults, as the filter's `rules: {}`.
+    #[arg(long)]
+    no_rules: bool,
 }
 
 /// One line of `explain --json`.
@@ -69,8 +73,10 @@ pub fn run(args: ExplainArgs) -> Result<()> {
     });
     let mut printed = 0usize;
     let mut err: Option<anyhow::Error> = None;
+    let rules = obguard_models::rules::RuleConfig::default();
     eval::replay(
         &model,
+        (!args.no_rules).then_some(&rules),
         numbered,
         |record, scored| {
             if err.is_some()

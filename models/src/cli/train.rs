@@ -127,8 +127,7 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
         train::train_file(&args.data, &cfg)?
     };
     let bytes = model.to_bytes()?;
-    std::fs::write(&args.out, &bytes)
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    std::fs::write(&args.out, &bytes).with_context(|| format!("writing {}", args.out.display()))?;
     eprintln!(
         "wrote {} ({} bytes, {}) in {:.1}s",
         args.out.display(),
@@ -188,8 +187,7 @@ pub fn run_calibrate(args: CalibrateArgs) -> Result<()> {
         ],
     )?;
     let bytes = new.to_bytes()?;
-    std::fs::write(&args.out, &bytes)
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    std::fs::write(&args.out, &bytes).with_context(|| format!("writing {}", args.out.display()))?;
     println!(
         "calibrated on {} records for at most {:.4}% non-allow",
         c.records,

@@ -196,10 +196,10 @@ fn surprise(counts: &[u8], bucket: usize, prior: &[f32]) -> (f32, f32) {
 fn hour_surprise(hours: &[u8; HOURS], hour: usize, prior: &[f32]) -> (f32, f32) {
     let before = (hour + HOURS - 1) % HOURS;
     let after = (hour + 1) % HOURS;
-    let total: f32 = hours.iter().map(|c| f32::from(*c)).sum::<f32>()
-        * (1.0 + 2.0 * NEIGHBOUR_HOUR_WEIGHT);
-    let own = count(hours, hour)
-        + NEIGHBOUR_HOUR_WEIGHT * (count(hours, before) + count(hours, after));
+    let total: f32 =
+        hours.iter().map(|c| f32::from(*c)).sum::<f32>() * (1.0 + 2.0 * NEIGHBOUR_HOUR_WEIGHT);
+    let own =
+        count(hours, hour) + NEIGHBOUR_HOUR_WEIGHT * (count(hours, before) + count(hours, after));
     let prior_p = prior.get(hour).copied().unwrap_or(0.0).max(1e-4);
     let p = (own + PRIOR_WEIGHT * prior_p) / (total + PRIOR_WEIGHT);
     (-p.max(1e-9).log2(), p)
@@ -418,7 +418,10 @@ pub fn extract(
         let wi = (f32::from(b.id_windows) / 4.0).min(1.0);
         blend(b.typical_ids.max(b.peak_ids), population.distinct_ids, wi)
     };
-    fv.set(Feature::IdsRatio, ratio(distinct, usual_ids + 1.0) * rate_warm);
+    fv.set(
+        Feature::IdsRatio,
+        ratio(distinct, usual_ids + 1.0) * rate_warm,
+    );
 
     // Responses so far (the response phase feeds these). The error ratio itself is an
     // overt signal and acts from the first request; its excess over the client's usual
@@ -524,9 +527,15 @@ pub fn is_manual_tool(ua: Option<&str>) -> bool {
     let lower = ua.to_ascii_lowercase();
     let product = user_agent_product(Some(&lower)).unwrap_or("");
     MANUAL_TOOL_PRODUCTS.contains(&product)
-        || ["headless", "phantomjs", "puppeteer", "playwright", "selenium"]
-            .iter()
-            .any(|h| lower.contains(h))
+        || [
+            "headless",
+            "phantomjs",
+            "puppeteer",
+            "playwright",
+            "selenium",
+        ]
+        .iter()
+        .any(|h| lower.contains(h))
 }
 
 /// Fold a response into the client's baseline: status (401/403/404 count as errors) and
@@ -648,7 +657,8 @@ mod tests {
         let cfg = ExtractConfig::default();
         let mut b = ClientBaseline::new();
         let t0 = 1_767_571_200_000u64;
-        for k in 0..200u64 {
+        // Past the warm-up, and old enough (RATE_AGE_S) for rates and spreads to count.
+        for k in 0..800u64 {
             let mut ev =
                 RequestEvent::for_path(t0 + k * 30_000, "c", "GET", "/aisp/accounts/acc-1");
             ev.country = Some("GB");
@@ -656,7 +666,7 @@ mod tests {
         }
         let mut tenth = FeatureVector::default();
         let mut last = FeatureVector::default();
-        let start = t0 + 200 * 30_000;
+        let start = t0 + 800 * 30_000;
         for k in 0..40u64 {
             let path = format!("/aisp/accounts/acc-{}", 1000 + k);
             let mut ev = RequestEvent::for_path(start + k * 1_000, "c", "GET", &path);

@@ -165,7 +165,11 @@ pub fn calibrate(
     raw: f32,
     challenge: f32,
 ) -> ClientScore {
-    let raw = if raw.is_finite() { raw.clamp(0.0, 1.0) } else { 1.0 };
+    let raw = if raw.is_finite() {
+        raw.clamp(0.0, 1.0)
+    } else {
+        1.0
+    };
     let warmth = features.context.warmth;
     if warmth < 1.0 && !warmup_overt(features) {
         return ClientScore {
@@ -379,13 +383,7 @@ impl Model {
         let raw = self.score(features);
         let challenge = self.body.thresholds.challenge;
         let mut level = features::score_level(baseline);
-        let mut scored = calibrate(
-            &mut level,
-            baseline.requests(),
-            features,
-            raw,
-            challenge,
-        );
+        let mut scored = calibrate(&mut level, baseline.requests(), features, raw, challenge);
         features::set_score_level(baseline, level);
         if features.overt_tool_switch() {
             // Overt: at least a challenge, whatever the model learnt elsewhere.

@@ -25,6 +25,10 @@ pub const MAX_ACCOUNT_STATE_LEN: usize = 42;
 pub const MAX_PAYMENT_STATE_LEN: usize = 39;
 
 const DAY_S: u64 = 86_400;
+/// The PSD2 window: 24 h less an hour of scheduler jitter. Four refreshes every six hours
+/// drift by minutes (00:22, 06:20, 12:14, 18:18, then 00:02), and a strictly rolling 24 h
+/// would count the next day's first refresh as the fifth.
+pub const PSD2_WINDOW_S: u64 = DAY_S - 3_600;
 const TEN_MINUTES_MS: u64 = 600_000;
 /// Ten-minute buckets in the hour window: the current one and six before it.
 const HOUR_BUCKETS: usize = 7;
@@ -193,12 +197,12 @@ impl AccountAccesses {
         self.last_read_s = self.last_read_s.max(now_s);
     }
 
-    /// Drops accesses that started 24 h or more before `now_s`.
+    /// Drops accesses that started [`PSD2_WINDOW_S`] or more before `now_s`.
     pub(crate) fn forget_before(&mut self, now_s: u64) {
         let kept: ([u64; MAX_TRACKED_ACCESSES], usize) = self
             .used()
             .iter()
-            .filter(|start| start.saturating_add(DAY_S) > now_s)
+            .filter(|start| start.saturating_add(PSD2_WINDOW_S) > now_s)
             .fold(([0; MAX_TRACKED_ACCESSES], 0), |(mut out, n), start| {
                 if let Some(slot) = out.get_mut(n) {
                     *slot = *start;

@@ -62,14 +62,28 @@ fn four_accesses_are_fine_the_fifth_hits() {
 
 #[test]
 fn a_day_after_the_first_access_there_is_room_again() {
+    // The window is 24 h less an hour of scheduler jitter (PSD2_WINDOW_S).
+    let window = DAY - HOUR;
     let mut state = AccountAccesses::new();
     for access in 0..4 {
         refresh(&mut state, T0 + access * HOUR);
     }
-    assert!(check_account_read(&psd2(), &mut state, T0 + DAY - MIN, false).is_some());
-    assert!(check_account_read(&psd2(), &mut state, T0 + DAY, false).is_none());
-    assert!(check_account_read(&psd2(), &mut state, T0 + DAY + 10 * MIN, false).is_some());
-    assert!(check_account_read(&psd2(), &mut state, T0 + DAY + HOUR, false).is_none());
+    assert!(check_account_read(&psd2(), &mut state, T0 + window - MIN, false).is_some());
+    assert!(check_account_read(&psd2(), &mut state, T0 + window, false).is_none());
+    assert!(check_account_read(&psd2(), &mut state, T0 + window + 10 * MIN, false).is_some());
+    assert!(check_account_read(&psd2(), &mut state, T0 + window + HOUR, false).is_none());
+}
+
+#[test]
+fn six_hourly_refreshes_with_jitter_stay_within_the_limit() {
+    let mut state = AccountAccesses::new();
+    let starts = [22 * MIN, 6 * HOUR + 20 * MIN, 12 * HOUR + 14 * MIN, 18 * HOUR + 18 * MIN];
+    for day in 0..3 {
+        for start in starts {
+            let t = T0 + day * DAY + start - (day % 2) * 20 * MIN;
+            assert!(check_account_read(&psd2(), &mut state, t, false).is_none(), "{day} {start}");
+        }
+    }
 }
 
 #[test]
