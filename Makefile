@@ -135,7 +135,7 @@ model: ## Train the shipped model on world B (seed 11), evaluate it on world A (
 	target/release/obguard-models simulate --world b --seed 12 --out "$(MODEL_DATA)/b-test.jsonl"
 	target/release/obguard-models train --data "$(MODEL_DATA)/b-train.jsonl" --seed 7 \
 		--created 2026-11-25T00:00:00Z --out $(SHIPPED_MODEL)
-	target/release/obguard-models eval --model $(SHIPPED_MODEL) --data "$(MODEL_DATA)/a-test.jsonl" \
+	target/release/obguard-models eval --no-rules --model $(SHIPPED_MODEL) --data "$(MODEL_DATA)/a-test.jsonl" \
 		--plots models/shipped/eval | tee models/shipped/eval/report.txt
 	target/release/obguard-models eval --model $(SHIPPED_MODEL) --data "$(MODEL_DATA)/b-test.jsonl" \
 		| tee models/shipped/eval/report-same-world.txt

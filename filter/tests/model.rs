@@ -177,7 +177,8 @@ fn challenge_is_an_rfc_9470_step_up() {
         "AcmeAggregator/2.3",
     );
     let start = business_hours_ms();
-    for i in 0..30u64 {
+    // Past the client's warm-up (its first 32 requests are not judged by the model).
+    for i in 0..40u64 {
         call(
             &config,
             &mut worker,
@@ -186,6 +187,7 @@ fn challenge_is_an_rfc_9470_step_up() {
             start + i * 600_000,
         );
     }
+    // 03:00 the next night: a new country, ASN and network, driven by curl.
     let mut odd = client("tpp-pay", "RU", "AS65100", "192.0.2.66", "curl/8.0");
     odd.headers
         .retain(|(n, _)| n != "x-fapi-customer-ip-address");
@@ -194,7 +196,7 @@ fn challenge_is_an_rfc_9470_step_up() {
         &mut worker,
         &odd,
         "/accounts/acc-777/transactions",
-        start - 11 * 3600 * 1000,
+        start + 13 * 3600 * 1000,
     );
     assert_eq!(d.outcome, Outcome::Challenged, "{:?}", d.model);
     let Action::Reply(reply) = &d.action else {
@@ -222,17 +224,31 @@ fn challenge_is_an_rfc_9470_step_up() {
 fn shadow_mode_scores_but_allows() {
     let config = load(&model_config("shadow"));
     let mut worker = Worker::new(&config);
-    let mut burst = client(
-        "tpp-new",
-        "RU",
-        "AS65100",
-        "192.0.2.66",
-        "python-requests/2.31",
+    // A client with a history from GB (past its warm-up)...
+    let home = client(
+        "tpp-shadowed",
+        "GB",
+        "AS2856",
+        "203.0.113.10",
+        "AcmeAggregator/2.3",
     );
+    let start = business_hours_ms();
+    for i in 0..40u64 {
+        let d = call(
+            &config,
+            &mut worker,
+            &home,
+            "/accounts/acc-1/transactions",
+            start + i * 600_000,
+        );
+        assert_eq!(d.outcome, Outcome::Allowed);
+    }
+    // ...then at night from RU, driven by curl, walking accounts.
+    let mut burst = client("tpp-shadowed", "RU", "AS65100", "192.0.2.66", "curl/8.0");
     burst
         .headers
         .retain(|(n, _)| n != "x-fapi-customer-ip-address");
-    let night = business_hours_ms() - 11 * 3600 * 1000;
+    let night = start + 13 * 3600 * 1000;
     let mut non_allow = 0;
     for i in 0..20u64 {
         let d = call(

@@ -77,11 +77,19 @@ fn a_day_after_the_first_access_there_is_room_again() {
 #[test]
 fn six_hourly_refreshes_with_jitter_stay_within_the_limit() {
     let mut state = AccountAccesses::new();
-    let starts = [22 * MIN, 6 * HOUR + 20 * MIN, 12 * HOUR + 14 * MIN, 18 * HOUR + 18 * MIN];
+    let starts = [
+        22 * MIN,
+        6 * HOUR + 20 * MIN,
+        12 * HOUR + 14 * MIN,
+        18 * HOUR + 18 * MIN,
+    ];
     for day in 0..3 {
         for start in starts {
             let t = T0 + day * DAY + start - (day % 2) * 20 * MIN;
-            assert!(check_account_read(&psd2(), &mut state, t, false).is_none(), "{day} {start}");
+            assert!(
+                check_account_read(&psd2(), &mut state, t, false).is_none(),
+                "{day} {start}"
+            );
         }
     }
 }
