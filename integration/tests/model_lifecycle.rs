@@ -139,8 +139,8 @@ fn a_signed_model_is_swapped_under_load_and_bad_files_keep_the_last_good_one() {
     );
 
     let probe = kit::token("ES256", Key::P256, &kit::claims("tpp-probe", "accounts"));
-    // Home country: familiar after a dozen requests (novelty fades over 32).
-    for _ in 0..16 {
+    // Home country, past the client's warm-up (32 requests; novelty fades over 32).
+    for _ in 0..40 {
         assert_eq!(from(&envoy, &probe, "GB").status, 200);
     }
     // The lenient model does not mind a new country.
@@ -286,7 +286,10 @@ fn a_shadow_model_is_scored_and_logged_next_to_the_primary() {
         ) >= WORKERS
     );
     let token = kit::token("ES256", Key::P256, &kit::claims("tpp-shadow", "accounts"));
-    assert_eq!(from(&envoy, &token, "GB").status, 200);
+    // Past the client's warm-up (32 requests).
+    for _ in 0..40 {
+        assert_eq!(from(&envoy, &token, "GB").status, 200);
+    }
     let resp = from(&envoy, &token, "RU");
     assert_eq!(
         resp.status,
@@ -404,7 +407,8 @@ fn model_files_on_local_disk_served_by_envoys_file_server_are_swapped() {
         ) >= 1
     );
     let token = kit::token("ES256", Key::P256, &kit::claims("tpp-disk", "accounts"));
-    for _ in 0..16 {
+    // Past the client's warm-up (32 requests).
+    for _ in 0..40 {
         assert_eq!(from(&envoy, &token, "GB").status, 200);
     }
     assert_eq!(from(&envoy, &token, "FR").status, 200, "lenient model");

@@ -50,6 +50,8 @@ pub struct TrainConfig {
     pub max_normal_rows: usize,
     pub utc_offset_minutes: i32,
     pub created: Option<String>,
+    /// False-positive budgets the thresholds are calibrated to on the held-out clients.
+    pub budgets: FpBudgets,
 }
 
 /// Per-request false-positive budgets the thresholds are calibrated to: the share of
@@ -64,7 +66,7 @@ pub struct FpBudgets {
 impl FpBudgets {
     /// Budgets for a target share of non-allow verdicts on legitimate traffic: the whole
     /// target at challenge, 40% of it at throttle, 4% at block.
-    pub fn for_target(non_allow: f64) -> Self {
+    pub const fn for_target(non_allow: f64) -> Self {
         Self {
             challenge: non_allow,
             throttle: non_allow * 0.4,
@@ -75,11 +77,7 @@ impl FpBudgets {
 
 /// What training calibrates to on held-out clients: half (or less) of the targets (0.1%
 /// non-allow, 0.01% block), for margin on new data.
-pub const TRAINING_BUDGETS: FpBudgets = FpBudgets {
-    challenge: 0.0005,
-    throttle: 0.0002,
-    block: 0.00002,
-};
+pub const TRAINING_BUDGETS: FpBudgets = FpBudgets::for_target(0.0004);
 /// Blocking needs confidence whatever the calibration says.
 pub const BLOCK_FLOOR: f32 = 0.9;
 
@@ -658,7 +656,7 @@ pub fn train_file(path: &Path, cfg: &TrainConfig) -> Result<Model> {
         ModelKind::Logistic(_) => "logistic",
     };
     metrics.extend(candidate_metrics(name, &ds, &holdout, &scores));
-    let (thresholds, _) = calibrated_thresholds(&ds, &holdout, &scores, &TRAINING_BUDGETS);
+    let (thresholds, _) = calibrated_thresholds(&ds, &holdout, &scores, &cfg.budgets);
     metrics.push(("train.fit_rows".to_string(), rows.len() as f64));
     metrics.push(("train.holdout_rows".to_string(), holdout.len() as f64));
 

@@ -42,6 +42,7 @@ fn simulate_train_load_eval() {
         max_normal_rows: 20_000,
         utc_offset_minutes: 60,
         created: Some("2026-11-25T00:00:00Z".into()),
+        budgets: obguard_models::train::TRAINING_BUDGETS,
     };
     let model = train_file(&train, &cfg).unwrap();
     let bytes = model.to_bytes().unwrap();
