@@ -461,12 +461,16 @@ pub fn decide_observed(data: &[u8], observe: &mut dyn FnMut(Variant, &pipeline::
     let mut worker = fx.worker(config, fetched_at);
     if let (Some(bytes), Some(stage)) = (&input.baseline_slot, &config.model) {
         for token in &fx.tokens {
-            let (keys, owner) =
-                obguard::assess::baselines::slots_of(&token.client_id, stage.max_clients);
-            let mut slot = owner.to_be_bytes().to_vec();
-            slot.extend_from_slice(bytes);
-            for key in keys {
-                let _ = worker.baselines.store(&key, &slot, None);
+            // Baselines are keyed by the client id qualified by its issuer's namespace.
+            for issuer in &config.issuers {
+                let client = format!("{}@{}", token.client_id, issuer.client_namespace);
+                let (keys, owner) =
+                    obguard::assess::baselines::slots_of(&client, stage.max_clients);
+                let mut slot = owner.to_be_bytes().to_vec();
+                slot.extend_from_slice(bytes);
+                for key in keys {
+                    let _ = worker.baselines.store(&key, &slot, None);
+                }
             }
         }
     }

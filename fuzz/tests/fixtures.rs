@@ -503,8 +503,18 @@ fn seeds() {
         decide(config, &mut worker, &view, NOW + 60 * i as u64);
     }
     let stage = config.model.as_ref().unwrap();
-    let (keys, _) =
-        obguard::assess::baselines::slots_of(&fx.tokens[0].client_id, stage.max_clients);
+    // Baselines are keyed by the client id qualified by its issuer's namespace.
+    let client = config
+        .issuers
+        .iter()
+        .map(|i| format!("{}@{}", fx.tokens[0].client_id, i.client_namespace))
+        .find(|c| {
+            let (keys, _) = obguard::assess::baselines::slots_of(c, stage.max_clients);
+            keys.iter()
+                .any(|k| worker.baselines.load(k).bytes.is_some())
+        })
+        .expect("a baseline for the first token's client");
+    let (keys, _) = obguard::assess::baselines::slots_of(&client, stage.max_clients);
     let slot = keys
         .iter()
         .find_map(|k| worker.baselines.load(k).bytes)
