@@ -229,10 +229,10 @@ fn profiles(path: &Path, rng: &mut ChaCha8Rng) -> Result<BTreeMap<String, Profil
             p.subs.offer(64, sub.clone(), rng);
         }
         p.networks.offer(16, (r.ip, r.country.clone(), r.asn), rng);
-        if let Some(ua) = &r.user_agent {
-            if p.agents.len() < 16 || p.agents.contains_key(ua) {
-                *p.agents.entry(ua.clone()).or_insert(0) += 1;
-            }
+        if let Some(ua) = &r.user_agent
+            && (p.agents.len() < 16 || p.agents.contains_key(ua))
+        {
+            *p.agents.entry(ua.clone()).or_insert(0) += 1;
         }
     }
     Ok(out)

@@ -4,7 +4,12 @@
 //! country at night, or walking ids it never touched is not. If this fails after a feature
 //! change, run `make model` and commit the new file.
 // Test helpers may unwrap and index like #[test] fns (clippy.toml): failing loudly is the point.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use obguard_models::{
     ClientBaseline, ExtractConfig, Model, RequestEvent, Verdict, explain, extract, load,
