@@ -423,40 +423,29 @@ fn generate(ep: &mut Episode<'_>, start_ms: u64, rng: &mut ChaCha8Rng) {
                 .choose(rng)
                 .map(|s| s.to_string())
                 .or(Some(tool.to_string()));
-            for _ in 0..rng.gen_range(20..80) {
-                let ts = gap(rng, 2.0, 60.0, &mut t);
-                let path = pick(&p.get_paths.items, rng)
-                    .cloned()
-                    .unwrap_or_else(|| id_path.clone());
-                ep.push(
-                    ts,
-                    "GET",
-                    path,
-                    200,
-                    mean_bytes,
-                    network.clone(),
-                    ua.clone(),
-                    sub.clone(),
-                );
-            }
+            let n = rng.gen_range(20..80);
+            let reads = VictimReads {
+                n,
+                gaps: (2.0, 60.0),
+                bytes: mean_bytes,
+                network,
+                user_agent: ua,
+                sub,
+            };
+            reads.send(ep, rng, &mut t, &id_path);
         }
         Attack::ToolScraping => {
-            for _ in 0..rng.gen_range(50..200) {
-                let ts = gap(rng, 0.2, 3.0, &mut t);
-                let path = pick(&p.get_paths.items, rng)
-                    .cloned()
-                    .unwrap_or_else(|| id_path.clone());
-                ep.push(
-                    ts,
-                    "GET",
-                    path,
-                    200,
-                    mean_bytes,
-                    home.clone(),
-                    Some(tool.to_string()),
-                    sub.clone(),
-                );
-            }
+            let n = rng.gen_range(50..200);
+            let user_agent = Some(tool.to_string());
+            let reads = VictimReads {
+                n,
+                gaps: (0.2, 3.0),
+                bytes: mean_bytes,
+                network: home,
+                user_agent,
+                sub,
+            };
+            reads.send(ep, rng, &mut t, &id_path);
         }
         Attack::NightExfiltration => {
             t = night.max(start_ms);
@@ -558,22 +547,47 @@ fn generate(ep: &mut Episode<'_>, start_ms: u64, rng: &mut ChaCha8Rng) {
         Attack::OffHoursNewCountry => {
             t = night.max(start_ms);
             let network = away(rng, 1.0);
-            for _ in 0..rng.gen_range(10..40) {
-                let ts = gap(rng, 5.0, 90.0, &mut t);
-                let path = pick(&p.get_paths.items, rng)
-                    .cloned()
-                    .unwrap_or_else(|| id_path.clone());
-                ep.push(
-                    ts,
-                    "GET",
-                    path,
-                    200,
-                    mean_bytes,
-                    network.clone(),
-                    agent.clone(),
-                    sub.clone(),
-                );
-            }
+            let n = rng.gen_range(10..40);
+            let reads = VictimReads {
+                n,
+                gaps: (5.0, 90.0),
+                bytes: mean_bytes,
+                network,
+                user_agent: agent,
+                sub,
+            };
+            reads.send(ep, rng, &mut t, &id_path);
+        }
+    }
+}
+
+/// `n` GETs of the victim's own paths, `gaps` seconds apart, all answered 200: what a stolen
+/// token or credentials read when the attacker behaves like the client.
+struct VictimReads {
+    n: u32,
+    gaps: (f64, f64),
+    bytes: u64,
+    network: (Option<IpAddr>, Option<String>, Option<u32>),
+    user_agent: Option<String>,
+    sub: Option<String>,
+}
+
+impl VictimReads {
+    fn send(self, ep: &mut Episode<'_>, rng: &mut ChaCha8Rng, t: &mut u64, fallback: &str) {
+        let paths = &ep.profile.get_paths.items;
+        for _ in 0..self.n {
+            let ts = gap(rng, self.gaps.0, self.gaps.1, t);
+            let path = pick(paths, rng).map_or_else(|| fallback.to_string(), Clone::clone);
+            ep.push(
+                ts,
+                "GET",
+                path,
+                200,
+                self.bytes,
+                self.network.clone(),
+                self.user_agent.clone(),
+                self.sub.clone(),
+            );
         }
     }
 }
