@@ -143,6 +143,7 @@ model: ## Train the shipped model on world B (seed 11), evaluate it on world A (
 	target/release/obguard-models sign --key $(MODEL_SIGNING_KEY).key --model $(SHIPPED_MODEL) \
 		--out $(SHIPPED_MODEL)
 	target/release/obguard-models verify --model $(SHIPPED_MODEL) --public-key $(MODEL_SIGNING_KEY).pub
+	scripts/embed-demo-model.sh $(SHIPPED_MODEL) envoy/demo/envoy.yaml
 	target/release/obguard-models inspect --model $(SHIPPED_MODEL)
 	@sha256sum $(SHIPPED_MODEL)
 
