@@ -524,19 +524,27 @@ pub fn is_manual_tool(ua: Option<&str>) -> bool {
     let Some(ua) = ua else {
         return false;
     };
-    let lower = ua.to_ascii_lowercase();
-    let product = user_agent_product(Some(&lower)).unwrap_or("");
-    MANUAL_TOOL_PRODUCTS.contains(&product)
-        || [
-            "headless",
-            "phantomjs",
-            "puppeteer",
-            "playwright",
-            "selenium",
-        ]
+    // Case-insensitive without allocating: this runs on every request.
+    let product = user_agent_product(Some(ua)).unwrap_or("");
+    let contains = |marker: &str| {
+        ua.as_bytes()
+            .windows(marker.len())
+            .any(|w| w.eq_ignore_ascii_case(marker.as_bytes()))
+    };
+    MANUAL_TOOL_PRODUCTS
         .iter()
-        .any(|h| lower.contains(h))
+        .any(|t| product.eq_ignore_ascii_case(t))
+        || SCRIPTED_BROWSER_MARKERS.iter().any(|m| contains(m))
 }
+
+/// Markers of scripted browsers anywhere in a user agent (their product is `Mozilla`).
+const SCRIPTED_BROWSER_MARKERS: [&str; 5] = [
+    "headless",
+    "phantomjs",
+    "puppeteer",
+    "playwright",
+    "selenium",
+];
 
 /// Fold a response into the client's baseline: status (401/403/404 count as errors) and
 /// body size. Call it in the response phase with the response time.

@@ -157,6 +157,8 @@ pub struct ClientScore {
 /// `requests`: the client's requests so far, this one included. During the client's warm-up
 /// the model does not judge it (its relative features are not there yet: a model would
 /// judge the emptiness) unless an overt signal shows ([`warmup_overt`]); the score is then 0.
+/// A warm client's switch to a manual tool ([`FeatureVector::overt_tool_switch`]) scores at
+/// least `challenge`.
 /// The trainer runs this same function to calibrate thresholds, so filter and trainer agree.
 pub fn calibrate(
     level: &mut f32,
@@ -183,7 +185,11 @@ pub fn calibrate(
     } else {
         0.0
     };
-    let score = (raw - shift).clamp(0.0, 1.0);
+    let mut score = (raw - shift).clamp(0.0, 1.0);
+    if features.overt_tool_switch() {
+        // Overt: at least a challenge, whatever the model learnt elsewhere.
+        score = score.max(challenge);
+    }
     if score < challenge && warmth >= 1.0 {
         // Start from the client's first scores rather than from 0, then follow slowly.
         let alpha = (1.0 / requests.max(1) as f32).max(SCORE_LEVEL_ALPHA);
@@ -368,9 +374,8 @@ impl Model {
     /// so a verdict means the same for a noisy aggregator as for a quiet PISP. The client's
     /// level then follows this request's raw score if the calibrated score is below the
     /// model's challenge threshold (flagged requests never teach the level, so an attacker
-    /// cannot raise it by being flagged). An overt signal
-    /// ([`FeatureVector::overt_tool_switch`]) makes the score at least the challenge
-    /// threshold. Call it once per request, after [`crate::extract`]
+    /// cannot raise it by being flagged); see [`calibrate`], which it runs. Call it once per
+    /// request, after [`crate::extract`]
     /// and before the baseline is stored; `baseline` carries the level.
     ///
     /// [`SCORE_LEVEL_FLOOR`]: crate::features::window::SCORE_LEVEL_FLOOR
@@ -383,12 +388,8 @@ impl Model {
         let raw = self.score(features);
         let challenge = self.body.thresholds.challenge;
         let mut level = features::score_level(baseline);
-        let mut scored = calibrate(&mut level, baseline.requests(), features, raw, challenge);
+        let scored = calibrate(&mut level, baseline.requests(), features, raw, challenge);
         features::set_score_level(baseline, level);
-        if features.overt_tool_switch() {
-            // Overt: at least a challenge, whatever the model learnt elsewhere.
-            scored.score = scored.score.max(challenge);
-        }
         scored
     }
 
