@@ -7,6 +7,7 @@
 //! is `allow` / `low` or the pinned value ([`placeholder_assessment`]).
 
 pub mod baselines;
+pub mod config;
 pub mod model;
 pub mod model_source;
 pub mod pending;
@@ -16,6 +17,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use crate::config::ConfigError;
+use config::RawStaticAssessment;
 
 /// What the pipeline concluded about an authenticated request, ordered from the mildest
 /// (`allow`) to the strictest (`block`).
@@ -73,14 +75,6 @@ impl Assessment {
         verdict: Verdict::Allow,
         risk_band: RiskBand::Low,
     };
-}
-
-/// `static_assessments[<client id>]` as written in the configuration.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawStaticAssessment {
-    pub verdict: Verdict,
-    pub risk_band: RiskBand,
 }
 
 /// Clients whose assessment is pinned by configuration.

@@ -10,9 +10,9 @@
 //! `%23`), raw non-ASCII — is refused rather than forwarded as an account id the upstream
 //! may decode into something else.
 
+use super::config::{RawParam, RawRoute};
 use super::scopes::ScopeRule;
 use crate::config::ConfigError;
-use crate::config::raw::{RawParam, RawRoute};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {

@@ -198,6 +198,13 @@ pub fn build(denial: &Denial, realm: &str, interaction_id: &str) -> LocalReply {
     }
 }
 
+/// Whether a value can sit inside an RFC 7230 quoted-string without escaping.
+pub fn is_quoted_string_safe(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,9 +9,9 @@
 
 use std::borrow::Cow;
 
+use super::config::RawHeaders;
 use crate::assess::Assessment;
 use crate::config::ConfigError;
-use crate::config::raw::RawHeaders;
 use crate::identify::Identity;
 
 pub struct HeaderPolicy {

@@ -4,10 +4,10 @@
 use jwt_simple::prelude::Audiences;
 use serde_json::Value;
 
+use super::config::ScopeFormat;
 use super::issuer::Issuer;
 use super::keys::Claims;
 use super::token_error::TokenError;
-use crate::config::ScopeFormat;
 
 /// `application/at+JWT` and `at+jwt` name the same type (RFC 7515 §4.1.9).
 pub fn normalise_typ(typ: &str) -> String {

@@ -1,8 +1,8 @@
 //! A trusted token issuer, compiled from `issuers[]`.
 
 use super::algorithm::Algorithm;
+use super::config::ScopeFormat;
 use super::keys::IssuerKey;
-use crate::config::ScopeFormat;
 
 pub struct Issuer {
     pub issuer: String,

@@ -6,9 +6,9 @@
 //! shared data.
 
 use super::algorithm::Algorithm;
+use super::config::{RawJwks, RawRemoteJwks};
 use super::keys::{IssuerKey, key_from_jwk};
 use crate::config::ConfigError;
-use crate::config::raw::{RawJwks, RawRemoteJwks};
 
 /// Compiled `issuers[].jwks_remote`.
 #[derive(Debug, Clone)]
@@ -243,7 +243,7 @@ pub fn decode_time(bytes: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::raw::RawUnavailable;
+    use crate::identify::config::RawUnavailable;
 
     fn remote() -> RemoteJwks {
         let raw = RawRemoteJwks {

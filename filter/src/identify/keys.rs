@@ -6,8 +6,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jwt_simple::prelude::*;
 
 use super::algorithm::{Algorithm, KeyFamily};
+use super::config::RawJwk;
 use crate::config::ConfigError;
-use crate::config::raw::RawJwk;
 
 /// Verified claims as jwt-simple returns them; registered claims typed, the rest as JSON.
 pub type Claims = JWTClaims<serde_json::Map<String, serde_json::Value>>;

@@ -12,6 +12,7 @@
 pub mod algorithm;
 pub mod cache;
 pub mod claims;
+pub mod config;
 pub mod extract;
 pub mod host_crypto;
 pub mod issuer;
