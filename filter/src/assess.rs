@@ -2,9 +2,9 @@
 //! enforces, what the rate-limit stage and the `x-obguard-verdict` / `x-obguard-risk-band`
 //! headers see.
 //!
-//! With a `model` configured, [`model::ModelStage`] scores every request against the caller's
-//! own baseline. Without one (or for clients pinned in `static_assessments`), the assessment
-//! is `allow` / `low` or the pinned value ([`placeholder_assessment`]).
+//! Stage 5 of [`crate::pipeline`]. With a `model` configured, [`model::ModelStage`] scores
+//! every request against the caller's own baseline. Clients pinned in `static_assessments`
+//! get their pinned value; without a model a request is [`Assessment::UNSCORED`].
 
 pub mod baselines;
 pub mod config;
@@ -70,8 +70,9 @@ pub struct Assessment {
 }
 
 impl Assessment {
-    /// What every authenticated request gets until the model exists.
-    pub const PLACEHOLDER: Assessment = Assessment {
+    /// What a request nothing scored gets: no model configured, or none accepted yet with
+    /// `model.when_unavailable: allow`.
+    pub const UNSCORED: Assessment = Assessment {
         verdict: Verdict::Allow,
         risk_band: RiskBand::Low,
     };
@@ -117,13 +118,13 @@ pub fn pinned(statics: &StaticAssessments, client_id: &str) -> Option<Assessment
     statics.by_client.get(client_id).copied()
 }
 
-/// Without a model: `allow` / `low`, or the client's static assessment.
-pub fn placeholder_assessment(statics: &StaticAssessments, client_id: &str) -> Assessment {
+/// The client's static assessment, or [`Assessment::UNSCORED`].
+pub fn pinned_or_unscored(statics: &StaticAssessments, client_id: &str) -> Assessment {
     statics
         .by_client
         .get(client_id)
         .copied()
-        .unwrap_or(Assessment::PLACEHOLDER)
+        .unwrap_or(Assessment::UNSCORED)
 }
 
 #[cfg(test)]
@@ -131,22 +132,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pinned_clients_get_their_assessment_others_the_placeholder() {
+    fn pinned_clients_get_their_assessment_others_unscored() {
         let raw: HashMap<String, RawStaticAssessment> =
             serde_json::from_str(r#"{"tpp-bad": {"verdict": "throttle", "risk_band": "high"}}"#)
                 .unwrap_or_default();
         let statics = StaticAssessments::compile("static_assessments", &raw);
         let statics = statics.unwrap_or_default();
         assert_eq!(
-            placeholder_assessment(&statics, "tpp-bad"),
+            pinned_or_unscored(&statics, "tpp-bad"),
             Assessment {
                 verdict: Verdict::Throttle,
                 risk_band: RiskBand::High
             }
         );
         assert_eq!(
-            placeholder_assessment(&statics, "tpp-good"),
-            Assessment::PLACEHOLDER
+            pinned_or_unscored(&statics, "tpp-good"),
+            Assessment::UNSCORED
         );
     }
 }

@@ -133,6 +133,7 @@ fn identity_headers_are_set_and_spoofable_ones_removed() {
         remove,
         remove_authorization,
         set,
+        ratelimit: None,
     } = &decision.action
     else {
         panic!("refused: {:?}", decision.reason);
@@ -591,8 +592,8 @@ fn path_tricks_are_refused() {
 fn repeated_tokens_hit_the_cache() {
     let mut h = Harness::new();
     let token = accounts_token("PS256", Key::Rsa1);
-    assert_eq!(h.get("/accounts", &token).cache, CacheLookup::Miss);
-    assert_eq!(h.get("/accounts", &token).cache, CacheLookup::Hit);
+    assert_eq!(h.get("/accounts", &token).trace.cache, CacheLookup::Miss);
+    assert_eq!(h.get("/accounts", &token).trace.cache, CacheLookup::Hit);
     // Scopes are still checked per route on a cache hit.
     assert_refused(
         &h.get("/accounts/a/transactions", &token),
@@ -601,8 +602,8 @@ fn repeated_tokens_hit_the_cache() {
     );
     // Refused tokens are not cached.
     let bad = format!("{}x", &token[..token.len() - 1]);
-    assert_eq!(h.get("/accounts", &bad).cache, CacheLookup::Miss);
-    assert_eq!(h.get("/accounts", &bad).cache, CacheLookup::Miss);
+    assert_eq!(h.get("/accounts", &bad).trace.cache, CacheLookup::Miss);
+    assert_eq!(h.get("/accounts", &bad).trace.cache, CacheLookup::Miss);
 }
 
 #[test]
@@ -669,7 +670,7 @@ fn host_crypto_path_verifies_rs_and_es_and_falls_back_for_ps_and_eddsa() {
     ] {
         let d = h.get("/accounts", &accounts_token(alg, key));
         assert_eq!(d.outcome, Outcome::Allowed, "{alg}: {:?}", d.reason);
-        assert_eq!(d.verified_by, Some(path), "{alg}");
+        assert_eq!(d.trace.verified_by, Some(path), "{alg}");
     }
     // Forgeries are refused on the host path too, including the zero ECDSA signature.
     let good = accounts_token("ES256", Key::P256);
@@ -684,7 +685,7 @@ fn host_crypto_path_verifies_rs_and_es_and_falls_back_for_ps_and_eddsa() {
     );
     let d = h.get("/accounts", &foreign);
     assert_refused(&d, 401, "bad_signature");
-    assert_eq!(d.verified_by, Some(VerifyPath::Host));
+    assert_eq!(d.trace.verified_by, Some(VerifyPath::Host));
     let other = kit::token(
         "RS256",
         Key::Rsa1,
@@ -706,7 +707,7 @@ fn host_crypto_can_be_turned_off_per_issuer() {
     let mut h = Harness::with(config);
     h.config.host_verify = Some(kit::host_verify_stand_in);
     let d = h.get("/accounts", &accounts_token("RS256", Key::Rsa1));
-    assert_eq!(d.verified_by, Some(VerifyPath::Wasm));
+    assert_eq!(d.trace.verified_by, Some(VerifyPath::Wasm));
 }
 
 #[test]
@@ -763,7 +764,12 @@ fn delegation_reads_the_payload_jwt_authn_verified() {
             now_ms: 0,
         };
         let d = decide(&h.config, &mut h.cache, &view, kit::now());
-        (status(&d), d.reason, d.verified_by, d.client_id.clone())
+        (
+            status(&d),
+            d.reason,
+            d.trace.verified_by,
+            d.client_id.clone(),
+        )
     };
     let claims = kit::claims("tpp-d", "accounts");
     let (code, _, by, client) = run(&mut h, json!({"jwt_payload": claims}), "GET", "/accounts");
@@ -847,7 +853,7 @@ fn remote_jwks_keys_unavailable_is_a_503_not_a_401() {
     );
     let d = h.get("/accounts", &unknown);
     assert_eq!(d.reason, Some("unknown_kid"));
-    assert_eq!(d.refetch_keys_for, Some(0));
+    assert_eq!(d.trace.refetch_keys_for, Some(0));
 
     // Keys older than max_stale_s (default 86400) no longer count.
     let keys = obguard::identify::jwks_remote::parse(

@@ -116,7 +116,7 @@ fn normal_traffic_is_allowed_and_an_off_hours_new_country_burst_is_not() {
         if d.outcome == Outcome::Allowed {
             allowed += 1;
         }
-        assert!(d.model.is_some(), "scored");
+        assert!(d.trace.model.is_some(), "scored");
     }
     assert!(allowed >= 38, "normal traffic allowed: {allowed}/40");
 
@@ -139,7 +139,7 @@ fn normal_traffic_is_allowed_and_an_off_hours_new_country_burst_is_not() {
         "/accounts/acc-900/transactions",
         night,
     );
-    let scored = d.model.clone().unwrap();
+    let scored = d.trace.model.clone().unwrap();
     assert_ne!(scored.verdict, Verdict::Allow, "score {}", scored.score);
     assert!(
         matches!(
@@ -198,7 +198,7 @@ fn challenge_is_an_rfc_9470_step_up() {
         "/accounts/acc-777/transactions",
         start + 13 * 3600 * 1000,
     );
-    assert_eq!(d.outcome, Outcome::Challenged, "{:?}", d.model);
+    assert_eq!(d.outcome, Outcome::Challenged, "{:?}", d.trace.model);
     let Action::Reply(reply) = &d.action else {
         panic!("not refused")
     };
@@ -259,7 +259,7 @@ fn shadow_mode_scores_but_allows() {
             night + i * 500,
         );
         assert_eq!(d.outcome, Outcome::Allowed, "shadow never refuses");
-        if d.model.as_ref().unwrap().verdict != Verdict::Allow {
+        if d.trace.model.as_ref().unwrap().verdict != Verdict::Allow {
             non_allow += 1;
         }
     }
@@ -340,7 +340,7 @@ fn minting_client_ids_does_not_grow_baseline_memory() {
             "x/1",
         );
         let d = call(&config, &mut worker, &c, "/accounts", now + i);
-        assert!(d.model.is_some());
+        assert!(d.trace.model.is_some());
     }
     // 64 slots configured: 400 client ids leave at most 64 baselines.
     let used = slots.borrow().len();
@@ -371,11 +371,11 @@ fn baseline_write_fates_are_reported() {
 
     let mut worker = Worker::new(&config);
     let d = call(&config, &mut worker, &c, "/accounts", now);
-    assert_eq!(d.model.unwrap().baseline, BaselineWrite::Stored);
+    assert_eq!(d.trace.model.unwrap().baseline, BaselineWrite::Stored);
 
     worker.baselines = Box::new(AlwaysConflict);
     let d = call(&config, &mut worker, &c, "/accounts", now + 1);
-    let scored = d.model.unwrap();
+    let scored = d.trace.model.unwrap();
     assert_eq!(scored.baseline, BaselineWrite::Lost, "retries exhausted");
     assert_eq!(d.outcome, Outcome::Allowed, "the verdict stands");
 
@@ -391,6 +391,7 @@ fn baseline_write_fates_are_reported() {
                 "x/1",
             );
             call(&config, &mut worker, &c, "/accounts", now + i)
+                .trace
                 .model
                 .unwrap()
                 .baseline
@@ -420,8 +421,8 @@ fn responses_folded_with_the_next_request_leave_the_same_baseline_as_at_once() {
     for i in 0..12u64 {
         let t = start + i * 45_000;
         let path = format!("/accounts/acc-{}/transactions", i % 4);
-        let a = call(&config, &mut now, &c, &path, t).model.unwrap();
-        let b = call(&config, &mut later, &c, &path, t).model.unwrap();
+        let a = call(&config, &mut now, &c, &path, t).trace.model.unwrap();
+        let b = call(&config, &mut later, &c, &path, t).trace.model.unwrap();
         assert_eq!(a.score, b.score, "request {i} scored alike");
         let response = ObservedResponse {
             status: if i % 3 == 0 { 404 } else { 200 },

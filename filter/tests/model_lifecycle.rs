@@ -203,7 +203,7 @@ fn before_the_first_model_requests_are_allowed_unscored_or_refused() {
     let mut worker = Worker::new(&config);
     let d = decide(&config, &mut worker, &request(&auth, &headers), kit::now());
     assert_eq!(d.outcome, Outcome::Allowed);
-    assert!(d.model_unavailable && d.model.is_none());
+    assert!(d.trace.model_unavailable && d.trace.model.is_none());
 
     let config = load(&config_with(json!({
         "http": http, "trusted_keys": [key], "when_unavailable": "refuse",
@@ -223,7 +223,7 @@ fn before_the_first_model_requests_are_allowed_unscored_or_refused() {
     worker.models.primary = Some(Arc::new(loaded.unwrap()));
     let d = decide(&config, &mut worker, &request(&auth, &headers), kit::now());
     assert_eq!(d.outcome, Outcome::Allowed);
-    assert!(d.model.is_some());
+    assert!(d.trace.model.is_some());
 }
 
 #[test]
@@ -247,7 +247,7 @@ fn the_shadow_model_scores_the_same_request_but_only_the_primary_decides() {
     }
     let d = decide(&config, &mut worker, &request(&auth, &ru), kit::now());
     assert_eq!(d.outcome, Outcome::Allowed, "the lenient primary decides");
-    let scored = d.model.unwrap();
+    let scored = d.trace.model.unwrap();
     assert_eq!(scored.verdict, Verdict::Allow);
     assert_eq!(scored.model.digest, kit::model_digest_hex(&lenient));
     let shadow = scored.shadow.unwrap();

@@ -299,7 +299,7 @@ fn psd2_scenario(config: &FilterConfig) {
     for access in 0..4 {
         for d in refresh(config, &mut worker, &tpp, "acc-1", T0 + access * HOUR_MS) {
             assert_eq!(status(&d), 200, "access {access}: {:?}", d.reason);
-            assert_eq!(d.rules.as_ref().unwrap().hit, None);
+            assert_eq!(d.trace.rules.as_ref().unwrap().hit, None);
         }
     }
     let fifth = refresh(config, &mut worker, &tpp, "acc-1", T0 + 4 * HOUR_MS);
@@ -307,7 +307,7 @@ fn psd2_scenario(config: &FilterConfig) {
         assert_eq!(d.outcome, Outcome::Throttled);
         assert_eq!(status(d), 429);
         assert_eq!(d.reason, Some("psd2_unattended_limit"));
-        let hit = d.rules.as_ref().unwrap().hit.as_ref().unwrap();
+        let hit = d.trace.rules.as_ref().unwrap().hit.as_ref().unwrap();
         assert_eq!(
             hit.reason,
             "psd2_unattended_limit(5th unattended access in 24h)"
@@ -324,7 +324,7 @@ fn psd2_scenario(config: &FilterConfig) {
         at,
     );
     assert_eq!(status(&present), 200, "customer present");
-    assert_eq!(present.rules, Some(RuleCheck::NONE));
+    assert_eq!(present.trace.rules, Some(RuleCheck::NONE));
     let other = send(
         config,
         &mut worker,
@@ -348,7 +348,7 @@ fn psd2_scenario(config: &FilterConfig) {
     assert_eq!(status(&d), 200, "another client");
     let list = send(config, &mut worker, &tpp, "GET", "/accounts", None, at);
     assert_eq!(
-        list.rules,
+        list.trace.rules,
         Some(RuleCheck::NONE),
         "the account list reads no account"
     );
@@ -398,7 +398,7 @@ fn the_sixteenth_payment_in_an_hour_is_refused() {
         assert_eq!(status(&d), 403);
         assert_eq!(d.reason, Some("payment_velocity"));
         assert_eq!(
-            d.rules.as_ref().unwrap().hit.as_ref().unwrap().reason,
+            d.trace.rules.as_ref().unwrap().hit.as_ref().unwrap().reason,
             "payment_velocity(16th payment in 1h)"
         );
         assert_eq!(d.assessment.unwrap().verdict, Verdict::Block);
@@ -448,7 +448,7 @@ fn a_log_only_rule_counts_its_hit_and_allows() {
         d.reason, None,
         "a rule that does not decide does not name the reason"
     );
-    assert!(d.rules.as_ref().unwrap().hit.is_some());
+    assert!(d.trace.rules.as_ref().unwrap().hit.is_some());
 }
 
 #[test]
@@ -521,7 +521,10 @@ fn a_pinned_block_stays_a_block_and_names_risk() {
     let d = pay(&config, &mut worker, &bad, T0);
     assert_eq!((d.outcome, d.reason), (Outcome::Blocked, Some("risk")));
     // The pinned block decided; the rule still ran (the first payment was counted).
-    assert_eq!(d.rules.as_ref().unwrap().state, Some(BaselineWrite::Stored));
+    assert_eq!(
+        d.trace.rules.as_ref().unwrap().state,
+        Some(BaselineWrite::Stored)
+    );
 }
 
 #[test]
@@ -539,7 +542,7 @@ fn rules_are_enforced_when_the_model_only_shadows() {
     assert_eq!(status(&pay(&config, &mut worker, &tpp, now)), 200);
     assert_eq!(status(&pay(&config, &mut worker, &tpp, now + 1_000)), 200);
     let d = pay(&config, &mut worker, &tpp, now + 2_000);
-    assert!(d.model.is_some(), "scored in shadow");
+    assert!(d.trace.model.is_some(), "scored in shadow");
     assert_eq!((status(&d), d.reason), (429, Some("payment_velocity")));
 }
 

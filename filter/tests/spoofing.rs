@@ -526,7 +526,7 @@ fn cheap_claim_checks_run_before_the_signature_and_answer_like_a_bad_signature()
     );
     assert_eq!(bad_signature.reason, Some("bad_signature"));
     assert!(
-        bad_signature.verified_by.is_some(),
+        bad_signature.trace.verified_by.is_some(),
         "the signature was checked"
     );
     let expected = challenge(&bad_signature);
@@ -545,7 +545,10 @@ fn cheap_claim_checks_run_before_the_signature_and_answer_like_a_bad_signature()
         for token in [forged(claims), kit::token("ES256", Key::P256, claims)] {
             let decision = run(&config, &mut worker, &Request::get("/accounts", &token));
             assert_eq!(decision.reason, Some(reason));
-            assert_eq!(decision.verified_by, None, "{reason}: no signature check");
+            assert_eq!(
+                decision.trace.verified_by, None,
+                "{reason}: no signature check"
+            );
             // Forged or genuine, the caller sees exactly what a bad signature gets.
             assert_eq!(challenge(&decision), expected, "{reason}");
         }
@@ -562,7 +565,11 @@ fn bad_signatures_are_remembered_bounded_and_for_a_while() {
     let token = forged(&kit::claims("tpp-1", "accounts"));
     let at = |worker: &mut Worker, token: &str, t: u64| {
         let d = run_at(&config, worker, &Request::get("/accounts", token), t);
-        (d.reason, d.verified_by.is_some(), d.rejected_from_cache)
+        (
+            d.reason,
+            d.trace.verified_by.is_some(),
+            d.trace.rejected_from_cache,
+        )
     };
     assert_eq!(
         at(&mut worker, &token, now),
@@ -706,7 +713,7 @@ fn verdicts(
                 source_address: Some(&address),
                 ..Request::get("/accounts", &token)
             };
-            run(config, worker, &req).model.unwrap().verdict
+            run(config, worker, &req).trace.model.unwrap().verdict
         })
         .collect()
 }
@@ -961,6 +968,7 @@ fn baselines_are_per_issuer() {
         let verdicts: Vec<Verdict> = (0..40)
             .map(|_| {
                 run(&config, &mut worker, &from(token, country))
+                    .trace
                     .model
                     .unwrap()
                     .verdict
@@ -973,9 +981,9 @@ fn baselines_are_per_issuer() {
     }
     // FR is familiar to issuer B's `tpp-1` only: for issuer A's it is new.
     let b = run(&config, &mut worker, &from(&b_token, "FR"));
-    assert_eq!(b.model.unwrap().verdict, Verdict::Allow);
+    assert_eq!(b.trace.model.unwrap().verdict, Verdict::Allow);
     let a = run(&config, &mut worker, &from(&a_token, "FR"));
-    assert_eq!(a.model.unwrap().verdict, Verdict::StepUp);
+    assert_eq!(a.trace.model.unwrap().verdict, Verdict::StepUp);
 }
 
 #[test]

@@ -122,7 +122,7 @@ fn assert_authenticated(
     decision: &Decision<'_>,
 ) {
     use obguard::identify::host_crypto::VerifyPath;
-    if decision.verified_by == Some(VerifyPath::JwtAuthn) {
+    if decision.trace.verified_by == Some(VerifyPath::JwtAuthn) {
         let payload = request
             .jwt_authn_payloads
             .and_then(|p| p.get(GATEWAY_PAYLOAD_KEY));
@@ -159,7 +159,7 @@ fn assert_authenticated(
         // The token cache keeps only `exp`: a token verified at t is served at an earlier
         // t' (the clock stepped back) even before its `nbf`/`iat` (docs/fuzzing.md, findings).
         assert!(
-            decision.cache == CacheLookup::Hit || minted.nbf.max(minted.iat) <= now + skew,
+            decision.trace.cache == CacheLookup::Hit || minted.nbf.max(minted.iat) <= now + skew,
             "forwarded {} before its time window (now {now})",
             minted.name
         );

@@ -58,8 +58,8 @@ pub struct RawConfig {
     /// (read from the JSON value by hand there, to keep parser code out of the module).
     #[serde(default)]
     pub rules: Option<serde_json::Value>,
-    /// Client id → pinned verdict and risk band (placeholder input until the model lands;
-    /// see `crate::assess`).
+    /// Client id → pinned verdict and risk band, which replace the model's for that client
+    /// (see `crate::assess`).
     #[serde(default)]
     pub static_assessments: HashMap<String, RawStaticAssessment>,
 }

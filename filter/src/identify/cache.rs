@@ -28,10 +28,11 @@ pub struct TokenCache {
 }
 
 /// Whether a lookup avoided verification; feeds the cache hit/miss metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum CacheLookup {
     Hit,
     Miss,
+    #[default]
     Disabled,
 }
 

@@ -249,12 +249,12 @@ impl Metrics {
 
     /// Per-reason counters of a decision (everything but `requests.<outcome>`).
     pub fn record_details(&self, decision: &Decision<'_>) {
-        match decision.cache {
+        match decision.trace.cache {
             CacheLookup::Hit => self.host.increment(self.cache_hit),
             CacheLookup::Miss => self.host.increment(self.cache_miss),
             CacheLookup::Disabled => {}
         }
-        match decision.verified_by {
+        match decision.trace.verified_by {
             Some(VerifyPath::Host) => self.host.increment(self.verified_host),
             Some(VerifyPath::Wasm) => self.host.increment(self.verified_wasm),
             Some(VerifyPath::JwtAuthn) => self.host.increment(self.verified_jwt_authn),
@@ -262,6 +262,7 @@ impl Metrics {
         }
         // Unavailable keys are the IdP's failure, counted as `requests.idp_unavailable`.
         if let Some(error) = decision
+            .trace
             .token_error
             .filter(|e| *e != TokenError::KeysUnavailable)
         {

@@ -9,13 +9,11 @@ use super::jwks_fetch;
 use super::jwt_authn;
 use super::plugin::Shared;
 use super::ratelimit_call::{self as rl, Pending};
-use crate::assess::pending::ObservedResponse;
 use crate::enforce::interaction_id;
 use crate::host::{HeaderMap, Host, HostExt, LogLevel};
 use crate::pipeline::{self, RequestView};
-use crate::ratelimit::RequestFacts;
-use crate::ratelimit::reply::{Answer, Next, Obeyed};
-use crate::telemetry::{self, Outcome, log_field};
+use crate::ratelimit::reply::{Next, Obeyed};
+use crate::telemetry::{Outcome, log_field};
 
 pub struct Stream {
     host: Rc<dyn Host>,
@@ -72,18 +70,11 @@ impl Stream {
                 .ratelimit_headers_dropped(obeyed.dropped.len());
         }
         host.set_log_field(log_field::RATELIMIT, &obeyed.answer.log_value());
-        let refused = match obeyed.answer {
-            Answer::OverLimit => Some((Outcome::RateLimited, telemetry::REASON_OVER_LIMIT)),
-            Answer::FailedClosed(failure) => Some((Outcome::RateLimitFailed, failure.as_str())),
-            Answer::Ok | Answer::FailedOpen(_) => None,
-        };
-        match refused {
-            Some((outcome, reason)) => {
-                state.metrics.record_outcome(outcome);
-                host.set_log_field(log_field::OUTCOME, outcome.as_str());
-                host.set_log_field(log_field::REASON, reason);
-            }
-            None => state.metrics.record_outcome(self.outcome),
+        let (outcome, refusal) = pipeline::ratelimit::settle(self.outcome, obeyed.answer);
+        state.metrics.record_outcome(outcome);
+        if let Some(reason) = refusal {
+            host.set_log_field(log_field::OUTCOME, outcome.as_str());
+            host.set_log_field(log_field::REASON, reason);
         }
         match obeyed.next {
             Next::Resume {
@@ -202,7 +193,7 @@ impl Stream {
         };
         let decision = pipeline::decide(&state.config, &mut worker, &view, now);
         drop(worker);
-        if let Some(issuer) = decision.refetch_keys_for {
+        if let Some(issuer) = decision.trace.refetch_keys_for {
             jwks_fetch::request_refetch(host, &state.config, &state.metrics, issuer, now);
         }
 
@@ -218,24 +209,24 @@ impl Stream {
             host.set_log_field(log_field::CLIENT_ID, client_id);
         }
         self.interaction_id = Some(decision.interaction_id.clone());
-        if decision.model_unavailable {
+        if decision.trace.model_unavailable {
             state.metrics.model_unavailable();
         }
         // A rule hit's reason comes first, then the model's.
         let mut reasons: Vec<&str> = Vec::new();
-        if let Some(check) = &decision.rules {
+        if let Some(check) = &decision.trace.rules {
             state.metrics.record_rules(check);
             if let Some(hit) = &check.hit {
                 reasons.push(&hit.reason);
             }
         }
-        if let Some(scored) = &decision.model {
+        if let Some(scored) = &decision.trace.model {
             reasons.extend(scored.reasons.iter().map(String::as_str));
         }
         if !reasons.is_empty() {
             host.set_log_field(log_field::REASONS, &reasons.join("; "));
         }
-        if let Some(scored) = &decision.model {
+        if let Some(scored) = &decision.trace.model {
             state.metrics.record_verdict(scored.verdict);
             state.metrics.record_baseline(scored.baseline);
             host.set_log_field(log_field::VERDICT, scored.verdict.as_str());
@@ -252,7 +243,7 @@ impl Stream {
             }
         }
 
-        let set = match &decision.action {
+        let (set, call) = match &decision.action {
             pipeline::Action::Reply(reply) => {
                 state.metrics.record(&decision);
                 host.reply(reply.status, &reply.headers, &reply.body);
@@ -262,6 +253,7 @@ impl Stream {
                 remove,
                 remove_authorization,
                 set,
+                ratelimit,
             } => {
                 // Only headers the request actually carries cost a host call to remove.
                 let present = |name: &str| headers.iter().any(|(n, _)| n == name);
@@ -271,7 +263,7 @@ impl Stream {
                 if *remove_authorization && !authorization.is_empty() {
                     host.remove_request_header("authorization");
                 }
-                set
+                (set, ratelimit)
             }
         };
         for (name, value) in set {
@@ -279,18 +271,7 @@ impl Stream {
         }
         host.set_request_header(interaction_id::HEADER, &decision.interaction_id);
 
-        let Some(config) = &state.config.ratelimit else {
-            state.metrics.record(&decision);
-            return Flow::Continue;
-        };
-        let facts = RequestFacts {
-            client_id: decision.client_id.as_deref(),
-            subject: decision.subject.as_deref(),
-            route: decision.route,
-            assessment: decision.assessment,
-            country: config.country_header.as_deref().and_then(header),
-        };
-        let Some(call) = rl::plan(config, &facts) else {
+        let (Some(config), Some(call)) = (&state.config.ratelimit, call) else {
             state.metrics.record(&decision);
             return Flow::Continue;
         };
@@ -301,7 +282,7 @@ impl Stream {
         match rl::dispatch(
             host,
             config,
-            &call,
+            call,
             &state.config.realm,
             &decision.interaction_id,
         ) {
@@ -339,21 +320,15 @@ impl Stream {
         if let (Some(client), Some(state)) = (self.observe_client.take(), &self.state)
             && let Some(stage) = &state.config.model
         {
-            let status = host
-                .header_str(HeaderMap::ResponseHeaders, ":status")
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            let bytes = host
-                .header_str(HeaderMap::ResponseHeaders, "content-length")
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
+            let response = pipeline::response::observed(
+                host.header_str(HeaderMap::ResponseHeaders, ":status")
+                    .as_deref(),
+                host.header_str(HeaderMap::ResponseHeaders, "content-length")
+                    .as_deref(),
+                host.now_ms(),
+            );
             if let Ok(mut worker) = state.worker.try_borrow_mut() {
-                let now_ms = host.now_ms();
-                let response = ObservedResponse {
-                    status,
-                    bytes,
-                    at_ms: now_ms,
-                };
+                let now_ms = response.at_ms;
                 // Folded with the client's next request; at once only when the worker's
                 // pending set is full.
                 if !worker.pending_responses.defer(&client, response) {

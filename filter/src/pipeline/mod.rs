@@ -1,0 +1,179 @@
+//! The per-request decision, as a small state machine of pure functions:
+//!
+//! 1. [`decide`] runs the request stages in order and ends in an [`Action`]: reply now,
+//!    forward, or forward once the rate-limit service agrees (`Action::Continue` with a
+//!    `ratelimit` call);
+//! 2. [`ratelimit::settle`] turns the service's answer into the request's final outcome;
+//! 3. [`response::observed`] reads the upstream's answer for the caller's baseline.
+//!
+//! The runtime gathers the request view from the host, calls these and applies what they
+//! return; it decides nothing itself.
+
+pub mod ratelimit;
+mod refusal;
+pub mod response;
+mod stages;
+
+pub use refusal::Refusal;
+
+use crate::assess::Assessment;
+use crate::assess::baselines::{BaselineStore, MemoryStore};
+use crate::assess::model::{ActiveModels, Scored};
+use crate::assess::pending::PendingResponses;
+use crate::config::FilterConfig;
+use crate::enforce::interaction_id;
+use crate::enforce::reply::LocalReply;
+use crate::identify::TokenError;
+use crate::identify::cache::{CacheLookup, TokenCache};
+use crate::identify::host_crypto::VerifyPath;
+use crate::identify::jwks_remote::RemoteKeySet;
+use crate::ratelimit::Call;
+use crate::telemetry::Outcome;
+
+use std::borrow::Cow;
+
+/// What the filter needs from a request's headers.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestView<'a> {
+    pub method: &'a str,
+    /// `:path` as Envoy normalised it, query string included.
+    pub path: &'a str,
+    /// Every `Authorization` value, in order.
+    pub authorization: &'a [&'a str],
+    pub interaction_id: Option<&'a str>,
+    /// `jwt_authn`'s dynamic metadata namespace, when an issuer delegates to it.
+    pub jwt_authn_payloads: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    /// Every request header (for the model's geography, network and client signals).
+    pub headers: &'a [(String, String)],
+    /// Envoy's `source.address` property (`ip:port`): the client as Envoy sees it. Read by
+    /// the adapter only when [`FilterConfig::reads_source_address`].
+    pub source_address: Option<&'a str>,
+    /// Request time in Unix milliseconds for the model; 0 means `now` seconds × 1000.
+    pub now_ms: u64,
+}
+
+/// What was decided about a request, and how (for metrics and the access log).
+#[derive(Debug)]
+pub struct Decision<'c> {
+    pub interaction_id: String,
+    pub outcome: Outcome,
+    /// Why, for anything but a plain allow (also the metric suffix).
+    pub reason: Option<&'static str>,
+    pub route: Option<&'c str>,
+    /// The verified client, qualified by its issuer's namespace: `<client id>@<namespace>`
+    /// (see [`crate::identify::Identity::qualified_client_id`]).
+    pub client_id: Option<String>,
+    /// The token's `sub`, for rate-limit descriptors.
+    pub subject: Option<String>,
+    /// Verdict and risk band of an authenticated request past its scopes (`None` for
+    /// refusals before that, anonymous routes and pass-through).
+    pub assessment: Option<Assessment>,
+    /// How the stages got there: what metrics and log fields report besides the outcome.
+    pub trace: Trace,
+    pub action: Action<'c>,
+}
+
+/// What the stages observed on the way, for telemetry only (nothing here changes the
+/// outcome once `decide` returns).
+#[derive(Debug, Default)]
+pub struct Trace {
+    /// Set when the refusal is a token error.
+    pub token_error: Option<TokenError>,
+    pub cache: CacheLookup,
+    /// Which implementation checked the token's signature (none on a cache hit).
+    pub verified_by: Option<VerifyPath>,
+    /// Refused as a bad signature remembered by the negative cache (no check this time).
+    pub rejected_from_cache: bool,
+    /// An unknown `kid` for an issuer with a remote JWKS: the runtime may ask for an early
+    /// refetch (rate-limited per issuer).
+    pub refetch_keys_for: Option<usize>,
+    /// The model's score, verdict and reasons (also in shadow mode).
+    pub model: Option<Scored>,
+    /// A model is configured but none has been accepted yet (HTTP source): not scored.
+    pub model_unavailable: bool,
+    /// The hard rules' check (`rules` configured, authenticated request past its scopes).
+    pub rules: Option<crate::rules::RuleCheck>,
+}
+
+#[derive(Debug)]
+pub enum Action<'c> {
+    /// Forward upstream after removing `remove` (and `Authorization` if asked) and setting
+    /// `set`. `remove` holds every configured identity header name, plus the names under
+    /// which this request carries another spelling of one (`x_obguard_client_id`) or a
+    /// header obguard strips for other reasons. With `ratelimit`, the request first waits
+    /// for the rate-limit service's answer ([`ratelimit::settle`]).
+    Continue {
+        remove: Cow<'c, [String]>,
+        remove_authorization: bool,
+        set: Vec<(String, String)>,
+        ratelimit: Option<Call>,
+    },
+    Reply(LocalReply),
+}
+
+/// What one Envoy worker keeps between requests: verified tokens and the remote JWKS keys
+/// it last loaded from shared data.
+pub struct Worker {
+    pub cache: TokenCache,
+    /// Per issuer (same order as the configuration).
+    pub remote_keys: Vec<Option<RemoteKeySet>>,
+    /// Per-client baselines: shared data in Envoy, memory natively.
+    pub baselines: Box<dyn BaselineStore>,
+    /// The models this worker scores with (swapped by the model-source timer).
+    pub models: ActiveModels,
+    /// Responses folded into baselines with their client's next request (or by the timer).
+    pub pending_responses: PendingResponses,
+}
+
+impl Worker {
+    pub fn new(config: &FilterConfig) -> Self {
+        Self {
+            cache: TokenCache::with_negative(
+                config.cache_entries,
+                config.negative_cache_entries,
+                config.negative_cache_ttl_s,
+            ),
+            remote_keys: config.issuers.iter().map(|_| None).collect(),
+            baselines: Box::new(MemoryStore::default()),
+            models: ActiveModels::from_config(config.model.as_ref()),
+            pending_responses: PendingResponses::default(),
+        }
+    }
+}
+
+/// Runs the stages in order (see [`stages`]); the first refusal ends the request.
+pub fn decide<'c>(
+    config: &'c FilterConfig,
+    worker: &mut Worker,
+    request: &RequestView<'_>,
+    now: u64,
+) -> Decision<'c> {
+    let mut decision = Decision {
+        interaction_id: interaction_id::resolve(request.interaction_id),
+        outcome: Outcome::Allowed,
+        reason: None,
+        route: None,
+        client_id: None,
+        subject: None,
+        assessment: None,
+        trace: Trace::default(),
+        action: Action::Continue {
+            remove: Cow::Borrowed(&config.headers.strip),
+            remove_authorization: !config.headers.forward_authorization,
+            set: Vec::new(),
+            ratelimit: None,
+        },
+    };
+    match stages::run(config, worker, request, now, &mut decision) {
+        Ok(action) => decision.action = action,
+        Err(refusal) => {
+            decision.outcome = refusal.outcome;
+            decision.reason = Some(refusal.reason);
+            if refusal.token_error.is_some() {
+                decision.trace.token_error = refusal.token_error;
+            }
+            decision.action = Action::Reply(refusal.reply(&config.realm, &decision.interaction_id));
+        }
+    }
+    decision
+}
