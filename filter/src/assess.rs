@@ -19,30 +19,9 @@ use serde::Deserialize;
 use crate::config::ConfigError;
 use config::RawStaticAssessment;
 
-/// What the pipeline concluded about an authenticated request, ordered from the mildest
-/// (`allow`) to the strictest (`block`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Allow,
-    /// RFC 9470 step-up challenge (Model issue).
-    StepUp,
-    /// Slow the caller down: with `ratelimit.call: non_allow` this becomes a rate-limit call
-    /// carrying the verdict in its descriptors.
-    Throttle,
-    Block,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Allow => "allow",
-            Verdict::StepUp => "step_up",
-            Verdict::Throttle => "throttle",
-            Verdict::Block => "block",
-        }
-    }
-}
+/// What the pipeline concluded about an authenticated request: the model's vocabulary,
+/// one for the whole product (wire names `allow`, `step_up`, `throttle`, `block`).
+pub use obguard_models::Verdict;
 
 /// Coarse risk of the request; weights `hits_addend` in rate-limit calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]

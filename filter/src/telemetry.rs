@@ -25,7 +25,7 @@ pub enum Outcome {
     RateLimited,
     /// 429 or 503: the rate-limit check failed and the route fails closed.
     RateLimitFailed,
-    /// 401 RFC 9470 step-up: the model's verdict `challenge`.
+    /// 401 RFC 9470 step-up: the verdict `step_up`.
     Challenged,
     /// 429: the model's verdict `throttle` without a rate-limit service.
     Throttled,

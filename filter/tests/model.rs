@@ -161,11 +161,30 @@ fn normal_traffic_is_allowed_and_an_off_hours_new_country_burst_is_not() {
 }
 
 #[test]
-fn challenge_is_an_rfc_9470_step_up() {
-    // A route whose thresholds make any anomaly a challenge (never a block).
+fn the_old_name_challenge_is_accepted_for_step_up_but_not_both() {
+    let mut old = model_config("enforce");
+    old["routes"][3]["thresholds"] = json!({"challenge": 0.3, "throttle": 1.0, "block": 1.0});
+    old["model"]["challenge"] = json!({"acr_values": "urn:example:acr", "max_age_s": 60});
+    let config = load(&old);
+    let stage = config.model.as_ref().unwrap();
+    assert_eq!(stage.step_up_acr_values, "urn:example:acr");
+    assert_eq!(stage.step_up_max_age_s, Some(60));
+    let mut both = model_config("enforce");
+    both["routes"][3]["thresholds"] =
+        json!({"challenge": 0.3, "step_up": 0.3, "throttle": 1.0, "block": 1.0});
+    let err = obguard::config::load(both.to_string().as_bytes())
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("duplicate field"), "{err}");
+    assert!(err.to_string().contains("routes[3].thresholds"), "{err}");
+}
+
+#[test]
+fn step_up_is_an_rfc_9470_challenge() {
+    // A route whose thresholds make any anomaly a step-up (never a block).
     let mut config = model_config("enforce");
-    config["routes"][3]["thresholds"] = json!({"challenge": 0.3, "throttle": 1.0, "block": 1.0});
-    config["model"]["challenge"] =
+    config["routes"][3]["thresholds"] = json!({"step_up": 0.3, "throttle": 1.0, "block": 1.0});
+    config["model"]["step_up"] =
         json!({"acr_values": "urn:openbanking:psd2:sca", "max_age_s": 300});
     let config = load(&config);
     let mut worker = Worker::new(&config);
@@ -304,7 +323,7 @@ fn bad_model_files_are_refused_at_load_with_the_reason() {
     );
 
     let mut config = model_config("enforce");
-    config["routes"][0]["thresholds"] = json!({"challenge": 0.9, "throttle": 0.5, "block": 0.95});
+    config["routes"][0]["thresholds"] = json!({"step_up": 0.9, "throttle": 0.5, "block": 0.95});
     let err = config::load(config.to_string().as_bytes())
         .err()
         .unwrap()

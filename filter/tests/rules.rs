@@ -101,7 +101,7 @@ fn rules_can_be_tuned_routed_and_turned_off() {
     assert!(rules.rules.psd2.is_none());
     assert_eq!(
         rules.rules.payments.as_ref().unwrap().verdict,
-        obguard_models::Verdict::Challenge
+        obguard_models::Verdict::StepUp
     );
 }
 
@@ -484,15 +484,10 @@ fn the_stricter_verdict_wins() {
             Some("payment_velocity"),
         ),
         (Verdict::Block, Some(M::Throttle), Verdict::Block, None),
-        (
-            Verdict::Throttle,
-            Some(M::Challenge),
-            Verdict::Throttle,
-            None,
-        ),
+        (Verdict::Throttle, Some(M::StepUp), Verdict::Throttle, None),
         (
             Verdict::Allow,
-            Some(M::Challenge),
+            Some(M::StepUp),
             Verdict::StepUp,
             Some("payment_velocity"),
         ),

@@ -28,6 +28,8 @@ fn config(mode: &str) -> Value {
         "mode": mode,
         "max_clients": 1000
     });
+    // Written with the old names (`challenge` for `step_up`, in the thresholds and the
+    // model section): the aliases are accepted.
     // On the transactions route every anomaly is a step-up challenge (never a block), as a
     // bank would configure a read-only route.
     config["routes"][3]["thresholds"] = json!({"challenge": 0.5, "throttle": 1.0, "block": 1.0});

@@ -119,7 +119,7 @@ pub struct Report {
     pub thresholds: Thresholds,
     pub records: u64,
     pub normal: u64,
-    /// Normal requests by verdict: allow, challenge, throttle, block.
+    /// Normal requests by verdict: allow, step_up, throttle, block.
     pub normal_by_verdict: [u64; 4],
     pub types: BTreeMap<String, TypeStats>,
     /// (score, is_attack) per request, for curves.
@@ -131,7 +131,7 @@ pub struct Report {
 fn verdict_index(v: Verdict) -> usize {
     match v {
         Verdict::Allow => 0,
-        Verdict::Challenge => 1,
+        Verdict::StepUp => 1,
         Verdict::Throttle => 2,
         Verdict::Block => 3,
     }
@@ -258,11 +258,11 @@ impl Report {
         let t = &self.thresholds;
         let _ = writeln!(
             o,
-            "records {}  normal {}  attack {}  thresholds: challenge {:.4} throttle {:.4} block {:.4}",
+            "records {}  normal {}  attack {}  thresholds: step_up {:.4} throttle {:.4} block {:.4}",
             self.records,
             self.normal,
             self.records - self.normal,
-            t.challenge,
+            t.step_up,
             t.throttle,
             t.block
         );
@@ -314,7 +314,7 @@ impl Report {
         );
         let _ = writeln!(
             o,
-            "  challenge {:>10} {:>9.4}%",
+            "  step_up   {:>10} {:>9.4}%",
             v[1],
             pct(v[1], self.normal)
         );
@@ -414,7 +414,7 @@ pub struct Legitimate {
 #[derive(Debug, Clone, Serialize)]
 pub struct VerdictCounts {
     pub allow: u64,
-    pub challenge: u64,
+    pub step_up: u64,
     pub throttle: u64,
     pub block: u64,
     pub non_allow: u64,
@@ -423,7 +423,7 @@ pub struct VerdictCounts {
 #[derive(Debug, Clone, Serialize)]
 pub struct VerdictShares {
     pub allow: f64,
-    pub challenge: f64,
+    pub step_up: f64,
     pub throttle: f64,
     pub block: f64,
     pub non_allow: f64,
@@ -461,8 +461,8 @@ impl Report {
                 (label.clone(), summary)
             })
             .collect();
-        let [allow, challenge, throttle, block] = self.normal_by_verdict;
-        let non_allow = challenge + throttle + block;
+        let [allow, step_up, throttle, block] = self.normal_by_verdict;
+        let non_allow = step_up + throttle + block;
         let n = self.normal;
         Summary {
             model_digest: self.model_digest.clone(),
@@ -484,14 +484,14 @@ impl Report {
                 requests: n,
                 counts: VerdictCounts {
                     allow,
-                    challenge,
+                    step_up,
                     throttle,
                     block,
                     non_allow,
                 },
                 shares: VerdictShares {
                     allow: share(allow, n),
-                    challenge: share(challenge, n),
+                    step_up: share(step_up, n),
                     throttle: share(throttle, n),
                     block: share(block, n),
                     non_allow: share(non_allow, n),
@@ -638,7 +638,7 @@ mod tests {
             data_digest: "d".into(),
             within: 20,
             thresholds: Thresholds {
-                challenge: 0.5,
+                step_up: 0.5,
                 throttle: 0.7,
                 block: 0.9,
             },

@@ -213,8 +213,8 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
             outln!(
                 o,
-                "thresholds:      challenge {:.4}  throttle {:.4}  block {:.4}",
-                t.challenge,
+                "thresholds:      step_up {:.4}  throttle {:.4}  block {:.4}",
+                t.step_up,
                 t.throttle,
                 t.block
             );

@@ -181,11 +181,7 @@ fn histogram(path: &Path, report: &Report, labels: bool) -> Result<()> {
             .map_err(|e| anyhow!("{e}"))?;
     }
     let t = report.thresholds;
-    for (x, c) in [
-        (t.challenge, GREEN),
-        (t.throttle, MAGENTA),
-        (t.block, BLACK),
-    ] {
+    for (x, c) in [(t.step_up, GREEN), (t.throttle, MAGENTA), (t.block, BLACK)] {
         chart
             .draw_series(LineSeries::new(
                 vec![(f64::from(x), 0.5), (f64::from(x), max * 2.0)],

@@ -58,17 +58,17 @@ pub struct TrainConfig {
 /// legitimate requests allowed at or above each threshold.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FpBudgets {
-    pub challenge: f64,
+    pub step_up: f64,
     pub throttle: f64,
     pub block: f64,
 }
 
 impl FpBudgets {
     /// Budgets for a target share of non-allow verdicts on legitimate traffic: the whole
-    /// target at challenge, 40% of it at throttle, 4% at block.
+    /// target at step_up, 40% of it at throttle, 4% at block.
     pub const fn for_target(non_allow: f64) -> Self {
         Self {
-            challenge: non_allow,
+            step_up: non_allow,
             throttle: non_allow * 0.4,
             block: non_allow * 0.04,
         }
@@ -479,9 +479,9 @@ pub fn threshold_for(normal_desc: &[f32], max_fraction: f64) -> f32 {
     normal_desc[k].next_up().min(1.0)
 }
 
-/// Scores of `rows` (in file order) after per-client calibration with `challenge`, through
+/// Scores of `rows` (in file order) after per-client calibration with `step_up`, through
 /// the same [`calibrate`] the filter runs.
-pub fn calibrated_scores(ds: &Dataset, rows: &[usize], raw: &[f32], challenge: f32) -> Vec<f32> {
+pub fn calibrated_scores(ds: &Dataset, rows: &[usize], raw: &[f32], step_up: f32) -> Vec<f32> {
     let mut levels: HashMap<u32, f32> = HashMap::new();
     rows.iter()
         .zip(raw)
@@ -494,12 +494,12 @@ pub fn calibrated_scores(ds: &Dataset, rows: &[usize], raw: &[f32], challenge: f
                     ..FeatureContext::default()
                 },
             };
-            calibrate(level, ds.requests[i], &fv, r, challenge).score
+            calibrate(level, ds.requests[i], &fv, r, step_up).score
         })
         .collect()
 }
 
-/// Thresholds for calibrated scores: the calibration depends on the challenge threshold
+/// Thresholds for calibrated scores: the calibration depends on the step_up threshold
 /// (flagged requests do not teach a client's level), so iterate a few times.
 fn calibrated_thresholds(
     ds: &Dataset,
@@ -517,7 +517,7 @@ fn calibrated_thresholds(
     let mut t = thresholds_from(&mut normal_of(raw), budgets);
     let mut scores = raw.to_vec();
     for _ in 0..3 {
-        scores = calibrated_scores(ds, rows, raw, t.challenge);
+        scores = calibrated_scores(ds, rows, raw, t.step_up);
         t = thresholds_from(&mut normal_of(&scores), budgets);
     }
     (t, scores)
@@ -525,13 +525,13 @@ fn calibrated_thresholds(
 
 fn thresholds_from(normal_scores: &mut [f32], budgets: &FpBudgets) -> Thresholds {
     normal_scores.sort_by(|a, b| b.total_cmp(a));
-    let challenge = threshold_for(normal_scores, budgets.challenge);
-    let throttle = threshold_for(normal_scores, budgets.throttle).max(challenge);
+    let step_up = threshold_for(normal_scores, budgets.step_up);
+    let throttle = threshold_for(normal_scores, budgets.throttle).max(step_up);
     let block = threshold_for(normal_scores, budgets.block)
         .max(BLOCK_FLOOR)
         .max(throttle);
     Thresholds {
-        challenge,
+        step_up,
         throttle,
         block,
     }
@@ -585,7 +585,7 @@ fn candidate_metrics(
         if let Some(ep) = ds.episode[*i] {
             let e = seen.entry(ep).or_insert((0, false));
             e.0 += 1;
-            if e.0 <= 20 && *s >= t.challenge {
+            if e.0 <= 20 && *s >= t.step_up {
                 e.1 = true;
             }
         }
@@ -732,11 +732,7 @@ pub fn calibrate_file(model: &Model, path: &Path, budgets: &FpBudgets) -> Result
     let raw = score_rows(model.kind(), &ds, &rows);
     let (thresholds, scores) = calibrated_thresholds(&ds, &rows, &raw, budgets);
     let n = scores.len().max(1) as f64;
-    let non_allow = scores
-        .iter()
-        .filter(|s| **s >= thresholds.challenge)
-        .count() as f64
-        / n;
+    let non_allow = scores.iter().filter(|s| **s >= thresholds.step_up).count() as f64 / n;
     let block = scores.iter().filter(|s| **s >= thresholds.block).count() as f64 / n;
     Ok(Calibration {
         thresholds,

@@ -223,7 +223,7 @@ fn check_line(v: &Value, input: &[String], digest: &str) {
     assert!(v["ts"].as_str().unwrap().ends_with('Z'), "{v}");
     assert!((0.0..=1.0).contains(&f(&v["score"])), "{v}");
     assert!(
-        ["allow", "challenge", "throttle", "block"].contains(&v["verdict"].as_str().unwrap()),
+        ["allow", "step_up", "throttle", "block"].contains(&v["verdict"].as_str().unwrap()),
         "{v}"
     );
     for k in ["label", "episode"] {
@@ -303,7 +303,7 @@ fn eval_json_agrees_with_the_text_report() {
     assert!((n[2] - 100.0 * f(&v["detection"]["caught_within_share"])).abs() < 0.051);
 
     let legit = &v["legitimate"];
-    for verdict in ["allow", "challenge", "throttle", "block", "non-allow"] {
+    for verdict in ["allow", "step_up", "throttle", "block", "non-allow"] {
         let key = verdict.replace('-', "_");
         let row = text_report
             .lines()

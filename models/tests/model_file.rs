@@ -69,7 +69,7 @@ fn invalid_forests_and_thresholds_are_refused() {
         metadata: TrainingMetadata::default(),
     };
     let ok_t = Thresholds {
-        challenge: 0.5,
+        step_up: 0.5,
         throttle: 0.7,
         block: 0.9,
     };
@@ -96,7 +96,7 @@ fn invalid_forests_and_thresholds_are_refused() {
         }],
     };
     let bad_t = Thresholds {
-        challenge: 0.9,
+        step_up: 0.9,
         throttle: 0.5,
         block: 0.95,
     };
@@ -106,7 +106,7 @@ fn invalid_forests_and_thresholds_are_refused() {
     let fv = Default::default();
     assert_eq!(m.score(&fv), 0.95);
     assert_eq!(Model::verdict(m.score(&fv), m.thresholds()), Verdict::Block);
-    assert_eq!(Model::verdict(0.6, m.thresholds()), Verdict::Challenge);
+    assert_eq!(Model::verdict(0.6, m.thresholds()), Verdict::StepUp);
     assert_eq!(Model::verdict(0.8, m.thresholds()), Verdict::Throttle);
     assert_eq!(Model::verdict(0.1, m.thresholds()), Verdict::Allow);
 }

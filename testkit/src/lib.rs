@@ -419,7 +419,7 @@ fn novelty_model(feature: obguard_models::Feature, weight: f32) -> Vec<u8> {
             bias: -5.0,
         }),
         thresholds: Thresholds {
-            challenge: 0.5,
+            step_up: 0.5,
             throttle: 0.99,
             block: 0.999,
         },

@@ -67,7 +67,9 @@ pub struct RawModel {
     #[serde(default = "default_client_ttl_s")]
     pub client_ttl_s: u64,
     #[serde(default)]
-    pub challenge: RawChallenge,
+    /// `challenge` in earlier releases, still accepted.
+    #[serde(alias = "challenge")]
+    pub step_up: RawStepUp,
     /// `Retry-After` of a `throttle` verdict answered without a rate-limit service.
     #[serde(default = "default_throttle_retry_after_s")]
     pub throttle_retry_after_s: u64,
@@ -159,17 +161,17 @@ fn default_model_max_bytes() -> usize {
     1 << 20
 }
 
-/// RFC 9470 step-up parameters of a `challenge` verdict.
+/// RFC 9470 parameters of a `step_up` verdict's reply.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawChallenge {
+pub struct RawStepUp {
     #[serde(default = "default_acr_values")]
     pub acr_values: String,
     #[serde(default)]
     pub max_age_s: Option<u64>,
 }
 
-impl Default for RawChallenge {
+impl Default for RawStepUp {
     fn default() -> Self {
         Self {
             acr_values: default_acr_values(),
@@ -259,9 +261,9 @@ pub fn compile_model(path: &str, raw: &RawModel) -> Result<ModelStage, ConfigErr
             "must be within ±840",
         ));
     }
-    if raw.challenge.acr_values.is_empty() || !is_quoted_string_safe(&raw.challenge.acr_values) {
+    if raw.step_up.acr_values.is_empty() || !is_quoted_string_safe(&raw.step_up.acr_values) {
         return Err(ConfigError::new(
-            format!("{path}.challenge.acr_values"),
+            format!("{path}.step_up.acr_values"),
             "must be non-empty printable ASCII without `\"` or `\\`",
         ));
     }
@@ -296,8 +298,8 @@ pub fn compile_model(path: &str, raw: &RawModel) -> Result<ModelStage, ConfigErr
         country_header: raw.country_header.clone(),
         asn_header: raw.asn_header.clone(),
         client_ip,
-        challenge_acr_values: raw.challenge.acr_values.clone(),
-        challenge_max_age_s: raw.challenge.max_age_s,
+        step_up_acr_values: raw.step_up.acr_values.clone(),
+        step_up_max_age_s: raw.step_up.max_age_s,
         throttle_retry_after_s: raw.throttle_retry_after_s,
     })
 }

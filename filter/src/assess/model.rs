@@ -5,10 +5,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use obguard_models::{
-    ExtractConfig, RequestEvent, Thresholds, Verdict as ModelVerdict, explain, extract,
-    observe_response,
-};
+use obguard_models::{ExtractConfig, RequestEvent, Thresholds, explain, extract, observe_response};
 
 use super::baselines::{self, BaselineStore};
 use super::model_source::{LoadedModel, ModelSource, Trust};
@@ -34,8 +31,8 @@ pub struct ModelStage {
     /// Where the caller's IP comes from (never the leftmost `x-forwarded-for` entry, which
     /// the client writes).
     pub client_ip: ClientIp,
-    pub challenge_acr_values: String,
-    pub challenge_max_age_s: Option<u64>,
+    pub step_up_acr_values: String,
+    pub step_up_max_age_s: Option<u64>,
     pub throttle_retry_after_s: u64,
 }
 
@@ -202,19 +199,10 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn to_verdict(v: ModelVerdict) -> Verdict {
-    match v {
-        ModelVerdict::Allow => Verdict::Allow,
-        ModelVerdict::Challenge => Verdict::StepUp,
-        ModelVerdict::Throttle => Verdict::Throttle,
-        ModelVerdict::Block => Verdict::Block,
-    }
-}
-
 fn risk_band(score: f32, t: &Thresholds) -> RiskBand {
     if score >= t.throttle {
         RiskBand::High
-    } else if score >= t.challenge * 0.5 {
+    } else if score >= t.step_up * 0.5 {
         RiskBand::Medium
     } else {
         RiskBand::Low
@@ -319,13 +307,13 @@ impl ModelStage {
             let thresholds = route_thresholds.unwrap_or(model.model.thresholds());
             ShadowScore {
                 score,
-                verdict: to_verdict(thresholds.verdict(score)),
+                verdict: thresholds.verdict(score),
                 model,
             }
         });
         let score = client_score.score;
         let model_verdict = thresholds.verdict(score);
-        let reasons = if model_verdict == ModelVerdict::Allow {
+        let reasons = if model_verdict == Verdict::Allow {
             Vec::new()
         } else {
             explain(&features, &baseline)
@@ -335,7 +323,7 @@ impl ModelStage {
         };
         Some(Scored {
             score,
-            verdict: to_verdict(model_verdict),
+            verdict: model_verdict,
             risk_band: risk_band(score, thresholds),
             reasons,
             baseline: write,

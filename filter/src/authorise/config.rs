@@ -20,7 +20,8 @@ pub struct RawRoute {
     #[serde(default)]
     pub anonymous: bool,
     /// Verdict thresholds for this route instead of the model's (payments stricter than
-    /// balances): `{"challenge": 0.5, "throttle": 0.8, "block": 0.95}`.
+    /// balances): `{"step_up": 0.5, "throttle": 0.8, "block": 0.95}`
+    /// (`challenge` is accepted for `step_up`).
     #[serde(default)]
     pub thresholds: Option<obguard_models::Thresholds>,
     /// Per path parameter: the characters and length its value may have. Parameters not

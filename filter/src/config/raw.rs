@@ -14,8 +14,8 @@ use serde::Deserialize;
 // Each stage owns its section's types (`<stage>/config.rs`); they are re-exported here so
 // `config::raw` stays the one path to the whole public schema.
 pub use crate::assess::config::{
-    ClientIpSource, ModelMode, RawChallenge, RawClientIp, RawModel, RawModelHttp, RawModelSource,
-    RawStaticAssessment, RawWhenUnavailable,
+    ClientIpSource, ModelMode, RawClientIp, RawModel, RawModelHttp, RawModelSource,
+    RawStaticAssessment, RawStepUp, RawWhenUnavailable,
 };
 pub use crate::authorise::config::{RawParam, RawRoute, RawScopeRule, UnmatchedPolicy};
 pub use crate::enforce::config::{RawClaimHeader, RawHeaders};

@@ -391,9 +391,9 @@ fn enforce(
             Denial::StepUp {
                 acr_values: stage.map_or_else(
                     || "urn:openbanking:psd2:sca".to_owned(),
-                    |s| s.challenge_acr_values.clone(),
+                    |s| s.step_up_acr_values.clone(),
                 ),
-                max_age_s: stage.and_then(|s| s.challenge_max_age_s),
+                max_age_s: stage.and_then(|s| s.step_up_max_age_s),
             },
         )),
         Verdict::Block => Err(Refusal::new(Outcome::Blocked, reason, Denial::Blocked)),

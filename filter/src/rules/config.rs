@@ -44,15 +44,6 @@ pub struct RulesConfig {
     pub state_ttl_s: u64,
 }
 
-pub(crate) fn to_model_verdict(v: Verdict) -> obguard_models::Verdict {
-    match v {
-        Verdict::Allow => obguard_models::Verdict::Allow,
-        Verdict::StepUp => obguard_models::Verdict::Challenge,
-        Verdict::Throttle => obguard_models::Verdict::Throttle,
-        Verdict::Block => obguard_models::Verdict::Block,
-    }
-}
-
 /// One object of the section: its path and members.
 struct Obj<'v> {
     path: String,
@@ -121,11 +112,12 @@ impl<'v> Obj<'v> {
         }
     }
 
-    fn verdict(&self) -> Result<obguard_models::Verdict, ConfigError> {
+    fn verdict(&self) -> Result<Verdict, ConfigError> {
         let verdict = match self.string("verdict")? {
             None | Some("throttle") => Verdict::Throttle,
             Some("allow") => Verdict::Allow,
-            Some("step_up") => Verdict::StepUp,
+            // `challenge`: the old name, still accepted (see `Verdict`).
+            Some("step_up" | "challenge") => Verdict::StepUp,
             Some("block") => Verdict::Block,
             Some(other) => {
                 return Err(self.err(
@@ -136,7 +128,7 @@ impl<'v> Obj<'v> {
                 ));
             }
         };
-        Ok(to_model_verdict(verdict))
+        Ok(verdict)
     }
 
     /// `routes`: names of routes in `table`, each with path parameter `param` if given.

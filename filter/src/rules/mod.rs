@@ -260,15 +260,6 @@ fn update<V: SlotValue + Default + Clone + PartialEq>(
     }
 }
 
-pub(crate) fn from_model_verdict(v: obguard_models::Verdict) -> Verdict {
-    match v {
-        obguard_models::Verdict::Allow => Verdict::Allow,
-        obguard_models::Verdict::Challenge => Verdict::StepUp,
-        obguard_models::Verdict::Throttle => Verdict::Throttle,
-        obguard_models::Verdict::Block => Verdict::Block,
-    }
-}
-
 /// Folds a rule hit into the enforced assessment: the stricter verdict wins. Returns the
 /// assessment and, when the hit decides the verdict (its verdict is not `allow` and at
 /// least as strict as the model's), the rule's name as the request's reason.
@@ -279,7 +270,7 @@ pub fn combine(
     let Some(hit) = hit else {
         return (assessment, None);
     };
-    let verdict = from_model_verdict(hit.verdict);
+    let verdict = hit.verdict;
     if verdict == Verdict::Allow || verdict < assessment.verdict {
         return (assessment, None);
     }

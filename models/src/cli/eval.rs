@@ -39,7 +39,7 @@ pub struct EvalArgs {
     /// Gate: least share (0..1) caught within --within requests, for every attack type.
     #[arg(long, value_name = "FRACTION", value_parser = fraction, allow_negative_numbers = true)]
     min_detection_per_type: Option<f64>,
-    /// Gate: largest share (0..1) of legitimate requests not allowed (challenge, throttle
+    /// Gate: largest share (0..1) of legitimate requests not allowed (step_up, throttle
     /// or block).
     #[arg(long, value_name = "FRACTION", value_parser = fraction, allow_negative_numbers = true)]
     max_non_allow: Option<f64>,

@@ -85,7 +85,7 @@ pub struct TrainArgs {
     pub created: Option<String>,
     /// Share of the held-out clients' requests the thresholds may refuse (throttle gets 40%
     /// of it, block 4%). The default, 40% of the 0.1% target, leaves margin for traffic unlike the training data (chosen by cross-world evaluation, docs/model-card.md).
-    #[arg(long, value_parser = fraction, default_value_t = train::TRAINING_BUDGETS.challenge)]
+    #[arg(long, value_parser = fraction, default_value_t = train::TRAINING_BUDGETS.step_up)]
     pub holdout_non_allow: f64,
 }
 
@@ -199,12 +199,12 @@ pub fn run_calibrate(args: CalibrateArgs) -> Result<()> {
         args.max_non_allow * 100.0
     );
     println!(
-        "  thresholds before: challenge {:.4} throttle {:.4} block {:.4}",
-        before.challenge, before.throttle, before.block
+        "  thresholds before: step_up {:.4} throttle {:.4} block {:.4}",
+        before.step_up, before.throttle, before.block
     );
     println!(
-        "  thresholds after:  challenge {:.4} throttle {:.4} block {:.4}",
-        c.thresholds.challenge, c.thresholds.throttle, c.thresholds.block
+        "  thresholds after:  step_up {:.4} throttle {:.4} block {:.4}",
+        c.thresholds.step_up, c.thresholds.throttle, c.thresholds.block
     );
     println!(
         "  on these records: non-allow {:.4}%, block {:.4}%",

@@ -114,7 +114,7 @@ pub struct FeatureVector {
 impl FeatureVector {
     /// A client past its warm-up switched to a manual tool or a scripted browser it never
     /// used (curl, Postman, HeadlessChrome…): suspicious on its own, whatever a model trained
-    /// on other traffic makes of it, so the verdict is at least a challenge.
+    /// on other traffic makes of it, so the verdict is at least a step-up.
     pub fn overt_tool_switch(&self) -> bool {
         self.context.warmth >= 1.0
             && self.context.tool_agent

@@ -74,29 +74,34 @@ pub enum ModelKind {
 }
 
 /// Score cut-offs: a score at or above `block` blocks, else at or above `throttle`
-/// throttles, else at or above `challenge` challenges, else allows.
+/// throttles, else at or above `step_up` asks for a step-up, else allows.
+///
+/// `step_up` was called `challenge` in earlier releases and is still read under that name (route
+/// `thresholds` in the plugin configuration). Model files store the three numbers by
+/// position, so their format is unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Thresholds {
-    pub challenge: f32,
+    #[serde(alias = "challenge")]
+    pub step_up: f32,
     pub throttle: f32,
     pub block: f32,
 }
 
 impl Thresholds {
-    /// Finite, within 0..=1 and ordered challenge <= throttle <= block. The filter should
+    /// Finite, within 0..=1 and ordered step_up <= throttle <= block. The filter should
     /// call this on per-route overrides from its configuration too.
     pub fn validate(&self) -> Result<(), ModelError> {
-        let ordered = self.challenge <= self.throttle && self.throttle <= self.block;
-        let in_range = [self.challenge, self.throttle, self.block]
+        let ordered = self.step_up <= self.throttle && self.throttle <= self.block;
+        let in_range = [self.step_up, self.throttle, self.block]
             .iter()
             .all(|t| t.is_finite() && (0.0..=1.0).contains(t));
         if ordered && in_range {
             Ok(())
         } else {
             Err(ModelError::Invalid(format!(
-                "thresholds must satisfy 0 <= challenge <= throttle <= block <= 1, got \
-                 challenge={} throttle={} block={}",
-                self.challenge, self.throttle, self.block
+                "thresholds must satisfy 0 <= step_up <= throttle <= block <= 1, got \
+                 step_up={} throttle={} block={}",
+                self.step_up, self.throttle, self.block
             )))
         }
     }
@@ -106,20 +111,26 @@ impl Thresholds {
             Verdict::Block
         } else if score >= self.throttle {
             Verdict::Throttle
-        } else if score >= self.challenge {
-            Verdict::Challenge
+        } else if score >= self.step_up {
+            Verdict::StepUp
         } else {
             Verdict::Allow
         }
     }
 }
 
-/// What to do with a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// What to do with a request, ordered from the mildest (`allow`) to the strictest
+/// (`block`). One vocabulary for the model, the filter, its headers, metrics, logs and
+/// rate-limit descriptors: the wire names are [`Verdict::as_str`]; `challenge`, the model
+/// side's old name for `step_up`, is still accepted when read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Allow,
-    /// Step-up authentication (RFC 9470).
-    Challenge,
+    /// RFC 9470 step-up authentication: 401 `insufficient_user_authentication`.
+    #[serde(alias = "challenge")]
+    StepUp,
+    /// Slow the caller down: a rate-limit call carrying the verdict, or a 429.
     Throttle,
     Block,
 }
@@ -128,7 +139,7 @@ impl Verdict {
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Allow => "allow",
-            Verdict::Challenge => "challenge",
+            Verdict::StepUp => "step_up",
             Verdict::Throttle => "throttle",
             Verdict::Block => "block",
         }
@@ -153,19 +164,19 @@ pub struct ClientScore {
 }
 
 /// Per-client calibration of one raw score against the client's `level` (its usual
-/// score), which then follows the raw score if the calibrated one stays under `challenge`.
+/// score), which then follows the raw score if the calibrated one stays under `step_up`.
 /// `requests`: the client's requests so far, this one included. During the client's warm-up
 /// the model does not judge it (its relative features are not there yet: a model would
 /// judge the emptiness) unless an overt signal shows ([`warmup_overt`]); the score is then 0.
 /// A warm client's switch to a manual tool ([`FeatureVector::overt_tool_switch`]) scores at
-/// least `challenge`.
+/// least `step_up`.
 /// The trainer runs this same function to calibrate thresholds, so filter and trainer agree.
 pub fn calibrate(
     level: &mut f32,
     requests: u32,
     features: &FeatureVector,
     raw: f32,
-    challenge: f32,
+    step_up: f32,
 ) -> ClientScore {
     let raw = if raw.is_finite() {
         raw.clamp(0.0, 1.0)
@@ -187,10 +198,10 @@ pub fn calibrate(
     };
     let mut score = (raw - shift).clamp(0.0, 1.0);
     if features.overt_tool_switch() {
-        // Overt: at least a challenge, whatever the model learnt elsewhere.
-        score = score.max(challenge);
+        // Overt: at least a step-up, whatever the model learnt elsewhere.
+        score = score.max(step_up);
     }
-    if score < challenge && warmth >= 1.0 {
+    if score < step_up && warmth >= 1.0 {
         // Start from the client's first scores rather than from 0, then follow slowly.
         let alpha = (1.0 / requests.max(1) as f32).max(SCORE_LEVEL_ALPHA);
         *level += alpha * (raw - *level);
@@ -373,7 +384,7 @@ impl Model {
     /// client's usual score sits above [`SCORE_LEVEL_FLOOR`] (at most [`MAX_SCORE_SHIFT`]),
     /// so a verdict means the same for a noisy aggregator as for a quiet PISP. The client's
     /// level then follows this request's raw score if the calibrated score is below the
-    /// model's challenge threshold (flagged requests never teach the level, so an attacker
+    /// model's step-up threshold (flagged requests never teach the level, so an attacker
     /// cannot raise it by being flagged); see [`calibrate`], which it runs. Call it once per
     /// request, after [`crate::extract`]
     /// and before the baseline is stored; `baseline` carries the level.
@@ -386,9 +397,9 @@ impl Model {
         baseline: &mut ClientBaseline,
     ) -> ClientScore {
         let raw = self.score(features);
-        let challenge = self.body.thresholds.challenge;
+        let step_up = self.body.thresholds.step_up;
         let mut level = features::score_level(baseline);
-        let scored = calibrate(&mut level, baseline.requests(), features, raw, challenge);
+        let scored = calibrate(&mut level, baseline.requests(), features, raw, step_up);
         features::set_score_level(baseline, level);
         scored
     }
@@ -468,7 +479,7 @@ pub fn doc_example_model() -> Vec<u8> {
             bias: -8.0,
         }),
         thresholds: Thresholds {
-            challenge: 0.5,
+            step_up: 0.5,
             throttle: 0.8,
             block: 0.95,
         },
