@@ -1,8 +1,8 @@
-//! Stage 3, assess: the verdict and risk band of an authenticated request — what the pipeline
+//! Assess (stage 5 of [`crate::pipeline`]): the verdict and risk band of an authenticated request — what the pipeline
 //! enforces, what the rate-limit stage and the `x-obguard-verdict` / `x-obguard-risk-band`
 //! headers see.
 //!
-//! Stage 5 of [`crate::pipeline`]. With a `model` configured, [`model::ModelStage`] scores
+//! With a `model` configured, [`model::ModelStage`] scores
 //! every request against the caller's own baseline. Clients pinned in `static_assessments`
 //! get their pinned value; without a model a request is [`Assessment::UNSCORED`].
 

@@ -1,5 +1,6 @@
-//! Stage 2, authorise: may this caller make this call. Path safety, route matching against
-//! the configured templates, and the route's required scopes.
+//! Authorise: may this caller make this call. Path safety (stage 1 of [`crate::pipeline`]),
+//! route matching against the configured templates (stage 2), and the route's required
+//! scopes (stage 4).
 
 pub mod config;
 pub mod method_override;

@@ -1,4 +1,5 @@
-//! Stage 1, identify: who is calling. Bearer token → JOSE header checks → claim checks →
+//! Identify (stage 3 of [`crate::pipeline`]; credential placement is checked in stage 1):
+//! who is calling. Bearer token → JOSE header checks → claim checks →
 //! key selection → signature → identity claims → [`Identity`], with verified tokens cached
 //! and bad signatures remembered for a while.
 //!

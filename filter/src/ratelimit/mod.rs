@@ -1,8 +1,8 @@
-//! Stage 4, rate limit: ask Envoy's rate-limit service
+//! Rate limit (stage 8 of [`crate::pipeline`]): ask Envoy's rate-limit service
 //! (`envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit`) about a request the
 //! pipeline would forward, and obey the answer. Pure: [`plan`] says whether and what to ask,
 //! [`reply::obey`] / [`reply::failed`] turn the answer (or its absence) into the next step.
-//! The adapter only dispatches the call and resumes or replies.
+//! The runtime only dispatches the call and resumes or replies.
 //!
 //! * [`config`]      — the `ratelimit` configuration section and per-route policies.
 //! * [`descriptors`] — descriptors and `hits_addend` from the request's facts.
