@@ -104,6 +104,7 @@ lint: ## rustfmt check + clippy (native, and the filter for wasm32)
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p obguard --target $(WASM_TARGET) --lib -- -D warnings
 	scripts/check-host-layer.sh
+	scripts/check-layers.sh
 	$(CARGO) clippy -p obguard-fuzz --features bins --bins -- -D warnings
 
 fmt: ## Format the code
