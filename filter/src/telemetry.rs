@@ -234,7 +234,29 @@ pub fn request_invalid_reasons() -> Vec<&'static str> {
 
 /// Filter-state keys readable in Envoy access logs as
 /// `%FILTER_STATE(wasm.obguard.<field>:PLAIN)%`.
+/// `access_log.format`: how the fields below reach Envoy's filter state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessLogFormat {
+    /// One property per field: `%FILTER_STATE(wasm.obguard.outcome:PLAIN)%`.
+    #[default]
+    Fields,
+    /// One JSON object with every field (names without `obguard.`) in
+    /// `%FILTER_STATE(wasm.obguard.log:PLAIN)%`: one host call per request.
+    Json,
+}
+
+/// The `access_log` section.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccessLog {
+    #[serde(default)]
+    pub format: AccessLogFormat,
+}
+
 pub mod log_field {
+    /// With `access_log.format: json`, the one property holding every field.
+    pub const JSON: &str = "obguard.log";
     pub const OUTCOME: &str = "obguard.outcome";
     pub const REASON: &str = "obguard.reason";
     pub const ROUTE: &str = "obguard.route";

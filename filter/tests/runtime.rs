@@ -476,3 +476,43 @@ fn delegated_payloads_are_read_from_the_metadata_property() {
     host.fail(HostOp::Property, HostError::InternalFailure);
     assert!(obguard::runtime::jwt_authn::payloads(&host).is_none());
 }
+
+#[test]
+fn access_log_json_writes_every_field_as_one_object_and_rewrites_it_after_the_ratelimit_answer() {
+    let mut config = kit::plugin_config();
+    config["access_log"] = json!({"format": "json"});
+    let (host, plugin) = configured(&config);
+    let mut stream = plugin.stream();
+    accounts_request(&host, &token());
+    assert_eq!(stream.on_request_headers(), Flow::Continue);
+    let log: Value = serde_json::from_str(&host.property_str(&["obguard.log"]).unwrap()).unwrap();
+    assert_eq!(log["outcome"], "allowed", "{log}");
+    assert_eq!(log["route"], "accounts", "{log}");
+    assert!(
+        log["client_id"].as_str().unwrap().starts_with("tpp-1@"),
+        "{log}"
+    );
+    assert_eq!(log["interaction_id"].as_str().unwrap().len(), 36, "{log}");
+    assert_eq!(host.property_str(&["obguard.outcome"]), None);
+
+    // A refusal by the rate-limit answer replaces the outcome in the same object.
+    let mut config = ratelimit_config("fail_closed");
+    config["access_log"] = json!({"format": "json"});
+    let (host, plugin) = configured(&config);
+    let mut stream = plugin.stream();
+    accounts_request(&host, &token());
+    assert_eq!(stream.on_request_headers(), Flow::Pause);
+    let call = host.grpc_calls()[0].clone();
+    stream.on_grpc_call_response(call.token, 14, 0);
+    let log: Value = serde_json::from_str(&host.property_str(&["obguard.log"]).unwrap()).unwrap();
+    assert_eq!(log["outcome"], "ratelimit_failed", "{log}");
+    assert_eq!(log["reason"], "unavailable", "{log}");
+    assert_eq!(log["ratelimit"], "failed_closed:unavailable", "{log}");
+
+    let mut config = kit::plugin_config();
+    config["access_log"] = json!({"format": "text"});
+    let err = obguard::config::load(config.to_string().as_bytes())
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("access_log.format"), "{err}");
+}

@@ -31,6 +31,7 @@ pub struct FilterConfig {
     pub method_override: crate::authorise::method_override::MethodOverridePolicy,
     pub headers: HeaderPolicy,
     pub max_token_bytes: usize,
+    pub access_log: crate::telemetry::AccessLogFormat,
     pub cache_entries: usize,
     /// Bad signatures remembered per worker, and for how long.
     pub negative_cache_entries: usize,
@@ -134,6 +135,7 @@ fn compile(raw: RawConfig) -> Result<FilterConfig, ConfigError> {
         method_override: raw.method_override,
         headers,
         max_token_bytes: raw.max_token_bytes,
+        access_log: raw.access_log.format,
         cache_entries: raw.cache.max_entries,
         negative_cache_entries: raw.cache.negative.max_entries,
         negative_cache_ttl_s: raw.cache.negative.ttl_s,

@@ -42,6 +42,9 @@ pub struct RawConfig {
     pub method_override: crate::authorise::method_override::MethodOverridePolicy,
     #[serde(default)]
     pub headers: RawHeaders,
+    /// How access-log fields are written (one property each, or one JSON object).
+    #[serde(default)]
+    pub access_log: crate::telemetry::RawAccessLog,
     /// Longest bearer token accepted, in bytes.
     #[serde(default = "default_max_token_bytes")]
     pub max_token_bytes: usize,

@@ -14,6 +14,7 @@
 pub mod host_crypto;
 pub mod jwks_fetch;
 pub mod jwt_authn;
+mod log_fields;
 pub mod metrics;
 pub mod model_poll;
 pub mod plugin;

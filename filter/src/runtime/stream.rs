@@ -7,13 +7,14 @@ use std::rc::Rc;
 use super::Flow;
 use super::jwks_fetch;
 use super::jwt_authn;
+use super::log_fields::LogFields;
 use super::plugin::Shared;
 use super::ratelimit_call::{self as rl, Pending};
 use crate::enforce::interaction_id;
 use crate::host::{HeaderMap, Host, HostExt, LogLevel};
 use crate::pipeline::{self, RequestView};
 use crate::ratelimit::reply::{Next, Obeyed};
-use crate::telemetry::{Outcome, log_field};
+use crate::telemetry::{AccessLogFormat, Outcome, log_field};
 
 pub struct Stream {
     host: Rc<dyn Host>,
@@ -30,19 +31,25 @@ pub struct Stream {
     /// The client whose baseline the response phase updates (model configured, request
     /// allowed to the upstream).
     observe_client: Option<String>,
+    log: LogFields,
 }
 
 impl Stream {
     pub fn new(host: Rc<dyn Host>, state: Option<Rc<Shared>>) -> Self {
         Self {
             host,
-            state,
             interaction_id: None,
             pending: None,
             route: None,
             outcome: Outcome::Allowed,
             response_headers: Vec::new(),
             observe_client: None,
+            log: LogFields::new(
+                state
+                    .as_ref()
+                    .map_or(AccessLogFormat::Fields, |s| s.config.access_log),
+            ),
+            state,
         }
     }
 
@@ -69,13 +76,15 @@ impl Stream {
                 .metrics
                 .ratelimit_headers_dropped(obeyed.dropped.len());
         }
-        host.set_log_field(log_field::RATELIMIT, &obeyed.answer.log_value());
+        self.log
+            .set(host, log_field::RATELIMIT, &obeyed.answer.log_value());
         let (outcome, refusal) = pipeline::ratelimit::settle(self.outcome, obeyed.answer);
         state.metrics.record_outcome(outcome);
         if let Some(reason) = refusal {
-            host.set_log_field(log_field::OUTCOME, outcome.as_str());
-            host.set_log_field(log_field::REASON, reason);
+            self.log.set(host, log_field::OUTCOME, outcome.as_str());
+            self.log.set(host, log_field::REASON, reason);
         }
+        self.log.flush(host);
         match obeyed.next {
             Next::Resume {
                 request_headers,
@@ -197,16 +206,18 @@ impl Stream {
             jwks_fetch::request_refetch(host, &state.config, &state.metrics, issuer, now);
         }
 
-        host.set_log_field(log_field::OUTCOME, decision.outcome.as_str());
-        host.set_log_field(log_field::INTERACTION_ID, &decision.interaction_id);
+        self.log
+            .set(host, log_field::OUTCOME, decision.outcome.as_str());
+        self.log
+            .set(host, log_field::INTERACTION_ID, &decision.interaction_id);
         if let Some(reason) = decision.reason {
-            host.set_log_field(log_field::REASON, reason);
+            self.log.set(host, log_field::REASON, reason);
         }
         if let Some(route) = decision.route {
-            host.set_log_field(log_field::ROUTE, route);
+            self.log.set(host, log_field::ROUTE, route);
         }
         if let Some(client_id) = &decision.client_id {
-            host.set_log_field(log_field::CLIENT_ID, client_id);
+            self.log.set(host, log_field::CLIENT_ID, client_id);
         }
         self.interaction_id = Some(decision.interaction_id.clone());
         if decision.trace.model_unavailable {
@@ -224,24 +235,36 @@ impl Stream {
             reasons.extend(scored.reasons.iter().map(String::as_str));
         }
         if !reasons.is_empty() {
-            host.set_log_field(log_field::REASONS, &reasons.join("; "));
+            self.log.set(host, log_field::REASONS, &reasons.join("; "));
         }
         if let Some(scored) = &decision.trace.model {
             state.metrics.record_verdict(scored.verdict);
             state.metrics.record_baseline(scored.baseline);
-            host.set_log_field(log_field::VERDICT, scored.verdict.as_str());
-            host.set_log_field(log_field::SCORE, &format!("{:.3}", scored.score));
-            host.set_log_field(log_field::MODEL, scored.model.short_digest());
+            self.log
+                .set(host, log_field::VERDICT, scored.verdict.as_str());
+            self.log
+                .set(host, log_field::SCORE, &format!("{:.3}", scored.score));
+            self.log
+                .set(host, log_field::MODEL, scored.model.short_digest());
             if let Some(shadow) = &scored.shadow {
                 state.metrics.record_shadow_verdict(shadow.verdict);
-                host.set_log_field(log_field::SHADOW_VERDICT, shadow.verdict.as_str());
-                host.set_log_field(log_field::SHADOW_SCORE, &format!("{:.3}", shadow.score));
-                host.set_log_field(log_field::SHADOW_MODEL, shadow.model.short_digest());
+                self.log
+                    .set(host, log_field::SHADOW_VERDICT, shadow.verdict.as_str());
+                self.log.set(
+                    host,
+                    log_field::SHADOW_SCORE,
+                    &format!("{:.3}", shadow.score),
+                );
+                self.log
+                    .set(host, log_field::SHADOW_MODEL, shadow.model.short_digest());
             }
             if matches!(decision.action, pipeline::Action::Continue { .. }) {
                 self.observe_client = decision.client_id.clone();
             }
         }
+
+        // Final unless a rate-limit answer refuses the request (`obey` writes again).
+        self.log.flush(host);
 
         let (set, call) = match &decision.action {
             pipeline::Action::Reply(reply) => {

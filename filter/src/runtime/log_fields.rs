@@ -1,0 +1,56 @@
+//! The access-log fields of one request, written as Envoy filter state: one property per
+//! field (`access_log.format: fields`, the default: `%FILTER_STATE(wasm.obguard.outcome:PLAIN)%`)
+//! or one JSON object in `obguard.log` (`json`: one host call per request instead of up to
+//! twelve).
+
+use crate::host::{Host, HostExt, LogLevel};
+use crate::telemetry::{AccessLogFormat, log_field};
+
+pub struct LogFields {
+    format: AccessLogFormat,
+    /// `json` only: the fields so far, by full name (later values replace earlier ones).
+    pending: Vec<(&'static str, String)>,
+}
+
+impl LogFields {
+    pub fn new(format: AccessLogFormat) -> Self {
+        Self {
+            format,
+            pending: Vec::new(),
+        }
+    }
+
+    pub fn set(&mut self, host: &dyn Host, key: &'static str, value: &str) {
+        match self.format {
+            AccessLogFormat::Fields => host.set_log_field(key, value),
+            AccessLogFormat::Json => match self.pending.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, old)) => value.clone_into(old),
+                None => self.pending.push((key, value.to_owned())),
+            },
+        }
+    }
+
+    /// Writes what `set` collected (`json`; nothing to do for `fields`). Called once the
+    /// request's fields are final: when it is answered or forwarded, and again after a
+    /// rate-limit answer (which may refuse it).
+    pub fn flush(&mut self, host: &dyn Host) {
+        if self.format != AccessLogFormat::Json || self.pending.is_empty() {
+            return;
+        }
+        let object: serde_json::Map<String, serde_json::Value> = self
+            .pending
+            .iter()
+            .map(|(key, value)| {
+                let short = key.strip_prefix("obguard.").unwrap_or(key);
+                (short.to_owned(), serde_json::Value::String(value.clone()))
+            })
+            .collect();
+        let text = serde_json::Value::Object(object).to_string();
+        if let Err(err) = host.set_property(&[log_field::JSON], text.as_bytes()) {
+            host.log(
+                LogLevel::Debug,
+                &format!("obguard: cannot set property {}: {err}", log_field::JSON),
+            );
+        }
+    }
+}
