@@ -32,6 +32,8 @@ pub const ACCESS_LOG_FIELDS: &[(&str, &str)] = &[
     ("score", "%FILTER_STATE(wasm.obguard.score:PLAIN)%"),
     ("reasons", "%FILTER_STATE(wasm.obguard.reasons:PLAIN)%"),
     ("model", "%FILTER_STATE(wasm.obguard.model:PLAIN)%"),
+    // `access_log.format: json`: every field in one object.
+    ("log", "%FILTER_STATE(wasm.obguard.log:PLAIN)%"),
     (
         "shadow_verdict",
         "%FILTER_STATE(wasm.obguard.shadow_verdict:PLAIN)%",

@@ -443,3 +443,29 @@ fn hmac_issuer_with_shared_secret() {
     );
     assert_invalid_token(&get(&s.envoy, "/accounts", &wrong), "wrong secret");
 }
+
+#[test]
+fn access_log_json_puts_every_field_in_one_filter_state_object() {
+    let mut config = kit::plugin_config();
+    config["access_log"] = json!({"format": "json"});
+    let s = start(config);
+    let ok = get(&s.envoy, "/accounts", &accounts("RS256", Key::Rsa1));
+    assert_eq!(ok.status, 200, "{}", s.envoy.log());
+    let refused = get(&s.envoy, "/accounts", "not.a.token");
+    assert_eq!(refused.status, 401);
+    let lines = s.envoy.wait_access_log(2);
+    let objects: Vec<Value> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line["log"].as_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(objects[0]["outcome"], "allowed", "{lines:?}");
+    assert_eq!(objects[0]["route"], "accounts", "{lines:?}");
+    assert_eq!(
+        objects[0]["interaction_id"], lines[0]["resp_interaction_id"],
+        "{lines:?}"
+    );
+    assert_eq!(objects[1]["outcome"], "invalid_token", "{lines:?}");
+    assert_eq!(objects[1]["reason"], "malformed", "{lines:?}");
+    // Nothing is written field by field.
+    assert!(lines.iter().all(|l| l["outcome"].is_null()), "{lines:?}");
+}
