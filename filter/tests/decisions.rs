@@ -144,7 +144,7 @@ fn identity_headers_are_set_and_spoofable_ones_removed() {
         *remove_authorization,
         "forward_authorization is false in the test config"
     );
-    let get = |name: &str| set.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    let get = |name: &str| set.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_ref());
     assert_eq!(get("x-obguard-client-id"), Some("tpp-1"));
     assert_eq!(get("x-obguard-subject"), Some("psu-tpp-1"));
     assert_eq!(get("x-obguard-scopes"), Some("accounts transactions:read"));

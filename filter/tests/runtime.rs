@@ -516,3 +516,76 @@ fn access_log_json_writes_every_field_as_one_object_and_rewrites_it_after_the_ra
         .unwrap();
     assert!(err.to_string().contains("access_log.format"), "{err}");
 }
+
+/// One warm request with the model, request and response phase: its host calls by kind.
+fn warm_model_request_calls(config: &Value) -> Vec<(HostOp, usize)> {
+    let (host, plugin) = configured(config);
+    let token = token();
+    let request = || {
+        let mut stream = plugin.stream();
+        accounts_request(&host, &token);
+        assert_eq!(
+            stream.on_request_headers(),
+            Flow::Continue,
+            "{:?}",
+            host.replies()
+        );
+        host.attach_map(
+            HeaderMap::ResponseHeaders,
+            [(":status", "200"), ("content-length", "512")],
+        );
+        stream.on_response_headers();
+        host.advance(Duration::from_secs(2));
+    };
+    // Past the client's warm-up, so the model scores it.
+    for _ in 0..40 {
+        request();
+    }
+    host.reset_calls();
+    request();
+    let mut calls: Vec<(HostOp, usize)> = host.calls().into_iter().collect();
+    calls.sort_by_key(|(op, _)| format!("{op:?}"));
+    calls
+}
+
+fn model_request_config() -> Value {
+    let mut config = kit::plugin_config();
+    config["model"] = json!({
+        "inline_base64": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, kit::new_country_model(0.0)),
+        "allow_unsigned": true,
+        "max_clients": 64,
+    });
+    config
+}
+
+#[test]
+fn a_warm_model_request_makes_a_bounded_number_of_host_calls() {
+    // Every host call crosses the VM boundary in Envoy (80–300 ns hot, ~1 µs more when it
+    // returns data: docs/benchmarks-notes.md). Default configuration: one property per
+    // access-log field, seven identity headers.
+    let default = warm_model_request_calls(&model_request_config());
+    let count =
+        |calls: &[(HostOp, usize)], op| calls.iter().find(|(o, _)| *o == op).map_or(0, |(_, n)| *n);
+    let total = |calls: &[(HostOp, usize)]| calls.iter().map(|(_, n)| n).sum::<usize>();
+    println!("default: {} host calls {default:?}", total(&default));
+    // The request headers, then the response headers, each in one map read.
+    assert_eq!(count(&default, HostOp::HeaderPairs), 2, "{default:?}");
+    assert_eq!(count(&default, HostOp::Header), 0, "{default:?}");
+    assert_eq!(count(&default, HostOp::Now), 1, "{default:?}");
+    assert_eq!(count(&default, HostOp::SharedData), 1, "{default:?}");
+    assert_eq!(count(&default, HostOp::SetSharedData), 1, "{default:?}");
+
+    // What the floor probe of `make bench` does besides: access log as one JSON object,
+    // three identity headers.
+    let mut lean = model_request_config();
+    lean["access_log"] = json!({"format": "json"});
+    lean["headers"] = json!({"scopes": null, "route": null, "client_namespace": null,
+                             "risk_band": null});
+    let lean = warm_model_request_calls(&lean);
+    println!("lean: {} host calls {lean:?}", total(&lean));
+    assert_eq!(count(&lean, HostOp::SetProperty), 1, "{lean:?}");
+    assert!(
+        total(&lean) + 9 <= total(&default),
+        "{lean:?} vs {default:?}"
+    );
+}

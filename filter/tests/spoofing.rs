@@ -829,7 +829,10 @@ fn hmac_token(client: &str, claims: Option<Value>) -> String {
 
 fn set_headers(decision: &Decision<'_>) -> Vec<(String, String)> {
     match &decision.action {
-        Action::Continue { set, .. } => set.clone(),
+        Action::Continue { set, .. } => set
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
         Action::Reply(_) => panic!("refused: {:?}", decision.reason),
     }
 }

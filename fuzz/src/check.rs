@@ -30,10 +30,10 @@ pub fn assert_header_value(name: &str, value: &str) {
     );
 }
 
-pub fn assert_headers(headers: &[(String, String)]) {
+pub fn assert_headers<N: AsRef<str>, V: AsRef<str>>(headers: &[(N, V)]) {
     for (name, value) in headers {
-        assert_header_name(name);
-        assert_header_value(name, value);
+        assert_header_name(name.as_ref());
+        assert_header_value(name.as_ref(), value.as_ref());
     }
 }
 

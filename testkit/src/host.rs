@@ -100,6 +100,8 @@ struct State {
     next_cas: u32,
     next_token: u32,
     http_calls: Vec<HttpCall>,
+    /// Host calls made so far, by kind ([`MemoryHost::calls`]).
+    calls: HashMap<HostOp, usize>,
     grpc_calls: Vec<GrpcCall>,
     replies: Vec<Reply>,
     resumed: usize,
@@ -197,6 +199,16 @@ impl MemoryHost {
     }
 
     /// Makes every later `op` answer `err` until [`MemoryHost::heal`].
+    /// Host calls of each kind made since the last [`MemoryHost::reset_calls`] (what a
+    /// request costs in host work: every call crosses the VM boundary in Envoy).
+    pub fn calls(&self) -> HashMap<HostOp, usize> {
+        self.state.borrow().calls.clone()
+    }
+
+    pub fn reset_calls(&self) {
+        self.state.borrow_mut().calls.clear();
+    }
+
     pub fn fail(&self, op: HostOp, err: HostError) {
         self.state.borrow_mut().faults.insert(op, err);
     }
@@ -306,7 +318,9 @@ impl MemoryHost {
     }
 
     fn fault(&self, op: HostOp) -> HostResult<()> {
-        match self.state.borrow().faults.get(&op) {
+        let mut state = self.state.borrow_mut();
+        *state.calls.entry(op).or_insert(0) += 1;
+        match state.faults.get(&op) {
             Some(err) => Err(*err),
             None => Ok(()),
         }

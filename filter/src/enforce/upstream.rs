@@ -235,41 +235,51 @@ impl HeaderPolicy {
 
     /// Headers to set upstream for an allowed request. `assessment` is present for
     /// authenticated requests.
-    pub fn headers_for(
-        &self,
+    /// The identity headers to set upstream. Names (and the route, verdict and risk band)
+    /// are borrowed from the configuration; only values taken from the token are copied.
+    pub fn headers_for<'c>(
+        &'c self,
         identity: Option<&Identity>,
-        route: Option<&str>,
+        route: Option<&'c str>,
         assessment: Option<Assessment>,
-    ) -> Vec<(String, String)> {
-        let mut set = Vec::new();
+    ) -> Vec<(Cow<'c, str>, Cow<'c, str>)> {
+        let mut set = Vec::with_capacity(8);
         if let (Some(name), Some(route)) = (&self.route, route) {
-            set.push((name.clone(), route.to_owned()));
+            set.push((Cow::Borrowed(name.as_str()), Cow::Borrowed(route)));
         }
         let Some(identity) = identity else {
             return set;
         };
         if let Some(name) = &self.client_id {
-            set.push((name.clone(), identity.client_id.clone()));
+            set.push((name.as_str().into(), identity.client_id.clone().into()));
         }
         // With several issuers the client id alone is ambiguous: the pair is the client.
         if let Some(name) = &self.client_namespace {
-            set.push((name.clone(), identity.client_namespace.to_string()));
+            set.push((
+                name.as_str().into(),
+                identity.client_namespace.to_string().into(),
+            ));
         }
         if let (Some(name), Some(subject)) = (&self.subject, &identity.subject) {
-            set.push((name.clone(), subject.clone()));
+            set.push((name.as_str().into(), subject.clone().into()));
         }
         if let Some(name) = &self.scopes {
-            set.push((name.clone(), identity.scopes.join(" ")));
+            set.push((name.as_str().into(), identity.scopes.join(" ").into()));
         }
         if let Some(assessment) = assessment {
             if let Some(name) = &self.verdict {
-                set.push((name.clone(), assessment.verdict.as_str().to_owned()));
+                set.push((name.as_str().into(), assessment.verdict.as_str().into()));
             }
             if let Some(name) = &self.risk_band {
-                set.push((name.clone(), assessment.risk_band.as_str().to_owned()));
+                set.push((name.as_str().into(), assessment.risk_band.as_str().into()));
             }
         }
-        set.extend(identity.claim_headers.iter().cloned());
+        set.extend(
+            identity
+                .claim_headers
+                .iter()
+                .map(|(name, value)| (name.clone().into(), value.clone().into())),
+        );
         set
     }
 }

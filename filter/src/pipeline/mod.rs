@@ -105,7 +105,7 @@ pub enum Action<'c> {
     Continue {
         remove: Cow<'c, [String]>,
         remove_authorization: bool,
-        set: Vec<(String, String)>,
+        set: Vec<(Cow<'c, str>, Cow<'c, str>)>,
         ratelimit: Option<Call>,
     },
     Reply(LocalReply),

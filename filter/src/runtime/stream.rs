@@ -31,6 +31,8 @@ pub struct Stream {
     /// The client whose baseline the response phase updates (model configured, request
     /// allowed to the upstream).
     observe_client: Option<String>,
+    /// When the request arrived (ms), also the time its response is recorded at.
+    request_ms: u64,
     log: LogFields,
 }
 
@@ -44,6 +46,7 @@ impl Stream {
             outcome: Outcome::Allowed,
             response_headers: Vec::new(),
             observe_client: None,
+            request_ms: 0,
             log: LogFields::new(
                 state
                     .as_ref()
@@ -167,6 +170,7 @@ impl Stream {
             .map(|(_, v)| v.as_str())
             .collect();
         let (now, now_ms) = host.now_secs_and_ms();
+        self.request_ms = now_ms;
         let jwt_authn_payloads = if state.config.reads_jwt_authn_metadata() {
             jwt_authn::payloads(host)
         } else {
@@ -343,12 +347,22 @@ impl Stream {
         if let (Some(client), Some(state)) = (self.observe_client.take(), &self.state)
             && let Some(stage) = &state.config.model
         {
+            // One map read instead of two header reads (each a data-returning host call),
+            // and the request's clock: the response is milliseconds younger, and baselines
+            // count it in minutes.
+            let headers = host
+                .header_pairs(HeaderMap::ResponseHeaders)
+                .unwrap_or_default();
+            let value = |name: &str| {
+                headers
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.as_str())
+            };
             let response = pipeline::response::observed(
-                host.header_str(HeaderMap::ResponseHeaders, ":status")
-                    .as_deref(),
-                host.header_str(HeaderMap::ResponseHeaders, "content-length")
-                    .as_deref(),
-                host.now_ms(),
+                value(":status"),
+                value("content-length"),
+                self.request_ms,
             );
             if let Ok(mut worker) = state.worker.try_borrow_mut() {
                 let now_ms = response.at_ms;
