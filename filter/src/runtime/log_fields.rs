@@ -37,20 +37,27 @@ impl LogFields {
         if self.format != AccessLogFormat::Json || self.pending.is_empty() {
             return;
         }
-        let object: serde_json::Map<String, serde_json::Value> = self
-            .pending
-            .iter()
-            .map(|(key, value)| {
-                let short = key.strip_prefix("obguard.").unwrap_or(key);
-                (short.to_owned(), serde_json::Value::String(value.clone()))
-            })
-            .collect();
-        let text = serde_json::Value::Object(object).to_string();
+        let Ok(text) = serde_json::to_string(&AsObject(&self.pending)) else {
+            return;
+        };
         if let Err(err) = host.set_property(&[log_field::JSON], text.as_bytes()) {
             host.log(
                 LogLevel::Debug,
                 &format!("obguard: cannot set property {}: {err}", log_field::JSON),
             );
         }
+    }
+}
+
+/// The collected fields as one JSON object, serialised without building a map.
+struct AsObject<'a>(&'a [(&'static str, String)]);
+
+impl serde::Serialize for AsObject<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(
+            self.0
+                .iter()
+                .map(|(key, value)| (key.strip_prefix("obguard.").unwrap_or(key), value)),
+        )
     }
 }
