@@ -256,7 +256,8 @@ pub fn from_jwt_authn(
         .enumerate()
         .find_map(|(index, issuer)| {
             let payload = payloads.get(issuer.jwt_authn_payload_key.as_deref()?)?;
-            let result = serde_json::from_value::<Claims>(payload.clone())
+            // Read in place: `&Value` is a deserializer, no copy of the payload.
+            let result = <Claims as serde::Deserialize>::deserialize(payload)
                 .map_err(|_| TokenError::Malformed)
                 .and_then(|claims| identity_from_claims(verifier, index, issuer, &claims, now));
             Some(result)
