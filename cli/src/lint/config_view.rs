@@ -227,7 +227,7 @@ impl ConfigView {
                     }
                 }
                 if let Some(t) = &route.thresholds {
-                    let lowest = t.challenge.min(t.throttle).min(t.block);
+                    let lowest = lowest_threshold(t);
                     match model_enforcing {
                         _ if lowest >= 1.0 => {
                             limits.thresholds_note = Some("its thresholds are all 1.0 (no verdict)".to_owned());
@@ -296,6 +296,15 @@ fn invalid(path: &Path, message: String, pointer: &str, pos: Pos) -> Box<Finding
 /// name is deserialized into the field's own type, so no filter type is named here.
 pub fn is<T: DeserializeOwned + PartialEq>(value: &T, name: &str) -> bool {
     serde_json::from_value::<T>(Value::String(name.to_owned())).is_ok_and(|v| v == *value)
+}
+
+/// The lowest of a route's verdict thresholds, read through their JSON form so the lint does
+/// not depend on the field names (`step_up` was `challenge`); 1.0 when none can be read.
+fn lowest_threshold<T: serde::Serialize>(thresholds: &T) -> f64 {
+    match serde_json::to_value(thresholds) {
+        Ok(Value::Object(map)) => map.values().filter_map(Value::as_f64).fold(1.0, f64::min),
+        _ => 1.0,
+    }
 }
 
 /// The routes `rules.payment_velocity` limits, when it is on with a verdict other than

@@ -249,6 +249,15 @@ paths:
             "{}",
             hit.message
         );
+        // Thresholds that give no verdict do not count.
+        let mut r = routes();
+        r[0]["thresholds"] = json!({"challenge": 1.0, "throttle": 1.0, "block": 1.0});
+        let found = lint(SPEC, json!({"routes": r, "model": model("enforce")}));
+        let hit = of(&found, Rule::PaymentWithoutLimits)
+            .into_iter()
+            .find(|h| h.message.contains("`payments`"))
+            .unwrap();
+        assert!(hit.message.contains("all 1.0"), "{}", hit.message);
         // payment_velocity limits POSTs only.
         let found = lint(
             SPEC,
