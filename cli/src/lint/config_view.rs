@@ -164,12 +164,14 @@ impl ConfigView {
         if let Err(err) = obguard::config::load(&bytes) {
             let pointer = field_path_pointer(&err.path);
             let (_, pos) = doc.locate(&pointer);
-            return Err(invalid(
-                path,
-                format!("obguard: invalid plugin configuration: {err}"),
-                &pointer,
-                pos,
-            ));
+            let mut message = format!("obguard: invalid plugin configuration: {err}");
+            if syntax == Syntax::Yaml {
+                // The loader's "at line L column C" counts in the JSON made from the YAML.
+                if let Some(cut) = message.rfind(" at line ") {
+                    message.truncate(cut);
+                }
+            }
+            return Err(invalid(path, message, &pointer, pos));
         }
         let raw: RawConfig = serde_json::from_slice(&bytes).map_err(|err| {
             invalid(
@@ -371,6 +373,34 @@ mod tests {
         assert_eq!(field_path_pointer("foo"), "/foo");
         assert_eq!(field_path_pointer(""), "");
         assert_eq!(field_path_pointer("a[0][1]"), "/a/0/1");
+    }
+
+    #[test]
+    fn yaml_configs_load_like_istio_plugin_config() {
+        let yaml = "issuers:
+  - issuer: https://idp.example
+    audiences: [a]
+    algorithms: [ES256]
+    require_typ: at+jwt
+    jwks:
+      keys:
+        - {kty: EC, crv: P-256, x: lNSkDCnonWraL2dHZsxj2tjt5D0tgrJDjRI_SHZ_H0I, y: 3IV2ft3O-36kXq6NQcAeRZpC2bwaYfNRIZYEhNj_1Gg}
+routes:
+  - {name: accounts, methods: [GET], path: /accounts}
+";
+        let view = ConfigView::parse(Path::new("plugin.yaml"), yaml).unwrap();
+        assert_eq!(view.routes[0].name, "accounts");
+        assert_eq!(view.route_location(&view.routes[0], Some("path")).line, 10);
+        let broken = yaml.replace("path: /accounts", "path: /accounts, foo: 1");
+        let err = ConfigView::parse(Path::new("plugin.yaml"), &broken).unwrap_err();
+        assert!(
+            err.message.contains("routes[0].foo: unknown field `foo`"),
+            "{}",
+            err.message
+        );
+        assert!(!err.message.contains(" at line "), "{}", err.message);
+        assert_eq!(err.locations[0].pointer, "/routes/0/foo");
+        assert_eq!(err.locations[0].line, 10);
     }
 
     #[test]

@@ -730,6 +730,27 @@ paths:
     }
 
     #[test]
+    fn payment_tags_are_configurable() {
+        let text = "openapi: 3.1.0\npaths:\n  /pay:\n    post: {tags: [Payments]}\n  /x:\n    post: {tags: [Domestic Payments]}\n";
+        let doc = Document::parse(Path::new("s.yaml"), text, Syntax::Yaml).unwrap();
+        let options = Options {
+            payment_tags: vec!["payments".into()],
+            ..Options::default()
+        };
+        let s = Spec::from_document(doc, &options).unwrap();
+        let pay = |path: &str| {
+            s.operations
+                .iter()
+                .find(|o| o.template.to_string() == path)
+                .unwrap()
+                .payment
+                .clone()
+        };
+        assert_eq!(pay("/pay").as_deref(), Some("tag `Payments`"));
+        assert_eq!(pay("/x"), None);
+    }
+
+    #[test]
     fn no_security_anywhere_is_public() {
         let s = spec("openapi: 3.1.0\npaths:\n  /a:\n    get: {}\n");
         assert_eq!(
