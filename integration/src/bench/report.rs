@@ -116,7 +116,7 @@ fn header(md: &mut String, opts: &Options, placement: &Placement, results: &Resu
     let _ = writeln!(md, "- Run time: {} s\n", results.elapsed_s);
     let _ = writeln!(
         md,
-        "Every listener answers with a `direct_response`: no upstream is measured, the HTTP filters run. Ratios are per round (variant rps / bare rps in the same round; for obguard's variants also variant rps / its floor's rps in the same round); the tables give their median and min–max.\n"
+        "Every listener answers with a `direct_response` (`jwt_authn_ratelimit` and `bare_fault_answer`: with Envoy's fault filter, see below): no upstream is measured, the HTTP filters run. Ratios are per round (variant rps / bare rps in the same round; for obguard's variants also variant rps / its floor's rps in the same round); the tables give their median and min–max.\n"
     );
     let names: Vec<String> = super::request::LEADING
         .iter()

@@ -47,7 +47,7 @@ impl Placement {
     pub fn describe(&self) -> String {
         let rls = if self.rls_cpu == self.load_cpu {
             format!(
-                "the rate-limit service (a thread of the bench process, like everything but Envoy and the load generator) shares CPU {} with the load generator ({} CPUs: none left for it alone)",
+                "the rate-limit service (a thread of the bench process) shares CPU {} with the load generator ({} CPUs: none left for it alone)",
                 self.rls_cpu, self.cpus
             )
         } else {
