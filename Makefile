@@ -57,8 +57,8 @@ endif
 
 build: build-wasm build-fixtures ## Build obguard.wasm (release) and the fixture binary
 
-build-wasm: ## target/wasm32-wasip1/release/obguard.wasm (+ the no-op filter benchmarks compare with)
-	$(CARGO) build --release --target $(WASM_TARGET) -p obguard -p obguard-noop-filter
+build-wasm: ## target/wasm32-wasip1/release/obguard.wasm (+ the no-op filter and the floor probe benchmarks compare with)
+	$(CARGO) build --release --target $(WASM_TARGET) -p obguard -p obguard-noop-filter -p obguard-floor-probe
 	@ls -l "$(OBGUARD_WASM)"
 
 build-fixtures: ## target/debug/obguard-fixtures (echo + demo-bank upstreams) and obguard-mint
@@ -99,10 +99,11 @@ soak: setup build ## Soak (not in make test): SOAK_MINUTES (30) at SOAK_RPS (400
 	$(CARGO) build --release -p obguard-integration --bin obguard-soak
 	target/release/obguard-soak --minutes $(SOAK_MINUTES) --rps $(SOAK_RPS)
 
-lint: ## rustfmt check + clippy (native, and the filter for wasm32)
+lint: ## rustfmt check + clippy (native, and the filter and the floor probe for wasm32)
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p obguard --target $(WASM_TARGET) --lib -- -D warnings
+	$(CARGO) clippy -p obguard-floor-probe --target $(WASM_TARGET) --lib -- -D warnings
 	scripts/check-host-layer.sh
 	scripts/check-layers.sh
 	$(CARGO) clippy -p obguard-fuzz --features bins --bins -- -D warnings

@@ -120,12 +120,25 @@ pub fn demo_bank_fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo-bank")
 }
 
-/// The no-op proxy-wasm filter used as the benchmarks' floor (env `OBGUARD_NOOP_WASM`, else
+/// The no-op proxy-wasm filter the benchmarks compare with (env `OBGUARD_NOOP_WASM`, else
 /// `<workspace>/target/wasm32-wasip1/release/obguard_noop_filter.wasm`).
 pub fn noop_wasm_path() -> PathBuf {
-    std::env::var_os("OBGUARD_NOOP_WASM")
+    built_wasm("OBGUARD_NOOP_WASM", "obguard_noop_filter.wasm")
+}
+
+/// The floor probe, the benchmarks' floor for obguard (env `OBGUARD_FLOOR_WASM`, else
+/// `<workspace>/target/wasm32-wasip1/release/obguard_floor_probe.wasm`).
+pub fn floor_probe_wasm_path() -> PathBuf {
+    built_wasm("OBGUARD_FLOOR_WASM", "obguard_floor_probe.wasm")
+}
+
+fn built_wasm(env: &str, file: &str) -> PathBuf {
+    std::env::var_os(env)
+        .filter(|p| !p.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            workspace_root().join("target/wasm32-wasip1/release/obguard_noop_filter.wasm")
+            workspace_root()
+                .join("target/wasm32-wasip1/release")
+                .join(file)
         })
 }

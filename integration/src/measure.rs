@@ -49,7 +49,10 @@ pub fn machine() -> String {
                 .map(|s| s.trim().to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    // Online CPUs, not `available_parallelism`: that is this thread's affinity, and the
+    // benchmark pins itself to one CPU.
+    // SAFETY: sysconf has no preconditions.
+    let cores = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(0);
     let kernel = Command::new("uname")
         .arg("-r")
         .output()

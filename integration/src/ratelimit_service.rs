@@ -286,6 +286,11 @@ impl RateLimitService {
         self.state().resets
     }
 
+    /// How many requests were received so far (without copying them).
+    pub fn received_count(&self) -> usize {
+        self.state().received.len()
+    }
+
     /// Every request received so far, oldest first.
     pub fn received(&self) -> Vec<RateLimitRequest> {
         self.state().received.clone()

@@ -1,17 +1,21 @@
-//! The macro benchmark's Envoy still starts and every variant answers 200 to the request the
-//! load generator will send (`make bench` itself is not part of `make test`).
+//! The macro benchmark's Envoy still starts and every variant answers 200 to the one request
+//! the load generators send (`make bench` itself is not part of `make test`).
 
-use obguard_integration::bench::{self, TokenKind};
-use obguard_integration::{
-    Envoy, EnvoyOptions, RateLimitService, RawRequest, noop_wasm_path, wasm_path,
-};
+use obguard_integration::bench::variants::{FLOOR, RateLimitCalls};
+use obguard_integration::bench::{self, Tokens, request};
+use obguard_integration::{Envoy, EnvoyOptions, RateLimitService, RawRequest};
 
 #[test]
 fn every_benchmark_variant_serves_its_request() {
-    let obguard = wasm_path().to_string_lossy().into_owned();
-    let noop = noop_wasm_path();
-    assert!(noop.exists(), "build it: make build ({})", noop.display());
-    let variants = bench::variants(&obguard, &noop.to_string_lossy());
+    let modules = bench::built_modules();
+    for path in [&modules.noop, &modules.floor_probe] {
+        assert!(
+            std::path::Path::new(path).exists(),
+            "build it: make build ({path})"
+        );
+    }
+    let variants = bench::variants(&modules);
+    let tokens = Tokens::mint();
     let rls = RateLimitService::start(Vec::new());
     let opts = EnvoyOptions {
         bootstrap_override: Some(bench::bootstrap(&variants, Some(rls.port()))),
@@ -21,23 +25,46 @@ fn every_benchmark_variant_serves_its_request() {
     let ports = envoy.listener_ports();
     for variant in &variants {
         let port = ports[variant.name];
-        let mut req = RawRequest::get("/accounts");
-        if let Some(token) = bench::token(variant.token) {
-            req = req.bearer(token);
-        }
-        let resp = obguard_integration::send(port, &req);
+        let token = tokens.get(variant.token);
+        let before = rls.received_count();
+        let resp = obguard_integration::send(port, &request::raw_request(token));
         assert_eq!(resp.status, 200, "{}: {}", variant.name, resp.text());
-        if variant.name == "obguard_rls_every_request" {
+        if variant.ratelimit == RateLimitCalls::EveryRequest {
             assert!(
-                !rls.received().is_empty(),
-                "the rate-limit service was asked"
+                rls.received_count() > before,
+                "{}: the rate-limit service was asked",
+                variant.name
             );
         }
-        if variant.token == TokenKind::None {
+        if variant.name.starts_with(FLOOR) {
+            assert!(
+                resp.header("x-fapi-interaction-id").is_some(),
+                "{}: the probe's response header",
+                variant.name
+            );
+        }
+        if !variant.checks_token {
             continue;
         }
-        // The same variant refuses a request without the token: the filters really run.
-        let resp = obguard_integration::send(port, &RawRequest::get("/accounts"));
-        assert_eq!(resp.status, 401, "{} without a token", variant.name);
+        // The same variant refuses a request without the token, and one whose signature does
+        // not verify: the filters really run.
+        let resp = obguard_integration::send(port, &RawRequest::get(request::PATH));
+        assert!(
+            [401, 403].contains(&resp.status),
+            "{} without a token: {}",
+            variant.name,
+            resp.status
+        );
+        let mut forged = token.to_owned();
+        forged.truncate(token.len() - 4);
+        forged.push_str("AAAA");
+        let resp = obguard_integration::send(port, &request::raw_request(&forged));
+        assert!(
+            [401, 403].contains(&resp.status),
+            "{} with a bad signature: {}",
+            variant.name,
+            resp.status
+        );
     }
+    assert!(envoy.counter("wasmcustom.floor.requests") > 0);
 }
