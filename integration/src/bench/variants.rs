@@ -190,6 +190,18 @@ fn with_shipped_model(mut config: Value) -> Value {
     config
 }
 
+/// The host writes of the floor probe: one filter-state value (`access_log.format: json`) and,
+/// with the interaction id, three request headers (client id and verdict; the other identity
+/// headers and the claim headers off).
+fn lean(mut config: Value) -> Value {
+    config["access_log"] = json!({"format": "json"});
+    for header in ["subject", "scopes", "route", "client_namespace", "risk_band"] {
+        config["headers"][header] = Value::Null;
+    }
+    config["headers"]["claims"] = json!([]);
+    config
+}
+
 /// A `ratelimit` section asking the `ratelimit` cluster (the test service in the bench process).
 fn with_ratelimit(mut config: Value, call: &str) -> Value {
     config["ratelimit"] = json!({
@@ -294,6 +306,12 @@ pub fn variants(wasm: &Modules) -> Vec<Variant> {
             "obguard_warm_model",
             "obguard_warm + the shipped model (shadow mode): features, baseline in shared data, score, verdict",
             vec![obguard("warm-model", warm_model())],
+        )
+        .floor(FLOOR),
+        Variant::new(
+            "obguard_warm_model_lean",
+            "obguard_warm_model writing what the floor writes: the access log as one JSON object (`access_log.format: json`) and the client id and verdict as identity headers (the others `null`, no claim headers)",
+            vec![obguard("warm-model-lean", lean(warm_model()))],
         )
         .floor(FLOOR),
         Variant::new(
