@@ -1,9 +1,17 @@
-//! Subcommands of `obguard-models` that score records (`eval`, `explain`) and the helpers
-//! they share: loading a model, choosing where output goes, exit codes.
+//! The subcommands of `obguard-models`, one module each (`main.rs` only parses and
+//! dispatches), and the helpers they share: loading a model, choosing where output goes,
+//! fractions on the command line, exit codes.
 
+pub mod calibrate;
 pub mod eval;
 pub mod explain;
+pub mod inject;
+pub mod inspect;
+pub mod keygen;
+pub mod sign;
+pub mod simulate;
 pub mod train;
+pub mod verify;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};

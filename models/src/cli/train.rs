@@ -1,16 +1,16 @@
-//! `train` (labelled records, or `--unlabelled`: a bank's own logs with injected attack
-//! episodes), `inject` (just the injection, to inspect it) and `calibrate` (thresholds set on
-//! a bank's own logs for a target false-alarm rate).
+//! `obguard-models train`: a model from labelled records, or with `--unlabelled` from a
+//! bank's own logs with injected attack episodes (`inject.rs` does the injection alone).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use obguard_models::inject::{self, InjectConfig, InjectSummary};
+use obguard_models::inject;
 use obguard_models::train::{self, Algorithm, FpBudgets, TrainConfig};
 
-use super::{fraction, load_model};
+use super::fraction;
+use super::inject::{InjectArgs, print_injection};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AlgorithmArg {
@@ -26,28 +26,6 @@ impl From<AlgorithmArg> for Algorithm {
             AlgorithmArg::Forest => Algorithm::Forest,
             AlgorithmArg::Logistic => Algorithm::Logistic,
             AlgorithmArg::Compare => Algorithm::Compare,
-        }
-    }
-}
-
-#[derive(Debug, Args)]
-pub struct InjectArgs {
-    /// Episodes injected in total, spread over the attack kinds and the clients.
-    #[arg(long, default_value_t = InjectConfig::default().episodes)]
-    pub inject_episodes: u32,
-    #[arg(long, default_value_t = InjectConfig::default().seed)]
-    pub inject_seed: u64,
-    /// Clients with fewer requests are not used as victims.
-    #[arg(long, default_value_t = InjectConfig::default().min_victim_requests)]
-    pub min_victim_requests: u64,
-}
-
-impl InjectArgs {
-    fn config(&self) -> InjectConfig {
-        InjectConfig {
-            seed: self.inject_seed,
-            episodes: self.inject_episodes,
-            min_victim_requests: self.min_victim_requests,
         }
     }
 }
@@ -89,27 +67,7 @@ pub struct TrainArgs {
     pub holdout_non_allow: f64,
 }
 
-fn print_injection(summary: &InjectSummary, out: &Path) {
-    eprintln!(
-        "injected {} episodes ({} records) into {} real records of {} victim clients -> {}",
-        summary.episodes,
-        summary.injected_records,
-        summary.real_records,
-        summary.victims,
-        out.display()
-    );
-    if summary.relabelled > 0 {
-        eprintln!(
-            "  {} records labelled as attacks in the input were treated as normal (unlabelled training)",
-            summary.relabelled
-        );
-    }
-    for (kind, n) in &summary.per_kind {
-        eprintln!("  {kind:<32} {n}");
-    }
-}
-
-pub fn run_train(args: TrainArgs) -> Result<()> {
+pub fn run(args: TrainArgs) -> Result<()> {
     let cfg = TrainConfig {
         seed: args.seed,
         algorithm: args.algorithm.into(),
@@ -139,82 +97,6 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
         bytes.len(),
         model.kind_name(),
         started.elapsed().as_secs_f64()
-    );
-    Ok(())
-}
-
-#[derive(Debug, Args)]
-pub struct InjectCmd {
-    /// Real records (labels ignored).
-    #[arg(long)]
-    pub data: PathBuf,
-    /// The records with the injected, labelled episodes merged in time order.
-    #[arg(long)]
-    pub out: PathBuf,
-    #[command(flatten)]
-    pub inject: InjectArgs,
-}
-
-pub fn run_inject(args: InjectCmd) -> Result<()> {
-    let summary = inject::inject_file(&args.data, &args.out, &args.inject.config())?;
-    print_injection(&summary, &args.out);
-    Ok(())
-}
-
-#[derive(Debug, Args)]
-pub struct CalibrateArgs {
-    #[arg(long)]
-    pub model: PathBuf,
-    /// The bank's own records, taken as legitimate (labels ignored).
-    #[arg(long)]
-    pub data: PathBuf,
-    /// Target share of these records that may get a non-allow verdict (throttle gets 40%
-    /// of it, block 4%).
-    #[arg(long, value_parser = fraction, default_value_t = 0.001)]
-    pub max_non_allow: f64,
-    /// The model with the new thresholds (unsigned: sign it before deploying).
-    #[arg(long)]
-    pub out: PathBuf,
-}
-
-pub fn run_calibrate(args: CalibrateArgs) -> Result<()> {
-    let model = load_model(&args.model)?;
-    let budgets = FpBudgets::for_target(args.max_non_allow);
-    let c = train::calibrate_file(&model, &args.data, &budgets)?;
-    let before = model.thresholds();
-    let new = model.recalibrated(
-        c.thresholds,
-        vec![
-            ("calibrate.records".to_string(), c.records as f64),
-            ("calibrate.max_non_allow".to_string(), args.max_non_allow),
-            ("calibrate.non_allow".to_string(), c.non_allow),
-            ("calibrate.block".to_string(), c.block),
-        ],
-    )?;
-    let bytes = new.to_bytes()?;
-    std::fs::write(&args.out, &bytes).with_context(|| format!("writing {}", args.out.display()))?;
-    println!(
-        "calibrated on {} records for at most {:.4}% non-allow",
-        c.records,
-        args.max_non_allow * 100.0
-    );
-    println!(
-        "  thresholds before: step_up {:.4} throttle {:.4} block {:.4}",
-        before.step_up, before.throttle, before.block
-    );
-    println!(
-        "  thresholds after:  step_up {:.4} throttle {:.4} block {:.4}",
-        c.thresholds.step_up, c.thresholds.throttle, c.thresholds.block
-    );
-    println!(
-        "  on these records: non-allow {:.4}%, block {:.4}%",
-        c.non_allow * 100.0,
-        c.block * 100.0
-    );
-    println!(
-        "wrote {} (unsigned; digest {}): sign it before deploying",
-        args.out.display(),
-        new.digest_hex()
     );
     Ok(())
 }
