@@ -20,7 +20,7 @@ FIXTURES_BIN  := $(CURDIR)/target/debug/obguard-fixtures
 
 export ENVOY_BIN OBGUARD_WASM FIXTURES_BIN
 
-.PHONY: help setup setup-rust setup-envoy build build-wasm build-fixtures lint fmt test test-tools clean demo demo-up demo-down bench bench-tools bench-ratelimit soak model fuzz fuzz-tools fuzz-build fuzz-smoke fuzz-replay fuzz-cmin fuzz-run
+.PHONY: help setup setup-rust setup-envoy build build-wasm build-fixtures lint fmt check test test-tools clean demo demo-up demo-down bench bench-tools bench-ratelimit soak model fuzz fuzz-tools fuzz-build fuzz-smoke fuzz-replay fuzz-cmin fuzz-run
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -110,6 +110,12 @@ lint: ## rustfmt check + clippy (native, and the filter and the floor probe for 
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
+
+check: ## Inner loop, no Envoy: rustfmt check, clippy (native), native tests (integration crate: unit tests only)
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test --workspace --exclude obguard-integration
+	$(CARGO) test -p obguard-integration --lib
 
 test: setup build lint test-tools ## Unit tests + integration tests through Envoy (+ fuzz corpus replay, seeded)
 	$(CARGO) test --workspace
