@@ -20,7 +20,7 @@ use super::clients::{Client, Profile};
 use super::world::{
     API, BOT_UAS, DAY, HOSTILE, MIN, customer_ip, day_start, ip, local_time_of_day,
 };
-use super::{EPOCH_MS, Ev, Sim};
+use super::{EPOCH_MS, Ev, Origin, Sim};
 
 /// The attack kinds of world A, in the order episodes cycle through them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +106,17 @@ struct Episode {
 }
 
 impl Episode {
+    /// The victim's client id and software, from `ip` in `country` and `asn`.
+    fn victim_from(&self, ip: IpAddr, country: &'static str, asn: u32) -> Origin {
+        Origin {
+            client: self.victim,
+            ip,
+            country,
+            asn,
+            ua: self.victim_ua.clone(),
+        }
+    }
+
     /// One of the victim's (sub, account) pairs; empty strings for a victim without users.
     fn pick_account(&self, rng: &mut ChaCha8Rng) -> (String, String) {
         self.victim_accounts
@@ -121,30 +132,22 @@ impl Sim {
     fn attack(
         &mut self,
         ep: &Episode,
-        c: usize,
         ts: u64,
         sub: String,
         path: String,
         status: u16,
         resp_bytes: u64,
-        ip: IpAddr,
-        country: &'static str,
-        asn: u32,
-        ua: String,
+        origin: Origin,
     ) {
         let customer_ip = ep.copies_customer_ip.then(|| customer_ip(&mut self.rng));
         self.events.push(Ev {
             ts_ms: ts,
-            client: c,
             sub,
             method: "GET",
             path,
             status,
             resp_bytes,
-            ip,
-            country,
-            asn,
-            ua,
+            origin,
             customer_ip,
             label: ep.kind.label(),
             episode: Some(ep.id),
@@ -240,18 +243,21 @@ impl Sim {
             let status = if self.rng.gen_bool(0.85) { 401 } else { 200 };
             let ua = BOT_UAS[self.rng.gen_range(0..BOT_UAS.len())].to_string();
             let sub = format!("psu-x{}", self.rng.gen_range(0..100_000));
+            let from = Origin {
+                client: c,
+                ip,
+                country,
+                asn,
+                ua,
+            };
             self.attack(
                 ep,
-                c,
                 ts,
                 sub,
                 format!("{API}/aisp/accounts"),
                 status,
                 300,
-                ip,
-                country,
-                asn,
-                ua,
+                from,
             );
         }
     }
@@ -267,18 +273,15 @@ impl Sim {
             let status = if self.rng.gen_bool(0.8) { 403 } else { 200 };
             let ip = ip(prefix, &mut self.rng);
             let (sub, _) = ep.pick_account(&mut self.rng);
+            let from = ep.victim_from(ip, country, asn);
             self.attack(
                 ep,
-                ep.victim,
                 ts,
                 sub,
                 format!("{API}/aisp/accounts/{acc}/balances"),
                 status,
                 700,
-                ip,
-                country,
-                asn,
-                ep.victim_ua.clone(),
+                from,
             );
         }
     }
@@ -296,19 +299,8 @@ impl Sim {
             } else {
                 format!("{API}/aisp/accounts/{acc}/transactions")
             };
-            self.attack(
-                ep,
-                ep.victim,
-                ts,
-                sub,
-                path,
-                200,
-                9_000,
-                ip,
-                ep.hostile_country,
-                ep.hostile_asn,
-                ep.victim_ua.clone(),
-            );
+            let from = ep.victim_from(ip, ep.hostile_country, ep.hostile_asn);
+            self.attack(ep, ts, sub, path, 200, 9_000, from);
         }
     }
 
@@ -328,19 +320,14 @@ impl Sim {
                 1 => format!("{API}/aisp/accounts/{acc}/balances"),
                 _ => format!("{API}/aisp/accounts/{acc}/transactions"),
             };
-            self.attack(
-                ep,
-                ep.victim,
-                ts,
-                sub.clone(),
-                path,
-                200,
-                5_000,
+            let from = Origin {
+                client: ep.victim,
                 ip,
-                ep.victim_home.0,
+                country: ep.victim_home.0,
                 asn,
-                ua.clone(),
-            );
+                ua: ua.clone(),
+            };
+            self.attack(ep, ts, sub.clone(), path, 200, 5_000, from);
         }
     }
 
@@ -362,21 +349,10 @@ impl Sim {
             };
             let page = self.rng.gen_range(1..50);
             let bytes = self.rng.gen_range(200_000..900_000);
-            self.attack(
-                ep,
-                ep.victim,
-                ts,
-                sub,
-                format!(
+            let from = ep.victim_from(ip, country, asn);
+            self.attack(ep, ts, sub, format!(
                     "{API}/aisp/accounts/{acc}/transactions?page={page}&fromBookingDateTime=2015-01-01"
-                ),
-                200,
-                bytes,
-                ip,
-                country,
-                asn,
-                ep.victim_ua.clone(),
-            );
+                ), 200, bytes, from);
         }
     }
 
@@ -396,7 +372,14 @@ impl Sim {
                 _ => format!("{API}/aisp/accounts/{acc}/statements"),
             };
             let ip = ip(ep.hostile_prefix, &mut self.rng);
-            self.attack(ep, c, ts, sub, path, 200, 3_000, ip, "US", asn, ua.clone());
+            let from = Origin {
+                client: c,
+                ip,
+                country: "US",
+                asn,
+                ua: ua.clone(),
+            };
+            self.attack(ep, ts, sub, path, 200, 3_000, from);
         }
     }
 
@@ -409,18 +392,15 @@ impl Sim {
             let status = if self.rng.gen_bool(0.7) { 404 } else { 200 };
             let ip = ip(ep.hostile_prefix, &mut self.rng);
             let (sub, _) = ep.pick_account(&mut self.rng);
+            let from = ep.victim_from(ip, ep.hostile_country, ep.hostile_asn);
             self.attack(
                 ep,
-                ep.victim,
                 ts,
                 sub,
                 format!("{API}/aisp/accounts/{acc}"),
                 status,
                 600,
-                ip,
-                ep.hostile_country,
-                ep.hostile_asn,
-                ep.victim_ua.clone(),
+                from,
             );
         }
     }

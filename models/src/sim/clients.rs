@@ -9,7 +9,7 @@ use super::world::{
     API, DAY, HOMES, HOUR, MIN, customer_ip, day_start, diurnal, exp_gap, ip, local_hour,
     local_time_of_day, weekday,
 };
-use super::{EPOCH_MS, Ev, Sim};
+use super::{EPOCH_MS, Ev, Origin, Sim};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Profile {
@@ -216,19 +216,21 @@ impl Sim {
         };
         let (country, asn) = (cl.country, cl.asn);
         let customer_ip = customer.then(|| customer_ip(&mut self.rng));
-        let ip = ip(prefix, &mut self.rng);
+        let origin = Origin {
+            client: c,
+            ip: ip(prefix, &mut self.rng),
+            country,
+            asn,
+            ua,
+        };
         self.events.push(Ev {
             ts_ms: ts,
-            client: c,
             sub,
             method,
             path,
             status,
             resp_bytes,
-            ip,
-            country,
-            asn,
-            ua,
+            origin,
             customer_ip,
             label: crate::records::NORMAL,
             episode: None,
@@ -372,14 +374,17 @@ impl Sim {
         }
     }
 
+    /// The next of Poisson arrivals at `s.intensity` an hour after `t`, within the run.
+    fn next_arrival(&mut self, t: u64, s: &Schedule) -> Option<u64> {
+        let t = t + exp_gap(&mut self.rng, HOUR as f64 / s.intensity);
+        (t < s.end).then_some(t)
+    }
+
     /// Payments in local business hours, a few late in the evening or at the weekend.
     fn payments_traffic(&mut self, s: Schedule) {
         let mut t = s.start;
-        loop {
-            t += exp_gap(&mut self.rng, HOUR as f64 / s.intensity);
-            if t >= s.end {
-                break;
-            }
+        while let Some(next) = self.next_arrival(t, &s) {
+            t = next;
             let h = local_hour(t, s.offset);
             let wd = weekday(t, s.offset);
             let open = wd < 5 && (8.0..18.0).contains(&h);
@@ -395,11 +400,8 @@ impl Sim {
     /// Thinning: candidate sessions at peak rate, kept with diurnal probability.
     fn mobile_app_traffic(&mut self, s: Schedule) {
         let mut t = s.start;
-        loop {
-            t += exp_gap(&mut self.rng, HOUR as f64 / s.intensity);
-            if t >= s.end {
-                break;
-            }
+        while let Some(next) = self.next_arrival(t, &s) {
+            t = next;
             if self.rng.gen_bool(diurnal(local_hour(t, s.offset)).min(1.0)) {
                 let psu = self.rng.gen_range(0..s.n_psus);
                 self.ais_visit(s.c, t, psu, true, 1_500);

@@ -56,19 +56,25 @@ pub struct SimSummary {
     pub episodes: u32,
 }
 
+/// Who a request claims to be and where it comes from.
+struct Origin {
+    /// Index into [`Sim::clients`].
+    client: usize,
+    ip: IpAddr,
+    country: &'static str,
+    asn: u32,
+    ua: String,
+}
+
 /// One generated request before serialisation.
 struct Ev {
     ts_ms: u64,
-    client: usize,
     sub: String,
     method: &'static str,
     path: String,
     status: u16,
     resp_bytes: u64,
-    ip: IpAddr,
-    country: &'static str,
-    asn: u32,
-    ua: String,
+    origin: Origin,
     customer_ip: Option<String>,
     label: &'static str,
     episode: Option<u32>,
@@ -118,7 +124,7 @@ pub fn simulate(cfg: SimConfig, out: &mut impl Write) -> std::io::Result<SimSumm
     for e in &sim.events {
         let client_id = sim
             .clients
-            .get(e.client)
+            .get(e.origin.client)
             .map(|c| c.id.clone())
             .unwrap_or_default();
         let raw = RawRecord {
@@ -129,10 +135,10 @@ pub fn simulate(cfg: SimConfig, out: &mut impl Write) -> std::io::Result<SimSumm
             path: e.path.clone(),
             status: e.status,
             resp_bytes: e.resp_bytes,
-            ip: Some(e.ip.to_string()),
-            country: Some(e.country.to_string()),
-            asn: Some(crate::records::Asn::Number(e.asn)),
-            user_agent: Some(e.ua.clone()),
+            ip: Some(e.origin.ip.to_string()),
+            country: Some(e.origin.country.to_string()),
+            asn: Some(crate::records::Asn::Number(e.origin.asn)),
+            user_agent: Some(e.origin.ua.clone()),
             route: None,
             customer_present: match &e.customer_ip {
                 Some(a) => CustomerPresent::Address(a.clone()),
