@@ -12,15 +12,9 @@ use obguard::config::{self, FilterConfig};
 use obguard::identify::cache::CacheLookup;
 use obguard::pipeline::{Action, Decision, RequestView, Worker, decide};
 use obguard::telemetry::Outcome;
+use obguard_testkit::pipeline::{load, reply_header, status, view};
 use obguard_testkit::{self as kit, Key};
 use serde_json::{Value, json};
-
-fn load(config: &Value) -> FilterConfig {
-    match config::load(config.to_string().as_bytes()) {
-        Ok(config) => config,
-        Err(err) => panic!("config rejected: {err}"),
-    }
-}
 
 struct Harness {
     config: FilterConfig,
@@ -39,40 +33,13 @@ impl Harness {
     }
 
     fn run(&mut self, method: &str, path: &str, authorization: &[&str]) -> Decision<'_> {
-        let view = RequestView {
-            method,
-            path,
-            authorization,
-            interaction_id: None,
-            jwt_authn_payloads: None,
-            headers: &[],
-            source_address: None,
-            now_ms: 0,
-        };
+        let view = view(method, path, authorization);
         decide(&self.config, &mut self.cache, &view, kit::now())
     }
 
     fn get(&mut self, path: &str, token: &str) -> Decision<'_> {
         let bearer = format!("Bearer {token}");
         self.run("GET", path, &[bearer.as_str()])
-    }
-}
-
-fn status(decision: &Decision<'_>) -> u16 {
-    match &decision.action {
-        Action::Reply(reply) => reply.status,
-        Action::Continue { .. } => 200,
-    }
-}
-
-fn reply_header(decision: &Decision<'_>, name: &str) -> Option<String> {
-    match &decision.action {
-        Action::Reply(reply) => reply
-            .headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone()),
-        Action::Continue { .. } => None,
     }
 }
 
@@ -185,17 +152,8 @@ fn hs256_signed_with_the_rsa_public_key_is_refused() {
 
 #[test]
 fn hmac_works_only_for_an_issuer_with_a_shared_secret() {
-    let mut config = kit::plugin_config();
-    config["issuers"].as_array_mut().unwrap().push(json!({
-        "issuer": kit::HMAC_ISSUER,
-        "audiences": [kit::AUDIENCE],
-        "shared_secret": kit::b64(kit::HMAC_SECRET),
-        "algorithms": ["HS256"],
-    }));
-    let mut h = Harness::with(config);
-    let mut claims = kit::claims("tpp-h", "accounts");
-    claims["iss"] = json!(kit::HMAC_ISSUER);
-    let token = kit::sign_hmac("HS256", kit::HMAC_SECRET, &json!({"alg": "HS256"}), &claims);
+    let mut h = Harness::with(kit::config::with_hmac_issuer());
+    let token = kit::hmac_token(&kit::claims("tpp-h", "accounts"));
     assert_eq!(h.get("/accounts", &token).outcome, Outcome::Allowed);
     // HS256 under the RSA issuer's name is still refused.
     let token = kit::sign_hmac(
@@ -611,14 +569,8 @@ fn interaction_id_is_echoed_or_generated() {
     let mut h = Harness::new();
     let id = "6f1b7a4e-2c3d-4e5f-8a9b-0c1d2e3f4a5b";
     let view = RequestView {
-        method: "GET",
-        path: "/accounts",
-        authorization: &[],
         interaction_id: Some(id),
-        jwt_authn_payloads: None,
-        headers: &[],
-        source_address: None,
-        now_ms: 0,
+        ..view("GET", "/accounts", &[])
     };
     let d = decide(&h.config, &mut h.cache, &view, kit::now());
     assert_eq!(d.interaction_id, id);
@@ -735,33 +687,15 @@ fn non_jwt_typ_is_refused_even_when_not_required() {
     assert_eq!(h.get("/accounts", &token).outcome, Outcome::Allowed);
 }
 
-fn delegated_config() -> Value {
-    let mut config = kit::plugin_config();
-    let issuer = config["issuers"][0].as_object_mut().unwrap();
-    issuer.remove("jwks");
-    issuer.insert("algorithms".into(), json!([]));
-    issuer.insert(
-        "jwt_authn".into(),
-        json!({"payload_in_metadata": "jwt_payload"}),
-    );
-    config
-}
-
 #[test]
 fn delegation_reads_the_payload_jwt_authn_verified() {
     use obguard::identify::host_crypto::VerifyPath;
-    let mut h = Harness::with(delegated_config());
+    let mut h = Harness::with(kit::config::delegated());
     let run = |h: &mut Harness, payloads: Value, method: &str, path: &str| {
         let payloads = payloads.as_object().cloned().unwrap();
         let view = RequestView {
-            method,
-            path,
-            authorization: &[],
-            interaction_id: None,
             jwt_authn_payloads: Some(&payloads),
-            headers: &[],
-            source_address: None,
-            now_ms: 0,
+            ..view(method, path, &[])
         };
         let d = decide(&h.config, &mut h.cache, &view, kit::now());
         (
@@ -806,8 +740,8 @@ fn delegation_reads_the_payload_jwt_authn_verified() {
 
 #[test]
 fn delegation_config_needs_a_key_or_jwt_authn() {
-    assert!(config::load(delegated_config().to_string().as_bytes()).is_ok());
-    let mut config = delegated_config();
+    assert!(config::load(kit::config::delegated().to_string().as_bytes()).is_ok());
+    let mut config = kit::config::delegated();
     config["issuers"][0]["jwt_authn"] = json!({"payload_in_metadata": ""});
     let err = config::load(config.to_string().as_bytes())
         .err()

@@ -7,10 +7,8 @@
     clippy::indexing_slicing
 )]
 
-use obguard::config;
 use obguard::identify::TokenError;
 use obguard::identify::jose_header;
-use obguard::pipeline::{RequestView, Worker, decide};
 use obguard::telemetry::Outcome;
 use obguard_testkit as kit;
 use serde_json::{Value, json};
@@ -51,30 +49,12 @@ fn a_jose_header_with_invalid_utf8_is_malformed() {
 /// allowed (jwt-simple's header model reads arrays the same way).
 #[test]
 fn a_signed_token_with_an_array_header_is_refused() {
-    let mut config = kit::plugin_config();
-    config["issuers"].as_array_mut().unwrap().push(json!({
-        "issuer": kit::HMAC_ISSUER,
-        "audiences": [kit::AUDIENCE],
-        "shared_secret": kit::b64(kit::HMAC_SECRET),
-        "algorithms": ["HS256"],
-    }));
-    let config = config::load(config.to_string().as_bytes()).unwrap();
+    let config = kit::pipeline::load(&kit::config::with_hmac_issuer());
     let mut claims = kit::claims("tpp-h", "accounts");
     claims["iss"] = json!(kit::HMAC_ISSUER);
     let decide_with = |header: &Value| {
         let token = kit::sign_hmac("HS256", kit::HMAC_SECRET, header, &claims);
-        let bearer = format!("Bearer {token}");
-        let view = RequestView {
-            method: "GET",
-            path: "/accounts",
-            authorization: &[bearer.as_str()],
-            interaction_id: None,
-            jwt_authn_payloads: None,
-            headers: &[],
-            source_address: None,
-            now_ms: 0,
-        };
-        let decision = decide(&config, &mut Worker::new(&config), &view, kit::now());
+        let decision = kit::pipeline::decide_get(&config, "/accounts", &token, kit::now());
         (decision.outcome, decision.reason)
     };
     assert_eq!(

@@ -12,31 +12,20 @@
 use base64::Engine as _;
 use obguard::assess::Verdict;
 use obguard::assess::baselines::{BaselineStore, Conflict, MemoryStore, Slot};
-use obguard::config::{self, FilterConfig};
+use obguard::config::FilterConfig;
 use obguard::pipeline::{Action, Decision, RequestView, Worker, decide};
 use obguard::telemetry::Outcome;
-use obguard_testkit::{self as kit, Key};
+use obguard_testkit::pipeline::{load, load_err, view};
+use obguard_testkit::{self as kit, Key, SHIPPED_MODEL as SHIPPED};
 use serde_json::{Value, json};
 
-const SHIPPED: &[u8] = include_bytes!("../../models/shipped/obguard-default.model");
-/// The shipped model is signed with the demo key (envoy/demo/keys/README.md).
-const DEMO_MODEL_KEY: &str = include_str!("../../envoy/demo/keys/DEMO-ONLY-model-signing.pub");
-
+/// The shipped model (signed with the demo key, envoy/demo/keys/README.md) in `mode`.
 fn model_config(mode: &str) -> Value {
-    let mut config = kit::plugin_config();
+    let mut config = kit::config::with("model", kit::config::shipped_model(mode));
     // Requests are replayed over a simulated day: tokens span it.
     config["issuers"][0]["max_lifetime_s"] = json!(null);
-    config["model"] = json!({
-        "inline_base64": base64::engine::general_purpose::STANDARD.encode(SHIPPED),
-        "trusted_keys": [DEMO_MODEL_KEY.trim()],
-        "mode": mode,
-        "max_clients": 64,
-    });
+    config["model"]["max_clients"] = json!(64);
     config
-}
-
-fn load(config: &Value) -> FilterConfig {
-    config::load(config.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 struct Client {
@@ -72,16 +61,23 @@ fn call<'c>(
     let bearer = format!("Bearer {}", c.token);
     let auth = [bearer.as_str()];
     let view = RequestView {
-        method: "GET",
-        path,
-        authorization: &auth,
-        interaction_id: None,
-        jwt_authn_payloads: None,
         headers: &c.headers,
-        source_address: None,
         now_ms,
+        ..view("GET", path, &auth)
     };
     decide(config, worker, &view, now_ms / 1000)
+}
+
+/// Client `id` as it usually calls: from GB, its ASN and network, its own software.
+fn at_home(id: &str) -> Client {
+    client(id, "GB", "AS2856", "203.0.113.10", "AcmeAggregator/2.3")
+}
+
+/// Client `id` from a new country, ASN and network, driven by `ua`, no customer present.
+fn abroad(id: &str, ua: &str) -> Client {
+    let mut c = client(id, "RU", "AS65100", "192.0.2.66", ua);
+    c.headers.retain(|(n, _)| n != "x-fapi-customer-ip-address");
+    c
 }
 
 /// 14:00 UTC on a weekday near now, so tokens stay valid.
@@ -95,13 +91,7 @@ fn business_hours_ms() -> u64 {
 fn normal_traffic_is_allowed_and_an_off_hours_new_country_burst_is_not() {
     let config = load(&model_config("enforce"));
     let mut worker = Worker::new(&config);
-    let normal = client(
-        "tpp-agg",
-        "GB",
-        "AS2856",
-        "203.0.113.10",
-        "AcmeAggregator/2.3",
-    );
+    let normal = at_home("tpp-agg");
     let start = business_hours_ms();
     let mut allowed = 0;
     for i in 0..40u64 {
@@ -121,16 +111,7 @@ fn normal_traffic_is_allowed_and_an_off_hours_new_country_burst_is_not() {
     assert!(allowed >= 38, "normal traffic allowed: {allowed}/40");
 
     // 03:10 from a new country, ASN and network, no customer present, enumerating accounts.
-    let mut burst = client(
-        "tpp-agg",
-        "RU",
-        "AS65100",
-        "192.0.2.66",
-        "python-requests/2.31",
-    );
-    burst
-        .headers
-        .retain(|(n, _)| n != "x-fapi-customer-ip-address");
+    let burst = abroad("tpp-agg", "python-requests/2.31");
     let night = start - 11 * 3600 * 1000 + 600_000;
     let d = call(
         &config,
@@ -188,13 +169,7 @@ fn step_up_is_an_rfc_9470_challenge() {
         json!({"acr_values": "urn:openbanking:psd2:sca", "max_age_s": 300});
     let config = load(&config);
     let mut worker = Worker::new(&config);
-    let normal = client(
-        "tpp-pay",
-        "GB",
-        "AS2856",
-        "203.0.113.10",
-        "AcmeAggregator/2.3",
-    );
+    let normal = at_home("tpp-pay");
     let start = business_hours_ms();
     // Past the client's warm-up (its first 32 requests are not judged by the model).
     for i in 0..40u64 {
@@ -207,9 +182,7 @@ fn step_up_is_an_rfc_9470_challenge() {
         );
     }
     // 03:00 the next night: a new country, ASN and network, driven by curl.
-    let mut odd = client("tpp-pay", "RU", "AS65100", "192.0.2.66", "curl/8.0");
-    odd.headers
-        .retain(|(n, _)| n != "x-fapi-customer-ip-address");
+    let odd = abroad("tpp-pay", "curl/8.0");
     let d = call(
         &config,
         &mut worker,
@@ -228,15 +201,7 @@ fn step_up_is_an_rfc_9470_challenge() {
         .find(|(n, _)| n == "www-authenticate")
         .map(|(_, v)| v.as_str())
         .unwrap();
-    assert!(
-        challenge.contains("error=\"insufficient_user_authentication\""),
-        "{challenge}"
-    );
-    assert!(
-        challenge.contains("acr_values=\"urn:openbanking:psd2:sca\""),
-        "{challenge}"
-    );
-    assert!(challenge.contains("max_age=300"), "{challenge}");
+    kit::assert::step_up_challenge(challenge);
 }
 
 #[test]
@@ -244,13 +209,7 @@ fn shadow_mode_scores_but_allows() {
     let config = load(&model_config("shadow"));
     let mut worker = Worker::new(&config);
     // A client with a history from GB (past its warm-up)...
-    let home = client(
-        "tpp-shadowed",
-        "GB",
-        "AS2856",
-        "203.0.113.10",
-        "AcmeAggregator/2.3",
-    );
+    let home = at_home("tpp-shadowed");
     let start = business_hours_ms();
     for i in 0..40u64 {
         let d = call(
@@ -263,10 +222,7 @@ fn shadow_mode_scores_but_allows() {
         assert_eq!(d.outcome, Outcome::Allowed);
     }
     // ...then at night from RU, driven by curl, walking accounts.
-    let mut burst = client("tpp-shadowed", "RU", "AS65100", "192.0.2.66", "curl/8.0");
-    burst
-        .headers
-        .retain(|(n, _)| n != "x-fapi-customer-ip-address");
+    let burst = abroad("tpp-shadowed", "curl/8.0");
     let night = start + 13 * 3600 * 1000;
     let mut non_allow = 0;
     for i in 0..20u64 {
@@ -292,20 +248,14 @@ fn shadow_mode_scores_but_allows() {
 fn bad_model_files_are_refused_at_load_with_the_reason() {
     let mut config = model_config("enforce");
     config["model"]["inline_base64"] = json!("not base64!");
-    let err = config::load(config.to_string().as_bytes())
-        .err()
-        .unwrap()
-        .to_string();
+    let err = load_err(&config);
     assert_eq!(err, "model.inline_base64: not base64");
 
     let mut corrupt = SHIPPED.to_vec();
     corrupt.truncate(corrupt.len() / 2);
     config["model"]["inline_base64"] =
         json!(base64::engine::general_purpose::STANDARD.encode(&corrupt));
-    let err = config::load(config.to_string().as_bytes())
-        .err()
-        .unwrap()
-        .to_string();
+    let err = load_err(&config);
     assert!(
         err.starts_with("model.inline_base64: model refused ("),
         "{err}"
@@ -313,10 +263,7 @@ fn bad_model_files_are_refused_at_load_with_the_reason() {
 
     config["model"]["inline_base64"] =
         json!(base64::engine::general_purpose::STANDARD.encode(b"GIF89a not a model"));
-    let err = config::load(config.to_string().as_bytes())
-        .err()
-        .unwrap()
-        .to_string();
+    let err = load_err(&config);
     assert!(
         err.starts_with("model.inline_base64: model refused ("),
         "{err}"
@@ -324,10 +271,7 @@ fn bad_model_files_are_refused_at_load_with_the_reason() {
 
     let mut config = model_config("enforce");
     config["routes"][0]["thresholds"] = json!({"step_up": 0.9, "throttle": 0.5, "block": 0.95});
-    let err = config::load(config.to_string().as_bytes())
-        .err()
-        .unwrap()
-        .to_string();
+    let err = load_err(&config);
     assert!(err.starts_with("routes[0].thresholds: "), "{err}");
 }
 

@@ -15,10 +15,10 @@ use std::sync::Arc;
 use base64::Engine as _;
 use obguard::assess::Verdict;
 use obguard::assess::model_source::{self, Trust};
-use obguard::config::{self, FilterConfig};
 use obguard::pipeline::{Action, RequestView, Worker, decide};
 use obguard::telemetry::Outcome;
 use obguard_models::PublicKey;
+use obguard_testkit::pipeline::{load, load_err, view};
 use obguard_testkit::{self as kit, Key};
 use serde_json::{Value, json};
 
@@ -41,20 +41,7 @@ fn trust(keys: &[u8]) -> Trust {
 }
 
 fn config_with(model: Value) -> Value {
-    let mut config = kit::plugin_config();
-    config["model"] = model;
-    config
-}
-
-fn load_err(config: &Value) -> String {
-    config::load(config.to_string().as_bytes())
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_else(|| panic!("accepted: {config}"))
-}
-
-fn load(config: &Value) -> FilterConfig {
-    config::load(config.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}"))
+    kit::config::with("model", model)
 }
 
 #[test]
@@ -179,14 +166,8 @@ fn model_source_configuration_errors_name_the_field() {
 
 fn request<'a>(auth: &'a [&'a str], headers: &'a [(String, String)]) -> RequestView<'a> {
     RequestView {
-        method: "GET",
-        path: "/accounts",
-        authorization: auth,
-        interaction_id: None,
-        jwt_authn_payloads: None,
         headers,
-        source_address: None,
-        now_ms: 0,
+        ..view("GET", "/accounts", auth)
     }
 }
 

@@ -11,15 +11,18 @@
 use std::time::Duration;
 
 use obguard::config::{self, FilterConfig};
-use obguard::pipeline::{Action, RequestView, Worker, decide};
+use obguard::pipeline::{Action, Worker, decide};
 use obguard::ratelimit::config::{CallPolicy, FailureMode};
 use obguard::ratelimit::reply::{self, Answer, Failure, Next, Reserved};
-use obguard::ratelimit::{Call, RequestFacts, plan};
-use obguard_rls_proto::envoy::config::core::v3::HeaderValue;
+use obguard::ratelimit::{Call, plan};
 use obguard_rls_proto::envoy::service::ratelimit::v3::rate_limit_response::{
-    Code, DescriptorStatus, RateLimit, rate_limit::Unit,
+    Code, DescriptorStatus, rate_limit::Unit,
 };
 use obguard_rls_proto::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
+use obguard_testkit::pipeline::view;
+use obguard_testkit::ratelimit::{
+    descriptor_entries as entries, descriptor_status, header_value as hv, pairs, request_facts,
+};
 use obguard_testkit::{self as kit, Key};
 use prost::Message;
 use serde_json::{Value, json};
@@ -46,10 +49,9 @@ fn ratelimit_section() -> Value {
 }
 
 fn config_with(ratelimit: Value, statics: Value) -> FilterConfig {
-    let mut c = kit::plugin_config();
-    c["ratelimit"] = ratelimit;
+    let mut c = kit::config::with("ratelimit", ratelimit);
     c["static_assessments"] = statics;
-    config::load(c.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}"))
+    kit::pipeline::load(&c)
 }
 
 fn config() -> FilterConfig {
@@ -71,16 +73,7 @@ fn plan_for(
         client.map(|c| kit::token("ES256", Key::P256, &kit::claims(c, "accounts payments")));
     let bearer = token.map(|t| format!("Bearer {t}"));
     let authorization: Vec<&str> = bearer.iter().map(String::as_str).collect();
-    let view = RequestView {
-        method,
-        path,
-        authorization: &authorization,
-        interaction_id: None,
-        jwt_authn_payloads: None,
-        headers: &[],
-        source_address: None,
-        now_ms: 0,
-    };
+    let view = view(method, path, &authorization);
     let mut worker = Worker::new(config);
     let decision = decide(config, &mut worker, &view, kit::now());
     assert!(
@@ -88,37 +81,10 @@ fn plan_for(
         "{:?}",
         decision.reason
     );
-    let facts = RequestFacts {
-        client_id: decision.client_id.as_deref(),
-        subject: decision.subject.as_deref(),
-        route: decision.route,
-        assessment: decision.assessment,
-        country,
-    };
-    plan(config.ratelimit.as_ref().unwrap(), &facts)
-}
-
-fn entries(request: &RateLimitRequest) -> Vec<Vec<(String, String)>> {
-    request
-        .descriptors
-        .iter()
-        .map(|d| {
-            d.entries
-                .iter()
-                .map(|e| (e.key.clone(), e.value.clone()))
-                .collect()
-        })
-        .collect()
-}
-
-fn pairs(list: &[&[(&str, &str)]]) -> Vec<Vec<(String, String)>> {
-    list.iter()
-        .map(|d| {
-            d.iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect()
-        })
-        .collect()
+    plan(
+        config.ratelimit.as_ref().unwrap(),
+        &request_facts(&decision, country),
+    )
 }
 
 #[test]
@@ -195,18 +161,7 @@ fn hits_are_weighted_by_risk_and_non_allow_calls_only_for_non_allow_verdicts() {
 fn verdict_and_risk_headers_go_upstream() {
     let config = config();
     let token = kit::token("ES256", Key::P256, &kit::claims("tpp-risky", "accounts"));
-    let bearer = format!("Bearer {token}");
-    let view = RequestView {
-        method: "GET",
-        path: "/accounts",
-        authorization: &[bearer.as_str()],
-        interaction_id: None,
-        jwt_authn_payloads: None,
-        headers: &[],
-        source_address: None,
-        now_ms: 0,
-    };
-    let decision = decide(&config, &mut Worker::new(&config), &view, kit::now());
+    let decision = kit::pipeline::decide_get(&config, "/accounts", &token, kit::now());
     let Action::Continue { set, remove, .. } = &decision.action else {
         panic!("refused");
     };
@@ -226,19 +181,24 @@ fn policy(mode: FailureMode, status: u16) -> obguard::ratelimit::config::RoutePo
     }
 }
 
+/// The service's `response` (gRPC OK, in no time) obeyed on a fail-open route.
+fn obey_ok_answer(response: &RateLimitResponse, interaction_id: &str) -> reply::Obeyed {
+    reply::obey(
+        &policy(FailureMode::FailOpen, 503),
+        0,
+        Duration::ZERO,
+        Some(&response.encode_to_vec()),
+        &Reserved::default(),
+        "bank",
+        interaction_id,
+    )
+}
+
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()
         .find(|(n, _)| n == name)
         .map(|(_, v)| v.as_str())
-}
-
-fn hv(key: &str, value: &str) -> HeaderValue {
-    HeaderValue {
-        key: key.into(),
-        value: value.into(),
-        ..Default::default()
-    }
 }
 
 #[test]
@@ -257,15 +217,7 @@ fn ok_resumes_with_the_services_headers() {
         ],
         ..Default::default()
     };
-    let obeyed = reply::obey(
-        &policy(FailureMode::FailOpen, 503),
-        0,
-        Duration::ZERO,
-        Some(&response.encode_to_vec()),
-        &Reserved::default(),
-        "bank",
-        "id-1",
-    );
+    let obeyed = obey_ok_answer(&response, "id-1");
     assert_eq!(obeyed.answer, Answer::Ok);
     assert_eq!(
         obeyed.next,
@@ -281,34 +233,24 @@ fn over_limit_is_a_429_with_retry_after_and_ratelimit_headers() {
     let response = RateLimitResponse {
         overall_code: Code::OverLimit as i32,
         statuses: vec![
-            DescriptorStatus {
-                code: Code::Ok as i32,
-                current_limit: Some(RateLimit {
-                    name: "per-client".into(),
-                    requests_per_unit: 100,
-                    unit: Unit::Minute as i32,
-                }),
-                limit_remaining: 40,
-                duration_until_reset: Some(prost_types::Duration {
+            descriptor_status(
+                Code::Ok,
+                ("per-client", 100, Unit::Minute),
+                40,
+                prost_types::Duration {
                     seconds: 12,
                     nanos: 0,
-                }),
-                ..Default::default()
-            },
-            DescriptorStatus {
-                code: Code::OverLimit as i32,
-                current_limit: Some(RateLimit {
-                    name: String::new(),
-                    requests_per_unit: 10,
-                    unit: Unit::Hour as i32,
-                }),
-                limit_remaining: 0,
-                duration_until_reset: Some(prost_types::Duration {
+                },
+            ),
+            descriptor_status(
+                Code::OverLimit,
+                ("", 10, Unit::Hour),
+                0,
+                prost_types::Duration {
                     seconds: 1799,
                     nanos: 500,
-                }),
-                ..Default::default()
-            },
+                },
+            ),
             DescriptorStatus {
                 code: Code::Ok as i32,
                 ..Default::default()
@@ -317,15 +259,7 @@ fn over_limit_is_a_429_with_retry_after_and_ratelimit_headers() {
         response_headers_to_add: vec![hv("x-limit-hint", "slow down"), hv("Retry-After", "0")],
         ..Default::default()
     };
-    let obeyed = reply::obey(
-        &policy(FailureMode::FailOpen, 503),
-        0,
-        Duration::ZERO,
-        Some(&response.encode_to_vec()),
-        &Reserved::default(),
-        "bank",
-        "id-9",
-    );
+    let obeyed = obey_ok_answer(&response, "id-9");
     assert_eq!(obeyed.answer, Answer::OverLimit);
     let Next::Reply(reply) = obeyed.next else {
         panic!("not a reply")
@@ -355,15 +289,7 @@ fn over_limit_is_a_429_with_retry_after_and_ratelimit_headers() {
         overall_code: Code::OverLimit as i32,
         ..Default::default()
     };
-    let obeyed = reply::obey(
-        &policy(FailureMode::FailOpen, 503),
-        0,
-        Duration::ZERO,
-        Some(&bare.encode_to_vec()),
-        &Reserved::default(),
-        "bank",
-        "i",
-    );
+    let obeyed = obey_ok_answer(&bare, "i");
     let Next::Reply(reply) = obeyed.next else {
         panic!("not a reply")
     };

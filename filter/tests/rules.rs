@@ -14,40 +14,25 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use base64::Engine as _;
 use obguard::assess::baselines::{BaselineStore, Conflict, MemoryStore, Slot};
 use obguard::assess::model::BaselineWrite;
 use obguard::assess::{Assessment, RiskBand, Verdict};
-use obguard::config::{self, FilterConfig};
+use obguard::config::FilterConfig;
 use obguard::host::{Host, HostError};
-use obguard::pipeline::{Action, Decision, RequestView, Worker, decide};
+use obguard::pipeline::{Decision, RequestView, Worker, decide};
 use obguard::rules::{RuleCheck, RuleRequest, RulesConfig, combine};
 use obguard::runtime::shared_baselines::SharedDataStore;
 use obguard::runtime::{Flow, Plugin};
 use obguard::telemetry::Outcome;
 use obguard_testkit::host::{HostOp, MemoryHost};
+use obguard_testkit::pipeline::{load, load_err, status, view};
 use obguard_testkit::{self as kit, Key};
 use serde_json::{Value, json};
 
 const HOUR_MS: u64 = 3_600_000;
-const SHIPPED: &[u8] = include_bytes!("../../models/shipped/obguard-default.model");
-const DEMO_MODEL_KEY: &str = include_str!("../../envoy/demo/keys/DEMO-ONLY-model-signing.pub");
 
 fn with_rules(rules: Value) -> Value {
-    let mut config = kit::plugin_config();
-    config["rules"] = rules;
-    config
-}
-
-fn load(config: &Value) -> FilterConfig {
-    config::load(config.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn load_err(config: &Value) -> String {
-    match config::load(config.to_string().as_bytes()) {
-        Ok(_) => panic!("accepted: {config}"),
-        Err(e) => e.to_string(),
-    }
+    kit::config::with("rules", rules)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -241,24 +226,12 @@ fn send<'c>(
         headers.push(("x-fapi-customer-ip-address".to_owned(), ip.to_owned()));
     }
     let view = RequestView {
-        method,
-        path,
-        authorization: &auth,
-        interaction_id: None,
-        jwt_authn_payloads: None,
         headers: &headers,
-        source_address: None,
         now_ms,
+        ..view(method, path, &auth)
     };
     // Tokens are checked against the real clock; the rules see `now_ms`.
     decide(config, worker, &view, kit::now())
-}
-
-fn status(d: &Decision<'_>) -> u16 {
-    match &d.action {
-        Action::Continue { .. } => 200,
-        Action::Reply(reply) => reply.status,
-    }
 }
 
 /// One unattended refresh of `account`: the account, its balances, two transaction pages.
@@ -525,11 +498,7 @@ fn a_pinned_block_stays_a_block_and_names_risk() {
 #[test]
 fn rules_are_enforced_when_the_model_only_shadows() {
     let mut config = with_rules(json!({"payment_velocity": {"max_per_hour": 2, "max_per_day": 2}}));
-    config["model"] = json!({
-        "inline_base64": base64::engine::general_purpose::STANDARD.encode(SHIPPED),
-        "trusted_keys": [DEMO_MODEL_KEY.trim()],
-        "mode": "shadow",
-    });
+    config["model"] = kit::config::shipped_model("shadow");
     let config = load(&config);
     let mut worker = Worker::new(&config);
     let tpp = caller("tpp-1", "psu-1");

@@ -9,25 +9,12 @@
     clippy::indexing_slicing
 )]
 
-use obguard::config::{self, FilterConfig};
+use obguard::config::FilterConfig;
 use obguard::pipeline::{Action, Decision, RequestView, Worker, decide};
 use obguard::telemetry::Outcome;
-use obguard_testkit::{self as kit, Key};
+use obguard_testkit::pipeline::{load, load_err, reply_header, status, view};
+use obguard_testkit::{self as kit, Key, without};
 use serde_json::{Value, json};
-
-fn load(config: &Value) -> FilterConfig {
-    match config::load(config.to_string().as_bytes()) {
-        Ok(config) => config,
-        Err(err) => panic!("config rejected: {err}"),
-    }
-}
-
-fn load_err(config: &Value) -> String {
-    match config::load(config.to_string().as_bytes()) {
-        Ok(_) => panic!("accepted: {config}"),
-        Err(err) => err.to_string(),
-    }
-}
 
 struct Request<'a> {
     method: &'a str,
@@ -67,23 +54,11 @@ fn run_at<'c>(
     let bearer = req.token.map(|t| format!("Bearer {t}"));
     let authorization: Vec<&str> = bearer.iter().map(String::as_str).collect();
     let view = RequestView {
-        method: req.method,
-        path: req.path,
-        authorization: &authorization,
-        interaction_id: None,
-        jwt_authn_payloads: None,
         headers: &req.headers,
         source_address: req.source_address,
-        now_ms: 0,
+        ..view(req.method, req.path, &authorization)
     };
     decide(config, worker, &view, now)
-}
-
-fn status(decision: &Decision<'_>) -> u16 {
-    match &decision.action {
-        Action::Reply(reply) => reply.status,
-        Action::Continue { .. } => 200,
-    }
 }
 
 fn removed(decision: &Decision<'_>) -> Vec<String> {
@@ -359,14 +334,6 @@ fn path_parameter_charsets_are_configurable_per_route() {
 // ---------------------------------------------------------------------------------------
 // 4. RFC 9068 required claims for `at+jwt` issuers.
 
-fn without(claims: &Value, names: &[&str]) -> Value {
-    let mut claims = claims.clone();
-    for name in names {
-        claims.as_object_mut().unwrap().remove(*name);
-    }
-    claims
-}
-
 fn reason_for(config: &FilterConfig, token: &str) -> Option<&'static str> {
     let mut worker = Worker::new(config);
     run(config, &mut worker, &Request::get("/accounts", token)).reason
@@ -434,14 +401,7 @@ fn at_jwt_issuers_require_the_rfc9068_claims() {
 fn duplicate_claims_and_header_members_are_refused() {
     let config = load(&kit::plugin_config());
     let now = kit::now();
-    let claims = |extra: &str| {
-        format!(
-            r#"{{"iss":"{}","aud":"{}","sub":"psu-1","client_id":"tpp-1","scope":"accounts","iat":{now},"exp":{},"jti":"j-{now}"{extra}}}"#,
-            kit::ISSUER,
-            kit::AUDIENCE,
-            now + 300,
-        )
-    };
+    let claims = |extra: &str| kit::raw_claims(now, extra);
     let header = r#"{"alg":"ES256","typ":"at+jwt","kid":"ec-p256"}"#;
     let good = kit::sign_raw("ES256", Key::P256, header, &claims(""));
     assert_eq!(reason_for(&config, &good), None);
@@ -801,19 +761,14 @@ fn ip_header_is_replaced_by_client_ip() {
 // ---------------------------------------------------------------------------------------
 // 8. Client ids are namespaced by issuer.
 
-use obguard::ratelimit::{RequestFacts, plan};
+use obguard::ratelimit::plan;
 use obguard_rls_proto::envoy::service::ratelimit::v3::RateLimitRequest;
 use prost::Message;
 
 fn two_issuers(extra: Value) -> Value {
-    let mut config = kit::plugin_config();
-    config["issuers"].as_array_mut().unwrap().push(json!({
-        "issuer": kit::HMAC_ISSUER,
-        "audiences": [kit::AUDIENCE],
-        "shared_secret": kit::b64(kit::HMAC_SECRET),
-        "algorithms": ["HS256"],
-        "max_lifetime_s": null,
-    }));
+    let mut hmac = kit::config::hmac_issuer();
+    hmac["max_lifetime_s"] = json!(null);
+    let mut config = kit::config::with_issuer(hmac);
     for (k, v) in extra.as_object().unwrap() {
         config[k] = v.clone();
     }
@@ -822,9 +777,7 @@ fn two_issuers(extra: Value) -> Value {
 
 /// A token for `client` from the second (HMAC) issuer.
 fn hmac_token(client: &str, claims: Option<Value>) -> String {
-    let mut claims = claims.unwrap_or_else(|| kit::claims(client, "accounts"));
-    claims["iss"] = json!(kit::HMAC_ISSUER);
-    kit::sign_hmac("HS256", kit::HMAC_SECRET, &json!({"alg": "HS256"}), &claims)
+    kit::hmac_token(&claims.unwrap_or_else(|| kit::claims(client, "accounts")))
 }
 
 fn set_headers(decision: &Decision<'_>) -> Vec<(String, String)> {
@@ -864,13 +817,7 @@ fn the_same_client_id_from_two_issuers_is_two_clients() {
     assert_eq!(b.client_id.as_deref(), Some("tpp-1@hmac-idp.obguard.test"));
 
     let descriptors = |d: &Decision<'_>| {
-        let facts = RequestFacts {
-            client_id: d.client_id.as_deref(),
-            subject: d.subject.as_deref(),
-            route: d.route,
-            assessment: d.assessment,
-            country: None,
-        };
+        let facts = kit::ratelimit::request_facts(d, None);
         let call = plan(config.ratelimit.as_ref().unwrap(), &facts).unwrap();
         let request = RateLimitRequest::decode(call.message.as_slice()).unwrap();
         request
@@ -1033,17 +980,6 @@ fn throttle_config(ratelimit: Value) -> FilterConfig {
     load(&raw)
 }
 
-fn reply_header(decision: &Decision<'_>, name: &str) -> Option<String> {
-    match &decision.action {
-        Action::Reply(reply) => reply
-            .headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone()),
-        Action::Continue { .. } => None,
-    }
-}
-
 #[test]
 fn a_throttle_without_a_rate_limit_call_is_answered_locally() {
     let section = |extra: Value| {
@@ -1125,17 +1061,9 @@ fn a_throttle_without_a_rate_limit_call_is_answered_locally() {
 // 10. The rate-limit service cannot write reserved headers.
 
 use obguard::ratelimit::reply::{self, Answer, Direction, Dropped, Next};
-use obguard_rls_proto::envoy::config::core::v3::HeaderValue;
 use obguard_rls_proto::envoy::service::ratelimit::v3::RateLimitResponse;
 use obguard_rls_proto::envoy::service::ratelimit::v3::rate_limit_response::Code;
-
-fn hv(key: &str, value: &str) -> HeaderValue {
-    HeaderValue {
-        key: key.into(),
-        value: value.into(),
-        ..Default::default()
-    }
-}
+use obguard_testkit::ratelimit::header_value as hv;
 
 #[test]
 fn the_rate_limit_service_cannot_write_identity_credentials_or_response_security_headers() {

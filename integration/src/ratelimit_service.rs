@@ -300,17 +300,7 @@ impl RateLimitService {
     pub fn received_descriptors(&self) -> Vec<Vec<Vec<(String, String)>>> {
         self.received()
             .iter()
-            .map(|r| {
-                r.descriptors
-                    .iter()
-                    .map(|d| {
-                        d.entries
-                            .iter()
-                            .map(|e| (e.key.clone(), e.value.clone()))
-                            .collect()
-                    })
-                    .collect()
-            })
+            .map(obguard_testkit::ratelimit::descriptor_entries)
             .collect()
     }
 

@@ -27,22 +27,10 @@ fn jwt_authn_filter() -> Value {
     })
 }
 
-fn delegated_plugin_config() -> Value {
-    let mut config = kit::plugin_config();
-    let issuer = config["issuers"][0].as_object_mut().unwrap();
-    issuer.remove("jwks");
-    issuer.insert("algorithms".into(), json!([]));
-    issuer.insert(
-        "jwt_authn".into(),
-        json!({"payload_in_metadata": "jwt_payload"}),
-    );
-    config
-}
-
 #[test]
 fn obguard_trusts_what_jwt_authn_verified() {
     let upstream = EchoUpstream::start();
-    let mut opts = EnvoyOptions::new(upstream.port()).plugin(delegated_plugin_config());
+    let mut opts = EnvoyOptions::new(upstream.port()).plugin(kit::config::delegated());
     opts.extra_http_filters.push(jwt_authn_filter());
     let envoy = Envoy::start(opts);
 

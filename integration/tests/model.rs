@@ -102,15 +102,7 @@ fn normal_allowed_new_country_burst_challenged_with_reasons() {
     ));
     assert_eq!(resp.status, 401, "{}", resp.text());
     let challenge = resp.header("www-authenticate").unwrap_or_default();
-    assert!(
-        challenge.contains("error=\"insufficient_user_authentication\""),
-        "{challenge}"
-    );
-    assert!(
-        challenge.contains("acr_values=\"urn:openbanking:psd2:sca\""),
-        "{challenge}"
-    );
-    assert!(challenge.contains("max_age=300"), "{challenge}");
+    kit::assert::step_up_challenge(challenge);
     assert!(resp.header("x-fapi-interaction-id").is_some());
 
     let lines = envoy.wait_access_log(41);

@@ -8,6 +8,7 @@ use obguard_integration::{
     Behaviour, EchoUpstream, Envoy, EnvoyOptions, Limit, RateLimitService, RawRequest, Unit,
     grpc_cluster,
 };
+use obguard_testkit::ratelimit::pairs;
 use obguard_testkit::{self as kit, Key};
 use serde_json::{Value, json};
 
@@ -48,16 +49,6 @@ fn start(upstream: &EchoUpstream, rls_port: u16, plugin_config: Value) -> Envoy 
     let mut opts = EnvoyOptions::new(upstream.port()).plugin(plugin_config);
     opts.extra_clusters = vec![grpc_cluster("ratelimit", rls_port)];
     Envoy::start(opts)
-}
-
-fn pairs(list: &[&[(&str, &str)]]) -> Vec<Vec<(String, String)>> {
-    list.iter()
-        .map(|d| {
-            d.iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect()
-        })
-        .collect()
 }
 
 #[test]

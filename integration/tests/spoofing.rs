@@ -230,12 +230,6 @@ fn path_parameters_outside_their_charset_are_never_forwarded() {
 
 // 4. ------------------------------------------------------------------------------------
 
-fn without(claims: &Value, name: &str) -> Value {
-    let mut claims = claims.clone();
-    claims.as_object_mut().unwrap().remove(name);
-    claims
-}
-
 #[test]
 fn at_jwt_tokens_without_rfc9068_claims_are_refused() {
     let (upstream, envoy) = start(kit::plugin_config());
@@ -244,7 +238,7 @@ fn at_jwt_tokens_without_rfc9068_claims_are_refused() {
         let resp = envoy.send(&RawRequest::get("/accounts").bearer(kit::token(
             "ES256",
             Key::P256,
-            &without(&claims, name),
+            &kit::without(&claims, &[name]),
         )));
         assert_eq!(resp.status, 401, "{name}");
         assert_eq!(resp.json()["error"], "invalid_token", "{name}");
@@ -267,7 +261,7 @@ fn at_jwt_tokens_without_rfc9068_claims_are_refused() {
     let resp = envoy.send(&RawRequest::get("/accounts").bearer(kit::token(
         "ES256",
         Key::P256,
-        &without(&claims, "jti"),
+        &kit::without(&claims, &["jti"]),
     )));
     assert_eq!(resp.status, 200, "relaxed: {}", resp.text());
     assert_eq!(upstream.count(), 1);
@@ -279,14 +273,7 @@ fn at_jwt_tokens_without_rfc9068_claims_are_refused() {
 fn duplicate_claims_and_header_members_are_refused() {
     let (upstream, envoy) = start(kit::plugin_config());
     let now = kit::now();
-    let claims = |extra: &str| {
-        format!(
-            r#"{{"iss":"{}","aud":"{}","sub":"psu-1","client_id":"tpp-1","scope":"accounts","iat":{now},"exp":{},"jti":"j-{now}"{extra}}}"#,
-            kit::ISSUER,
-            kit::AUDIENCE,
-            now + 300
-        )
-    };
+    let claims = |extra: &str| kit::raw_claims(now, extra);
     let header = r#"{"alg":"ES256","typ":"at+jwt","kid":"ec-p256"}"#;
     let resp = envoy.send(&RawRequest::get("/accounts").bearer(kit::sign_raw(
         "ES256",

@@ -423,17 +423,10 @@ fn repeated_tokens_are_served_from_the_cache() {
 
 #[test]
 fn hmac_issuer_with_shared_secret() {
-    let mut config = kit::plugin_config();
-    config["issuers"].as_array_mut().unwrap().push(json!({
-        "issuer": kit::HMAC_ISSUER,
-        "audiences": [kit::AUDIENCE],
-        "shared_secret": kit::b64(kit::HMAC_SECRET),
-        "algorithms": ["HS256"],
-    }));
-    let s = start(config);
+    let s = start(kit::config::with_hmac_issuer());
     let mut claims = kit::claims("tpp-h", "accounts");
     claims["iss"] = json!(kit::HMAC_ISSUER);
-    let token = kit::sign_hmac("HS256", kit::HMAC_SECRET, &json!({"alg": "HS256"}), &claims);
+    let token = kit::hmac_token(&claims);
     assert_eq!(get(&s.envoy, "/accounts", &token).status, 200);
     let wrong = kit::sign_hmac(
         "HS256",

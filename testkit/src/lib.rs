@@ -5,9 +5,16 @@
 //! rather than jwt-simple, so tests can craft any header (crit, jku, typ, alg confusion)
 //! and tests of obguard's jwt-simple path are not checked by jwt-simple itself.
 //!
-//! [`host::MemoryHost`] is an in-memory proxy host for the filter's runtime tests.
+//! [`host::MemoryHost`] is an in-memory proxy host for the filter's runtime tests. The
+//! fixtures several suites share live here too: [`config`] (plugin configurations),
+//! [`pipeline`] (driving the pipeline natively), [`ratelimit`] (rate-limit service messages)
+//! and [`assert`] (assertions on obguard's answers).
 
+pub mod assert;
+pub mod config;
 pub mod host;
+pub mod pipeline;
+pub mod ratelimit;
 
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -129,6 +136,37 @@ pub fn claims(client_id: &str, scope: &str) -> Value {
         "exp": now + 300,
         "jti": format!("{client_id}-{now}"),
     })
+}
+
+/// The claims of [`claims`] as JSON text (`sub` `psu-1`, `client_id` `tpp-1`, scope
+/// `accounts`, issued at `now`), with `extra` appended inside the object as it is: for
+/// payloads a `Value` cannot express, such as duplicate members (`extra` starts with a comma).
+pub fn raw_claims(now: u64, extra: &str) -> String {
+    format!(
+        r#"{{"iss":"{}","aud":"{}","sub":"psu-1","client_id":"tpp-1","scope":"accounts","iat":{now},"exp":{},"jti":"j-{now}"{extra}}}"#,
+        ISSUER,
+        AUDIENCE,
+        now + 300,
+    )
+}
+
+/// `claims` without the members `names`.
+pub fn without(claims: &Value, names: &[&str]) -> Value {
+    let mut claims = claims.clone();
+    if let Some(members) = claims.as_object_mut() {
+        for name in names {
+            members.remove(*name);
+        }
+    }
+    claims
+}
+
+/// `claims` (`iss` replaced by [`HMAC_ISSUER`]) signed HS256 with [`HMAC_SECRET`] under the
+/// header `{"alg": "HS256"}`: a valid token of [`config::hmac_issuer`].
+pub fn hmac_token(claims: &Value) -> String {
+    let mut claims = claims.clone();
+    claims["iss"] = json!(HMAC_ISSUER);
+    sign_hmac("HS256", HMAC_SECRET, &json!({"alg": "HS256"}), &claims)
 }
 
 /// The JOSE header obguard's issuers expect by default (RFC 9068 `at+jwt`).
@@ -353,6 +391,13 @@ pub fn host_verify_stand_in(
 
 /// Calls made to [`host_verify_stand_in`].
 pub static HOST_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The shipped model file (`models/shipped/obguard-default.model`), signed with the demo key.
+pub const SHIPPED_MODEL: &[u8] = include_bytes!("../../models/shipped/obguard-default.model");
+
+/// The DEMO-ONLY public key the shipped model is signed with (envoy/demo/keys/README.md):
+/// the `.pub` file's text, newline included (trim it for a trusted key).
+pub const DEMO_MODEL_KEY: &str = include_str!("../../envoy/demo/keys/DEMO-ONLY-model-signing.pub");
 
 /// PKCS#8 PEM secret key and base64 public key of test model-signing key `n` (1 or 2).
 fn model_signing_key_files(n: u8) -> (&'static str, &'static str) {
