@@ -41,6 +41,19 @@ impl Harness {
         let bearer = format!("Bearer {token}");
         self.run("GET", path, &[bearer.as_str()])
     }
+
+    /// The first issuer's remote keys, as the adapter loads them from shared data: the test
+    /// JWKS, fetched at `fetched_at`.
+    fn remote_keys_fetched_at(&mut self, fetched_at: u64) {
+        let keys = obguard::identify::jwks_remote::parse(
+            kit::jwks().to_string().as_bytes(),
+            &self.config.issuers[0].algorithms,
+            20,
+        )
+        .unwrap();
+        self.cache.remote_keys[0] =
+            Some(obguard::identify::jwks_remote::RemoteKeySet { keys, fetched_at });
+    }
 }
 
 fn assert_refused(decision: &Decision<'_>, status_code: u16, reason: &str) {
@@ -54,7 +67,7 @@ fn assert_refused(decision: &Decision<'_>, status_code: u16, reason: &str) {
 }
 
 fn accounts_token(alg: &str, key: Key) -> String {
-    kit::token(alg, key, &kit::claims("tpp-1", "accounts"))
+    kit::token_for(alg, key, "tpp-1", "accounts")
 }
 
 #[test]
@@ -90,11 +103,7 @@ fn identity_headers_are_set_and_spoofable_ones_removed() {
     let mut h = Harness::new();
     let decision = h.get(
         "/accounts/acc-1/transactions",
-        &kit::token(
-            "PS256",
-            Key::Rsa1,
-            &kit::claims("tpp-1", "accounts transactions:read"),
-        ),
+        &kit::token_for("PS256", Key::Rsa1, "tpp-1", "accounts transactions:read"),
     );
     let Action::Continue {
         remove,
@@ -249,11 +258,7 @@ fn signature_tampering() {
         "malformed",
     );
     // Signature of another token.
-    let other = kit::token(
-        "RS256",
-        Key::Rsa1,
-        &kit::claims("tpp-2", "accounts payments"),
-    );
+    let other = kit::token_for("RS256", Key::Rsa1, "tpp-2", "accounts payments");
     let other_sig = other.rsplit('.').next().unwrap();
     assert_refused(
         &h.get(
@@ -493,11 +498,7 @@ fn scopes_are_enforced_per_route() {
         403,
         "missing_scope",
     );
-    let token = kit::token(
-        "ES256",
-        Key::P256,
-        &kit::claims("tpp-1", "accounts transactions:all"),
-    );
+    let token = kit::token_for("ES256", Key::P256, "tpp-1", "accounts transactions:all");
     assert_eq!(
         h.get("/accounts/acc-1/transactions", &token).outcome,
         Outcome::Allowed
@@ -638,11 +639,7 @@ fn host_crypto_path_verifies_rs_and_es_and_falls_back_for_ps_and_eddsa() {
     let d = h.get("/accounts", &foreign);
     assert_refused(&d, 401, "bad_signature");
     assert_eq!(d.trace.verified_by, Some(VerifyPath::Host));
-    let other = kit::token(
-        "RS256",
-        Key::Rsa1,
-        &kit::claims("tpp-2", "accounts payments"),
-    );
+    let other = kit::token_for("RS256", Key::Rsa1, "tpp-2", "accounts payments");
     let spliced = format!(
         "{}.{}",
         good.rsplit_once('.').unwrap().0,
@@ -768,16 +765,7 @@ fn remote_jwks_keys_unavailable_is_a_503_not_a_401() {
 
     // Keys arrive (as the adapter loads them from shared data): the token verifies; an
     // unknown kid asks for a refetch.
-    let keys = obguard::identify::jwks_remote::parse(
-        kit::jwks().to_string().as_bytes(),
-        &h.config.issuers[0].algorithms,
-        20,
-    )
-    .unwrap();
-    h.cache.remote_keys[0] = Some(obguard::identify::jwks_remote::RemoteKeySet {
-        keys,
-        fetched_at: kit::now(),
-    });
+    h.remote_keys_fetched_at(kit::now());
     assert_eq!(h.get("/accounts", &token).outcome, Outcome::Allowed);
     let unknown = kit::sign(
         "ES256",
@@ -790,16 +778,7 @@ fn remote_jwks_keys_unavailable_is_a_503_not_a_401() {
     assert_eq!(d.trace.refetch_keys_for, Some(0));
 
     // Keys older than max_stale_s (default 86400) no longer count.
-    let keys = obguard::identify::jwks_remote::parse(
-        kit::jwks().to_string().as_bytes(),
-        &h.config.issuers[0].algorithms,
-        20,
-    )
-    .unwrap();
-    h.cache.remote_keys[0] = Some(obguard::identify::jwks_remote::RemoteKeySet {
-        keys,
-        fetched_at: kit::now() - 90_000,
-    });
+    h.remote_keys_fetched_at(kit::now() - 90_000);
     h.cache.cache = obguard::identify::cache::TokenCache::new(10);
     assert_eq!(h.get("/accounts", &token).outcome, Outcome::IdpUnavailable);
 }

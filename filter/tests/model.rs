@@ -33,6 +33,13 @@ struct Client {
     headers: Vec<(String, String)>,
 }
 
+/// The shipped model's configuration in `mode`, loaded, and a worker for it.
+fn model_stage(mode: &str) -> (FilterConfig, Worker) {
+    let config = load(&model_config(mode));
+    let worker = Worker::new(&config);
+    (config, worker)
+}
+
 fn client(id: &str, country: &str, asn: &str, ip: &str, ua: &str) -> Client {
     let day = kit::now() - kit::now() % 86_400;
     let mut claims = kit::claims(id, "accounts transactions:read");
@@ -68,6 +75,31 @@ fn call<'c>(
     decide(config, worker, &view, now_ms / 1000)
 }
 
+/// `n` requests of `c`, the `i`th to `path(i)`, one every 10 minutes from `start_ms`.
+fn every_ten_minutes<'c>(
+    config: &'c FilterConfig,
+    worker: &mut Worker,
+    c: &Client,
+    start_ms: u64,
+    n: u64,
+    path: impl Fn(u64) -> String,
+) -> Vec<Decision<'c>> {
+    (0..n)
+        .map(|i| call(config, worker, c, &path(i), start_ms + i * 600_000))
+        .collect()
+}
+
+/// The `i`th of many freshly minted client ids, all from the same place.
+fn minted(i: u64) -> Client {
+    client(
+        &format!("minted-{i}"),
+        "GB",
+        "AS2856",
+        "203.0.113.10",
+        "x/1",
+    )
+}
+
 /// Client `id` as it usually calls: from GB, its ASN and network, its own software.
 fn at_home(id: &str) -> Client {
     client(id, "GB", "AS2856", "203.0.113.10", "AcmeAggregator/2.3")
@@ -89,20 +121,15 @@ fn business_hours_ms() -> u64 {
 
 #[test]
 fn normal_traffic_is_allowed_and_an_off_hours_new_country_burst_is_not() {
-    let config = load(&model_config("enforce"));
-    let mut worker = Worker::new(&config);
+    let (config, mut worker) = model_stage("enforce");
     let normal = at_home("tpp-agg");
     let start = business_hours_ms();
+    // Every ~10 minutes through the afternoon.
+    let decisions = every_ten_minutes(&config, &mut worker, &normal, start, 40, |i| {
+        format!("/accounts/acc-{}/balances", i % 3)
+    });
     let mut allowed = 0;
-    for i in 0..40u64 {
-        // Every ~10 minutes through the afternoon.
-        let d = call(
-            &config,
-            &mut worker,
-            &normal,
-            &format!("/accounts/acc-{}/balances", i % 3),
-            start + i * 600_000,
-        );
+    for d in &decisions {
         if d.outcome == Outcome::Allowed {
             allowed += 1;
         }
@@ -172,15 +199,9 @@ fn step_up_is_an_rfc_9470_challenge() {
     let normal = at_home("tpp-pay");
     let start = business_hours_ms();
     // Past the client's warm-up (its first 32 requests are not judged by the model).
-    for i in 0..40u64 {
-        call(
-            &config,
-            &mut worker,
-            &normal,
-            "/accounts/acc-1/transactions",
-            start + i * 600_000,
-        );
-    }
+    every_ten_minutes(&config, &mut worker, &normal, start, 40, |_| {
+        "/accounts/acc-1/transactions".into()
+    });
     // 03:00 the next night: a new country, ASN and network, driven by curl.
     let odd = abroad("tpp-pay", "curl/8.0");
     let d = call(
@@ -206,19 +227,13 @@ fn step_up_is_an_rfc_9470_challenge() {
 
 #[test]
 fn shadow_mode_scores_but_allows() {
-    let config = load(&model_config("shadow"));
-    let mut worker = Worker::new(&config);
+    let (config, mut worker) = model_stage("shadow");
     // A client with a history from GB (past its warm-up)...
     let home = at_home("tpp-shadowed");
     let start = business_hours_ms();
-    for i in 0..40u64 {
-        let d = call(
-            &config,
-            &mut worker,
-            &home,
-            "/accounts/acc-1/transactions",
-            start + i * 600_000,
-        );
+    for d in every_ten_minutes(&config, &mut worker, &home, start, 40, |_| {
+        "/accounts/acc-1/transactions".into()
+    }) {
         assert_eq!(d.outcome, Outcome::Allowed);
     }
     // ...then at night from RU, driven by curl, walking accounts.
@@ -289,19 +304,12 @@ impl BaselineStore for Observed {
 
 #[test]
 fn minting_client_ids_does_not_grow_baseline_memory() {
-    let config = load(&model_config("shadow"));
-    let mut worker = Worker::new(&config);
+    let (config, mut worker) = model_stage("shadow");
     let slots = std::rc::Rc::new(std::cell::RefCell::new(MemoryStore::default()));
     worker.baselines = Box::new(Observed(slots.clone()));
     let now = business_hours_ms();
     for i in 0..400 {
-        let c = client(
-            &format!("minted-{i}"),
-            "GB",
-            "AS2856",
-            "203.0.113.10",
-            "x/1",
-        );
+        let c = minted(i);
         let d = call(&config, &mut worker, &c, "/accounts", now + i);
         assert!(d.trace.model.is_some());
     }
@@ -346,13 +354,7 @@ fn baseline_write_fates_are_reported() {
     let mut worker = Worker::new(&config);
     let taken = (0..400)
         .filter(|i| {
-            let c = client(
-                &format!("minted-{i}"),
-                "GB",
-                "AS2856",
-                "203.0.113.10",
-                "x/1",
-            );
+            let c = minted(*i);
             call(&config, &mut worker, &c, "/accounts", now + i)
                 .trace
                 .model

@@ -175,7 +175,7 @@ fn request<'a>(auth: &'a [&'a str], headers: &'a [(String, String)]) -> RequestV
 fn before_the_first_model_requests_are_allowed_unscored_or_refused() {
     let key = kit::model_signing_public_key_b64(1);
     let http = json!({"cluster": "models", "path": "/m"});
-    let token = kit::token("ES256", Key::P256, &kit::claims("tpp-1", "accounts"));
+    let token = kit::token_for("ES256", Key::P256, "tpp-1", "accounts");
     let bearer = format!("Bearer {token}");
     let auth = [bearer.as_str()];
     let headers = vec![("x-client-geo-country".to_owned(), "GB".to_owned())];
@@ -217,7 +217,7 @@ fn the_shadow_model_scores_the_same_request_but_only_the_primary_decides() {
         "shadow_model": {"inline_base64": b64(&strict)}
     })));
     let mut worker = Worker::new(&config);
-    let token = kit::token("ES256", Key::P256, &kit::claims("tpp-1", "accounts"));
+    let token = kit::token_for("ES256", Key::P256, "tpp-1", "accounts");
     let bearer = format!("Bearer {token}");
     let auth = [bearer.as_str()];
     let gb = vec![("x-client-geo-country".to_owned(), "GB".to_owned())];

@@ -69,8 +69,7 @@ fn plan_for(
     client: Option<&str>,
     country: Option<&str>,
 ) -> Option<Call> {
-    let token =
-        client.map(|c| kit::token("ES256", Key::P256, &kit::claims(c, "accounts payments")));
+    let token = client.map(|c| kit::token_for("ES256", Key::P256, c, "accounts payments"));
     let bearer = token.map(|t| format!("Bearer {t}"));
     let authorization: Vec<&str> = bearer.iter().map(String::as_str).collect();
     let view = view(method, path, &authorization);
@@ -160,7 +159,7 @@ fn hits_are_weighted_by_risk_and_non_allow_calls_only_for_non_allow_verdicts() {
 #[test]
 fn verdict_and_risk_headers_go_upstream() {
     let config = config();
-    let token = kit::token("ES256", Key::P256, &kit::claims("tpp-risky", "accounts"));
+    let token = kit::token_for("ES256", Key::P256, "tpp-risky", "accounts");
     let decision = kit::pipeline::decide_get(&config, "/accounts", &token, kit::now());
     let Action::Continue { set, remove, .. } = &decision.action else {
         panic!("refused");
@@ -316,27 +315,22 @@ fn failures_become_the_routes_decision() {
         (0, slow, Some(&unknown), Failure::Malformed),
     ];
     for (status, elapsed, body, failure) in cases {
-        let obeyed = reply::obey(
-            &open,
-            status,
-            elapsed,
-            body,
-            &Reserved::default(),
-            "bank",
-            "i",
-        );
+        let obey = |policy| {
+            reply::obey(
+                policy,
+                status,
+                elapsed,
+                body,
+                &Reserved::default(),
+                "bank",
+                "i",
+            )
+        };
+        let obeyed = obey(&open);
         assert_eq!(obeyed.answer, Answer::FailedOpen(failure));
         assert!(matches!(obeyed.next, Next::Resume { .. }));
 
-        let obeyed = reply::obey(
-            &closed_503,
-            status,
-            elapsed,
-            body,
-            &Reserved::default(),
-            "bank",
-            "i",
-        );
+        let obeyed = obey(&closed_503);
         assert_eq!(obeyed.answer, Answer::FailedClosed(failure));
         let Next::Reply(reply) = obeyed.next else {
             panic!("not a reply")
@@ -346,15 +340,7 @@ fn failures_become_the_routes_decision() {
         assert_eq!(json["error"], "temporarily_unavailable");
         assert_eq!(header(&reply.headers, "x-fapi-interaction-id"), Some("i"));
 
-        let obeyed = reply::obey(
-            &closed_429,
-            status,
-            elapsed,
-            body,
-            &Reserved::default(),
-            "bank",
-            "i",
-        );
+        let obeyed = obey(&closed_429);
         let Next::Reply(reply) = obeyed.next else {
             panic!("not a reply")
         };

@@ -394,27 +394,19 @@ fn a_log_only_rule_counts_its_hit_and_allows() {
     })));
     let mut worker = Worker::new(&config);
     let tpp = caller("tpp-1", "psu-1");
-    assert_eq!(
-        status(&send(
+    let mut get_a1 = |at_ms| {
+        send(
             &config,
             &mut worker,
             &tpp,
             "GET",
             "/accounts/a1",
             None,
-            T0
-        )),
-        200
-    );
-    let d = send(
-        &config,
-        &mut worker,
-        &tpp,
-        "GET",
-        "/accounts/a1",
-        None,
-        T0 + HOUR_MS,
-    );
+            at_ms,
+        )
+    };
+    assert_eq!(status(&get_a1(T0)), 200);
+    let d = get_a1(T0 + HOUR_MS);
     assert_eq!(status(&d), 200);
     assert_eq!(d.outcome, Outcome::Allowed);
     assert_eq!(

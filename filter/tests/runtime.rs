@@ -450,7 +450,7 @@ fn signature_checks_go_through_the_host_function_when_offered() {
     assert!(plugin.configure());
     assert!(host.logged(LogLevel::Info, "host signature verification available"));
     let mut stream = plugin.stream();
-    let rs = kit::token("RS256", Key::Rsa1, &kit::claims("tpp-1", "accounts"));
+    let rs = kit::token_for("RS256", Key::Rsa1, "tpp-1", "accounts");
     accounts_request(&host, &rs);
     assert_eq!(stream.on_request_headers(), Flow::Continue);
     assert_eq!(host.metric("obguard.signature_checks.host"), 1);

@@ -35,6 +35,14 @@ impl<'a> Request<'a> {
         }
     }
 
+    /// A GET without a token.
+    fn anonymous(path: &'a str) -> Self {
+        Self {
+            token: None,
+            ..Self::get(path, "")
+        }
+    }
+
     fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));
         self
@@ -69,7 +77,7 @@ fn removed(decision: &Decision<'_>) -> Vec<String> {
 }
 
 fn accounts_token(client: &str) -> String {
-    kit::token("ES256", Key::P256, &kit::claims(client, "accounts"))
+    kit::token_for("ES256", Key::P256, client, "accounts")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -101,12 +109,7 @@ fn underscore_and_mixed_case_spellings_of_identity_headers_are_removed() {
         run(
             &config,
             &mut worker,
-            &Request {
-                token: None,
-                path: "/health",
-                ..Request::get("/health", "")
-            }
-            .header("x_obguard_client_id", "evil"),
+            &Request::anonymous("/health").header("x_obguard_client_id", "evil"),
         ),
     ] {
         let remove = removed(&decision);
@@ -182,11 +185,7 @@ fn method_override_headers_are_refused_on_authorised_routes_by_default() {
     let decision = run(
         &config,
         &mut worker,
-        &Request {
-            token: None,
-            ..Request::get("/health", "")
-        }
-        .header("x-http-method-override", "DELETE"),
+        &Request::anonymous("/health").header("x-http-method-override", "DELETE"),
     );
     assert_eq!(decision.reason, Some("method_override"));
     // Without the header nothing changes.
@@ -221,11 +220,7 @@ fn method_override_headers_are_stripped_with_strip_and_on_pass_through() {
     let decision = run(
         &config,
         &mut worker,
-        &Request {
-            token: None,
-            ..Request::get("/elsewhere", "")
-        }
-        .header("x-http-method", "PUT"),
+        &Request::anonymous("/elsewhere").header("x-http-method", "PUT"),
     );
     assert_eq!(decision.outcome, Outcome::Passthrough);
     assert!(removed(&decision).iter().any(|n| n == "x-http-method"));
@@ -242,11 +237,7 @@ fn method_override_headers_are_stripped_with_strip_and_on_pass_through() {
 fn path_parameters_accept_only_unreserved_characters_by_default() {
     let config = load(&kit::plugin_config());
     let mut worker = Worker::new(&config);
-    let token = kit::token(
-        "ES256",
-        Key::P256,
-        &kit::claims("tpp-1", "accounts transactions:read"),
-    );
+    let token = kit::token_for("ES256", Key::P256, "tpp-1", "accounts transactions:read");
     for path in [
         "/accounts/%c0%ae%c0%ae",
         "/accounts/%C0%AE%C0%AE/transactions",
@@ -780,6 +771,24 @@ fn hmac_token(client: &str, claims: Option<Value>) -> String {
     kit::hmac_token(&claims.unwrap_or_else(|| kit::claims(client, "accounts")))
 }
 
+/// `GET /accounts` as `tpp-1` of the first issuer, then of the HMAC issuer.
+fn tpp_1_of_each_issuer<'c>(
+    config: &'c FilterConfig,
+    worker: &mut Worker,
+) -> (Decision<'c>, Decision<'c>) {
+    let a = run(
+        config,
+        worker,
+        &Request::get("/accounts", &accounts_token("tpp-1")),
+    );
+    let b = run(
+        config,
+        worker,
+        &Request::get("/accounts", &hmac_token("tpp-1", None)),
+    );
+    (a, b)
+}
+
 fn set_headers(decision: &Decision<'_>) -> Vec<(String, String)> {
     match &decision.action {
         Action::Continue { set, .. } => set
@@ -803,16 +812,7 @@ fn the_same_client_id_from_two_issuers_is_two_clients() {
         }
     })));
     let mut worker = Worker::new(&config);
-    let a = run(
-        &config,
-        &mut worker,
-        &Request::get("/accounts", &accounts_token("tpp-1")),
-    );
-    let b = run(
-        &config,
-        &mut worker,
-        &Request::get("/accounts", &hmac_token("tpp-1", None)),
-    );
+    let (a, b) = tpp_1_of_each_issuer(&config, &mut worker);
     assert_eq!(a.client_id.as_deref(), Some("tpp-1@idp.obguard.test"));
     assert_eq!(b.client_id.as_deref(), Some("tpp-1@hmac-idp.obguard.test"));
 
@@ -820,13 +820,11 @@ fn the_same_client_id_from_two_issuers_is_two_clients() {
         let facts = kit::ratelimit::request_facts(d, None);
         let call = plan(config.ratelimit.as_ref().unwrap(), &facts).unwrap();
         let request = RateLimitRequest::decode(call.message.as_slice()).unwrap();
-        request
-            .descriptors
+        kit::ratelimit::descriptor_entries(&request)
             .iter()
             .map(|d| {
-                d.entries
-                    .iter()
-                    .map(|e| format!("{}={}", e.key, e.value))
+                d.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
                     .collect::<Vec<_>>()
                     .join(",")
             })
@@ -883,16 +881,7 @@ fn the_same_client_id_from_two_issuers_is_two_clients() {
         "static_assessments": {"tpp-1@hmac-idp.obguard.test": {"verdict": "block", "risk_band": "high"}}
     })));
     let mut worker = Worker::new(&config);
-    let a = run(
-        &config,
-        &mut worker,
-        &Request::get("/accounts", &accounts_token("tpp-1")),
-    );
-    let b = run(
-        &config,
-        &mut worker,
-        &Request::get("/accounts", &hmac_token("tpp-1", None)),
-    );
+    let (a, b) = tpp_1_of_each_issuer(&config, &mut worker);
     assert_eq!((a.outcome, b.outcome), (Outcome::Allowed, Outcome::Blocked));
 }
 
@@ -1117,15 +1106,19 @@ fn the_rate_limit_service_cannot_write_identity_credentials_or_response_security
         ..Default::default()
     };
     let policy = rl.defaults;
-    let obeyed = reply::obey(
-        &policy,
-        0,
-        std::time::Duration::ZERO,
-        Some(&response.encode_to_vec()),
-        &rl.reserved,
-        "bank",
-        "id",
-    );
+    // The service's answer to a call that succeeded at once.
+    let obey = |response: &RateLimitResponse| {
+        reply::obey(
+            &policy,
+            0,
+            std::time::Duration::ZERO,
+            Some(&response.encode_to_vec()),
+            &rl.reserved,
+            "bank",
+            "id",
+        )
+    };
+    let obeyed = obey(&response);
     assert_eq!(obeyed.answer, Answer::Ok);
     assert_eq!(
         obeyed.next,
@@ -1172,15 +1165,7 @@ fn the_rate_limit_service_cannot_write_identity_credentials_or_response_security
         ],
         ..Default::default()
     };
-    let obeyed = reply::obey(
-        &policy,
-        0,
-        std::time::Duration::ZERO,
-        Some(&over.encode_to_vec()),
-        &rl.reserved,
-        "bank",
-        "id",
-    );
+    let obeyed = obey(&over);
     let Next::Reply(reply) = &obeyed.next else {
         panic!("not a reply")
     };

@@ -71,71 +71,71 @@ fn spec(name: &'static str, alg: &'static str, key: Key, client: &'static str) -
     }
 }
 
+impl Spec {
+    fn scope(self, scope: &'static str) -> Self {
+        Self { scope, ..self }
+    }
+
+    fn times(self, times: (i64, i64, i64)) -> Self {
+        Self { times, ..self }
+    }
+
+    /// For another audience: the claims do not pass.
+    fn aud(self, aud: &'static str) -> Self {
+        Self {
+            aud: Some(aud),
+            claims_ok: false,
+            ..self
+        }
+    }
+
+    fn iss(self, iss: &'static str) -> Self {
+        Self { iss, ..self }
+    }
+
+    fn header(self, header: Value) -> Self {
+        Self {
+            header: Some(header),
+            ..self
+        }
+    }
+
+    /// Signed by a key the issuer does not trust.
+    fn untrusted(self) -> Self {
+        Self {
+            trusted: false,
+            ..self
+        }
+    }
+}
+
 fn specs() -> Vec<Spec> {
     vec![
-        Spec {
-            scope: "accounts transactions:read",
-            ..spec("es256-accounts", "ES256", Key::P256, "tpp-1")
-        },
-        Spec {
-            scope: "accounts payments",
-            ..spec("rs256-payments", "RS256", Key::Rsa1, "tpp-2")
-        },
+        spec("es256-accounts", "ES256", Key::P256, "tpp-1").scope("accounts transactions:read"),
+        spec("rs256-payments", "RS256", Key::Rsa1, "tpp-2").scope("accounts payments"),
         spec("ps384-accounts", "PS384", Key::Rsa2, "tpp-3"),
-        Spec {
-            scope: "accounts transactions:all",
-            ..spec("es384-transactions", "ES384", Key::P384, "tpp-4")
-        },
-        Spec {
-            scope: "accounts transactions:read payments",
-            ..spec("eddsa-all", "EdDSA", Key::Ed25519, "tpp-5")
-        },
-        Spec {
-            scope: "",
-            ..spec("rs512-no-scope", "RS512", Key::Rsa1, "tpp-6")
-        },
-        Spec {
-            scope: "accounts payments",
-            ..spec("es256-risky", "ES256", Key::P256, "tpp-risky")
-        },
-        Spec {
-            times: (-7200, -7200, -3600),
-            ..spec("es256-expired", "ES256", Key::P256, "tpp-7")
-        },
-        Spec {
-            times: (3600, 3600, 3900),
-            ..spec("es256-future", "ES256", Key::P256, "tpp-8")
-        },
-        Spec {
-            aud: Some("https://elsewhere.test"),
-            claims_ok: false,
-            ..spec("es256-wrong-audience", "ES256", Key::P256, "tpp-9")
-        },
-        Spec {
-            iss: fixtures::HMAC_ISSUER,
-            header: Some(json!({"alg": "HS256"})),
-            scope: "accounts payments",
-            ..spec("hs256-hmac-issuer", "HS256", Key::Rsa1, "tpp-h")
-        },
-        Spec {
-            iss: fixtures::REMOTE_ISSUER,
-            ..spec("es256-remote-issuer", "ES256", Key::P256, "tpp-r")
-        },
-        Spec {
-            trusted: false,
-            header: Some(json!({"alg": "ES256", "typ": "at+jwt", "kid": "ec-p256"})),
-            ..spec("attacker-es256", "ES256", Key::AttackerP256, "tpp-a")
-        },
-        Spec {
-            trusted: false,
-            header: Some(json!({"alg": "HS256", "typ": "at+jwt", "kid": "rsa-1"})),
-            ..spec("hs256-key-confusion", "HS256-PEM", Key::Rsa1, "tpp-c")
-        },
-        Spec {
-            trusted: false,
-            header: Some(json!({"alg": "none", "typ": "at+jwt"})),
-            ..spec("alg-none", "none", Key::Rsa1, "tpp-n")
-        },
+        spec("es384-transactions", "ES384", Key::P384, "tpp-4").scope("accounts transactions:all"),
+        spec("eddsa-all", "EdDSA", Key::Ed25519, "tpp-5")
+            .scope("accounts transactions:read payments"),
+        spec("rs512-no-scope", "RS512", Key::Rsa1, "tpp-6").scope(""),
+        spec("es256-risky", "ES256", Key::P256, "tpp-risky").scope("accounts payments"),
+        spec("es256-expired", "ES256", Key::P256, "tpp-7").times((-7200, -7200, -3600)),
+        spec("es256-future", "ES256", Key::P256, "tpp-8").times((3600, 3600, 3900)),
+        spec("es256-wrong-audience", "ES256", Key::P256, "tpp-9").aud("https://elsewhere.test"),
+        spec("hs256-hmac-issuer", "HS256", Key::Rsa1, "tpp-h")
+            .iss(fixtures::HMAC_ISSUER)
+            .header(json!({"alg": "HS256"}))
+            .scope("accounts payments"),
+        spec("es256-remote-issuer", "ES256", Key::P256, "tpp-r").iss(fixtures::REMOTE_ISSUER),
+        spec("attacker-es256", "ES256", Key::AttackerP256, "tpp-a")
+            .untrusted()
+            .header(json!({"alg": "ES256", "typ": "at+jwt", "kid": "ec-p256"})),
+        spec("hs256-key-confusion", "HS256-PEM", Key::Rsa1, "tpp-c")
+            .untrusted()
+            .header(json!({"alg": "HS256", "typ": "at+jwt", "kid": "rsa-1"})),
+        spec("alg-none", "none", Key::Rsa1, "tpp-n")
+            .untrusted()
+            .header(json!({"alg": "none", "typ": "at+jwt"})),
     ]
 }
 
@@ -230,17 +230,9 @@ fn committed_tokens_decide_as_labelled() {
         let config = fx.config(variant);
         for token in &fx.tokens {
             let mut worker = fx.worker(config, Some(NOW - 60));
-            let bearer = format!("Bearer {}", token.token);
-            let view = RequestView {
-                method: "GET",
-                path: "/accounts",
-                authorization: &[bearer.as_str()],
-                interaction_id: None,
-                jwt_authn_payloads: None,
-                headers: &[],
-                source_address: None,
-                now_ms: 0,
-            };
+            let bearer = kit::pipeline::bearer(&token.token);
+            let authorization = [bearer.as_str()];
+            let view = kit::pipeline::view("GET", "/accounts", &authorization);
             let decision = decide(config, &mut worker, &view, NOW);
             let in_window = token.exp + 30 >= NOW && token.nbf <= NOW + 30;
             let issuer_here = match variant {
@@ -482,7 +474,8 @@ fn seeds() {
     // baseline: slots written by the model stage for a few requests.
     let config = &fx.full;
     let mut worker = fx.worker(config, None);
-    let bearer = format!("Bearer {}", fx.tokens[0].token);
+    let bearer = kit::pipeline::bearer(&fx.tokens[0].token);
+    let authorization = [bearer.as_str()];
     for (i, country) in ["GB", "GB", "RU"].iter().enumerate() {
         let headers = vec![
             ("x-client-geo-country".to_owned(), (*country).to_owned()),
@@ -491,14 +484,9 @@ fn seeds() {
             ("user-agent".to_owned(), "tpp/1.0".to_owned()),
         ];
         let view = RequestView {
-            method: "GET",
-            path: "/accounts",
-            authorization: &[bearer.as_str()],
-            interaction_id: None,
-            jwt_authn_payloads: None,
             headers: &headers,
             source_address: Some("203.0.113.9:40000"),
-            now_ms: 0,
+            ..kit::pipeline::view("GET", "/accounts", &authorization)
         };
         decide(config, &mut worker, &view, NOW + 60 * i as u64);
     }

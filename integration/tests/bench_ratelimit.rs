@@ -101,7 +101,7 @@ fn bench_ratelimit() {
                 .output()
                 .expect("taskset");
             assert!(pinned.status.success());
-            let token = kit::token("ES256", Key::P256, &kit::claims("tpp-bench", "accounts"));
+            let token = kit::token_for("ES256", Key::P256, "tpp-bench", "accounts");
             wrk(envoy.port(), &token, 2, connections); // warm-up
             let (rps, p50) = wrk(envoy.port(), &token, seconds, connections);
             println!("round {round} {name:>13}: {rps:>9.0} rps, latency {p50}");

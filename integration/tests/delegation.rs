@@ -34,7 +34,7 @@ fn obguard_trusts_what_jwt_authn_verified() {
     opts.extra_http_filters.push(jwt_authn_filter());
     let envoy = Envoy::start(opts);
 
-    let token = kit::token("ES256", Key::P256, &kit::claims("tpp-deleg", "accounts"));
+    let token = kit::token_for("ES256", Key::P256, "tpp-deleg", "accounts");
     let resp = envoy.send(&RawRequest::get("/accounts").bearer(&token));
     assert_eq!(resp.status, 200, "{}", resp.text());
     let seen = &resp.json()["headers"];
@@ -57,11 +57,7 @@ fn obguard_trusts_what_jwt_authn_verified() {
     );
 
     // A forged token never reaches obguard: jwt_authn answers 401 itself.
-    let forged = kit::token(
-        "ES256",
-        Key::AttackerP256,
-        &kit::claims("tpp-deleg", "accounts payments"),
-    );
+    let forged = kit::token_for("ES256", Key::AttackerP256, "tpp-deleg", "accounts payments");
     let resp = envoy.send(&RawRequest::get("/accounts").bearer(&forged));
     assert_eq!(resp.status, 401);
     assert_eq!(upstream.count(), 1);

@@ -935,11 +935,7 @@ impl RlsScenario {
     }
 
     fn request(&self, request: RawRequest) -> RawRequest {
-        let token = kit::token(
-            "ES256",
-            Key::P256,
-            &kit::claims("tpp-faults", "accounts payments"),
-        );
+        let token = kit::token_for("ES256", Key::P256, "tpp-faults", "accounts payments");
         request
             .bearer(token)
             .header("x-fapi-interaction-id", INTERACTION_ID)

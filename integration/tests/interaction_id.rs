@@ -10,7 +10,7 @@ const ID: &str = "93bac548-d2de-4546-b106-880a5018460d";
 fn echoed_when_valid_generated_otherwise_on_every_response() {
     let upstream = EchoUpstream::start();
     let envoy = Envoy::start(EnvoyOptions::new(upstream.port()).plugin(kit::plugin_config()));
-    let token = kit::token("ES256", Key::P256, &kit::claims("tpp-1", "accounts"));
+    let token = kit::token_for("ES256", Key::P256, "tpp-1", "accounts");
     let cases = [
         (RawRequest::get("/accounts").bearer(&token), 200),
         (RawRequest::get("/accounts"), 401),

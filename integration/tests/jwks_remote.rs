@@ -62,8 +62,8 @@ fn keys_are_fetched_rotated_bounded_and_kept_while_the_idp_is_down() {
     opts.extra_clusters
         .push(loopback_cluster("idp", idp.port()));
     let envoy = Envoy::start(opts);
-    let rsa1 = kit::token("RS256", Key::Rsa1, &kit::claims("tpp-1", "accounts"));
-    let rsa2 = kit::token("RS256", Key::Rsa2, &kit::claims("tpp-1", "accounts"));
+    let rsa1 = kit::token_for("RS256", Key::Rsa1, "tpp-1", "accounts");
+    let rsa2 = kit::token_for("RS256", Key::Rsa2, "tpp-1", "accounts");
 
     // Before any successful fetch: the IdP-down answer, not a 401.
     let resp = get(&envoy, &rsa1);

@@ -38,6 +38,11 @@ fn config(mode: &str) -> Value {
     config
 }
 
+/// An ES256 token for `client` with the scopes the model's routes need.
+fn token(client: &str) -> String {
+    kit::token_for("ES256", Key::P256, client, "accounts transactions:read")
+}
+
 fn request(
     token: &str,
     path: &str,
@@ -57,6 +62,19 @@ fn request(
         req = req.header("x-fapi-customer-ip-address", "198.51.100.7");
     }
     req
+}
+
+/// A request from a new country, ASN and network, driven by curl, no customer present.
+fn from_abroad(token: &str) -> RawRequest {
+    request(
+        token,
+        "/accounts/acc-9917/transactions",
+        "RU",
+        "AS65100",
+        "192.0.2.66",
+        "curl/8.0",
+        false,
+    )
 }
 
 fn normal(envoy: &Envoy, token: &str, n: usize) -> Vec<Response> {
@@ -80,26 +98,14 @@ fn normal(envoy: &Envoy, token: &str, n: usize) -> Vec<Response> {
 fn normal_allowed_new_country_burst_challenged_with_reasons() {
     let upstream = EchoUpstream::start();
     let envoy = Envoy::start(EnvoyOptions::new(upstream.port()).plugin(config("enforce")));
-    let token = kit::token(
-        "ES256",
-        Key::P256,
-        &kit::claims("tpp-model", "accounts transactions:read"),
-    );
+    let token = token("tpp-model");
 
     // 40 requests: past the client's warm-up (32), when novelty starts to count.
     let responses = normal(&envoy, &token, 40);
     let allowed = responses.iter().filter(|r| r.status == 200).count();
     assert_eq!(allowed, 40, "normal sequence allowed");
 
-    let resp = envoy.send(&request(
-        &token,
-        "/accounts/acc-9917/transactions",
-        "RU",
-        "AS65100",
-        "192.0.2.66",
-        "curl/8.0",
-        false,
-    ));
+    let resp = envoy.send(&from_abroad(&token));
     assert_eq!(resp.status, 401, "{}", resp.text());
     let challenge = resp.header("www-authenticate").unwrap_or_default();
     kit::assert::step_up_challenge(challenge);
@@ -128,21 +134,9 @@ fn normal_allowed_new_country_burst_challenged_with_reasons() {
 fn shadow_mode_allows_but_logs_the_verdict() {
     let upstream = EchoUpstream::start();
     let envoy = Envoy::start(EnvoyOptions::new(upstream.port()).plugin(config("shadow")));
-    let token = kit::token(
-        "ES256",
-        Key::P256,
-        &kit::claims("tpp-shadow", "accounts transactions:read"),
-    );
+    let token = token("tpp-shadow");
     normal(&envoy, &token, 40);
-    let resp = envoy.send(&request(
-        &token,
-        "/accounts/acc-9917/transactions",
-        "RU",
-        "AS65100",
-        "192.0.2.66",
-        "curl/8.0",
-        false,
-    ));
+    let resp = envoy.send(&from_abroad(&token));
     assert_eq!(resp.status, 200, "shadow mode allows: {}", resp.text());
     let lines = envoy.wait_access_log(41);
     let last = lines.last().expect("access log");

@@ -94,6 +94,16 @@ fn wait_counter(envoy: &Envoy, name: &str, at_least: u64, within: Duration) -> u
     }
 }
 
+/// Polls answered "unchanged" so far, waiting up to 5 s for the first.
+fn wait_not_modified(envoy: &Envoy) -> u64 {
+    wait_counter(
+        envoy,
+        "wasmcustom.obguard.model.primary.not_modified",
+        1,
+        Duration::from_secs(5),
+    )
+}
+
 /// wrk's summary: (requests, failed), failed = non-2xx/3xx answers + socket errors.
 fn wrk_summary(output: &str) -> (u64, u64) {
     let mut requests = 0;
@@ -153,7 +163,7 @@ fn a_signed_model_is_swapped_under_load_and_bad_files_keep_the_last_good_one() {
         "one fetch for all"
     );
 
-    let probe = kit::token("ES256", Key::P256, &kit::claims("tpp-probe", "accounts"));
+    let probe = kit::token_for("ES256", Key::P256, "tpp-probe", "accounts");
     // Home country, past the client's warm-up (32 requests; novelty fades over 32).
     for _ in 0..40 {
         assert_eq!(from(&envoy, &probe, "GB").status, 200);
@@ -166,21 +176,14 @@ fn a_signed_model_is_swapped_under_load_and_bad_files_keep_the_last_good_one() {
     assert_eq!(line["model"], short(&lenient()), "{line}");
 
     // Unchanged file: polls get 304 Not Modified, nothing is swapped again.
-    assert!(
-        wait_counter(
-            &envoy,
-            "wasmcustom.obguard.model.primary.not_modified",
-            1,
-            Duration::from_secs(5)
-        ) >= 1
-    );
+    assert!(wait_not_modified(&envoy) >= 1);
     assert!(
         registry.answered().1 >= 1,
         "If-None-Match answered with 304"
     );
 
     // 20 s of load from a known client; the strict model is published 5 s in.
-    let load = kit::token("ES256", Key::P256, &kit::claims("tpp-load", "accounts"));
+    let load = kit::token_for("ES256", Key::P256, "tpp-load", "accounts");
     assert_eq!(from(&envoy, &load, "GB").status, 200);
     let url = format!("http://127.0.0.1:{}/accounts", envoy.port());
     let auth = format!("authorization: Bearer {load}");
@@ -317,7 +320,7 @@ fn a_shadow_model_is_scored_and_logged_next_to_the_primary() {
             Duration::from_secs(10)
         ) >= WORKERS
     );
-    let token = kit::token("ES256", Key::P256, &kit::claims("tpp-shadow", "accounts"));
+    let token = kit::token_for("ES256", Key::P256, "tpp-shadow", "accounts");
     // Past the client's warm-up (32 requests).
     for _ in 0..40 {
         assert_eq!(from(&envoy, &token, "GB").status, 200);
@@ -351,7 +354,7 @@ fn before_the_first_model_requests_get_the_configured_answer() {
         &registry,
         &upstream,
     );
-    let token = kit::token("ES256", Key::P256, &kit::claims("tpp-early", "accounts"));
+    let token = kit::token_for("ES256", Key::P256, "tpp-early", "accounts");
     let resp = from(&envoy, &token, "GB");
     assert_eq!(resp.status, 503, "{}", resp.text());
     assert_eq!(resp.header("retry-after"), Some("9"));
@@ -432,15 +435,8 @@ fn model_files_on_local_disk_served_by_envoys_file_server_are_swapped() {
     std::thread::sleep(Duration::from_millis(1500));
     let vms = envoy.counter(swapped);
     // No ETag from file_server: the unchanged file is recognised by its digest.
-    assert!(
-        wait_counter(
-            &envoy,
-            "wasmcustom.obguard.model.primary.not_modified",
-            1,
-            Duration::from_secs(5)
-        ) >= 1
-    );
-    let token = kit::token("ES256", Key::P256, &kit::claims("tpp-disk", "accounts"));
+    assert!(wait_not_modified(&envoy) >= 1);
+    let token = kit::token_for("ES256", Key::P256, "tpp-disk", "accounts");
     // Past the client's warm-up (32 requests).
     for _ in 0..40 {
         assert_eq!(from(&envoy, &token, "GB").status, 200);

@@ -15,11 +15,7 @@ use serde_json::{Value, json};
 const INTERACTION_ID: &str = "6f0c1e2d-3b4a-4c5d-8e9f-0a1b2c3d4e5f";
 
 fn token(client: &str) -> String {
-    kit::token(
-        "ES256",
-        Key::P256,
-        &kit::claims(client, "accounts payments"),
-    )
+    kit::token_for("ES256", Key::P256, client, "accounts payments")
 }
 
 /// The test plugin config with a `ratelimit` section calling cluster `ratelimit`.

@@ -9,7 +9,7 @@ use serde_json::json;
 fn missing_scope_is_403_with_the_required_scope() {
     let upstream = EchoUpstream::start();
     let envoy = Envoy::start(EnvoyOptions::new(upstream.port()).plugin(kit::plugin_config()));
-    let token = kit::token("ES256", Key::P256, &kit::claims("tpp-1", "accounts"));
+    let token = kit::token_for("ES256", Key::P256, "tpp-1", "accounts");
 
     let resp = envoy.send(
         &RawRequest::post("/domestic-payments")
@@ -53,11 +53,7 @@ fn missing_scope_is_403_with_the_required_scope() {
 fn unmatched_routes_are_denied_and_public_routes_pass() {
     let upstream = EchoUpstream::start();
     let envoy = Envoy::start(EnvoyOptions::new(upstream.port()).plugin(kit::plugin_config()));
-    let token = kit::token(
-        "ES256",
-        Key::P256,
-        &kit::claims("tpp-1", "accounts payments"),
-    );
+    let token = kit::token_for("ES256", Key::P256, "tpp-1", "accounts payments");
 
     for req in [
         RawRequest::get("/admin").bearer(&token),
@@ -81,7 +77,7 @@ fn unmatched_routes_are_denied_and_public_routes_pass() {
 fn spoofed_identity_headers_are_stripped() {
     let upstream = EchoUpstream::start();
     let envoy = Envoy::start(EnvoyOptions::new(upstream.port()).plugin(kit::plugin_config()));
-    let token = kit::token("EdDSA", Key::Ed25519, &kit::claims("tpp-real", "accounts"));
+    let token = kit::token_for("EdDSA", Key::Ed25519, "tpp-real", "accounts");
     let spoof = |req: RawRequest| {
         req.header("x-obguard-client-id", "tpp-admin")
             .header("X-Obguard-Scopes", "payments admin")
@@ -115,7 +111,7 @@ fn spoofed_identity_headers_are_stripped() {
 
 #[test]
 fn path_tricks_are_refused_even_without_envoy_normalisation() {
-    let token = kit::token("ES256", Key::P256, &kit::claims("tpp-1", "accounts"));
+    let token = kit::token_for("ES256", Key::P256, "tpp-1", "accounts");
     let tricks = [
         "/accounts/../admin",
         "/accounts/%2e%2e/admin",

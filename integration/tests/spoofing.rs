@@ -18,11 +18,7 @@ fn start(config: Value) -> (EchoUpstream, Envoy) {
 }
 
 fn token(client: &str) -> String {
-    kit::token(
-        "ES256",
-        Key::P256,
-        &kit::claims(client, "accounts transactions:read"),
-    )
+    kit::token_for("ES256", Key::P256, client, "accounts transactions:read")
 }
 
 fn seen(resp: &Response) -> Value {

@@ -28,7 +28,7 @@ fn get(envoy: &Envoy, path: &str, token: &str) -> Response {
 }
 
 fn accounts(alg: &str, key: Key) -> String {
-    kit::token(alg, key, &kit::claims("tpp-1", "accounts"))
+    kit::token_for(alg, key, "tpp-1", "accounts")
 }
 
 /// Asserts a 401 `invalid_token` reply in full: challenge, JSON body, interaction id.
@@ -63,11 +63,7 @@ fn valid_tokens_reach_the_upstream_with_identity_headers() {
         ("ES384", Key::P384),
         ("EdDSA", Key::Ed25519),
     ] {
-        let token = kit::token(
-            alg,
-            key,
-            &kit::claims("tpp-1", "accounts transactions:read"),
-        );
+        let token = kit::token_for(alg, key, "tpp-1", "accounts transactions:read");
         let resp = get(&s.envoy, "/accounts/acc-7/transactions", &token);
         assert_eq!(resp.status, 200, "{alg}: {}", resp.text());
         let seen = &resp.json()["headers"];
@@ -128,11 +124,7 @@ fn forged_tokens_with(host_crypto: bool) {
     let good = accounts("RS256", Key::Rsa1);
     let (good_input, _) = good.rsplit_once('.').unwrap();
     let parts: Vec<&str> = good.split('.').collect();
-    let other = kit::token(
-        "RS256",
-        Key::Rsa1,
-        &kit::claims("tpp-2", "accounts payments"),
-    );
+    let other = kit::token_for("RS256", Key::Rsa1, "tpp-2", "accounts payments");
     let es = accounts("ES256", Key::P256);
     let (es_input, _) = es.rsplit_once('.').unwrap();
     let unsigned = |alg: &str| {

@@ -195,6 +195,11 @@ pub fn token(alg: &str, key: Key, claims: &Value) -> String {
     sign(alg, key, &header(alg, key), claims)
 }
 
+/// A valid token for `client_id` with `scope`: [`token`] over [`claims`].
+pub fn token_for(alg: &str, key: Key, client_id: &str, scope: &str) -> String {
+    token(alg, key, &claims(client_id, scope))
+}
+
 /// HMAC over `header`.`claims` with an arbitrary secret (HS256/384/512).
 pub fn sign_hmac(alg: &str, secret: &[u8], header: &Value, claims: &Value) -> String {
     use hmac::{Hmac, Mac};
