@@ -306,36 +306,10 @@ impl Report {
         let v = &self.normal_by_verdict;
         let non_allow = v[1..].iter().sum::<u64>();
         let _ = writeln!(o, "\nlegitimate requests by verdict");
-        let _ = writeln!(
-            o,
-            "  allow     {:>10} {:>9.4}%",
-            v[0],
-            pct(v[0], self.normal)
-        );
-        let _ = writeln!(
-            o,
-            "  step_up   {:>10} {:>9.4}%",
-            v[1],
-            pct(v[1], self.normal)
-        );
-        let _ = writeln!(
-            o,
-            "  throttle  {:>10} {:>9.4}%",
-            v[2],
-            pct(v[2], self.normal)
-        );
-        let _ = writeln!(
-            o,
-            "  block     {:>10} {:>9.4}%",
-            v[3],
-            pct(v[3], self.normal)
-        );
-        let _ = writeln!(
-            o,
-            "  non-allow {:>10} {:>9.4}%",
-            non_allow,
-            pct(non_allow, self.normal)
-        );
+        let names = ["allow", "step_up", "throttle", "block", "non-allow"];
+        for (name, n) in names.into_iter().zip(v.iter().copied().chain([non_allow])) {
+            let _ = writeln!(o, "  {name:<9} {n:>10} {:>9.4}%", pct(n, self.normal));
+        }
         let _ = writeln!(
             o,
             "\nrequest-level ROC AUC {:.4}  average precision {:.4}",

@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use anyhow::{Result, anyhow};
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::prelude::*;
 
 use crate::eval::Report;
@@ -66,6 +67,33 @@ fn curves(report: &Report) -> (Curve, Curve) {
     (roc, pr)
 }
 
+/// The mesh (with axis labels when there is a font) and `points` as a line.
+fn draw_curve<DB, X, Y>(
+    mut chart: ChartContext<'_, DB, Cartesian2d<X, Y>>,
+    labels: bool,
+    xlabel: &str,
+    ylabel: &str,
+    points: impl IntoIterator<Item = (f64, f64)>,
+) -> Result<()>
+where
+    DB: DrawingBackend,
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    if labels {
+        chart
+            .configure_mesh()
+            .x_desc(xlabel)
+            .y_desc(ylabel)
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+    }
+    chart
+        .draw_series(LineSeries::new(points, BLUE.stroke_width(2)))
+        .map_err(|e| anyhow!("{e}"))?;
+    Ok(())
+}
+
 fn line_chart(
     path: &Path,
     title: &str,
@@ -87,38 +115,15 @@ fn line_chart(
     }
     if log_x {
         let pts: Vec<(f64, f64)> = points.iter().map(|(x, y)| (x.max(1e-6), *y)).collect();
-        let mut chart = builder
+        let chart = builder
             .build_cartesian_2d((1e-6f64..1.0f64).log_scale(), 0f64..1.0f64)
             .map_err(|e| anyhow!("{e}"))?;
-        if labels {
-            chart
-                .configure_mesh()
-                .x_desc(xlabel)
-                .y_desc(ylabel)
-                .draw()
-                .map_err(|e| anyhow!("{e}"))?;
-        }
-        chart
-            .draw_series(LineSeries::new(pts, BLUE.stroke_width(2)))
-            .map_err(|e| anyhow!("{e}"))?;
+        draw_curve(chart, labels, xlabel, ylabel, pts)?;
     } else {
-        let mut chart = builder
+        let chart = builder
             .build_cartesian_2d(0f64..1.0f64, 0f64..1.0f64)
             .map_err(|e| anyhow!("{e}"))?;
-        if labels {
-            chart
-                .configure_mesh()
-                .x_desc(xlabel)
-                .y_desc(ylabel)
-                .draw()
-                .map_err(|e| anyhow!("{e}"))?;
-        }
-        chart
-            .draw_series(LineSeries::new(
-                points.iter().copied(),
-                BLUE.stroke_width(2),
-            ))
-            .map_err(|e| anyhow!("{e}"))?;
+        draw_curve(chart, labels, xlabel, ylabel, points.iter().copied())?;
     }
     root.present().map_err(|e| anyhow!("{e}"))?;
     Ok(())
