@@ -195,7 +195,13 @@ fn with_shipped_model(mut config: Value) -> Value {
 /// headers and the claim headers off).
 fn lean(mut config: Value) -> Value {
     config["access_log"] = json!({"format": "json"});
-    for header in ["subject", "scopes", "route", "client_namespace", "risk_band"] {
+    for header in [
+        "subject",
+        "scopes",
+        "route",
+        "client_namespace",
+        "risk_band",
+    ] {
         config["headers"][header] = Value::Null;
     }
     config["headers"]["claims"] = json!([]);
