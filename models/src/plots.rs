@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use anyhow::{Result, anyhow};
+use plotters::coord::Shift;
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::prelude::*;
 
@@ -94,25 +95,65 @@ where
     Ok(())
 }
 
-fn line_chart(
-    path: &Path,
-    title: &str,
-    xlabel: &str,
-    ylabel: &str,
-    points: &[(f64, f64)],
-    log_x: bool,
-    labels: bool,
-) -> Result<()> {
+/// An 800x600 white canvas drawn into `path`.
+fn canvas(path: &Path) -> Result<DrawingArea<BitMapBackend<'_>, Shift>> {
     let root = BitMapBackend::new(path, (800, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
-    let mut builder = ChartBuilder::on(&root);
+    Ok(root)
+}
+
+/// A chart on `root` with a 20 px margin and, when there is a font, `caption` in
+/// `caption_size` px and room for the axis labels.
+fn chart_builder<'a, 'b>(
+    root: &'a DrawingArea<BitMapBackend<'b>, Shift>,
+    labels: bool,
+    caption: &str,
+    caption_size: i32,
+) -> ChartBuilder<'a, 'b, BitMapBackend<'b>> {
+    let mut builder = ChartBuilder::on(root);
     builder.margin(20);
     if labels {
         builder
-            .caption(title, ("sans-serif", 24))
+            .caption(caption, ("sans-serif", caption_size))
             .x_label_area_size(45)
             .y_label_area_size(60);
     }
+    builder
+}
+
+/// A line chart's axes: their labels, and whether x is on a log scale.
+struct Axes {
+    x: &'static str,
+    y: &'static str,
+    log_x: bool,
+}
+
+const ROC_AXES: Axes = Axes {
+    x: "false positive rate (log)",
+    y: "true positive rate",
+    log_x: true,
+};
+
+const PR_AXES: Axes = Axes {
+    x: "recall",
+    y: "precision",
+    log_x: false,
+};
+
+fn line_chart(
+    path: &Path,
+    title: &str,
+    axes: &Axes,
+    points: &[(f64, f64)],
+    labels: bool,
+) -> Result<()> {
+    let Axes {
+        x: xlabel,
+        y: ylabel,
+        log_x,
+    } = *axes;
+    let root = canvas(path)?;
+    let mut builder = chart_builder(&root, labels, title, 24);
     if log_x {
         let pts: Vec<(f64, f64)> = points.iter().map(|(x, y)| (x.max(1e-6), *y)).collect();
         let chart = builder
@@ -144,19 +185,9 @@ fn histogram(path: &Path, report: &Report, labels: bool) -> Result<()> {
         .max()
         .unwrap_or(1)
         .max(1) as f64;
-    let root = BitMapBackend::new(path, (800, 600)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
-    let mut builder = ChartBuilder::on(&root);
-    builder.margin(20);
-    if labels {
-        builder
-            .caption(
-                "score histogram (log count): normal blue, attack red",
-                ("sans-serif", 22),
-            )
-            .x_label_area_size(45)
-            .y_label_area_size(60);
-    }
+    let root = canvas(path)?;
+    let caption = "score histogram (log count): normal blue, attack red";
+    let mut builder = chart_builder(&root, labels, caption, 22);
     let mut chart = builder
         .build_cartesian_2d(0f64..1.0f64, (0.5f64..max * 2.0).log_scale())
         .map_err(|e| anyhow!("{e}"))?;
@@ -202,24 +233,10 @@ fn histogram(path: &Path, report: &Report, labels: bool) -> Result<()> {
 pub fn write_all(report: &Report, dir: &Path) -> Result<()> {
     let labels = register_font();
     let (roc, pr) = curves(report);
-    line_chart(
-        &dir.join("roc.png"),
-        &format!("ROC (AUC {:.4})", report.roc_auc),
-        "false positive rate (log)",
-        "true positive rate",
-        &roc,
-        true,
-        labels,
-    )?;
-    line_chart(
-        &dir.join("pr.png"),
-        &format!("precision-recall (AP {:.4})", report.average_precision),
-        "recall",
-        "precision",
-        &pr,
-        false,
-        labels,
-    )?;
+    let roc_title = format!("ROC (AUC {:.4})", report.roc_auc);
+    line_chart(&dir.join("roc.png"), &roc_title, &ROC_AXES, &roc, labels)?;
+    let pr_title = format!("precision-recall (AP {:.4})", report.average_precision);
+    line_chart(&dir.join("pr.png"), &pr_title, &PR_AXES, &pr, labels)?;
     histogram(&dir.join("score-histogram.png"), report, labels)?;
     Ok(())
 }
