@@ -97,36 +97,24 @@ pub fn pinned(statics: &StaticAssessments, client_id: &str) -> Option<Assessment
     statics.by_client.get(client_id).copied()
 }
 
-/// The client's static assessment, or [`Assessment::UNSCORED`].
-pub fn pinned_or_unscored(statics: &StaticAssessments, client_id: &str) -> Assessment {
-    statics
-        .by_client
-        .get(client_id)
-        .copied()
-        .unwrap_or(Assessment::UNSCORED)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn pinned_clients_get_their_assessment_others_unscored() {
+    fn pinned_clients_get_their_assessment_others_none() {
         let raw: HashMap<String, RawStaticAssessment> =
             serde_json::from_str(r#"{"tpp-bad": {"verdict": "throttle", "risk_band": "high"}}"#)
                 .unwrap_or_default();
         let statics = StaticAssessments::compile("static_assessments", &raw);
         let statics = statics.unwrap_or_default();
         assert_eq!(
-            pinned_or_unscored(&statics, "tpp-bad"),
-            Assessment {
+            pinned(&statics, "tpp-bad"),
+            Some(Assessment {
                 verdict: Verdict::Throttle,
                 risk_band: RiskBand::High
-            }
+            })
         );
-        assert_eq!(
-            pinned_or_unscored(&statics, "tpp-good"),
-            Assessment::UNSCORED
-        );
+        assert_eq!(pinned(&statics, "tpp-good"), None);
     }
 }

@@ -169,9 +169,7 @@ pub fn decide<'c>(
         Err(refusal) => {
             decision.outcome = refusal.outcome;
             decision.reason = Some(refusal.reason);
-            if refusal.token_error.is_some() {
-                decision.trace.token_error = refusal.token_error;
-            }
+            decision.trace.token_error = refusal.token_error;
             decision.action = Action::Reply(refusal.reply(&config.realm, &decision.interaction_id));
         }
     }

@@ -1,7 +1,7 @@
 //! The access-log fields of one request, written as Envoy filter state: one property per
 //! field (`access_log.format: fields`, the default: `%FILTER_STATE(wasm.obguard.outcome:PLAIN)%`)
-//! or one JSON object in `obguard.log` (`json`: one host call per request instead of up to
-//! twelve).
+//! or one JSON object in `obguard.log` (`json`: one host call per request instead of one per
+//! field, up to thirteen; a second one after a rate-limit answer).
 
 use crate::host::{Host, HostExt, LogLevel};
 use crate::telemetry::{AccessLogFormat, log_field};
