@@ -77,6 +77,8 @@ fn warm_path(c: &mut Criterion) {
         headers: &[],
         source_address: None,
         now_ms: 0,
+        connection: &obguard::pipeline::Plaintext,
+        consent_answer: None,
     };
     let now = kit::now();
     // Prime the cache.
@@ -130,6 +132,8 @@ fn warm_path_with_model(c: &mut Criterion) {
         headers: &headers,
         source_address: None,
         now_ms: 0,
+        connection: &obguard::pipeline::Plaintext,
+        consent_answer: None,
     };
     let now = kit::now();
     let _ = decide(&config, &mut worker, &view, now);

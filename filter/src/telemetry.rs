@@ -33,10 +33,15 @@ pub enum Outcome {
     Blocked,
     /// 503: no model accepted yet and `model.when_unavailable` is `refuse`.
     ModelUnavailable,
+    /// 403 `access_denied`: a consent-bound resource outside the token's consent (or no
+    /// usable consent); the reason says which.
+    ConsentDenied,
+    /// 503: the consent service failed and no cached answer is usable.
+    ConsentUnavailable,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 15] = [
+    pub const ALL: [Outcome; 17] = [
         Outcome::Allowed,
         Outcome::Anonymous,
         Outcome::Passthrough,
@@ -52,6 +57,8 @@ impl Outcome {
         Outcome::Throttled,
         Outcome::Blocked,
         Outcome::ModelUnavailable,
+        Outcome::ConsentDenied,
+        Outcome::ConsentUnavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,6 +78,8 @@ impl Outcome {
             Outcome::Throttled => "throttled",
             Outcome::Blocked => "blocked",
             Outcome::ModelUnavailable => "model_unavailable",
+            Outcome::ConsentDenied => "consent_denied",
+            Outcome::ConsentUnavailable => "consent_unavailable",
         }
     }
 }
@@ -97,6 +106,9 @@ pub const REASON_PATH_PARAMETER: &str = "path_parameter";
 /// no call would have been made for the request (`call: never`, or a descriptor value
 /// missing), so forwarding would have dropped the verdict.
 pub const REASON_NO_RATELIMIT_CALL: &str = "no_ratelimit_call";
+/// 503: the consent service failed and no cached answer is usable (`consent_service.
+/// when_unavailable: unavailable`).
+pub const REASON_CONSENT_UNAVAILABLE: &str = "consent_unavailable";
 
 /// Counter names. Envoy shows them with its `wasmcustom.` prefix.
 pub mod metric {
@@ -180,6 +192,35 @@ pub mod metric {
     /// (its headers), or the worker state was re-entered.
     pub const HOST_REFUSED: &str = "obguard.host.request_refused";
 
+    /// Consent-bound requests refused, by reason (`consent_mismatch`, `consent_missing`,
+    /// `consent_inactive`, `consent_unknown`, `consent_unresolved`).
+    pub fn consent_denied(reason: &str) -> String {
+        format!("obguard.consent.denied.{reason}")
+    }
+    /// Consents known without asking: from the token (`claim`), the shared cache (`cache`),
+    /// past their TTL because the service failed (`stale`); and `fetched`.
+    pub fn consent_source(source: &str) -> String {
+        format!("obguard.consent.{source}")
+    }
+    /// Consent-service calls that failed: `dispatch`, `unreachable`, `status`, `too_large`,
+    /// `garbage`.
+    pub fn consent_fetch_failed(reason: &str) -> String {
+        format!("obguard.consent.fetch_failed.{reason}")
+    }
+    /// Sender-constrained tokens refused, by reason (`certificate_mismatch`,
+    /// `dpop_proof_replayed`...).
+    pub fn sender_constraint_refused(reason: &str) -> String {
+        format!("obguard.sender_constraint.refused.{reason}")
+    }
+    /// Requests whose proof of possession verified: `mtls`, `dpop`, `mtls_dpop`.
+    pub fn sender_constraint_verified(kind: &str) -> String {
+        format!("obguard.sender_constraint.verified.{kind}")
+    }
+    /// Invalid FAPI headers forwarded (`fapi.on_invalid: log`), by reason.
+    pub fn fapi_logged(reason: &str) -> String {
+        format!("obguard.fapi.logged.{reason}")
+    }
+
     pub const JWKS_FETCHED: &str = "obguard.jwks.fetched";
     pub const JWKS_REFETCH_REQUESTED: &str = "obguard.jwks.refetch_requested";
     /// Unknown `kid`s that did not trigger a fetch (the per-issuer interval had not passed).
@@ -229,6 +270,7 @@ pub fn request_invalid_reasons() -> Vec<&'static str> {
         ]
         .map(PathError::reason),
     );
+    reasons.extend(crate::authorise::fapi::FapiViolation::ALL.map(|v| v.reason()));
     reasons
 }
 
@@ -278,4 +320,10 @@ pub mod log_field {
     pub const SHADOW_VERDICT: &str = "obguard.shadow_verdict";
     pub const SHADOW_SCORE: &str = "obguard.shadow_score";
     pub const SHADOW_MODEL: &str = "obguard.shadow_model";
+    /// How a consent-bound route's consent was known: `claim`, `cache`, `fetched`, `stale`.
+    pub const CONSENT: &str = "obguard.consent";
+    /// The proof of possession checked: `mtls`, `dpop` or `mtls_dpop`.
+    pub const SENDER_CONSTRAINT: &str = "obguard.sender_constraint";
+    /// A FAPI header was invalid and forwarded anyway (`fapi.on_invalid: log`): its reason.
+    pub const FAPI_VIOLATION: &str = "obguard.fapi_violation";
 }

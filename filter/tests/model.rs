@@ -164,7 +164,7 @@ fn normal_traffic_is_allowed_and_an_off_hours_new_country_burst_is_not() {
     );
     match &d.action {
         Action::Reply(reply) => assert!(matches!(reply.status, 401 | 403 | 429)),
-        Action::Continue { .. } => panic!("not refused"),
+        Action::Continue { .. } | Action::FetchConsent { .. } => panic!("not refused"),
     }
 }
 

@@ -72,7 +72,9 @@ fn run_at<'c>(
 fn removed(decision: &Decision<'_>) -> Vec<String> {
     match &decision.action {
         Action::Continue { remove, .. } => remove.to_vec(),
-        Action::Reply(_) => panic!("refused: {:?}", decision.reason),
+        Action::Reply(_) | Action::FetchConsent { .. } => {
+            panic!("refused: {:?}", decision.reason)
+        }
     }
 }
 
@@ -151,7 +153,7 @@ fn configured_headers_must_differ_for_upstreams_that_read_underscores_as_dashes(
 fn reply_body(decision: &Decision<'_>) -> Value {
     match &decision.action {
         Action::Reply(reply) => serde_json::from_str(&reply.body).unwrap(),
-        Action::Continue { .. } => Value::Null,
+        Action::Continue { .. } | Action::FetchConsent { .. } => Value::Null,
     }
 }
 
@@ -452,7 +454,7 @@ fn challenge(decision: &Decision<'_>) -> (u16, Option<String>, Value) {
             body.as_object_mut().unwrap().remove("interaction_id");
             (reply.status, www, body)
         }
-        Action::Continue { .. } => panic!("allowed"),
+        Action::Continue { .. } | Action::FetchConsent { .. } => panic!("allowed"),
     }
 }
 
@@ -795,7 +797,9 @@ fn set_headers(decision: &Decision<'_>) -> Vec<(String, String)> {
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect(),
-        Action::Reply(_) => panic!("refused: {:?}", decision.reason),
+        Action::Reply(_) | Action::FetchConsent { .. } => {
+            panic!("refused: {:?}", decision.reason)
+        }
     }
 }
 

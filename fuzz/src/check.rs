@@ -69,6 +69,11 @@ pub fn assert_decision(
     let (path, query) = obguard::authorise::path::split_query(request.path);
     let route = config.routes.find(request.method, path).map(|m| m.route);
     match &decision.action {
+        // Only consent-bound routes with a consent service ask; no request is decided yet.
+        Action::FetchConsent { consent_id } => {
+            assert!(config.consent_service.is_some(), "fetch without a service");
+            assert!(!consent_id.is_empty());
+        }
         Action::Reply(reply) => {
             assert_reply(reply);
             assert!(

@@ -264,6 +264,8 @@ fn exercise(config: &FilterConfig) {
                 headers: &[],
                 source_address: None,
                 now_ms: 0,
+                connection: &pipeline::Plaintext,
+                consent_answer: None,
             };
             let decision = pipeline::decide(config, &mut worker, &request, NOW);
             check::assert_decision(config, false, &request, NOW, &decision);
@@ -512,6 +514,8 @@ pub fn decide_observed(data: &[u8], observe: &mut dyn FnMut(Variant, &pipeline::
             headers: &headers,
             source_address: Some("203.0.113.7:40000"),
             now_ms: now * 1000 + u64::from(request.now_ms_jitter % 1000),
+            connection: &pipeline::Plaintext,
+            consent_answer: None,
         };
         let decision = pipeline::decide(config, &mut worker, &view, now);
         check::assert_decision(config, true, &view, now, &decision);
@@ -528,6 +532,8 @@ pub fn decide_observed(data: &[u8], observe: &mut dyn FnMut(Variant, &pipeline::
                 route: decision.route,
                 assessment: decision.assessment,
                 country,
+                // The fuzzed configuration has no idempotency-key or consent descriptors.
+                ..Default::default()
             };
             if let Some(call) = obguard::ratelimit::plan(rl, &facts) {
                 let decoded =

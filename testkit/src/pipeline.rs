@@ -37,6 +37,8 @@ pub fn view<'a>(method: &'a str, path: &'a str, authorization: &'a [&'a str]) ->
         headers: &[],
         source_address: None,
         now_ms: 0,
+        connection: &obguard::pipeline::Plaintext,
+        consent_answer: None,
     }
 }
 
@@ -52,11 +54,13 @@ pub fn decide_get<'c>(config: &'c FilterConfig, path: &str, token: &str, now: u6
     )
 }
 
-/// The status the client gets: the reply's, or 200 when the request goes upstream.
+/// The status the client gets: the reply's, or 200 when the request goes upstream (0 while
+/// it waits for the consent service).
 pub fn status(decision: &Decision<'_>) -> u16 {
     match &decision.action {
         Action::Reply(reply) => reply.status,
         Action::Continue { .. } => 200,
+        Action::FetchConsent { .. } => 0,
     }
 }
 
@@ -68,6 +72,6 @@ pub fn reply_header(decision: &Decision<'_>, name: &str) -> Option<String> {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.clone()),
-        Action::Continue { .. } => None,
+        Action::Continue { .. } | Action::FetchConsent { .. } => None,
     }
 }

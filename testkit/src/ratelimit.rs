@@ -73,5 +73,6 @@ pub fn request_facts<'d>(
         route: decision.route,
         assessment: decision.assessment,
         country,
+        ..Default::default()
     }
 }

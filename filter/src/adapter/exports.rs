@@ -160,9 +160,11 @@ pub extern "C" fn proxy_on_http_call_response(
     body_size: usize,
     _num_trailers: usize,
 ) {
+    // The plugin's callouts (JWKS, model polls) and a stream's (consent service).
     let owner = callout_context(token, context_id);
-    with_plugin(owner, (), |plugin| {
-        plugin.on_http_call_response(token, body_size)
+    with_context(owner, (), |context| match context {
+        Context::Plugin(plugin) => plugin.on_http_call_response(token, body_size),
+        Context::Stream(stream) => stream.on_http_call_response(token, body_size),
     });
 }
 

@@ -140,6 +140,12 @@ pub struct Route {
     pub anonymous: bool,
     /// Model verdict thresholds for this route, overriding the model's.
     pub thresholds: Option<obguard_models::Thresholds>,
+    /// Path parameters that must be within the token's consent.
+    pub consent_params: Vec<String>,
+    /// `x-idempotency-key` is required.
+    pub idempotency_key: bool,
+    /// Sender-constraint modes replacing the issuer's.
+    pub sender: Option<crate::identify::binding::RouteSenderModes>,
 }
 
 /// A matched route with the values of its path parameters, in template order.
@@ -225,6 +231,27 @@ impl RouteTable {
                     err.to_string(),
                 ));
             }
+            for (c, name) in route.consent_params.iter().enumerate() {
+                if !segments
+                    .iter()
+                    .any(|s| matches!(s, Segment::Param(p, _) if p == name))
+                {
+                    return Err(ConfigError::new(
+                        format!("{here}.consent_params[{c}]"),
+                        format!("the path template has no parameter `{{{name}}}`"),
+                    ));
+                }
+            }
+            if route.anonymous
+                && (!route.consent_params.is_empty()
+                    || route.idempotency_key
+                    || route.sender_constraint.is_some())
+            {
+                return Err(ConfigError::new(
+                    here.clone(),
+                    "an anonymous route cannot have `consent_params`, `idempotency_key` or `sender_constraint`",
+                ));
+            }
             if route.anonymous && !scopes.is_empty() {
                 return Err(ConfigError::new(
                     format!("{here}.scopes"),
@@ -238,6 +265,9 @@ impl RouteTable {
                 scopes,
                 anonymous: route.anonymous,
                 thresholds: route.thresholds,
+                consent_params: route.consent_params.clone(),
+                idempotency_key: route.idempotency_key,
+                sender: route.sender_constraint.as_ref().map(Into::into),
             });
         }
         Ok(Self { routes })
@@ -282,6 +312,20 @@ impl RouteTable {
 
     pub fn is_empty(&self) -> bool {
         self.routes.is_empty()
+    }
+
+    /// Whether any route turns DPoP checks on.
+    pub fn any_dpop_route(&self) -> bool {
+        self.routes.iter().any(|r| {
+            r.sender
+                .and_then(|s| s.dpop)
+                .is_some_and(|m| m != crate::identify::config::BindingMode::Off)
+        })
+    }
+
+    /// Whether any route is consent-bound.
+    pub fn any_consent_bound(&self) -> bool {
+        self.routes.iter().any(|r| !r.consent_params.is_empty())
     }
 }
 
@@ -363,6 +407,9 @@ mod tests {
             anonymous: false,
             thresholds: None,
             params: Default::default(),
+            consent_params: Vec::new(),
+            idempotency_key: false,
+            sender_constraint: None,
         }
     }
 

@@ -12,6 +12,8 @@ pub use raw::{ScopeFormat, UnmatchedPolicy};
 use crate::assess::StaticAssessments;
 use crate::assess::config::compile_model;
 use crate::assess::model::{ClientIp, ModelStage};
+use crate::authorise::consent::{ConsentClaim, ConsentService};
+use crate::authorise::fapi::FapiPolicyConfig;
 use crate::authorise::routes::RouteTable;
 use crate::enforce::reply::is_quoted_string_safe;
 use crate::enforce::upstream::HeaderPolicy;
@@ -46,6 +48,12 @@ pub struct FilterConfig {
     pub model: Option<ModelStage>,
     /// Hard rules (PSD2 unattended access, payment velocity), when configured.
     pub rules: Option<crate::rules::RulesConfig>,
+    /// Resolves consent ids (issuers with `consent.consent_id_claim`).
+    pub consent_service: Option<ConsentService>,
+    /// FAPI header checks and idempotency-key rules.
+    pub fapi: FapiPolicyConfig,
+    /// DPoP proofs remembered for replay detection (shared data).
+    pub dpop_replay_entries: u32,
 }
 
 /// Largest `max_token_bytes` accepted; Envoy's own default header limit is 60 KiB.
@@ -123,6 +131,25 @@ fn compile(raw: RawConfig) -> Result<FilterConfig, ConfigError> {
         )?),
         None => None,
     };
+    let consent_service = match &raw.consent_service {
+        Some(section) => Some(ConsentService::compile("consent_service", section)?),
+        None => None,
+    };
+    check_consent_sources(&issuers, &routes, consent_service.is_some())?;
+    if raw.cache.dpop_replay_entries == 0 {
+        return Err(ConfigError::new(
+            "cache.dpop_replay_entries",
+            "must be at least 1",
+        ));
+    }
+    if let Some(fapi) = &raw.fapi
+        && fapi.idempotency_key_max_bytes == 0
+    {
+        return Err(ConfigError::new(
+            "fapi.idempotency_key_max_bytes",
+            "must be at least 1",
+        ));
+    }
     let rules = match &raw.rules {
         Some(section) => Some(crate::rules::RulesConfig::load("rules", section, &routes)?),
         None => None,
@@ -150,7 +177,47 @@ fn compile(raw: RawConfig) -> Result<FilterConfig, ConfigError> {
             "static_assessments",
             &raw.static_assessments,
         )?,
+        consent_service,
+        fapi: FapiPolicyConfig::compile(raw.fapi.as_ref()),
+        dpop_replay_entries: raw.cache.dpop_replay_entries,
     })
+}
+
+/// Consent-bound routes need every issuer to say where its tokens state the consent, and
+/// consent ids need a consent service.
+fn check_consent_sources(
+    issuers: &[Issuer],
+    routes: &RouteTable,
+    has_service: bool,
+) -> Result<(), ConfigError> {
+    for (index, issuer) in issuers.iter().enumerate() {
+        match &issuer.consent {
+            None if routes.any_consent_bound() => {
+                return Err(ConfigError::new(
+                    format!("issuers[{index}].consent"),
+                    "required: a route has `consent_params`; name the claim holding the consented resources or the consent id",
+                ));
+            }
+            Some(ConsentClaim::ConsentId(_)) if !has_service => {
+                return Err(ConfigError::new(
+                    "consent_service",
+                    format!("required: issuers[{index}].consent names a `consent_id_claim`"),
+                ));
+            }
+            _ => {}
+        }
+    }
+    if has_service
+        && !issuers
+            .iter()
+            .any(|i| matches!(i.consent, Some(ConsentClaim::ConsentId(_))))
+    {
+        return Err(ConfigError::new(
+            "consent_service",
+            "no issuer names a `consent.consent_id_claim`, so it would never be asked",
+        ));
+    }
+    Ok(())
 }
 
 impl FilterConfig {
@@ -160,6 +227,16 @@ impl FilterConfig {
         self.issuers
             .iter()
             .any(|i| i.jwt_authn_payload_key.is_some())
+    }
+
+    /// Whether cached consents or DPoP proofs may be kept in shared data.
+    pub fn uses_shared_slots(&self) -> bool {
+        self.consent_service.is_some()
+            || self
+                .issuers
+                .iter()
+                .any(|i| i.sender.dpop != crate::identify::config::BindingMode::Off)
+            || self.routes.any_dpop_route()
     }
 
     /// Whether the model may need Envoy's `source.address` (the adapter then reads it;

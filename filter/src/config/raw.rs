@@ -17,11 +17,15 @@ pub use crate::assess::config::{
     ClientIpSource, ModelMode, RawClientIp, RawModel, RawModelHttp, RawModelSource,
     RawStaticAssessment, RawStepUp, RawWhenUnavailable,
 };
-pub use crate::authorise::config::{RawParam, RawRoute, RawScopeRule, UnmatchedPolicy};
+pub use crate::authorise::config::{
+    ConsentUnavailablePolicy, FapiPolicy, RawConsentService, RawFapi, RawParam, RawRoute,
+    RawScopeRule, UnmatchedPolicy,
+};
 pub use crate::enforce::config::{RawClaimHeader, RawHeaders};
 pub use crate::identify::config::{
-    RawCache, RawIssuer, RawJwk, RawJwks, RawJwtAuthn, RawNegativeCache, RawRemoteJwks,
-    RawScopeClaim, RawUnavailable, ScopeFormat,
+    BindingMode, RawCache, RawIssuer, RawIssuerConsent, RawJwk, RawJwks, RawJwtAuthn,
+    RawNegativeCache, RawRemoteJwks, RawRouteSenderConstraint, RawScopeClaim, RawSenderConstraint,
+    RawUnavailable, ScopeFormat,
 };
 pub use crate::ratelimit::config::RawRateLimit;
 
@@ -65,6 +69,13 @@ pub struct RawConfig {
     /// (see `crate::assess`).
     #[serde(default)]
     pub static_assessments: HashMap<String, RawStaticAssessment>,
+    /// Resolves consent ids to the resources they cover (issuers with
+    /// `consent.consent_id_claim`). Schema in `crate::authorise::config`.
+    #[serde(default)]
+    pub consent_service: Option<RawConsentService>,
+    /// FAPI request headers checked when present (absent: not checked).
+    #[serde(default)]
+    pub fapi: Option<RawFapi>,
 }
 
 fn default_realm() -> String {

@@ -49,6 +49,17 @@ pub enum Denial {
     RateLimitUnavailable { status: u16 },
     /// No behavioural model accepted yet and `model.when_unavailable` is `refuse`: 503.
     ModelUnavailable { retry_after_s: u64 },
+    /// A resource outside the token's consent (or no usable consent): 403 `access_denied`.
+    AccessDenied { description: &'static str },
+    /// The consent service cannot be asked and no answer is usable: 503.
+    ConsentUnavailable { retry_after_s: u64 },
+    /// RFC 9449 §7.1: a DPoP problem, challenged with the `DPoP` scheme and the accepted
+    /// proof algorithms; `proof` picks `invalid_dpop_proof` over `invalid_token`.
+    InvalidDpop {
+        proof: bool,
+        description: &'static str,
+        algorithms: String,
+    },
 }
 
 #[derive(Serialize)]
@@ -168,6 +179,32 @@ pub fn build(denial: &Denial, realm: &str, interaction_id: &str) -> LocalReply {
             "The risk assessment is not available yet; retry later",
             None,
         ),
+        Denial::AccessDenied { description } => (403, "access_denied", *description, None),
+        Denial::ConsentUnavailable { .. } => (
+            503,
+            "temporarily_unavailable",
+            "The consent could not be checked; retry later",
+            None,
+        ),
+        Denial::InvalidDpop {
+            proof,
+            description,
+            algorithms,
+        } => {
+            let error = if *proof {
+                "invalid_dpop_proof"
+            } else {
+                "invalid_token"
+            };
+            (
+                401,
+                error,
+                *description,
+                Some(format!(
+                    "DPoP realm=\"{realm}\", error=\"{error}\", error_description=\"{description}\", algs=\"{algorithms}\""
+                )),
+            )
+        }
     };
     let body = serde_json::to_string(&ErrorBody {
         error,
@@ -186,7 +223,8 @@ pub fn build(denial: &Denial, realm: &str, interaction_id: &str) -> LocalReply {
     match denial {
         Denial::IdpUnavailable { retry_after_s, .. }
         | Denial::Throttled { retry_after_s }
-        | Denial::ModelUnavailable { retry_after_s } => {
+        | Denial::ModelUnavailable { retry_after_s }
+        | Denial::ConsentUnavailable { retry_after_s } => {
             headers.push(("retry-after".to_owned(), retry_after_s.to_string()));
         }
         _ => {}

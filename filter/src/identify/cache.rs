@@ -143,6 +143,8 @@ mod tests {
             scopes: vec![],
             claim_headers: vec![],
             expires_at: exp,
+            consent: None,
+            confirmation: Default::default(),
         })
     }
 

@@ -61,6 +61,90 @@ pub struct RawIssuer {
     /// `jwks`).
     #[serde(default)]
     pub jwks_remote: Option<RawRemoteJwks>,
+    /// Where this issuer's tokens state their consent, for routes with `consent_params`:
+    /// `{"resources_claim": "<claim>"}` (an array of resource ids) or
+    /// `{"consent_id_claim": "openbanking_intent_id"}` (resolved by `consent_service`).
+    #[serde(default)]
+    pub consent: Option<RawIssuerConsent>,
+    /// Sender-constrained tokens: RFC 8705 certificate binding and RFC 9449 DPoP.
+    #[serde(default)]
+    pub sender_constraint: RawSenderConstraint,
+}
+
+/// `issuers[].consent`: exactly one of the two fields.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIssuerConsent {
+    #[serde(default)]
+    pub resources_claim: Option<String>,
+    #[serde(default)]
+    pub consent_id_claim: Option<String>,
+}
+
+/// Whether a proof of possession is checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BindingMode {
+    /// Every token must be bound (and the binding proven).
+    Required,
+    /// Checked when the token is bound (carries `cnf`): a bound token is never accepted
+    /// without its proof (RFC 8705 §3, RFC 9449 §7).
+    #[default]
+    IfBound,
+    /// Not checked: a bound token is accepted as a bearer token.
+    Off,
+}
+
+/// `issuers[].sender_constraint`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSenderConstraint {
+    /// RFC 8705: `cnf.x5t#S256` against the SHA-256 of the TLS client certificate Envoy saw.
+    #[serde(default)]
+    pub mtls: BindingMode,
+    /// RFC 9449: the `DPoP` proof against `cnf.jkt`.
+    #[serde(default)]
+    pub dpop: BindingMode,
+    /// Proof algorithms accepted (ES256, ES384, EdDSA).
+    #[serde(default = "default_dpop_algorithms")]
+    pub dpop_algorithms: Vec<String>,
+    /// A proof's `iat` may be this old (and `clock_skew_s` in the future).
+    #[serde(default = "default_dpop_max_age_s")]
+    pub dpop_max_age_s: u64,
+    /// Origins (`https://host[:port]`) a proof's `htu` may name instead of the request's
+    /// own scheme and authority (TLS terminated before Envoy, or a public host name).
+    #[serde(default)]
+    pub dpop_origins: Vec<String>,
+}
+
+impl Default for RawSenderConstraint {
+    fn default() -> Self {
+        Self {
+            mtls: BindingMode::default(),
+            dpop: BindingMode::default(),
+            dpop_algorithms: default_dpop_algorithms(),
+            dpop_max_age_s: default_dpop_max_age_s(),
+            dpop_origins: Vec::new(),
+        }
+    }
+}
+
+/// `routes[].sender_constraint`: replaces the issuer's mode per mechanism.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouteSenderConstraint {
+    #[serde(default)]
+    pub mtls: Option<BindingMode>,
+    #[serde(default)]
+    pub dpop: Option<BindingMode>,
+}
+
+fn default_dpop_algorithms() -> Vec<String> {
+    vec!["ES256".to_owned(), "ES384".to_owned(), "EdDSA".to_owned()]
+}
+
+fn default_dpop_max_age_s() -> u64 {
+    300
 }
 
 #[derive(Debug, Deserialize)]
@@ -252,6 +336,10 @@ pub struct RawCache {
     /// Tokens whose signature did not verify, refused again without a check.
     #[serde(default)]
     pub negative: RawNegativeCache,
+    /// DPoP proofs remembered (shared data, every worker) for replay detection until their
+    /// `iat` window passes; size it above the peak proofs per `dpop_max_age_s`.
+    #[serde(default = "default_dpop_replay_entries")]
+    pub dpop_replay_entries: u32,
 }
 
 impl Default for RawCache {
@@ -259,8 +347,13 @@ impl Default for RawCache {
         Self {
             max_entries: default_cache_entries(),
             negative: RawNegativeCache::default(),
+            dpop_replay_entries: default_dpop_replay_entries(),
         }
     }
+}
+
+fn default_dpop_replay_entries() -> u32 {
+    100_000
 }
 
 #[derive(Debug, Deserialize)]
@@ -478,7 +571,35 @@ pub fn compile_issuer(path: &str, raw: &RawIssuer) -> Result<Issuer, ConfigError
             .as_ref()
             .map(|d| d.payload_in_metadata.clone()),
         remote,
+        consent: compile_consent(path, raw)?,
+        sender: super::binding::SenderPolicy::compile(
+            &format!("{path}.sender_constraint"),
+            &raw.sender_constraint,
+        )?,
     })
+}
+
+fn compile_consent(
+    path: &str,
+    raw: &RawIssuer,
+) -> Result<Option<crate::authorise::consent::ConsentClaim>, ConfigError> {
+    use crate::authorise::consent::ConsentClaim;
+    let Some(consent) = &raw.consent else {
+        return Ok(None);
+    };
+    let field = format!("{path}.consent");
+    match (&consent.resources_claim, &consent.consent_id_claim) {
+        (Some(claim), None) if !claim.is_empty() => {
+            Ok(Some(ConsentClaim::Resources(claim.clone())))
+        }
+        (None, Some(claim)) if !claim.is_empty() => {
+            Ok(Some(ConsentClaim::ConsentId(claim.clone())))
+        }
+        _ => Err(ConfigError::new(
+            field,
+            "give exactly one non-empty claim name: `resources_claim` or `consent_id_claim`",
+        )),
+    }
 }
 
 /// Longest `client_namespace`.

@@ -9,6 +9,9 @@ pub enum Credential<'a> {
     /// `Authorization` with a scheme other than Bearer (e.g. Basic).
     OtherScheme,
     Bearer(&'a str),
+    /// `Authorization: DPoP` (RFC 9449 §7.1): a DPoP-bound token, with its proof in the
+    /// `DPoP` header.
+    Dpop(&'a str),
 }
 
 /// Requests that are malformed rather than unauthenticated (RFC 6750 `invalid_request`).
@@ -54,11 +57,14 @@ pub fn credential<'a>(
     let Some((scheme, rest)) = value.split_once(' ') else {
         return Ok(if value.eq_ignore_ascii_case("bearer") {
             Credential::Bearer("")
+        } else if value.eq_ignore_ascii_case("dpop") {
+            Credential::Dpop("")
         } else {
             Credential::OtherScheme
         });
     };
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let dpop = scheme.eq_ignore_ascii_case("dpop");
+    if !dpop && !scheme.eq_ignore_ascii_case("bearer") {
         return Ok(Credential::OtherScheme);
     }
     // Envoy folds repeated `Authorization` headers into one, comma-joined; a bearer token
@@ -66,7 +72,12 @@ pub fn credential<'a>(
     if rest.contains(',') {
         return Err(ExtractError::MultipleAuthorization);
     }
-    Ok(Credential::Bearer(rest.trim_start_matches(' ')))
+    let token = rest.trim_start_matches(' ');
+    Ok(if dpop {
+        Credential::Dpop(token)
+    } else {
+        Credential::Bearer(token)
+    })
 }
 
 fn has_access_token_param(query: &str) -> bool {

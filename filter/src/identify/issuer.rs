@@ -31,6 +31,10 @@ pub struct Issuer {
     pub jwt_authn_payload_key: Option<String>,
     /// Keys fetched from the IdP, beside `keys`.
     pub remote: Option<super::jwks_remote::RemoteJwks>,
+    /// Where tokens state their consent (`None`: consent-bound routes refuse them).
+    pub consent: Option<crate::authorise::consent::ConsentClaim>,
+    /// RFC 8705 / RFC 9449 checks.
+    pub sender: super::binding::SenderPolicy,
 }
 
 impl Issuer {

@@ -11,9 +11,11 @@
 //! LRU-bounded) and refused again without another check.
 
 pub mod algorithm;
+pub mod binding;
 pub mod cache;
 pub mod claims;
 pub mod config;
+pub mod dpop;
 pub mod extract;
 pub mod host_crypto;
 pub mod issuer;
@@ -24,6 +26,12 @@ pub mod strict_json;
 pub mod token_error;
 
 use std::sync::Arc;
+
+use crate::authorise::consent::{self, ConsentClaim};
+
+/// Most resource ids read from a token's consent claim (the token itself is bounded by
+/// `max_token_bytes`; this bounds the work per request).
+const MAX_CONSENTED_RESOURCES: usize = 4096;
 
 use algorithm::Algorithm;
 use cache::{CacheLookup, TokenCache};
@@ -47,6 +55,10 @@ pub struct Identity {
     pub claim_headers: Vec<(String, String)>,
     /// `exp`, seconds since the Unix epoch.
     pub expires_at: u64,
+    /// The consent the token states (issuer `consent` configured and the claim present).
+    pub consent: Option<crate::authorise::consent::TokenConsent>,
+    /// The token's `cnf`: the certificate or proof key it is bound to.
+    pub confirmation: binding::Confirmation,
 }
 
 impl Identity {
@@ -229,6 +241,17 @@ fn identity(
         .expires_at
         .map(|t| t.as_secs())
         .ok_or(TokenError::MissingClaim)?;
+    let consent = issuer.consent.as_ref().and_then(|claim| {
+        let name = match claim {
+            ConsentClaim::Resources(name) | ConsentClaim::ConsentId(name) => name,
+        };
+        consent::from_claim(
+            claim,
+            claims::claim_value(verified, name).as_ref(),
+            MAX_CONSENTED_RESOURCES,
+        )
+    });
+    let confirmation = binding::Confirmation::from_claim(verified.custom.get("cnf"));
     Ok(Identity {
         issuer: issuer_index,
         client_namespace: issuer.client_namespace.clone(),
@@ -237,6 +260,8 @@ fn identity(
         scopes,
         claim_headers,
         expires_at,
+        consent,
+        confirmation,
     })
 }
 

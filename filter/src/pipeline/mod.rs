@@ -20,6 +20,7 @@ use crate::assess::Assessment;
 use crate::assess::baselines::{BaselineStore, MemoryStore};
 use crate::assess::model::{ActiveModels, Scored};
 use crate::assess::pending::PendingResponses;
+use crate::authorise::consent::{ConsentFetchError, ConsentSource, FetchedConsent};
 use crate::config::FilterConfig;
 use crate::enforce::interaction_id;
 use crate::enforce::reply::LocalReply;
@@ -50,6 +51,29 @@ pub struct RequestView<'a> {
     pub source_address: Option<&'a str>,
     /// Request time in Unix milliseconds for the model; 0 means `now` seconds × 1000.
     pub now_ms: u64,
+    /// The TLS connection, asked only when a token is certificate-bound (each answer is a
+    /// host call).
+    pub connection: &'a dyn Connection,
+    /// The consent service's answer, when the request is decided again after
+    /// [`Action::FetchConsent`].
+    pub consent_answer: Option<&'a FetchedConsent>,
+}
+
+/// Facts about the downstream connection, read on demand.
+pub trait Connection: std::fmt::Debug {
+    /// Hex SHA-256 of the TLS client certificate (Envoy's
+    /// `connection.sha256_peer_certificate_digest`); `None` without one.
+    fn peer_certificate_sha256(&self) -> Option<String>;
+}
+
+/// A connection without TLS (native callers and tests that need no certificate).
+#[derive(Debug)]
+pub struct Plaintext;
+
+impl Connection for Plaintext {
+    fn peer_certificate_sha256(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What was decided about a request, and how (for metrics and the access log).
@@ -93,6 +117,15 @@ pub struct Trace {
     pub model_unavailable: bool,
     /// The hard rules' check (`rules` configured, authenticated request past its scopes).
     pub rules: Option<crate::rules::RuleCheck>,
+    /// How the consent of a consent-bound route was known.
+    pub consent: Option<ConsentSource>,
+    /// The consent service failed for this request (the stale answer or the
+    /// `when_unavailable` policy decided).
+    pub consent_fetch_error: Option<ConsentFetchError>,
+    /// A FAPI header was invalid and `fapi.on_invalid` is `log`: forwarded anyway.
+    pub fapi_logged: Option<&'static str>,
+    /// The request was sender-constrained: `mtls`, `dpop` (for the log).
+    pub sender_constraint: Option<&'static str>,
 }
 
 #[derive(Debug)]
@@ -109,6 +142,11 @@ pub enum Action<'c> {
         ratelimit: Option<Call>,
     },
     Reply(LocalReply),
+    /// Ask the consent service about this consent id, then decide again with its answer
+    /// in [`RequestView::consent_answer`] (nothing was recorded for the request yet).
+    FetchConsent {
+        consent_id: String,
+    },
 }
 
 /// What one Envoy worker keeps between requests: verified tokens and the remote JWKS keys
@@ -123,6 +161,9 @@ pub struct Worker {
     pub models: ActiveModels,
     /// Responses folded into baselines with their client's next request (or by the timer).
     pub pending_responses: PendingResponses,
+    /// Cached consents and seen DPoP proofs: shared data in Envoy (every worker), memory
+    /// natively.
+    pub shared_slots: Box<dyn BaselineStore>,
 }
 
 impl Worker {
@@ -137,6 +178,7 @@ impl Worker {
             baselines: Box::new(MemoryStore::default()),
             models: ActiveModels::from_config(config.model.as_ref()),
             pending_responses: PendingResponses::default(),
+            shared_slots: Box::new(MemoryStore::default()),
         }
     }
 }

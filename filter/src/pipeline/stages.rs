@@ -1,23 +1,34 @@
 //! The request stages, in the order they run; each hands the request on or refuses it:
 //!
 //! 1. **request**: the path is unambiguous, the credential is where RFC 6750 allows;
-//! 2. **route**: the route and its parameters (or the `unmatched` policy), no method override;
+//! 2. **route**: the route and its parameters (or the `unmatched` policy), no method
+//!    override, the FAPI headers and the idempotency key;
 //! 3. **identify**: the token is verified (or taken from `jwt_authn`);
 //! 4. **scopes**: the token carries the route's scopes;
-//! 5. **assess**: the verdict: pinned, or the model's against the client's baseline;
-//! 6. **rules**: the hard rules, whose stricter verdict wins;
-//! 7. **enforce**: the verdict answered here (step-up, throttle, block) or carried on;
-//! 8. **rate limit**: whether the rate-limit service is asked before forwarding.
+//! 5. **consent**: the route's consent-bound parameters are within the token's consent
+//!    (which may need a consent-service fetch: the request is then decided again);
+//! 6. **sender**: a bound token is used by its holder (RFC 8705 certificate, RFC 9449 DPoP
+//!    proof). After the consent stage because a fetch decides the request twice, and a
+//!    proof's `jti` must be recorded once;
+//! 7. **assess**: the verdict: pinned, or the model's against the client's baseline;
+//! 8. **rules**: the hard rules, whose stricter verdict wins;
+//! 9. **enforce**: the verdict answered here (step-up, throttle, block) or carried on;
+//! 10. **rate limit**: whether the rate-limit service is asked before forwarding.
 
 use super::{Action, Decision, Refusal, RequestView, Worker};
 use crate::assess::model::{self as model_stage, WhenUnavailable};
 use crate::assess::{self, Assessment, Verdict};
 use crate::authorise::config::UnmatchedPolicy;
+use crate::authorise::consent::{self, ConsentCheck, ConsentDenial};
+use crate::authorise::fapi;
 use crate::authorise::method_override::{self, MethodOverridePolicy};
 use crate::authorise::path;
 use crate::authorise::routes::Route;
 use crate::config::FilterConfig;
 use crate::enforce::reply::Denial;
+use crate::identify::binding::{self, BindingError};
+use crate::identify::config::BindingMode;
+use crate::identify::dpop;
 use crate::identify::extract::{self, Credential};
 use crate::identify::host_crypto::VerifyPath;
 use crate::identify::{self, Identity, TokenError};
@@ -71,6 +82,7 @@ pub(super) fn run<'c>(
         }
         Routed::Protected { route, params } => (route, params),
     };
+    check_fapi(config, request, route, decision)?;
     let identity = identify(config, worker, request, &credential, now, decision)?;
     let client_key = identity.qualified_client_id();
     decision.client_id = Some(client_key.clone());
@@ -81,6 +93,30 @@ pub(super) fn run<'c>(
     } else {
         request.now_ms
     };
+    if let Some(consent_id) = check_consent(
+        config,
+        worker,
+        request,
+        route,
+        &params,
+        &identity,
+        &client_key,
+        now_ms,
+        decision,
+    )? {
+        return Ok(Action::FetchConsent { consent_id });
+    }
+    check_sender(
+        config,
+        worker,
+        request,
+        path,
+        route,
+        &credential,
+        &identity,
+        now,
+        decision,
+    )?;
     let caller = Authenticated {
         request,
         path,
@@ -96,7 +132,9 @@ pub(super) fn run<'c>(
     // A step-up or a block is answered here: no call to plan.
     let call = match assessment.verdict {
         Verdict::StepUp | Verdict::Block => None,
-        Verdict::Allow | Verdict::Throttle => plan_ratelimit(config, request, decision),
+        Verdict::Allow | Verdict::Throttle => {
+            plan_ratelimit(config, request, decision, Some(&identity))
+        }
     };
     enforce(
         config,
@@ -213,7 +251,7 @@ fn identify(
         }
         None => {
             let token = match credential {
-                Credential::Bearer(token) => token,
+                Credential::Bearer(token) | Credential::Dpop(token) => token,
                 Credential::Missing | Credential::OtherScheme => {
                     let reason = if *credential == Credential::Missing {
                         telemetry::REASON_NO_CREDENTIALS
@@ -268,6 +306,225 @@ fn identify(
     })
 }
 
+/// Stage 2 (after the route): the FAPI headers (with `fapi`) and the route's idempotency
+/// key.
+fn check_fapi(
+    config: &FilterConfig,
+    request: &RequestView<'_>,
+    route: Option<&Route>,
+    decision: &mut Decision<'_>,
+) -> Result<(), Refusal> {
+    let requires_key = route.is_some_and(|r| r.idempotency_key);
+    let Some(violation) = fapi::check(&config.fapi, request.headers, requires_key) else {
+        return Ok(());
+    };
+    if !fapi::refuses(&config.fapi, violation) {
+        decision.trace.fapi_logged = Some(violation.reason());
+        return Ok(());
+    }
+    Err(Refusal::new(
+        Outcome::InvalidRequest,
+        violation.reason(),
+        Denial::InvalidRequest {
+            description: violation.description(),
+        },
+    ))
+}
+
+/// Stage 5: the route's consent-bound parameters within the token's consent. `Some(id)`:
+/// the consent service must be asked about consent `id` first.
+#[allow(clippy::too_many_arguments)]
+fn check_consent(
+    config: &FilterConfig,
+    worker: &mut Worker,
+    request: &RequestView<'_>,
+    route: Option<&Route>,
+    params: &[(&str, &str)],
+    identity: &Identity,
+    client_key: &str,
+    now_ms: u64,
+    decision: &mut Decision<'_>,
+) -> Result<Option<String>, Refusal> {
+    let Some(route) = route.filter(|r| !r.consent_params.is_empty()) else {
+        return Ok(None);
+    };
+    let bound: Vec<&str> = params
+        .iter()
+        .filter(|(name, _)| route.consent_params.iter().any(|p| p == name))
+        .map(|(_, value)| *value)
+        .collect();
+    let (result, fetch_error) = consent::check(
+        config.consent_service.as_ref(),
+        worker.shared_slots.as_mut(),
+        identity.consent.as_ref(),
+        &bound,
+        request.consent_answer,
+        now_ms,
+    );
+    decision.trace.consent_fetch_error = fetch_error;
+    match result {
+        ConsentCheck::Within(source) => {
+            decision.trace.consent = Some(source);
+            Ok(None)
+        }
+        ConsentCheck::Fetch(consent_id) => Ok(Some(consent_id)),
+        ConsentCheck::Unavailable => Err(Refusal::new(
+            Outcome::ConsentUnavailable,
+            telemetry::REASON_CONSENT_UNAVAILABLE,
+            Denial::ConsentUnavailable {
+                retry_after_s: config
+                    .consent_service
+                    .as_ref()
+                    .map_or(5, |s| s.retry_after_s),
+            },
+        )),
+        ConsentCheck::Denied(denial, source) => {
+            decision.trace.consent = source;
+            // A resource outside the consent is enumeration evidence: it counts in the
+            // client's baseline as the 403 it gets.
+            if denial == ConsentDenial::Mismatch {
+                record_refusal_in_baseline(config, worker, client_key, now_ms);
+            }
+            Err(Refusal::new(
+                Outcome::ConsentDenied,
+                denial.reason(),
+                Denial::AccessDenied {
+                    description: denial.description(),
+                },
+            ))
+        }
+    }
+}
+
+/// Folds a refused request into the client's baseline as a 403 response (model configured).
+fn record_refusal_in_baseline(
+    config: &FilterConfig,
+    worker: &mut Worker,
+    client_key: &str,
+    now_ms: u64,
+) {
+    let Some(stage) = &config.model else {
+        return;
+    };
+    let response = crate::assess::pending::ObservedResponse {
+        status: 403,
+        bytes: 0,
+        at_ms: now_ms,
+    };
+    if !worker.pending_responses.defer(client_key, response) {
+        stage.observe(worker.baselines.as_mut(), client_key, &[response], now_ms);
+    }
+}
+
+/// Stage 6: a sender-constrained token is used by its holder: the TLS client certificate
+/// (RFC 8705) and the DPoP proof (RFC 9449), per the route's or the issuer's modes.
+#[allow(clippy::too_many_arguments)]
+fn check_sender(
+    config: &FilterConfig,
+    worker: &mut Worker,
+    request: &RequestView<'_>,
+    path: &str,
+    route: Option<&Route>,
+    credential: &Credential<'_>,
+    identity: &Identity,
+    now: u64,
+    decision: &mut Decision<'_>,
+) -> Result<(), Refusal> {
+    let Some(issuer) = config.issuers.get(identity.issuer) else {
+        return Ok(());
+    };
+    let policy = &issuer.sender;
+    let (mtls, dpop) = policy.modes(route.and_then(|r| r.sender.as_ref()));
+    let cnf = &identity.confirmation;
+    let refuse = |error: BindingError| {
+        let dpop_challenge = matches!(
+            error,
+            BindingError::Proof(_)
+                | BindingError::DpopBindingRequired
+                | BindingError::DpopSchemeMismatch
+        );
+        Refusal::new(
+            Outcome::InvalidToken,
+            error.reason(),
+            if dpop_challenge {
+                Denial::InvalidDpop {
+                    proof: matches!(error, BindingError::Proof(_)),
+                    description: error.description(),
+                    algorithms: policy
+                        .dpop_algorithms
+                        .iter()
+                        .map(|a| a.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                }
+            } else {
+                Denial::InvalidToken {
+                    description: error.description(),
+                }
+            },
+        )
+    };
+    if mtls != BindingMode::Off && (cnf.x5t_s256.is_some() || mtls == BindingMode::Required) {
+        let peer = request.connection.peer_certificate_sha256();
+        binding::check_certificate(mtls, cnf, peer.as_deref()).map_err(refuse)?;
+        decision.trace.sender_constraint = Some("mtls");
+    }
+    if dpop == BindingMode::Off {
+        return Ok(());
+    }
+    let (token, dpop_scheme) = match credential {
+        Credential::Dpop(token) => (*token, true),
+        Credential::Bearer(token) => (*token, false),
+        // Delegated (`jwt_authn`): the scheme is the one jwt_authn accepted.
+        Credential::Missing | Credential::OtherScheme => ("", false),
+    };
+    let jkt = match (&cnf.jkt, dpop) {
+        (Some(jkt), _) => jkt,
+        (None, BindingMode::Required) => return Err(refuse(BindingError::DpopBindingRequired)),
+        (None, _) if dpop_scheme => return Err(refuse(BindingError::DpopSchemeMismatch)),
+        (None, _) => return Ok(()),
+    };
+    if !dpop_scheme {
+        return Err(refuse(BindingError::DpopSchemeMismatch));
+    }
+    let header = |name: &str| {
+        request
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    let proofs: Vec<&str> = request
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "dpop")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let rules = dpop::ProofRules {
+        algorithms: &policy.dpop_algorithms,
+        max_age_s: policy.dpop_max_age_s,
+        clock_skew_s: issuer.clock_skew_s,
+        origins: &policy.dpop_origins,
+        replay_entries: config.dpop_replay_entries,
+    };
+    let context = dpop::ProofContext {
+        proofs: &proofs,
+        method: request.method,
+        scheme: header(":scheme"),
+        authority: header(":authority"),
+        path,
+        access_token: token,
+        now,
+    };
+    dpop::check_proof(&rules, &context, jkt, worker.shared_slots.as_mut())
+        .map_err(|e| refuse(BindingError::Proof(e)))?;
+    decision.trace.sender_constraint = Some(match decision.trace.sender_constraint {
+        Some(_) => "mtls_dpop",
+        None => "dpop",
+    });
+    Ok(())
+}
+
 /// Stage 4: the route's scopes (none asked for `unmatched: authenticate`).
 fn check_scopes(route: Option<&Route>, identity: &Identity) -> Result<(), Refusal> {
     match route {
@@ -282,7 +539,7 @@ fn check_scopes(route: Option<&Route>, identity: &Identity) -> Result<(), Refusa
     }
 }
 
-/// Stage 5: the client's pinned assessment, else the model's (with `model.when_unavailable`
+/// Stage 7: the client's pinned assessment, else the model's (with `model.when_unavailable`
 /// deciding while no model is accepted), else `allow` / `low`.
 fn assess(
     config: &FilterConfig,
@@ -333,7 +590,7 @@ fn assess(
     }
 }
 
-/// Stage 6: the hard rules; the stricter of their verdict and the assessment wins, in
+/// Stage 8: the hard rules; the stricter of their verdict and the assessment wins, in
 /// shadow mode too (see [`crate::rules`]). Returns the rule's name when it decided.
 fn apply_rules(
     config: &FilterConfig,
@@ -361,7 +618,7 @@ fn apply_rules(
     combined
 }
 
-/// Stage 7: what the verdict means for the request. A `throttle` goes on only when the
+/// Stage 9: what the verdict means for the request. A `throttle` goes on only when the
 /// rate-limit service will be asked about it (`ratelimit_call`: the call carries the verdict
 /// in its descriptors); otherwise it is answered here — a 429, or with
 /// `throttle_without_call: block` a 403 — and never forwarded. `reason`: `risk` for the
@@ -412,12 +669,13 @@ fn enforce(
     }
 }
 
-/// Stage 8: the rate-limit call to make before forwarding, if the route's policy asks for
+/// Stage 10: the rate-limit call to make before forwarding, if the route's policy asks for
 /// one and a descriptor can be built.
 fn plan_ratelimit(
     config: &FilterConfig,
     request: &RequestView<'_>,
     decision: &Decision<'_>,
+    identity: Option<&Identity>,
 ) -> Option<Call> {
     let rl = config.ratelimit.as_ref()?;
     let facts = ratelimit_stage::RequestFacts {
@@ -432,6 +690,14 @@ fn plan_ratelimit(
                 .find(|(n, _)| n == name)
                 .map(|(_, v)| v.as_str())
         }),
+        idempotency_key: fapi::idempotency_key(
+            request.headers,
+            config.fapi.idempotency_key_max_bytes,
+        ),
+        consent_id: identity.and_then(|i| match &i.consent {
+            Some(consent::TokenConsent::ConsentId(id)) => Some(id.as_str()),
+            _ => None,
+        }),
     };
     ratelimit_stage::plan(rl, &facts)
 }
@@ -443,7 +709,7 @@ fn forward<'c>(
     decision: &Decision<'c>,
     identity: Option<&Identity>,
 ) -> Action<'c> {
-    let call = plan_ratelimit(config, request, decision);
+    let call = plan_ratelimit(config, request, decision, identity);
     forward_with(config, request, decision, identity, call)
 }
 
@@ -453,7 +719,7 @@ fn token_issuer(config: &FilterConfig, credential: &Credential<'_>) -> Option<us
     if let [_] = config.issuers.as_slice() {
         return Some(0);
     }
-    let Credential::Bearer(token) = credential else {
+    let (Credential::Bearer(token) | Credential::Dpop(token)) = credential else {
         return None;
     };
     let payload = token.split('.').nth(1)?;

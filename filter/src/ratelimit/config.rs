@@ -94,6 +94,12 @@ pub enum Source {
     RiskBand,
     /// The value of `country_header`.
     Country,
+    /// The request's `x-idempotency-key` (printable ASCII, at most
+    /// `fapi.idempotency_key_max_bytes`): one payment retried under one key counts once per
+    /// key.
+    IdempotencyKey,
+    /// The token's consent id (`issuers[].consent.consent_id_claim`): a limit per consent.
+    ConsentId,
 }
 
 #[derive(Debug, Deserialize)]

@@ -24,6 +24,10 @@ pub struct RequestFacts<'a> {
     pub assessment: Option<Assessment>,
     /// The value of the configured `country_header`, if the request has it.
     pub country: Option<&'a str>,
+    /// A valid `x-idempotency-key`.
+    pub idempotency_key: Option<&'a str>,
+    /// The token's consent id.
+    pub consent_id: Option<&'a str>,
 }
 
 /// Longest value copied from a request header into a descriptor.
@@ -50,6 +54,8 @@ fn value_of<'a>(entry: &'a Entry, facts: &RequestFacts<'a>) -> Option<&'a str> {
                 .country
                 .map(str::trim)
                 .filter(|c| !c.is_empty() && c.len() <= MAX_HEADER_VALUE),
+            Source::IdempotencyKey => facts.idempotency_key,
+            Source::ConsentId => facts.consent_id,
         },
     }
 }

@@ -6,9 +6,12 @@ use std::rc::Rc;
 use crate::assess::Verdict;
 use crate::assess::model::BaselineWrite;
 use crate::assess::model_source::{REJECTION_REASONS, Role};
+use crate::authorise::consent::{ConsentDenial, ConsentFetchError, ConsentSource, FetchedConsent};
+use crate::authorise::fapi::FapiViolation;
 use crate::config::FilterConfig;
 use crate::host::{Host, HostExt, LogLevel};
 use crate::identify::TokenError;
+use crate::identify::binding::BindingError;
 use crate::identify::cache::CacheLookup;
 use crate::identify::host_crypto::VerifyPath;
 use crate::identify::jwks_remote::FetchError;
@@ -49,6 +52,8 @@ pub struct Metrics {
     rule_hits: [Option<u32>; 2],
     /// `stored`, `slot_taken`, `lost`.
     rule_state: [Option<u32>; 3],
+    /// Open Banking profile counters (consent, sender constraint, FAPI) by full name.
+    profile: HashMap<String, Option<u32>>,
 }
 
 impl Metrics {
@@ -83,8 +88,13 @@ impl Metrics {
             shadow_verdicts: HashMap::new(),
             rule_hits: [None; 2],
             rule_state: [None; 3],
+            profile: HashMap::new(),
             host: host.clone(),
         };
+        for name in profile_metric_names(config) {
+            let id = h.define_counter(&name);
+            metrics.profile.insert(name, id);
+        }
         if config.issuers.iter().any(|i| i.remote.is_some()) {
             metrics.jwks_fetched = h.define_counter(metric::JWKS_FETCHED);
             metrics.jwks_refetch_requested = h.define_counter(metric::JWKS_REFETCH_REQUESTED);
@@ -247,8 +257,40 @@ impl Metrics {
         }
     }
 
+    fn profile_event(&self, name: &str) {
+        self.host
+            .increment(self.profile.get(name).copied().flatten());
+    }
+
+    /// A consent-service answer, or why there was none.
+    pub fn record_consent_fetch(&self, answer: &FetchedConsent) {
+        match answer {
+            Ok(_) => self.profile_event(&metric::consent_source(ConsentSource::Fetched.as_str())),
+            Err(err) => self.profile_event(&metric::consent_fetch_failed(err.reason())),
+        }
+    }
+
     /// Per-reason counters of a decision (everything but `requests.<outcome>`).
     pub fn record_details(&self, decision: &Decision<'_>) {
+        let trace = &decision.trace;
+        if let Some(source) = trace.consent.filter(|s| *s != ConsentSource::Fetched) {
+            self.profile_event(&metric::consent_source(source.as_str()));
+        }
+        if let Some(kind) = trace.sender_constraint {
+            self.profile_event(&metric::sender_constraint_verified(kind));
+        }
+        if let Some(reason) = trace.fapi_logged {
+            self.profile_event(&metric::fapi_logged(reason));
+        }
+        if let Some(reason) = decision.reason {
+            match decision.outcome {
+                Outcome::ConsentDenied => self.profile_event(&metric::consent_denied(reason)),
+                Outcome::InvalidToken if trace.token_error.is_none() => {
+                    self.profile_event(&metric::sender_constraint_refused(reason));
+                }
+                _ => {}
+            }
+        }
         match decision.trace.cache {
             CacheLookup::Hit => self.host.increment(self.cache_hit),
             CacheLookup::Miss => self.host.increment(self.cache_miss),
@@ -408,4 +450,34 @@ impl Metrics {
             }
         }
     }
+}
+
+/// The Open Banking profile's counters, defined only for what the configuration uses.
+fn profile_metric_names(config: &FilterConfig) -> Vec<String> {
+    let mut names = Vec::new();
+    if config.routes.any_consent_bound() {
+        names.extend(ConsentDenial::ALL.map(|d| metric::consent_denied(d.reason())));
+        names.extend(
+            [
+                ConsentSource::Claim,
+                ConsentSource::Cache,
+                ConsentSource::Fetched,
+                ConsentSource::Stale,
+            ]
+            .map(|s| metric::consent_source(s.as_str())),
+        );
+        if config.consent_service.is_some() {
+            names.extend(ConsentFetchError::ALL.map(|e| metric::consent_fetch_failed(e.reason())));
+        }
+    }
+    names.extend(BindingError::all_reasons().map(metric::sender_constraint_refused));
+    names.extend(
+        ["mtls", "dpop", "mtls_dpop"]
+            .into_iter()
+            .map(metric::sender_constraint_verified),
+    );
+    if config.fapi.on_invalid.is_some() {
+        names.extend(FapiViolation::ALL.map(|v| metric::fapi_logged(v.reason())));
+    }
+    names
 }

@@ -8,9 +8,11 @@
 //! * [`stream`]  — one request: decide, apply, ask the rate-limit service, observe the response.
 //! * [`jwks_fetch`], [`model_poll`] — the remote key and model-file callouts.
 //! * [`ratelimit_call`] — the rate-limit service callout.
+//! * [`consent_fetch`] — the consent-service callout of a consent-bound request.
 //! * [`metrics`], [`shared_baselines`], [`host_crypto`], [`jwt_authn`] — host-backed
 //!   counters, baseline storage, signature checks and delegated payloads.
 
+pub mod consent_fetch;
 pub mod host_crypto;
 pub mod jwks_fetch;
 pub mod jwt_authn;

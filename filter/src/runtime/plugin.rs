@@ -83,6 +83,9 @@ impl Plugin {
         if config.model.is_some() {
             worker.baselines = Box::new(SharedDataStore::new(self.host.clone()));
         }
+        if config.uses_shared_slots() {
+            worker.shared_slots = Box::new(SharedDataStore::new(self.host.clone()));
+        }
         // The timer: remote keys, model polls, and pending baseline updates.
         let timer = config.issuers.iter().any(|i| i.remote.is_some()) || config.model.is_some();
         host.log(

@@ -5,11 +5,13 @@
 use std::rc::Rc;
 
 use super::Flow;
+use super::consent_fetch;
 use super::jwks_fetch;
 use super::jwt_authn;
 use super::log_fields::LogFields;
 use super::plugin::Shared;
 use super::ratelimit_call::{self as rl, Pending};
+use crate::authorise::consent::FetchedConsent;
 use crate::enforce::interaction_id;
 use crate::host::{HeaderMap, Host, HostExt, LogLevel};
 use crate::pipeline::{self, RequestView};
@@ -33,7 +35,31 @@ pub struct Stream {
     observe_client: Option<String>,
     /// When the request arrived (ms), also the time its response is recorded at.
     request_ms: u64,
+    /// The consent-service call this request waits for.
+    consent_call: Option<u32>,
     log: LogFields,
+}
+
+/// The downstream connection as Envoy describes it, read only when a check needs it.
+struct EnvoyConnection<'h> {
+    host: &'h dyn Host,
+}
+
+impl std::fmt::Debug for EnvoyConnection<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EnvoyConnection")
+    }
+}
+
+impl pipeline::Connection for EnvoyConnection<'_> {
+    fn peer_certificate_sha256(&self) -> Option<String> {
+        let bytes = self
+            .host
+            .property(&["connection", "sha256_peer_certificate_digest"])
+            .ok()
+            .flatten()?;
+        String::from_utf8(bytes).ok().filter(|s| !s.is_empty())
+    }
 }
 
 impl Stream {
@@ -47,6 +73,7 @@ impl Stream {
             response_headers: Vec::new(),
             observe_client: None,
             request_ms: 0,
+            consent_call: None,
             log: LogFields::new(
                 state
                     .as_ref()
@@ -134,6 +161,31 @@ impl Stream {
     }
 
     pub fn on_request_headers(&mut self) -> Flow {
+        self.decide(None)
+    }
+
+    /// The consent service answered (or the call failed): decide again with its answer.
+    pub fn on_http_call_response(&mut self, token: u32, body_size: usize) {
+        if self.consent_call != Some(token) {
+            return;
+        }
+        self.consent_call = None;
+        let Some(state) = self.state.clone() else {
+            return;
+        };
+        let Some(service) = &state.config.consent_service else {
+            return;
+        };
+        let answer = consent_fetch::answer(self.host.as_ref(), service, body_size);
+        state.metrics.record_consent_fetch(&answer);
+        if self.decide(Some(&answer)) == Flow::Continue {
+            self.host.resume();
+        }
+    }
+
+    /// Gathers the request, decides and applies the decision; `consent_answer` is the
+    /// consent service's answer when the request is decided again after a fetch.
+    fn decide(&mut self, consent_answer: Option<&FetchedConsent>) -> Flow {
         let host = self.host.clone();
         let host = host.as_ref();
         let Some(state) = self.state.clone() else {
@@ -182,6 +234,7 @@ impl Stream {
             .then(|| host.property(&["source", "address"]).ok().flatten())
             .flatten()
             .and_then(|bytes| String::from_utf8(bytes).ok());
+        let connection = EnvoyConnection { host };
         let view = RequestView {
             method: header(":method").unwrap_or(""),
             path: header(":path").unwrap_or(""),
@@ -191,6 +244,8 @@ impl Stream {
             headers: &headers,
             source_address: source_address.as_deref(),
             now_ms,
+            connection: &connection,
+            consent_answer,
         };
         // The worker is only ever borrowed within one host callback, and the host never calls
         // back into the VM during a host call: a failed borrow is a bug, refused rather than
@@ -209,6 +264,28 @@ impl Stream {
         if let Some(issuer) = decision.trace.refetch_keys_for {
             jwks_fetch::request_refetch(host, &state.config, &state.metrics, issuer, now);
         }
+        if let pipeline::Action::FetchConsent { consent_id } = &decision.action {
+            // Nothing is recorded yet: the request is decided again with the answer.
+            let Some(service) = &state.config.consent_service else {
+                host.reply(503, &[], "");
+                return Flow::Pause;
+            };
+            return match consent_fetch::dispatch(host, service, consent_id) {
+                Ok(token) => {
+                    self.consent_call = Some(token);
+                    Flow::Pause
+                }
+                Err(answer) if consent_answer.is_none() => {
+                    state.metrics.record_consent_fetch(&answer);
+                    self.decide(Some(&answer))
+                }
+                // Decided with an answer already: the stage never asks twice.
+                Err(_) => {
+                    host.reply(503, &[], "");
+                    Flow::Pause
+                }
+            };
+        }
 
         self.log
             .set(host, log_field::OUTCOME, decision.outcome.as_str());
@@ -219,6 +296,15 @@ impl Stream {
         }
         if let Some(route) = decision.route {
             self.log.set(host, log_field::ROUTE, route);
+        }
+        if let Some(source) = decision.trace.consent {
+            self.log.set(host, log_field::CONSENT, source.as_str());
+        }
+        if let Some(binding) = decision.trace.sender_constraint {
+            self.log.set(host, log_field::SENDER_CONSTRAINT, binding);
+        }
+        if let Some(reason) = decision.trace.fapi_logged {
+            self.log.set(host, log_field::FAPI_VIOLATION, reason);
         }
         if let Some(client_id) = &decision.client_id {
             self.log.set(host, log_field::CLIENT_ID, client_id);
@@ -276,6 +362,8 @@ impl Stream {
                 host.reply(reply.status, &reply.headers, &reply.body);
                 return Flow::Pause;
             }
+            // Handled above, before anything was recorded.
+            pipeline::Action::FetchConsent { .. } => return Flow::Pause,
             pipeline::Action::Continue {
                 remove,
                 remove_authorization,
