@@ -12,6 +12,7 @@
 
 pub mod assert;
 pub mod config;
+pub mod dpop;
 pub mod host;
 pub mod pipeline;
 pub mod ratelimit;
