@@ -336,7 +336,7 @@ fn dpop_proofs_are_checked_and_not_replayable() {
     let loose = Proof::new(
         Key::P256,
         "GET",
-        &format!("HTTPS://API.Bank.Test:443/accounts"),
+        "HTTPS://API.Bank.Test:443/accounts",
         &token,
     );
     let decision = dpop_request("/accounts", &token, &loose.sign()).decide(&config, &mut worker);
