@@ -32,6 +32,11 @@ pub const ACCESS_LOG_FIELDS: &[(&str, &str)] = &[
     ("score", "%FILTER_STATE(wasm.obguard.score:PLAIN)%"),
     ("reasons", "%FILTER_STATE(wasm.obguard.reasons:PLAIN)%"),
     ("model", "%FILTER_STATE(wasm.obguard.model:PLAIN)%"),
+    ("consent", "%FILTER_STATE(wasm.obguard.consent:PLAIN)%"),
+    (
+        "sender_constraint",
+        "%FILTER_STATE(wasm.obguard.sender_constraint:PLAIN)%",
+    ),
     // `access_log.format: json`: every field in one object.
     ("log", "%FILTER_STATE(wasm.obguard.log:PLAIN)%"),
     (
@@ -175,6 +180,9 @@ pub fn bootstrap(opts: &EnvoyOptions, wasm: &Path, access_log: &Path) -> Value {
     });
     if opts.exact_balance {
         listener["connection_balance_config"] = json!({"exact_balance": {}});
+    }
+    if let Some(tls) = &opts.downstream_tls {
+        listener["filter_chains"][0]["transport_socket"] = tls.clone();
     }
     let mut listeners = vec![listener];
     listeners.extend(opts.extra_listeners.iter().cloned());

@@ -56,6 +56,9 @@ pub struct EnvoyOptions {
     /// one-listener-per-variant Envoy). Listeners should bind `127.0.0.1:0`; find their ports
     /// with [`Envoy::listener_ports`].
     pub bootstrap_override: Option<Value>,
+    /// A downstream `transport_socket` for `obguard_listener` (e.g. TLS requiring client
+    /// certificates, [`crate::TestPki::downstream_transport_socket`]).
+    pub downstream_tls: Option<Value>,
 }
 
 impl EnvoyOptions {
@@ -76,6 +79,7 @@ impl EnvoyOptions {
             exact_balance: false,
             ready_timeout: Duration::from_secs(30),
             bootstrap_override: None,
+            downstream_tls: None,
         }
     }
 

@@ -90,7 +90,12 @@ pub struct FaultServer {
 impl FaultServer {
     /// Serves `jwks` (`application/json`) as the good answer.
     pub fn jwks(jwks: &Value) -> FaultServer {
-        Self::start(Reply::json(200, jwks))
+        Self::json(jwks)
+    }
+
+    /// Serves `body` (`application/json`) as the good answer (a JWKS, a consent).
+    pub fn json(body: &Value) -> FaultServer {
+        Self::start(Reply::json(200, body))
     }
 
     /// Serves `file` (`application/octet-stream`, with an `ETag`) as the good answer.

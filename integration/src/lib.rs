@@ -24,6 +24,7 @@
 
 pub mod bench;
 mod bootstrap;
+mod consent_service;
 mod demo_bank;
 mod echo;
 mod envoy;
@@ -36,10 +37,12 @@ mod ratelimit_service;
 mod serve;
 pub mod soak;
 mod spawn;
+mod tls;
 
 use std::path::PathBuf;
 
 pub use bootstrap::{ACCESS_LOG_FIELDS, bootstrap, obguard_filter};
+pub use consent_service::ConsentService;
 pub use demo_bank::DemoBank;
 pub use echo::{EchoUpstream, echo_body};
 pub use envoy::{Envoy, EnvoyOptions, Spread};
@@ -50,6 +53,7 @@ pub use model_server::ModelServer;
 /// Rate-limit units for [`Limit`].
 pub use obguard_rls_proto::envoy::service::ratelimit::v3::rate_limit_response::rate_limit::Unit;
 pub use ratelimit_service::{Behaviour, FAULT_KEY, Limit, RateLimitService};
+pub use tls::{CertFiles, TestPki, https_get};
 
 /// A static Envoy cluster `name` for a gRPC service on `127.0.0.1:port` (HTTP/2), for
 /// [`EnvoyOptions::extra_clusters`].
