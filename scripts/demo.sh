@@ -110,7 +110,9 @@ walk() {
   echo "Two demo TPPs: aggregator-tpp (scopes: accounts transactions:read, PS256)"
   echo "               payments-tpp   (scopes: payments, ES256)"
   local agg pay expired tampered
-  agg=$(mint aggregator-tpp "accounts transactions:read" rsa PS256)
+  # The customer consented to two of the bank's three accounts: the token lists them
+  # (`ob_account_ids`), and obguard refuses the third inline (consent-bound `{AccountId}`).
+  agg=$(mint aggregator-tpp "accounts transactions:read" rsa PS256 --claims '{"ob_account_ids":["22289","31820"]}')
   pay=$(mint payments-tpp "payments" ec ES256)
   expired=$(mint aggregator-tpp "accounts" rsa PS256 --shift -7200 --ttl 600)
   # Same header and signature, payload re-written to grant payments: the signature no longer fits.
@@ -138,6 +140,8 @@ walk() {
   call "Same token, driven by curl from a new country and network (model: RFC 9470 step-up challenge)" \
     GET /accounts/22289/transactions "$agg" "x-client-geo-country: RU" "x-client-asn: AS65100" \
     "x-forwarded-for: 192.0.2.66" "user-agent: curl/8.5.0"
+  call "Aggregator reads account 40517, outside the customer's consent (403 access_denied, reason consent_mismatch)" \
+    GET /accounts/40517/balances "$agg" "${usual_headers[@]}"
   call "Aggregator tries a payment (missing scope → 403 insufficient_scope)" POST /domestic-payments "$agg" "${usual_headers[@]}"
   local payco=("x-client-geo-country: GB" "x-client-asn: AS5089" "x-forwarded-for: 198.51.100.20"
     "user-agent: PayCo-Initiation/1.4" "x-fapi-customer-ip-address: 198.51.100.99")
