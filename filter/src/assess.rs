@@ -1,4 +1,4 @@
-//! Assess (stage 5 of [`crate::pipeline`]): the verdict and risk band of an authenticated request — what the pipeline
+//! Assess (stage 7 of [`crate::pipeline`]): the verdict and risk band of an authenticated request — what the pipeline
 //! enforces, what the rate-limit stage and the `x-obguard-verdict` / `x-obguard-risk-band`
 //! headers see.
 //!

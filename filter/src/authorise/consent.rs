@@ -555,6 +555,43 @@ mod tests {
     }
 
     #[test]
+    fn revoked_and_unknown_consents_are_refused() {
+        let service = service(ConsentUnavailablePolicy::Unavailable);
+        let consent = TokenConsent::ConsentId("c".into());
+        for (record, denial) in [
+            (
+                ConsentRecord::Found {
+                    active: false,
+                    resources: vec!["a".into()],
+                },
+                ConsentDenial::Inactive,
+            ),
+            (ConsentRecord::NotFound, ConsentDenial::Unknown),
+        ] {
+            let mut store = MemoryStore::default();
+            let answer = Ok(record);
+            let (result, _) = check(
+                Some(&service),
+                &mut store,
+                Some(&consent),
+                &["a"],
+                Some(&answer),
+                1,
+            );
+            assert_eq!(
+                result,
+                ConsentCheck::Denied(denial, Some(ConsentSource::Fetched))
+            );
+            // Remembered (a 404 for `not_found_ttl_s`).
+            let (again, _) = check(Some(&service), &mut store, Some(&consent), &["a"], None, 2);
+            assert_eq!(
+                again,
+                ConsentCheck::Denied(denial, Some(ConsentSource::Cache))
+            );
+        }
+    }
+
+    #[test]
     fn never_fetched_follows_the_policy() {
         let deny = service(ConsentUnavailablePolicy::Deny);
         let mut store = MemoryStore::default();

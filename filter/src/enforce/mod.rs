@@ -1,4 +1,4 @@
-//! Enforce (stage 7 of [`crate::pipeline`]): what the caller and the upstream see. RFC 6750 error replies, the
+//! Enforce (stage 9 of [`crate::pipeline`]): what the caller and the upstream see. RFC 6750 error replies, the
 //! FAPI interaction id, identity headers for the upstream.
 
 pub mod config;

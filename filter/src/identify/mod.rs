@@ -1,4 +1,5 @@
-//! Identify (stage 3 of [`crate::pipeline`]; credential placement is checked in stage 1):
+//! Identify (stage 3 of [`crate::pipeline`]; credential placement is checked in stage 1,
+//! the sender constraint in stage 6, [`binding`] and [`dpop`]):
 //! who is calling. Bearer token → JOSE header checks → claim checks →
 //! key selection → signature → identity claims → [`Identity`], with verified tokens cached
 //! and bad signatures remembered for a while.

@@ -1,4 +1,4 @@
-//! Rate limit (stage 8 of [`crate::pipeline`]): ask Envoy's rate-limit service
+//! Rate limit (stage 10 of [`crate::pipeline`]): ask Envoy's rate-limit service
 //! (`envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit`) about a request the
 //! pipeline would forward, and obey the answer. Pure: [`plan`] says whether and what to ask,
 //! [`reply::obey`] / [`reply::failed`] turn the answer (or its absence) into the next step.

@@ -1,4 +1,4 @@
-//! Rules (stage 6 of [`crate::pipeline`]): hard limits scored next to the model ([`obguard_models::rules`]) —
+//! Rules (stage 8 of [`crate::pipeline`]): hard limits scored next to the model ([`obguard_models::rules`]) —
 //! `psd2_unattended_limit` (PSD2 RTS Art. 36(5): at most `per_day` unattended accesses of
 //! one account per client in 24 h) and `payment_velocity` (payment submissions per customer
 //! and client per hour and per day). See docs/rules.md.
