@@ -410,3 +410,39 @@ fn fapi_headers_and_idempotency_keys() {
     assert_eq!(status(&forwarded), 200);
     assert_eq!(forwarded.trace.fapi_logged, Some("fapi_auth_date"));
 }
+
+#[test]
+fn idempotency_key_and_consent_id_feed_ratelimit_descriptors() {
+    use obguard_rls_proto::envoy::service::ratelimit::v3::RateLimitRequest;
+    use prost::Message as _;
+    let config = load(&config_with(
+        json!({"consent": {"consent_id_claim": "openbanking_intent_id"}}),
+        &[(1, json!({"consent_params": ["AccountId"]}))],
+        json!({
+            "consent_service": {"cluster": "consent", "path": "/consents/{consent_id}"},
+            "ratelimit": {"cluster": "rls", "domain": "bank", "descriptors": [
+                {"entries": [{"key": "consent", "from": "consent_id"}]},
+                {"entries": [{"key": "idem", "from": "idempotency_key"}]},
+            ]},
+        }),
+    ));
+    let mut worker = Worker::new(&config);
+    let token = token_with(json!({"openbanking_intent_id": "intent-9"}));
+    let decision = Request {
+        method: "POST",
+        ..Request::get("/domestic-payments", &token).header("x-idempotency-key", "key-1")
+    }
+    .decide(&config, &mut worker);
+    let Action::Continue {
+        ratelimit: Some(call),
+        ..
+    } = &decision.action
+    else {
+        panic!("no rate-limit call: {:?}", decision.action)
+    };
+    let request = RateLimitRequest::decode(call.message.as_slice()).unwrap();
+    assert_eq!(
+        obguard_testkit::ratelimit::descriptor_entries(&request),
+        obguard_testkit::ratelimit::pairs(&[&[("consent", "intent-9")], &[("idem", "key-1")]])
+    );
+}
