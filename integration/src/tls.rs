@@ -25,16 +25,25 @@ pub struct TestPki {
     clients: Vec<(String, CertFiles)>,
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let output = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
+/// Runs a tool the tests need from the machine (`openssl`, `curl`), panicking with its error
+/// output when it fails.
+fn run(command: &mut Command, what: &str) -> std::process::Output {
+    let tool = command.get_program().to_string_lossy().into_owned();
+    let output = command
         .output()
-        .unwrap_or_else(|e| panic!("openssl {args:?}: {e} (is openssl installed?)"));
+        .unwrap_or_else(|e| panic!("{what}: {e} (is {tool} installed?)"));
     assert!(
         output.status.success(),
-        "openssl {args:?}: {}",
+        "{what}: {}",
         String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    run(
+        Command::new("openssl").args(args).current_dir(dir),
+        &format!("openssl {args:?}"),
     );
 }
 
@@ -191,14 +200,7 @@ pub fn https_get(
         command.arg("--header").arg(format!("{name}: {value}"));
     }
     command.args(["--write-out", "\n%{http_code}", &url]);
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("curl: {e} (is curl installed?)"));
-    assert!(
-        output.status.success(),
-        "curl {url}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = run(&mut command, &format!("curl {url}"));
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
     (code.trim().parse().unwrap_or(0), body.to_owned())

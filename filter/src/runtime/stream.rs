@@ -415,11 +415,11 @@ impl Stream {
         }
     }
 
-    // While the rate-limit call is in flight the body and trailers wait too. Envoy 1.40 already
+    // While the rate-limit or consent call is in flight the body and trailers wait too. Envoy 1.40 already
     // holds them while the headers are paused (`request_bodies_wait_for_the_answer` passes
     // without this); saying so explicitly keeps other proxy-wasm hosts from forwarding early.
     pub fn on_request_body(&mut self) -> Flow {
-        if self.pending.is_some() {
+        if self.pending.is_some() || self.consent_call.is_some() {
             Flow::Pause
         } else {
             Flow::Continue
