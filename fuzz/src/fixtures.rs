@@ -27,6 +27,14 @@ pub const REMOTE_ISSUER: &str = "https://remote-idp.obguard.test";
 pub const GATEWAY_ISSUER: &str = "https://gateway-idp.obguard.test";
 pub const GATEWAY_PAYLOAD_KEY: &str = "gw";
 
+/// The access token DPoP proofs in the `dpop_proof` corpus are bound to (`ath`).
+pub const DPOP_ACCESS_TOKEN: &str = "dpop-fuzz-access-token";
+/// The RFC 7638 thumbprint of testkit's P-256 key (`obguard_testkit::dpop::jkt(Key::P256)`,
+/// checked by `tests/fixtures.rs`): the `cnf.jkt` the proofs are checked against.
+pub const DPOP_JKT: &str = "RkqkYYFr1Jvdo5t5VAyWQzzbxwhGumO6cGpXcLc5m9Y";
+/// The request the proofs are for.
+pub const DPOP_HTU: &str = "https://api.bank.test/accounts";
+
 /// `obguard_testkit::plugin_config()`, as committed.
 pub const CONFIG_JSON: &str = include_str!("../fixtures/config.json");
 pub const TOKENS_JSON: &str = include_str!("../fixtures/tokens.json");

@@ -49,6 +49,7 @@ pub const ALL: &[Target] = &[
     ("decide", decide),
     ("rls_reply", rls_reply),
     ("rls_response", rls_response),
+    ("dpop_proof", dpop_proof),
 ];
 
 fn typed<'a, T: Arbitrary<'a>>(data: &'a [u8]) -> Option<T> {
@@ -726,4 +727,41 @@ pub fn rls_response(data: &[u8]) {
     let bytes = response.encode_to_vec();
     let _ = reply::ratelimit_headers(&response);
     obey(&input.call, Some(&bytes));
+}
+
+/// A `DPoP` header value (UTF-8, lossy) checked against a fixed request and token: never a
+/// panic, and a proof accepted once is refused as a replay the second time.
+pub fn dpop_proof(data: &[u8]) {
+    use obguard::assess::baselines::MemoryStore;
+    use obguard::identify::dpop::{self, DpopAlgorithm, DpopError, ProofContext, ProofRules};
+    let text = String::from_utf8_lossy(data);
+    let proofs = [text.as_ref()];
+    let rules = ProofRules {
+        algorithms: &[
+            DpopAlgorithm::ES256,
+            DpopAlgorithm::ES384,
+            DpopAlgorithm::EdDSA,
+        ],
+        max_age_s: 300,
+        clock_skew_s: 30,
+        origins: &[],
+        replay_entries: 64,
+    };
+    let context = ProofContext {
+        proofs: &proofs,
+        method: "GET",
+        scheme: "https",
+        authority: "api.bank.test",
+        path: "/accounts",
+        access_token: fixtures::DPOP_ACCESS_TOKEN,
+        now: NOW,
+    };
+    let mut store = MemoryStore::default();
+    if dpop::check_proof(&rules, &context, fixtures::DPOP_JKT, &mut store).is_ok() {
+        assert_eq!(
+            dpop::check_proof(&rules, &context, fixtures::DPOP_JKT, &mut store),
+            Err(DpopError::Replayed),
+            "an accepted proof was accepted again"
+        );
+    }
 }

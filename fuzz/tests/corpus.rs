@@ -64,4 +64,5 @@ targets!(
     decide: 100,
     rls_reply: 100,
     rls_response: 100,
+    dpop_proof: 100,
 );

@@ -258,6 +258,82 @@ fn committed_tokens_decide_as_labelled() {
     }
 }
 
+/// The `dpop_proof` corpus: proofs minted by testkit for the fixed request and clock (ES256,
+/// EdDSA, the wrong key, a stale one, another URL), written with `OBGUARD_FUZZ_REGEN=1`.
+#[test]
+fn dpop_proof_seeds() {
+    use obguard_testkit::dpop::{Proof, jkt};
+    assert_eq!(fixtures::DPOP_JKT, jkt(Key::P256), "fixtures::DPOP_JKT");
+    if !regen() {
+        // The seeds are what their names say, so the target reaches its accepting path.
+        use obguard::assess::baselines::MemoryStore;
+        use obguard::identify::dpop::{
+            DpopAlgorithm, DpopError, ProofContext, ProofRules, check_proof,
+        };
+        for (seed, expected) in [
+            ("es256", Ok(())),
+            ("eddsa", Err(DpopError::KeyMismatch)),
+            ("other-key", Err(DpopError::KeyMismatch)),
+            ("stale", Err(DpopError::Stale)),
+            ("other-url", Err(DpopError::Target)),
+            ("not-a-jws", Err(DpopError::Malformed)),
+        ] {
+            let bytes =
+                std::fs::read(dir().join(format!("corpus/dpop_proof/seed-{seed}"))).unwrap();
+            let proof = String::from_utf8(bytes).unwrap();
+            let proofs = [proof.as_str()];
+            let rules = ProofRules {
+                algorithms: &[DpopAlgorithm::ES256, DpopAlgorithm::EdDSA],
+                max_age_s: 300,
+                clock_skew_s: 30,
+                origins: &[],
+                replay_entries: 8,
+            };
+            let context = ProofContext {
+                proofs: &proofs,
+                method: "GET",
+                scheme: "https",
+                authority: "api.bank.test",
+                path: "/accounts",
+                access_token: fixtures::DPOP_ACCESS_TOKEN,
+                now: NOW,
+            };
+            let result = check_proof(
+                &rules,
+                &context,
+                fixtures::DPOP_JKT,
+                &mut MemoryStore::default(),
+            );
+            assert_eq!(result, expected, "seed-{seed}");
+        }
+        return;
+    }
+    let proof = |key: Key, htu: &str, iat: u64| Proof {
+        iat,
+        jti: format!("fuzz-{key:?}-{iat}"),
+        ..Proof::new(key, "GET", htu, fixtures::DPOP_ACCESS_TOKEN)
+    };
+    let htu = fixtures::DPOP_HTU;
+    write_seed("dpop_proof", "es256", proof(Key::P256, htu, NOW).sign());
+    write_seed("dpop_proof", "eddsa", proof(Key::Ed25519, htu, NOW).sign());
+    write_seed(
+        "dpop_proof",
+        "other-key",
+        proof(Key::AttackerP256, htu, NOW).sign(),
+    );
+    write_seed(
+        "dpop_proof",
+        "stale",
+        proof(Key::P256, htu, NOW - 3600).sign(),
+    );
+    write_seed(
+        "dpop_proof",
+        "other-url",
+        proof(Key::P256, "https://api.bank.test/payments", NOW).sign(),
+    );
+    write_seed("dpop_proof", "not-a-jws", "a.b");
+}
+
 fn write_seed(target: &str, name: &str, bytes: impl AsRef<[u8]>) {
     let dir = dir().join("corpus").join(target);
     std::fs::create_dir_all(&dir).unwrap();
