@@ -227,7 +227,7 @@ fn text_output_names_rule_location_and_fix() {
         text.contains("  fix: Set `\"unmatched\": \"deny\"`"),
         "{text}"
     );
-    assert!(text.ends_with("obguard lint: 12 errors, 12 warnings, 0 notes (OpenAPI 3.0.3, 17 operations, 16 routes)\n"), "{text}");
+    assert!(text.ends_with("obguard lint: 12 errors, 19 warnings, 0 notes (OpenAPI 3.0.3, 17 operations, 16 routes)\n"), "{text}");
 }
 
 /// The SARIF 2.1.0 schema (draft-07 JSON Schema) as published by OASIS, from the package

@@ -23,6 +23,8 @@ pub enum Rule {
     UnmatchedNotDeny,
     PaymentWithoutLimits,
     PaymentLimitFailsOpen,
+    PaymentWithoutIdempotencyKey,
+    AccountRouteNotConsentBound,
     IssuerWithoutTyp,
     IssuerHmac,
     ProxyFailOpen,
@@ -44,7 +46,7 @@ pub struct RuleInfo {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 23] = [
+    pub const ALL: [Rule; 25] = [
         Rule::ConfigInvalid,
         Rule::OpenApiInvalid,
         Rule::RefUnresolved,
@@ -62,6 +64,8 @@ impl Rule {
         Rule::UnmatchedNotDeny,
         Rule::PaymentWithoutLimits,
         Rule::PaymentLimitFailsOpen,
+        Rule::PaymentWithoutIdempotencyKey,
+        Rule::AccountRouteNotConsentBound,
         Rule::IssuerWithoutTyp,
         Rule::IssuerHmac,
         Rule::ProxyFailOpen,
@@ -261,6 +265,28 @@ impl Rule {
                  file arrives, so its thresholds limit nothing either. Set `failure_mode: \
                  fail_closed` for the route (`ratelimit.routes.<name>`), `when_unavailable: \
                  refuse`, or list the route in `rules.payment_velocity.routes`.",
+            ),
+            Rule::PaymentWithoutIdempotencyKey => (
+                "OBG304",
+                "payment-without-idempotency-key",
+                Warning,
+                "A route serving a payment initiation (`POST`) does not require `x-idempotency-key`.",
+                "A payment retried after a timeout must not be paid twice; UK Open Banking \
+                 requires `x-idempotency-key` on payment initiation. Set `\"idempotency_key\": \
+                 true` on the route: obguard then refuses a payment without a valid key (400) \
+                 before it reaches the bank, and `from: idempotency_key` can feed a rate-limit \
+                 descriptor.",
+            ),
+            Rule::AccountRouteNotConsentBound => (
+                "OBG305",
+                "account-route-not-consent-bound",
+                Warning,
+                "A route with an account parameter does not bind it to the token's consent.",
+                "A route whose path has an account id parameter (`{AccountId}`, or any name \
+                 ending in `AccountId`) answers for whichever account the path names: any valid \
+                 token with the scope reads every account (broken object-level authorisation). \
+                 List the parameter in `consent_params` and say in `issuers[].consent` where \
+                 tokens state their consent (docs/open-banking.md).",
             ),
             Rule::IssuerWithoutTyp => (
                 "OBG401",

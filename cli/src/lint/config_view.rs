@@ -75,6 +75,10 @@ pub struct RouteView {
     pub any_of: BTreeSet<String>,
     pub anonymous: bool,
     pub limits: Limits,
+    /// `consent_params`: path parameters bound to the token's consent.
+    pub consent_params: Vec<String>,
+    /// `idempotency_key`: the route requires `x-idempotency-key`.
+    pub idempotency_key: bool,
 }
 
 impl RouteView {
@@ -255,6 +259,8 @@ impl ConfigView {
                     any_of: route.scopes.as_ref().map(|s| s.any_of.iter().cloned().collect()).unwrap_or_default(),
                     anonymous: route.anonymous,
                     limits,
+                    consent_params: route.consent_params.clone(),
+                    idempotency_key: route.idempotency_key,
                 }
             })
             .collect();

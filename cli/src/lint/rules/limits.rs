@@ -1,5 +1,6 @@
-//! What happens to requests beyond identity and scopes: unrouted paths (OBG301) and payment
-//! routes without limits (OBG302) or with a limit that fails open (OBG303).
+//! What happens to requests beyond identity and scopes: unrouted paths (OBG301), payment
+//! routes without limits (OBG302), with a limit that fails open (OBG303) or without a required
+//! idempotency key (OBG304), and account routes not bound to the consent (OBG305).
 
 use std::collections::BTreeMap;
 
@@ -133,6 +134,65 @@ pub fn payments(spec: &Spec, config: &ConfigView, matching: &Matching) -> Vec<Fi
 }
 
 /// `<route> serves the payment operation(s) <ops> <problem>`, at `at` and every operation.
+/// Payment initiations (`POST` payment operations) whose route does not require
+/// `x-idempotency-key` (OBG304).
+pub fn idempotency(spec: &Spec, config: &ConfigView, matching: &Matching) -> Vec<Finding> {
+    let mut without: BTreeMap<usize, Vec<&Operation>> = BTreeMap::new();
+    for (op, route) in spec.operations.iter().zip(&matching.route_of) {
+        let Some(route) = route.and_then(|r| config.routes.get(r)) else {
+            continue;
+        };
+        if op.payment.is_some() && op.method == "POST" && !route.idempotency_key {
+            without.entry(route.index).or_default().push(op);
+        }
+    }
+    without
+        .into_iter()
+        .filter_map(|(index, ops)| {
+            let route = config.routes.get(index)?;
+            Some(payment_finding(
+                Rule::PaymentWithoutIdempotencyKey,
+                route,
+                &ops,
+                "without requiring `x-idempotency-key`".to_owned(),
+                format!("Add `\"idempotency_key\": true` to route `{}`.", route.name),
+                config.route_location(route, None),
+            ))
+        })
+        .collect()
+}
+
+/// Routes with an account-id path parameter that is not in `consent_params` (OBG305).
+pub fn consent(config: &ConfigView) -> Vec<Finding> {
+    config
+        .routes
+        .iter()
+        .filter(|route| !route.anonymous)
+        .flat_map(|route| {
+            route
+                .template
+                .params()
+                .into_iter()
+                .filter(|name| name.ends_with("AccountId"))
+                .filter(|name| !route.consent_params.iter().any(|p| p == name))
+                .map(|name| {
+                    Finding::new(
+                        Rule::AccountRouteNotConsentBound,
+                        format!(
+                            "{} takes `{{{name}}}` from the path without binding it to the token's consent: any token with the route's scopes reaches every account",
+                            route.describe()
+                        ),
+                        format!(
+                            "Add `\"consent_params\": [\"{name}\"]` to the route and `consent` to each issuer (docs/open-banking.md)."
+                        ),
+                    )
+                    .at(config.route_location(route, None))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 fn payment_finding(
     rule: Rule,
     route: &RouteView,
@@ -225,6 +285,45 @@ paths:
         for extra in [json!({"unmatched": "deny"}), json!({})] {
             assert!(of(&lint(SPEC, extra), Rule::UnmatchedNotDeny).is_empty());
         }
+    }
+
+    #[test]
+    fn payment_initiation_without_idempotency_key() {
+        let hits_for = |routes: Value| {
+            let found = lint(SPEC, json!({"routes": routes}));
+            of(&found, Rule::PaymentWithoutIdempotencyKey)
+                .into_iter()
+                .map(|f| f.locations[0].pointer.clone())
+                .collect::<Vec<_>>()
+        };
+        // Only the POST payment: the GET of a payment initiates nothing.
+        assert_eq!(hits_for(routes()), ["/routes/0"]);
+        let mut keyed = routes();
+        keyed[0]["idempotency_key"] = json!(true);
+        assert!(hits_for(keyed).is_empty());
+    }
+
+    #[test]
+    fn account_parameter_not_bound_to_the_consent() {
+        let account = json!({"name": "balances", "methods": ["GET"],
+            "path": "/accounts/{AccountId}/balances", "scopes": {"all_of": ["accounts"]}});
+        let found = lint(SPEC, json!({"routes": [account.clone()]}));
+        let hits = of(&found, Rule::AccountRouteNotConsentBound);
+        assert_eq!(hits.len(), 1, "{found:?}");
+        assert!(
+            hits[0].message.contains("`{AccountId}`"),
+            "{}",
+            hits[0].message
+        );
+        let mut bound = account;
+        bound["consent_params"] = json!(["AccountId"]);
+        let mut issuer = super::super::testing::issuer();
+        issuer["consent"] = json!({"resources_claim": "accounts"});
+        let found = lint(SPEC, json!({"routes": [bound], "issuers": [issuer]}));
+        assert!(
+            of(&found, Rule::AccountRouteNotConsentBound).is_empty(),
+            "{found:?}"
+        );
     }
 
     #[test]

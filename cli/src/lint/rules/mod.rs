@@ -17,12 +17,14 @@ pub fn check(spec: &Spec, config: &ConfigView) -> Vec<Finding> {
     let mut out = coverage::check(spec, config, &matching);
     out.extend(scopes::check(spec, config, &matching));
     out.extend(limits::payments(spec, config, &matching));
+    out.extend(limits::idempotency(spec, config, &matching));
     out
 }
 
 /// Rules about the configuration alone.
 pub fn check_config(config: &ConfigView) -> Vec<Finding> {
     let mut out = limits::unmatched(config);
+    out.extend(limits::consent(config));
     out.extend(issuers::check(config));
     out
 }
@@ -51,22 +53,25 @@ pub(crate) mod testing {
     use super::super::{Finding, Options, Rule};
     use super::*;
 
+    /// The demo EC issuer (public, worthless key) with `at+jwt`.
+    pub fn issuer() -> Value {
+        json!({
+            "issuer": "https://idp.example",
+            "audiences": ["https://api.example"],
+            "algorithms": ["ES256"],
+            "require_typ": "at+jwt",
+            "jwks": {"keys": [{
+                "kty": "EC", "crv": "P-256", "kid": "k1",
+                "x": "lNSkDCnonWraL2dHZsxj2tjt5D0tgrJDjRI_SHZ_H0I",
+                "y": "3IV2ft3O-36kXq6NQcAeRZpC2bwaYfNRIZYEhNj_1Gg"
+            }]}
+        })
+    }
+
     /// A configuration that loads: the demo EC issuer (public, worthless key) with `at+jwt`,
     /// plus `extra` merged at the top level.
     pub fn config(extra: Value) -> ConfigView {
-        let mut base = json!({
-            "issuers": [{
-                "issuer": "https://idp.example",
-                "audiences": ["https://api.example"],
-                "algorithms": ["ES256"],
-                "require_typ": "at+jwt",
-                "jwks": {"keys": [{
-                    "kty": "EC", "crv": "P-256", "kid": "k1",
-                    "x": "lNSkDCnonWraL2dHZsxj2tjt5D0tgrJDjRI_SHZ_H0I",
-                    "y": "3IV2ft3O-36kXq6NQcAeRZpC2bwaYfNRIZYEhNj_1Gg"
-                }]}
-            }]
-        });
+        let mut base = json!({"issuers": [issuer()]});
         if let (Value::Object(base), Value::Object(extra)) = (&mut base, extra) {
             base.extend(extra);
         }
