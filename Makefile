@@ -76,8 +76,9 @@ demo-down: ## Stop what demo-up started
 
 OHA_VERSION := 1.16.0
 
-test-tools: ## wrk (Debian): the model hot-swap test keeps Envoy under load while it swaps
+test-tools: ## wrk (Debian): the model hot-swap test keeps Envoy under load while it swaps; redis-server (Debian): the rate-limit tests count on Redis
 	@command -v wrk >/dev/null || { echo "installing wrk"; (apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk)); }
+	@command -v redis-server >/dev/null || { echo "installing redis-server"; (apt-get install -y -qq --no-install-recommends redis-server || (apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server)); }
 
 bench-tools: ## wrk (Debian) and oha (crates.io, into .tools/) for make bench
 	@command -v wrk >/dev/null || { echo "installing wrk"; (apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk)); }
@@ -120,7 +121,7 @@ check: ## Inner loop, no Envoy: rustfmt check, clippy (native), native tests (in
 test: setup build lint test-tools ## Unit tests + integration tests through Envoy (+ fuzz corpus replay, seeded)
 	$(CARGO) test --workspace
 
-bench-ratelimit: setup build ## wrk: bare Envoy vs obguard vs rate-limit calls (needs wrk, taskset, 2 CPUs)
+bench-ratelimit: setup build test-tools ## wrk: bare Envoy vs obguard vs rate-limit calls (needs wrk, taskset, 2 CPUs)
 	$(CARGO) test -p obguard-integration --test bench_ratelimit -- --ignored --nocapture
 
 clean: ## Remove build output (keeps .tools/)
