@@ -217,16 +217,24 @@ enum Limiter {
 
 /// In-memory storage: the most counters it keeps (tests and demos stay far below).
 const IN_MEMORY_COUNTERS: u64 = 10_000;
+/// How long the service may take to connect to its Redis at start.
+const REDIS_CONNECT_WITHIN: Duration = Duration::from_secs(10);
 
 impl Engine {
     async fn new(limits: Vec<Limit>, counters: &Counters) -> Result<Engine, String> {
         let limiter = match counters {
             Counters::InMemory => Limiter::Blocking(RateLimiter::new(IN_MEMORY_COUNTERS)),
-            Counters::Redis(url) => Limiter::Async(AsyncRateLimiter::new_with_storage(Box::new(
-                AsyncRedisStorage::new(url)
-                    .await
-                    .map_err(|e| format!("redis at {url}: {e}"))?,
-            ))),
+            Counters::Redis(url) => {
+                // redis's connection manager retries a refused connection without end.
+                let storage =
+                    tokio::time::timeout(REDIS_CONNECT_WITHIN, AsyncRedisStorage::new(url))
+                        .await
+                        .map_err(|_| {
+                            format!("redis at {url}: no connection within {REDIS_CONNECT_WITHIN:?}")
+                        })?
+                        .map_err(|e| format!("redis at {url}: {e}"))?;
+                Limiter::Async(AsyncRateLimiter::new_with_storage(Box::new(storage)))
+            }
         };
         // Fail at start, not on the first request, on a limit Limitador cannot parse.
         for (i, limit) in limits.iter().enumerate() {
@@ -738,7 +746,6 @@ mod tests {
                     ..Default::default()
                 })
                 .collect(),
-            ..Default::default()
         }
     }
 

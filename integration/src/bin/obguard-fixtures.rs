@@ -110,7 +110,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("obguard-fixtures ratelimit: cannot listen on 127.0.0.1:{port}: {e}");
+                eprintln!("obguard-fixtures ratelimit: cannot start on 127.0.0.1:{port}: {e}");
                 ExitCode::FAILURE
             }
         },
