@@ -716,6 +716,7 @@ mod tests {
 
     fn report(normal_by_verdict: [u64; 4], types: &[(&str, usize, usize)]) -> Report {
         Report {
+            sharding: Sharding::SINGLE,
             model_digest: "m".into(),
             data_digest: "d".into(),
             within: 20,
@@ -744,6 +745,48 @@ mod tests {
             roc_auc: 0.5,
             average_precision: 0.5,
         }
+    }
+
+    fn record(client: &str) -> Record {
+        let line = format!(
+            r#"{{"ts":"2026-01-05T00:00:05Z","client_id":"{client}","method":"GET","path":"/a","status":200,"resp_bytes":1}}"#
+        );
+        Record::parse(&line, 1).unwrap()
+    }
+
+    #[test]
+    fn client_sharding_keeps_a_client_on_one_shard_and_random_spreads_it_reproducibly() {
+        let shards = |by, seed, client: &str| {
+            let mut pick = Sharding {
+                shards: 3,
+                by,
+                seed,
+            }
+            .picker();
+            let r = record(client);
+            (0..300).map(|_| pick(&r)).collect::<Vec<_>>()
+        };
+        let affine = shards(ShardBy::Client, 1, "tpp-1");
+        assert!(affine.iter().all(|s| *s == affine[0] && *s < 3));
+        let clients: std::collections::BTreeSet<usize> = (0..30)
+            .map(|i| shards(ShardBy::Client, 1, &format!("tpp-{i}"))[0])
+            .collect();
+        assert_eq!(clients.len(), 3, "clients spread over every shard");
+
+        let random = shards(ShardBy::Random, 1, "tpp-1");
+        for shard in 0..3 {
+            let n = random.iter().filter(|s| **s == shard).count();
+            assert!((70..=130).contains(&n), "shard {shard}: {n} of 300");
+        }
+        assert_eq!(
+            random,
+            shards(ShardBy::Random, 1, "tpp-1"),
+            "same seed, same choices"
+        );
+        assert_ne!(random, shards(ShardBy::Random, 2, "tpp-1"));
+        let single = Sharding::SINGLE;
+        let mut pick = single.picker();
+        assert_eq!(pick(&record("tpp-1")), 0);
     }
 
     #[test]
