@@ -121,7 +121,7 @@ check: ## Inner loop, no Envoy: rustfmt check, clippy (native), native tests (in
 test: setup build lint test-tools ## Unit tests + integration tests through Envoy (+ fuzz corpus replay, seeded)
 	$(CARGO) test --workspace
 
-bench-ratelimit: setup build test-tools ## wrk: bare Envoy vs obguard vs rate-limit calls (needs wrk, taskset, 2 CPUs)
+bench-ratelimit: setup build ## wrk: bare Envoy vs obguard vs rate-limit calls (needs wrk, taskset, 2 CPUs)
 	$(CARGO) test -p obguard-integration --test bench_ratelimit -- --ignored --nocapture
 
 clean: ## Remove build output (keeps .tools/)

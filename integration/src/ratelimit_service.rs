@@ -414,6 +414,14 @@ impl RateLimitService {
         service
     }
 
+    /// Starts the service counting in this process's memory (Limitador's in-memory storage):
+    /// for services that count nothing (no limits, as the benchmarks') or need no Redis.
+    /// Panics if it cannot.
+    pub fn start_in_memory(limits: Vec<Limit>) -> RateLimitService {
+        Self::start_on(0, limits, Counters::InMemory)
+            .unwrap_or_else(|e| panic!("start rate-limit service: {e}"))
+    }
+
     /// Starts a replica counting on `redis`, which every replica started on it shares (as
     /// several limitador-server instances on one Redis do). Panics if it cannot.
     pub fn start_shared(redis: &Redis, limits: Vec<Limit>) -> RateLimitService {
