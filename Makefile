@@ -76,8 +76,9 @@ demo-down: ## Stop what demo-up started
 
 OHA_VERSION := 1.16.0
 
-test-tools: ## wrk (Debian): the model hot-swap test keeps Envoy under load while it swaps
+test-tools: ## wrk (Debian): the model hot-swap test keeps Envoy under load while it swaps; redis-server (Debian): the rate-limit tests count on Redis
 	@command -v wrk >/dev/null || { echo "installing wrk"; (apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk)); }
+	@command -v redis-server >/dev/null || { echo "installing redis-server"; (apt-get install -y -qq --no-install-recommends redis-server || (apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server)); }
 
 bench-tools: ## wrk (Debian) and oha (crates.io, into .tools/) for make bench
 	@command -v wrk >/dev/null || { echo "installing wrk"; (apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk)); }

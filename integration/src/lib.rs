@@ -34,6 +34,7 @@ mod jwks_server;
 pub mod measure;
 mod model_server;
 mod ratelimit_service;
+mod redis;
 mod serve;
 pub mod soak;
 mod spawn;
@@ -52,7 +53,8 @@ pub use jwks_server::{JwksServer, loopback_cluster};
 pub use model_server::ModelServer;
 /// Rate-limit units for [`Limit`].
 pub use obguard_rls_proto::envoy::service::ratelimit::v3::rate_limit_response::rate_limit::Unit;
-pub use ratelimit_service::{Behaviour, FAULT_KEY, Limit, RateLimitService};
+pub use ratelimit_service::{Behaviour, Counters, FAULT_KEY, Limit, RateLimitService};
+pub use redis::{Redis, redis_server_bin};
 pub use tls::{CertFiles, TestPki, https_get};
 
 /// A static Envoy cluster `name` for a gRPC service on `127.0.0.1:port` (HTTP/2), for

@@ -74,7 +74,7 @@ fn bench_ratelimit() {
     let seconds = env("BENCH_SECONDS", 10);
     let connections = env("BENCH_CONNECTIONS", 32);
     let upstream = EchoUpstream::start();
-    let rls = RateLimitService::start(Vec::new());
+    let rls = RateLimitService::start_in_memory(Vec::new());
     let configs: [(&str, Option<Value>); 4] = [
         ("bare", None),
         ("obguard", Some(plugin(None))),

@@ -16,7 +16,7 @@ fn every_benchmark_variant_serves_its_request() {
     }
     let variants = bench::variants(&modules);
     let tokens = Tokens::mint();
-    let rls = RateLimitService::start(Vec::new());
+    let rls = RateLimitService::start_in_memory(Vec::new());
     let opts = EnvoyOptions {
         bootstrap_override: Some(bench::bootstrap(&variants, Some(rls.port()))),
         ..EnvoyOptions::new(0)

@@ -33,8 +33,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use obguard_integration::{
-    Behaviour, Envoy, EnvoyOptions, Fault, FaultServer, RateLimitService, RawRequest, Response,
-    grpc_cluster, loopback_cluster, obguard_filter, wasm_path,
+    Behaviour, Counters, Envoy, EnvoyOptions, Fault, FaultServer, RateLimitService, RawRequest,
+    Response, grpc_cluster, loopback_cluster, obguard_filter, wasm_path,
 };
 use obguard_testkit::{self as kit, Key};
 use serde_json::{Value, json};
@@ -1063,9 +1063,11 @@ impl Scenario for RlsScenario {
                 Some(running) => running.set_behaviour(Behaviour::Limit),
                 None => {
                     *service = Some(
-                        RateLimitService::start_on(self.port, Vec::new()).unwrap_or_else(|e| {
-                            panic!("start the service on port {}: {e}", self.port)
-                        }),
+                        // No limits, so nothing to count: memory will do.
+                        RateLimitService::start_on(self.port, Vec::new(), Counters::InMemory)
+                            .unwrap_or_else(|e| {
+                                panic!("start the service on port {}: {e}", self.port)
+                            }),
                     );
                 }
             }

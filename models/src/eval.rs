@@ -17,7 +17,7 @@ use crate::model::{Model, Thresholds, Verdict};
 use crate::records::{self, Record, RecordError};
 use crate::rules::{RuleConfig, RuleReplay};
 use crate::schema::hex;
-use crate::train::{auc_ap, replay_features};
+use crate::train::{auc_ap, replay_features_sharded};
 
 /// One request's outcome.
 #[derive(Debug, Clone)]
@@ -28,6 +28,65 @@ pub struct Scored {
     pub reasons: Vec<Reason>,
 }
 
+/// How a replay spreads requests over gateway replicas, each with baselines (and rule state)
+/// of its own, as each Envoy keeps them in its own shared data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sharding {
+    /// Replicas (at least 1).
+    pub shards: usize,
+    pub by: ShardBy,
+    /// Seed of [`ShardBy::Random`]'s choices.
+    pub seed: u64,
+}
+
+/// Which replica a request reaches (`eval --shard-by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShardBy {
+    /// Any replica, uniformly at random (a round-robin or least-request load balancer).
+    Random,
+    /// The replica a hash of the client id picks (consistent hashing on the client at the
+    /// load balancer): a client always reaches the same replica.
+    Client,
+}
+
+impl Sharding {
+    /// One replica: every client's whole history in one baseline.
+    pub const SINGLE: Sharding = Sharding {
+        shards: 1,
+        by: ShardBy::Client,
+        seed: 0,
+    };
+
+    /// `shard_of` for [`replay_features_sharded`].
+    fn picker(self) -> impl FnMut(&Record) -> usize {
+        use rand::{Rng, SeedableRng};
+        let shards = self.shards.max(1);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed);
+        move |r: &Record| match self.by {
+            ShardBy::Random => rng.gen_range(0..shards),
+            ShardBy::Client => {
+                // Any stable, well-mixed hash stands in for the load balancer's.
+                let digest = Sha256::digest(r.client_id.as_bytes());
+                let mut head = [0u8; 8];
+                head.copy_from_slice(digest.get(..8).unwrap_or(&[0; 8]));
+                (u64::from_be_bytes(head) % shards as u64) as usize
+            }
+        }
+    }
+
+    /// How the report names it.
+    pub fn describe(&self) -> String {
+        match (self.shards, self.by) {
+            (0 | 1, _) => "1 shard".to_owned(),
+            (n, ShardBy::Random) => format!(
+                "{n} shards, each request to a random one (seed {})",
+                self.seed
+            ),
+            (n, ShardBy::Client) => format!("{n} shards, each client to one (hash of client id)"),
+        }
+    }
+}
+
 /// Replay records through the model with its thresholds, and through the hard rules when
 /// `rules` is given (as the filter's `rules` section: the stricter verdict wins and the
 /// rule's reason comes first). Stops at the first malformed line with its line number and
@@ -36,6 +95,21 @@ pub fn replay<I>(
     model: &Model,
     rules: Option<&RuleConfig>,
     records: I,
+    sink: impl FnMut(&Record, &Scored),
+    with_reasons: bool,
+) -> Result<u64, RecordError>
+where
+    I: Iterator<Item = Result<Record, RecordError>>,
+{
+    replay_sharded(model, rules, records, Sharding::SINGLE, sink, with_reasons)
+}
+
+/// [`replay`] over `sharding`'s replicas: baselines and rule state per replica.
+pub fn replay_sharded<I>(
+    model: &Model,
+    rules: Option<&RuleConfig>,
+    records: I,
+    sharding: Sharding,
     mut sink: impl FnMut(&Record, &Scored),
     with_reasons: bool,
 ) -> Result<u64, RecordError>
@@ -46,47 +120,56 @@ where
         utc_offset_minutes: model.metadata().utc_offset_minutes,
     };
     let thresholds = *model.thresholds();
-    let mut rule_state = RuleReplay::new();
-    replay_features(records, &cfg, model.population(), |r, fv, b| {
-        let score = model.score_for_client(fv, b).score;
-        let model_verdict = Model::verdict(score, &thresholds);
-        let hit = rules.and_then(|cfg| {
-            rule_state.check(
-                cfg,
-                &r.client_id,
-                &r.method,
-                &r.path,
-                r.sub.as_deref(),
-                r.customer_present,
-                r.ts_ms,
-            )
-        });
-        let verdict = hit
-            .as_ref()
-            .map_or(model_verdict, |h| h.verdict.max(model_verdict));
-        let mut reasons = Vec::new();
-        if with_reasons && verdict != Verdict::Allow {
-            if let Some(h) = &hit {
-                reasons.push(Reason {
-                    feature: h.rule,
-                    text: h.reason.clone(),
-                    strength: 1.0,
-                });
+    let mut rule_states: Vec<RuleReplay> = (0..sharding.shards.max(1))
+        .map(|_| RuleReplay::new())
+        .collect();
+    let picker = sharding.picker();
+    replay_features_sharded(
+        records,
+        &cfg,
+        model.population(),
+        picker,
+        |r, shard, fv, b| {
+            let score = model.score_for_client(fv, b).score;
+            let model_verdict = Model::verdict(score, &thresholds);
+            let hit = rules.and_then(|cfg| {
+                rule_states.get_mut(shard)?.check(
+                    cfg,
+                    &r.client_id,
+                    &r.method,
+                    &r.path,
+                    r.sub.as_deref(),
+                    r.customer_present,
+                    r.ts_ms,
+                )
+            });
+            let verdict = hit
+                .as_ref()
+                .map_or(model_verdict, |h| h.verdict.max(model_verdict));
+            let mut reasons = Vec::new();
+            if with_reasons && verdict != Verdict::Allow {
+                if let Some(h) = &hit {
+                    reasons.push(Reason {
+                        feature: h.rule,
+                        text: h.reason.clone(),
+                        strength: 1.0,
+                    });
+                }
+                if model_verdict != Verdict::Allow {
+                    reasons.extend(explain(fv, b));
+                    reasons.truncate(crate::explain::MAX_REASONS);
+                }
             }
-            if model_verdict != Verdict::Allow {
-                reasons.extend(explain(fv, b));
-                reasons.truncate(crate::explain::MAX_REASONS);
-            }
-        }
-        sink(
-            r,
-            &Scored {
-                score,
-                verdict,
-                reasons,
-            },
-        );
-    })
+            sink(
+                r,
+                &Scored {
+                    score,
+                    verdict,
+                    reasons,
+                },
+            );
+        },
+    )
 }
 
 /// Detection of one attack type.
@@ -111,6 +194,8 @@ struct Episode {
 /// Everything `eval` prints and plots.
 #[derive(Debug, Clone)]
 pub struct Report {
+    /// The replicas the records were replayed through.
+    pub sharding: Sharding,
     /// [`Model::digest`] of the evaluated model, hex.
     pub model_digest: String,
     /// SHA-256 of the evaluated records file, hex.
@@ -143,6 +228,7 @@ pub fn evaluate_file(
     rules: Option<&RuleConfig>,
     path: &Path,
     within: usize,
+    sharding: Sharding,
 ) -> Result<Report> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut file = Digesting {
@@ -153,10 +239,11 @@ pub fn evaluate_file(
     let mut episodes: BTreeMap<String, Episode> = BTreeMap::new();
     let mut type_requests: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut scores = Vec::new();
-    let records = replay(
+    let records = replay_sharded(
         model,
         rules,
         records::read(BufReader::with_capacity(1 << 20, &mut file)),
+        sharding,
         |r, s| {
             let attack = r.is_attack();
             scores.push((s.score, attack));
@@ -209,6 +296,7 @@ pub fn evaluate_file(
     let mut sorted = scores.clone();
     let (roc_auc, average_precision) = auc_ap(&mut sorted);
     Ok(Report {
+        sharding,
         model_digest: model.digest_hex(),
         data_digest: hex(&file.hasher.finalize()),
         within,
@@ -315,6 +403,13 @@ impl Report {
             "\nrequest-level ROC AUC {:.4}  average precision {:.4}",
             self.roc_auc, self.average_precision
         );
+        if self.sharding.shards > 1 {
+            let _ = writeln!(
+                o,
+                "\nreplayed through {}, baselines per shard",
+                self.sharding.describe()
+            );
+        }
         o
     }
 }
@@ -346,6 +441,12 @@ pub struct Summary {
     pub legitimate: Legitimate,
     pub roc_auc: f64,
     pub average_precision: f64,
+    /// Replicas replayed through, each with its own baselines (1: the usual replay).
+    pub shards: usize,
+    /// `random` or `client` (how requests reached a replica); `null` with one.
+    pub shard_by: Option<&'static str>,
+    /// The seed of `random`; `null` otherwise.
+    pub shard_seed: Option<u64>,
     /// The gates asked for, in the order of the command line options; empty without any.
     pub gates: Vec<GateResult>,
 }
@@ -473,6 +574,13 @@ impl Report {
             },
             roc_auc: self.roc_auc,
             average_precision: self.average_precision,
+            shards: self.sharding.shards,
+            shard_by: (self.sharding.shards > 1).then_some(match self.sharding.by {
+                ShardBy::Random => "random",
+                ShardBy::Client => "client",
+            }),
+            shard_seed: (self.sharding.shards > 1 && self.sharding.by == ShardBy::Random)
+                .then_some(self.sharding.seed),
             gates: Vec::new(),
         }
     }
@@ -608,6 +716,7 @@ mod tests {
 
     fn report(normal_by_verdict: [u64; 4], types: &[(&str, usize, usize)]) -> Report {
         Report {
+            sharding: Sharding::SINGLE,
             model_digest: "m".into(),
             data_digest: "d".into(),
             within: 20,
@@ -636,6 +745,48 @@ mod tests {
             roc_auc: 0.5,
             average_precision: 0.5,
         }
+    }
+
+    fn record(client: &str) -> Record {
+        let line = format!(
+            r#"{{"ts":"2026-01-05T00:00:05Z","client_id":"{client}","method":"GET","path":"/a","status":200,"resp_bytes":1}}"#
+        );
+        Record::parse(&line, 1).unwrap()
+    }
+
+    #[test]
+    fn client_sharding_keeps_a_client_on_one_shard_and_random_spreads_it_reproducibly() {
+        let shards = |by, seed, client: &str| {
+            let mut pick = Sharding {
+                shards: 3,
+                by,
+                seed,
+            }
+            .picker();
+            let r = record(client);
+            (0..300).map(|_| pick(&r)).collect::<Vec<_>>()
+        };
+        let affine = shards(ShardBy::Client, 1, "tpp-1");
+        assert!(affine.iter().all(|s| *s == affine[0] && *s < 3));
+        let clients: std::collections::BTreeSet<usize> = (0..30)
+            .map(|i| shards(ShardBy::Client, 1, &format!("tpp-{i}"))[0])
+            .collect();
+        assert_eq!(clients.len(), 3, "clients spread over every shard");
+
+        let random = shards(ShardBy::Random, 1, "tpp-1");
+        for shard in 0..3 {
+            let n = random.iter().filter(|s| **s == shard).count();
+            assert!((70..=130).contains(&n), "shard {shard}: {n} of 300");
+        }
+        assert_eq!(
+            random,
+            shards(ShardBy::Random, 1, "tpp-1"),
+            "same seed, same choices"
+        );
+        assert_ne!(random, shards(ShardBy::Random, 2, "tpp-1"));
+        let single = Sharding::SINGLE;
+        let mut pick = single.picker();
+        assert_eq!(pick(&record("tpp-1")), 0);
     }
 
     #[test]

@@ -95,13 +95,38 @@ pub fn replay_features<I>(
 where
     I: Iterator<Item = Result<Record, RecordError>>,
 {
-    let mut baselines: HashMap<String, ClientBaseline> = HashMap::new();
+    replay_features_sharded(
+        records,
+        cfg,
+        population,
+        |_| 0,
+        |r, _, fv, b| sink(r, fv, b),
+    )
+}
+
+/// [`replay_features`] as on several gateway replicas that keep their baselines apart (the
+/// filter keeps them in each Envoy's shared data): `shard_of` picks each record's replica, and
+/// each replica has its own baseline per client. `sink` gets the record's shard too.
+pub fn replay_features_sharded<I>(
+    records: I,
+    cfg: &ExtractConfig,
+    population: &PopulationBaseline,
+    mut shard_of: impl FnMut(&Record) -> usize,
+    mut sink: impl FnMut(&Record, usize, &FeatureVector, &mut ClientBaseline),
+) -> Result<u64, RecordError>
+where
+    I: Iterator<Item = Result<Record, RecordError>>,
+{
+    let mut baselines: HashMap<(usize, String), ClientBaseline> = HashMap::new();
     let mut n = 0;
     for record in records {
         let record = record?;
-        let baseline = baselines.entry(record.client_id.clone()).or_default();
+        let shard = shard_of(&record);
+        let baseline = baselines
+            .entry((shard, record.client_id.clone()))
+            .or_default();
         let features = extract(cfg, baseline, population, &record.event());
-        sink(&record, &features, baseline);
+        sink(&record, shard, &features, baseline);
         observe_response(baseline, record.status, record.resp_bytes, record.ts_ms);
         n += 1;
     }

@@ -53,7 +53,7 @@ fn simulate_train_load_eval() {
     assert_eq!(loaded.metadata().data_digest.len(), 64);
     loaded.thresholds().validate().unwrap();
 
-    let report = eval::evaluate_file(&loaded, None, &test, 20).unwrap();
+    let report = eval::evaluate_file(&loaded, None, &test, 20, eval::Sharding::SINGLE).unwrap();
     let (episodes, caught) = report.episodes();
     assert_eq!(episodes, 30);
     assert!(caught > 0, "{}", report.render());

@@ -141,7 +141,9 @@ pub fn main(opts: &Options) {
         eprintln!("same request: {line}");
     }
 
-    let rls = variants::needs_ratelimit(&variants).then(|| RateLimitService::start(Vec::new()));
+    // No limits, so nothing to count: in memory, and `make bench` needs no Redis.
+    let rls =
+        variants::needs_ratelimit(&variants).then(|| RateLimitService::start_in_memory(Vec::new()));
     let envoy = Envoy::start(EnvoyOptions {
         bootstrap_override: Some(bootstrap(&variants, rls.as_ref().map(|r| r.port()))),
         component_log_level: None,

@@ -3,14 +3,14 @@
 //! ```text
 //! obguard-fixtures echo --port 9001
 //! obguard-fixtures demo-bank --port 9002 --data integration/fixtures/demo-bank
-//! obguard-fixtures ratelimit --port 8081 --limit per-client:client:10:minute
+//! obguard-fixtures ratelimit --port 8081 --limit per-client:client:10:minute [--redis redis://127.0.0.1:6379]
 //! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use obguard_integration::{DemoBank, EchoUpstream, Limit, RateLimitService, Unit};
+use obguard_integration::{Counters, DemoBank, EchoUpstream, Limit, RateLimitService, Unit};
 
 #[derive(Parser)]
 #[command(
@@ -39,9 +39,9 @@ enum Cmd {
         #[arg(long, default_value_os_t = obguard_integration::demo_bank_fixtures())]
         data: PathBuf,
     },
-    /// A gRPC rate-limit service (envoy.service.ratelimit.v3) with fixed-window limits. A
-    /// descriptor entry `obguard-test-fault` = `delay:<ms>` | `unavailable` | `garbage`
-    /// makes it misbehave for that request.
+    /// A gRPC rate-limit service (envoy.service.ratelimit.v3) counting with Limitador's
+    /// engine, in memory or on Redis. A descriptor entry `obguard-test-fault` = `delay:<ms>` |
+    /// `unavailable` | `garbage` makes it misbehave for that request.
     Ratelimit {
         /// Port on 127.0.0.1 (0 = any free port; the chosen one is printed).
         #[arg(long, default_value_t = 0)]
@@ -51,6 +51,10 @@ enum Cmd {
         /// `risky:client,risk=high:2:minute`. Repeatable.
         #[arg(long = "limit", value_parser = parse_limit)]
         limits: Vec<Limit>,
+        /// Count on this Redis (e.g. `redis://127.0.0.1:6379`), shared with every service on
+        /// it; without it, in this process's memory.
+        #[arg(long, value_name = "URL")]
+        redis: Option<String>,
     },
 }
 
@@ -91,14 +95,22 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Cmd::Ratelimit { port, limits } => match RateLimitService::start_on(port, limits) {
+        Cmd::Ratelimit {
+            port,
+            limits,
+            redis,
+        } => match RateLimitService::start_on(
+            port,
+            limits,
+            redis.map_or(Counters::InMemory, Counters::Redis),
+        ) {
             Ok(service) => {
                 println!("ratelimit listening on 127.0.0.1:{}", service.port());
                 service.run_forever();
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("obguard-fixtures ratelimit: cannot listen on 127.0.0.1:{port}: {e}");
+                eprintln!("obguard-fixtures ratelimit: cannot start on 127.0.0.1:{port}: {e}");
                 ExitCode::FAILURE
             }
         },

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use obguard_models::eval::{self, Gates};
+use obguard_models::eval::{self, Gates, ShardBy, Sharding};
 
 use super::{fraction, gate_failed, load_model, output};
 
@@ -26,6 +26,17 @@ pub struct EvalArgs {
     /// velocity) that are otherwise applied with their defaults, as the filter's `rules: {}`.
     #[arg(long)]
     no_rules: bool,
+    /// Replay as on this many gateway replicas, each keeping its own baselines and rule
+    /// state (as each Envoy does in its shared data).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    shards: u32,
+    /// Which replica each request reaches: `random` (any, uniformly) or `client` (a hash of
+    /// the client id, as consistent hashing at the load balancer).
+    #[arg(long, value_enum, default_value_t = ShardBy::Random)]
+    shard_by: ShardBy,
+    /// Seed of `--shard-by random`.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 
     /// Print the report as one JSON document (shares as fractions) instead of text.
     #[arg(long)]
@@ -58,6 +69,11 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         (!args.no_rules).then_some(&rules),
         &args.data,
         args.within,
+        Sharding {
+            shards: args.shards as usize,
+            by: args.shard_by,
+            seed: args.seed,
+        },
     )?;
     let gates = Gates {
         min_detection: args.min_detection,
