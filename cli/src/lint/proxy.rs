@@ -15,7 +15,7 @@ use super::{Finding, Location, Role, Rule, Severity};
 
 const HCM: &str =
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
-const WASM: &str = "envoy.extensions.filters.http.wasm.v3.Wasm";
+pub const WASM: &str = "envoy.extensions.filters.http.wasm.v3.Wasm";
 const ROUTER: &str = "envoy.extensions.filters.http.router.v3.Router";
 const EXT_AUTHZ: &str = "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz";
 const RATELIMIT: &str = "envoy.extensions.filters.http.ratelimit.v3.RateLimit";
@@ -44,13 +44,13 @@ fn type_name(value: &Value) -> Option<&str> {
     value.as_object().and_then(type_of)
 }
 
-fn type_of(object: &Map<String, Value>) -> Option<&str> {
+pub fn type_of(object: &Map<String, Value>) -> Option<&str> {
     let url = object.get("@type")?.as_str()?;
     Some(url.rsplit_once('/').map_or(url, |(_, name)| name))
 }
 
-/// Whether a Wasm filter's `config` (PluginConfig) is obguard's.
-fn is_obguard(config: &Value) -> bool {
+/// Whether a Wasm filter's `config` (PluginConfig) is obguard's (also `obguard check-config`).
+pub fn is_obguard(config: &Value) -> bool {
     let mentions = |v: Option<&Value>| {
         v.and_then(Value::as_str)
             .is_some_and(|s| s.to_ascii_lowercase().contains("obguard"))
@@ -231,7 +231,9 @@ fn check_hcm(hcm: &Map<String, Value>, at: &str, loc: &dyn Fn(&str) -> Location)
     out
 }
 
-pub fn check_wasmplugin(docs: &[Document]) -> Vec<Finding> {
+/// The WasmPlugins of `docs` that load obguard: those whose name, url or plugin name say
+/// so, else a lone WasmPlugin (also `obguard check-config`).
+pub fn obguard_wasmplugins(docs: &[Document]) -> Vec<&Document> {
     let plugins: Vec<&Document> = docs
         .iter()
         .filter(|d| d.get("/kind").and_then(Value::as_str) == Some("WasmPlugin"))
@@ -245,11 +247,15 @@ pub fn check_wasmplugin(docs: &[Document]) -> Vec<Finding> {
                     .is_some_and(|s| s.to_ascii_lowercase().contains("obguard"))
             })
     };
-    // The ones that look like obguard; a lone WasmPlugin is taken to be it.
-    let mut chosen: Vec<&Document> = plugins.iter().copied().filter(|d| mentions(d)).collect();
+    let chosen: Vec<&Document> = plugins.iter().copied().filter(|d| mentions(d)).collect();
     if chosen.is_empty() && plugins.len() == 1 {
-        chosen = plugins;
+        return plugins;
     }
+    chosen
+}
+
+pub fn check_wasmplugin(docs: &[Document]) -> Vec<Finding> {
+    let chosen = obguard_wasmplugins(docs);
     if chosen.is_empty() {
         return vec![missing(Role::WasmPlugin, docs)];
     }

@@ -4,6 +4,7 @@
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
     /// Unique name, used in logs, metrics and the route header.
@@ -32,6 +33,7 @@ pub struct RawRoute {
 
 /// `routes[].params.<Name>`.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawParam {
     /// Allowed characters, listed, with `A-Z`-style ranges between two letters or two
@@ -44,6 +46,7 @@ pub struct RawParam {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawScopeRule {
     /// Every one of these scopes is required.
@@ -56,6 +59,7 @@ pub struct RawScopeRule {
 
 /// Policy for requests matching no configured route.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum UnmatchedPolicy {
     /// 403: anything not explicitly routed is refused.

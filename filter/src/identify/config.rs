@@ -11,6 +11,7 @@ use super::keys::{key_from_jwk, key_from_secret};
 use crate::config::ConfigError;
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawIssuer {
     /// Exact `iss` value.
@@ -64,6 +65,7 @@ pub struct RawIssuer {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRemoteJwks {
     /// Envoy cluster serving the JWKS.
@@ -95,6 +97,7 @@ pub struct RawRemoteJwks {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawUnavailable {
     #[serde(default = "default_unavailable_status")]
@@ -138,6 +141,7 @@ fn default_retry_after_s() -> u64 {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawJwtAuthn {
     /// The `payload_in_metadata` value of the matching `jwt_authn` provider.
@@ -157,6 +161,7 @@ fn default_client_id_claim() -> String {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawScopeClaim {
     #[serde(default = "default_scope_claim")]
@@ -180,6 +185,7 @@ fn default_scope_claim() -> String {
 
 /// How the scope claim carries scopes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ScopeFormat {
     /// `"scope": "accounts payments"` (RFC 8693 / RFC 9068).
@@ -190,6 +196,7 @@ pub enum ScopeFormat {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RawJwks {
     pub keys: Vec<RawJwk>,
 }
@@ -197,6 +204,7 @@ pub struct RawJwks {
 /// One JWK (RFC 7517 §4, RFC 7518 §6). Private members are listed so they can be refused
 /// with a precise message; other unknown members are ignored (see the module comment).
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RawJwk {
     pub kty: String,
     #[serde(default)]
@@ -244,6 +252,7 @@ pub struct RawJwk {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawCache {
     /// Verified tokens kept per Envoy worker; 0 disables the cache.
@@ -264,6 +273,7 @@ impl Default for RawCache {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawNegativeCache {
     /// Bad signatures remembered per Envoy worker (LRU); 0 disables.
