@@ -69,6 +69,17 @@ pub enum InputError {
 
 /// Every obguard configuration in `path`, checked. An empty list: none was found.
 pub fn check_file(path: &Path) -> Result<Vec<Checked>, InputError> {
+    Ok(find(path)?
+        .into_iter()
+        .map(|c| Checked {
+            origin: c.origin.clone(),
+            result: c.check(),
+        })
+        .collect())
+}
+
+/// Every obguard configuration in `path`, unchecked (e.g. to validate against the schema).
+pub fn find(path: &Path) -> Result<Vec<Candidate>, InputError> {
     let unreadable = |source| InputError::Unreadable {
         path: display_path(path),
         source,
@@ -81,13 +92,7 @@ pub fn check_file(path: &Path) -> Result<Vec<Checked>, InputError> {
     })?;
     let syntax = Syntax::of(path);
     let docs = Document::parse_all(path, &text, syntax).map_err(unreadable)?;
-    Ok(candidates(&docs, &text, syntax)
-        .into_iter()
-        .map(|c| Checked {
-            origin: c.origin.clone(),
-            result: c.check(),
-        })
-        .collect())
+    Ok(candidates(&docs, &text, syntax))
 }
 
 /// The configurations in `docs`: WasmPlugins' and Envoy wasm filters' if there are any, else
@@ -182,6 +187,11 @@ fn envoy_filters(doc: &Document) -> Vec<Candidate> {
 }
 
 impl Candidate {
+    /// The configuration as JSON (`None`: not JSON at all, e.g. a broken StringValue).
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_slice(&self.bytes).ok()
+    }
+
     fn check(&self) -> Result<(), Refusal> {
         let Err(mut error) = obguard::config::load(&self.bytes) else {
             return Ok(());
