@@ -212,8 +212,7 @@ impl Candidate {
             }
             None => {
                 let (pointer, pos) = self.doc.locate(&format!("{}{field}", self.base));
-                if self.base.is_empty() && self.doc.path.extension().is_some_and(|e| e == "json")
-                {
+                if self.base.is_empty() && self.doc.path.extension().is_some_and(|e| e == "json") {
                     // The loader read the file's own text: its line and column are right.
                 } else if let Some(cut) = error.problem.rfind(" at line ") {
                     // The loader's line and column count in JSON made from YAML, not the file.

@@ -55,7 +55,11 @@ enum Command {
 #[derive(clap::Args)]
 struct OciArgs {
     /// The module.
-    #[arg(long, value_name = "FILE", default_value = "target/wasm32-wasip1/release/obguard.wasm")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "target/wasm32-wasip1/release/obguard.wasm"
+    )]
     module: PathBuf,
     /// Where the layout (`<name>/`), `<name>.tar` and `<name>.digest` go.
     #[arg(long, value_name = "DIR", default_value = "target/oci")]
@@ -228,9 +232,22 @@ fn run_oci(args: &OciArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let image = oci::build(&args.module, &args.out, &args.name, &args.tag)?;
-    println!("layout:  {} (oci:{}:{})", image.layout.display(), image.layout.display(), args.tag);
-    println!("tarball: {} (oci-archive:{})", image.tarball.display(), image.tarball.display());
+    println!(
+        "layout:  {} (oci:{}:{})",
+        image.layout.display(),
+        image.layout.display(),
+        args.tag
+    );
+    println!(
+        "tarball: {} (oci-archive:{})",
+        image.tarball.display(),
+        image.tarball.display()
+    );
     println!("module:  {}", image.module_digest);
-    println!("digest:  {} (written to {})", image.digest, image.digest_file.display());
+    println!(
+        "digest:  {} (written to {})",
+        image.digest,
+        image.digest_file.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -83,9 +83,14 @@ pub fn build(module: &Path, out_dir: &Path, name: &str, tag: &str) -> Result<Ima
             "obguard".to_owned(),
         )])
         .build()?;
-    let manifest = manifest.to_string()?.into_bytes();
-    let mut manifest_descriptor =
-        write_blob(&blobs, &manifest, MediaType::ImageManifest.to_string().as_str(), None)?;
+    // Serialised once: these bytes are what the digest names and what a registry stores.
+    let manifest = serde_json::to_vec(&manifest)?;
+    let mut manifest_descriptor = write_blob(
+        &blobs,
+        &manifest,
+        MediaType::ImageManifest.to_string().as_str(),
+        None,
+    )?;
     manifest_descriptor.set_annotations(Some(
         [(
             "org.opencontainers.image.ref.name".to_owned(),
@@ -100,11 +105,15 @@ pub fn build(module: &Path, out_dir: &Path, name: &str, tag: &str) -> Result<Ima
         .media_type(MediaType::ImageIndex)
         .manifests(vec![manifest_descriptor])
         .build()?;
-    index.to_file_pretty(layout.join("index.json"))?;
-    OciLayoutBuilder::default()
+    let oci_layout = OciLayoutBuilder::default()
         .image_layout_version("1.0.0")
-        .build()?
-        .to_file(layout.join("oci-layout"))?;
+        .build()?;
+    for (file, json) in [
+        ("index.json", serde_json::to_vec_pretty(&index)?),
+        ("oci-layout", serde_json::to_vec(&oci_layout)?),
+    ] {
+        fs::write(layout.join(file), json).with_context(|| format!("cannot write {file}"))?;
+    }
 
     let tarball = out_dir.join(format!("{name}.tar"));
     write_tarball(&layout, &tarball)?;

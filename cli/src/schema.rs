@@ -30,6 +30,7 @@ pub fn plugin_config_schema() -> Value {
             ),
         );
     }
+    add_aliases(&mut schema);
     if let Some(rules) = schema.pointer_mut("/properties/rules") {
         *rules = serde_json::from_str(RULES).unwrap_or_default();
     }
@@ -44,6 +45,61 @@ pub fn plugin_config_schema() -> Value {
         );
     }
     schema
+}
+
+/// Old spellings the loader still reads (serde `alias`), which `schemars` does not express:
+/// (definition, field, alias). Listed by hand; cli/tests/schema.rs validates configurations
+/// written with them (cli/tests/fixtures/broken/plugin.json uses `challenge`).
+const FIELD_ALIASES: [(&str, &str, &str); 2] = [
+    ("Thresholds", "step_up", "challenge"),
+    ("RawModel", "step_up", "challenge"),
+];
+
+fn add_aliases(schema: &mut Value) {
+    for (definition, field, alias) in FIELD_ALIASES {
+        let Some(object) = schema
+            .pointer_mut(&format!("/$defs/{definition}"))
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        let Some(field_schema) = object.get("properties").and_then(|p| p.get(field)).cloned()
+        else {
+            continue;
+        };
+        if let Some(properties) = object.get_mut("properties").and_then(Value::as_object_mut) {
+            properties.insert(alias.into(), field_schema);
+        }
+        // Either name, never both (serde refuses a duplicate field); a required field may be
+        // given under either.
+        let required = object
+            .get_mut("required")
+            .and_then(Value::as_array_mut)
+            .is_some_and(|r| {
+                let before = r.len();
+                r.retain(|f| f != field);
+                r.len() != before
+            });
+        let rule = if required {
+            json!({"oneOf": [{"required": [field]}, {"required": [alias]}]})
+        } else {
+            json!({"not": {"required": [field, alias]}})
+        };
+        if let Some(rule) = rule.as_object() {
+            object.extend(rule.clone());
+        }
+    }
+    // `Verdict::StepUp` is also read as `challenge`.
+    if let Some(variants) = schema
+        .pointer_mut("/$defs/Verdict/oneOf")
+        .and_then(Value::as_array_mut)
+    {
+        variants.push(json!({
+            "const": "challenge",
+            "description": "The old name of `step_up`, still accepted.",
+            "type": "string"
+        }));
+    }
 }
 
 /// The schema as `obguard schema` prints it (and the committed file holds it).

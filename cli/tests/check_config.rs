@@ -9,17 +9,13 @@
 //! filter/tests/config_errors.rs) gives the loader's messages; WasmPlugin and Envoy files are
 //! searched for every obguard configuration, each named; exit codes 0, 1 and 2.
 
+mod common;
+use common::repo;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use obguard_testkit as kit;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 fn check(files: &[&Path]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_obguard"))
@@ -57,7 +53,11 @@ fn the_shared_bad_configs_give_the_loaders_messages() {
             .lines()
             .find_map(|l| l.strip_prefix("error: "))
             .unwrap_or_else(|| panic!("case {i}: no error line in {out}"));
-        assert!(case.matches(message), "case {i}: expected `{}`, got `{message}`", case.error);
+        assert!(
+            case.matches(message),
+            "case {i}: expected `{}`, got `{message}`",
+            case.error
+        );
         // The field is located in the file (line > 1 for anything below the top level).
         let at = out.lines().find(|l| l.starts_with("  --> ")).unwrap();
         assert!(at.contains(&file.display().to_string()), "{at}");
@@ -114,8 +114,14 @@ fn every_obguard_wasmplugin_of_a_stream_is_checked_and_named() {
         out.contains("error: issuers[0].algorithms[0]: `HS256` needs the issuer's `shared_secret`"),
         "{out}"
     );
-    assert!(out.contains("plugins.yaml:15:") || out.contains("plugins.yaml:14:"), "{out}");
-    assert!(out.contains("#/spec/pluginConfig/issuers/0/algorithms/0"), "{out}");
+    assert!(
+        out.contains("plugins.yaml:15:") || out.contains("plugins.yaml:14:"),
+        "{out}"
+    );
+    assert!(
+        out.contains("#/spec/pluginConfig/issuers/0/algorithms/0"),
+        "{out}"
+    );
     assert!(
         out.contains("in WasmPlugin bank/obguard (document 2), spec.pluginConfig"),
         "{out}"
@@ -138,11 +144,17 @@ fn every_obguard_filter_of_an_envoy_bootstrap_is_checked() {
         let output = check(&[Path::new(file)]);
         let out = stdout(&output);
         assert_eq!(output.status.code(), Some(0), "{file}: {out}");
-        assert!(out.starts_with(&format!("ok: {file}: Envoy wasm filter `obguard`")), "{out}");
+        assert!(
+            out.starts_with(&format!("ok: {file}: Envoy wasm filter `obguard`")),
+            "{out}"
+        );
     }
     // Two obguard filters, the second one broken: each is reported with where it is.
     let demo = std::fs::read_to_string(repo().join("envoy/demo/envoy.yaml")).unwrap();
-    let broken = demo.replace("\"realm\": \"demo-bank\"", "\"realm\": \"demo-bank\", \"unmatched\": \"maybe\"");
+    let broken = demo.replace(
+        "\"realm\": \"demo-bank\"",
+        "\"realm\": \"demo-bank\", \"unmatched\": \"maybe\"",
+    );
     assert_ne!(broken, demo);
     let two = format!("{demo}\n---\n{broken}");
     let dir = scratch("envoy");
@@ -151,8 +163,14 @@ fn every_obguard_filter_of_an_envoy_bootstrap_is_checked() {
     let out = stdout(&check(&[&file]));
     let oks = out.lines().filter(|l| l.starts_with("ok: ")).count();
     assert_eq!(oks, 1, "{out}");
-    assert!(out.contains("error: unmatched: unknown variant `maybe`"), "{out}");
-    assert!(out.contains("(document 2) at /static_resources/listeners/0/"), "{out}");
+    assert!(
+        out.contains("error: unmatched: unknown variant `maybe`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("(document 2) at /static_resources/listeners/0/"),
+        "{out}"
+    );
     assert!(out.contains("of the JSON in that string"), "{out}");
 }
 

@@ -8,19 +8,15 @@
 //! copy in tests/fixtures/broken/ (every rule fires), its exit codes, and its SARIF validated
 //! against the SARIF 2.1.0 schema.
 
+mod common;
+use common::repo;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use obguard_cli::lint::Rule;
 use serde_json::Value;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 /// Runs `obguard lint <args>` from the repository root (paths in reports are as given).
 fn lint(args: &[&str]) -> Output {

@@ -9,18 +9,14 @@
 //! layer it copies is the built module byte for byte; umoci lists the tag. Needs `skopeo` and
 //! `umoci` on PATH (`make test-tools` installs them).
 
+mod common;
+use common::repo;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 fn run(program: &str, args: &[&str]) -> Output {
     let output = Command::new(program)
@@ -49,7 +45,10 @@ fn module(dir: &Path) -> PathBuf {
     if built.is_file() {
         return built;
     }
-    eprintln!("no built module at {}: packaging a minimal one", built.display());
+    eprintln!(
+        "no built module at {}: packaging a minimal one",
+        built.display()
+    );
     let path = dir.join("minimal.wasm");
     std::fs::write(&path, b"\0asm\x01\0\0\0").unwrap();
     path
@@ -78,7 +77,10 @@ fn the_image_is_istios_wasm_artifact_and_its_layer_is_the_module() {
     let printed = String::from_utf8(output.stdout).unwrap();
     let digest = std::fs::read_to_string(out.join("obguard.digest")).unwrap();
     let digest = digest.trim();
-    assert!(digest.starts_with("sha256:") && digest.len() == 71, "{digest}");
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{digest}"
+    );
     assert!(printed.contains(digest), "{printed}");
 
     let layout = format!("oci:{}:9.9.9", out.join("obguard").display());
@@ -90,7 +92,10 @@ fn the_image_is_istios_wasm_artifact_and_its_layer_is_the_module() {
         assert_eq!(format!("sha256:{}", sha256_hex(&raw)), digest, "{image}");
         let manifest: Value = serde_json::from_slice(&raw).unwrap();
         assert_eq!(manifest["schemaVersion"], 2);
-        assert_eq!(manifest["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+        assert_eq!(
+            manifest["mediaType"],
+            "application/vnd.oci.image.manifest.v1+json"
+        );
         assert_eq!(
             manifest["config"]["mediaType"],
             "application/vnd.module.wasm.config.v1+json"
@@ -121,17 +126,31 @@ fn the_image_is_istios_wasm_artifact_and_its_layer_is_the_module() {
     }
 
     // umoci reads the layout and finds the tag.
-    let tags = run("umoci", &["ls", "--layout", out.join("obguard").to_str().unwrap()]).stdout;
+    let tags = run(
+        "umoci",
+        &["ls", "--layout", out.join("obguard").to_str().unwrap()],
+    )
+    .stdout;
     assert_eq!(String::from_utf8(tags).unwrap().trim(), "9.9.9");
 
     // Reproducible: the same module gives the same digest.
     let again = dir.join("again");
     run(
         env!("CARGO_BIN_EXE_obguard"),
-        &["oci", "--module", module.to_str().unwrap(), "--out", again.to_str().unwrap(), "--tag", "9.9.9"],
+        &[
+            "oci",
+            "--module",
+            module.to_str().unwrap(),
+            "--out",
+            again.to_str().unwrap(),
+            "--tag",
+            "9.9.9",
+        ],
     );
     assert_eq!(
-        std::fs::read_to_string(again.join("obguard.digest")).unwrap().trim(),
+        std::fs::read_to_string(again.join("obguard.digest"))
+            .unwrap()
+            .trim(),
         digest
     );
     assert_eq!(

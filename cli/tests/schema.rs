@@ -9,7 +9,10 @@
 //! configuration shipped in the repository validates against it; and the shape errors of the
 //! shared bad-config table (unknown fields and variants, wrong types, missing fields) fail it.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::repo;
+
+use std::path::PathBuf;
 use std::process::Command;
 
 use obguard_cli::check;
@@ -17,13 +20,6 @@ use obguard_testkit as kit;
 use serde_json::Value;
 
 const COMMITTED: &str = "docs/schema/obguard-config.schema.json";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 fn schema() -> Value {
     serde_json::from_str(&std::fs::read_to_string(repo().join(COMMITTED)).unwrap()).unwrap()
@@ -82,13 +78,18 @@ fn config_files() -> Vec<PathBuf> {
 fn every_shipped_configuration_validates() {
     let validator = jsonschema::validator_for(&schema()).unwrap();
     let mut checked = 0;
-    let mut configs: Vec<(String, Value)> = vec![("testkit plugin_config()".into(), kit::plugin_config())];
+    let mut configs: Vec<(String, Value)> =
+        vec![("testkit plugin_config()".into(), kit::plugin_config())];
     for file in config_files() {
         // Files that are not obguard's (OpenAPI descriptions, model JSON, rate-limit service
         // configs) hold none; only what the loader accepts must validate.
-        let Ok(found) = check::find(&file) else { continue };
+        let Ok(found) = check::find(&file) else {
+            continue;
+        };
         for candidate in found {
-            let Some(value) = candidate.json() else { continue };
+            let Some(value) = candidate.json() else {
+                continue;
+            };
             if obguard::config::load(value.to_string().as_bytes()).is_ok() {
                 configs.push((format!("{} ({})", candidate.origin, file.display()), value));
             }
@@ -103,7 +104,34 @@ fn every_shipped_configuration_validates() {
         checked += 1;
     }
     // examples/openbanking, the envoy/ configs, both WasmPlugins, the testkit's.
-    assert!(checked >= 8, "only {checked} configurations found: {:?}", configs.iter().map(|c| &c.0).collect::<Vec<_>>());
+    assert!(
+        checked >= 8,
+        "only {checked} configurations found: {:?}",
+        configs.iter().map(|c| &c.0).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn old_spellings_the_loader_accepts_validate() {
+    let validator = jsonschema::validator_for(&schema()).unwrap();
+    let mut config = kit::plugin_config();
+    config["routes"][0]["thresholds"] =
+        serde_json::json!({"challenge": 0.3, "throttle": 0.6, "block": 0.9});
+    let mut model = kit::config::shipped_model("enforce");
+    model["challenge"] = serde_json::json!({"acr_values": "urn:x"});
+    config["model"] = model;
+    config["static_assessments"] =
+        serde_json::json!({"tpp-1": {"verdict": "challenge", "risk_band": "low"}});
+    assert!(obguard::config::load(config.to_string().as_bytes()).is_ok());
+    let errors: Vec<String> = validator
+        .iter_errors(&config)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    // Both spellings at once: the loader refuses it (a duplicate field), and so does the schema.
+    config["routes"][0]["thresholds"]["step_up"] = serde_json::json!(0.3);
+    assert!(obguard::config::load(config.to_string().as_bytes()).is_err());
+    assert!(!validator.is_valid(&config));
 }
 
 #[test]
@@ -111,9 +139,14 @@ fn shape_errors_of_the_shared_table_fail_the_schema() {
     let validator = jsonschema::validator_for(&schema()).unwrap();
     let mut shape = 0;
     for case in kit::bad_configs::bad_configs() {
-        let is_shape = ["unknown field", "unknown variant", "invalid type", "missing field"]
-            .iter()
-            .any(|s| case.error.contains(s));
+        let is_shape = [
+            "unknown field",
+            "unknown variant",
+            "invalid type",
+            "missing field",
+        ]
+        .iter()
+        .any(|s| case.error.contains(s));
         if is_shape {
             assert!(
                 !validator.is_valid(&case.config),

@@ -51,7 +51,10 @@ type Series = BTreeMap<String, Vec<BTreeMap<String, String>>>;
 
 fn parse_prometheus(text: &str) -> Series {
     let mut out = Series::new();
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let (name, rest) = match line.find('{') {
             Some(i) => (&line[..i], &line[i + 1..]),
             None => (line.split(' ').next().unwrap(), ""),
@@ -75,7 +78,8 @@ fn stats_tags_make_labels_and_dashboards_use_only_real_names() {
     // Unreachable on purpose (port 9 on loopback): the clusters must exist for the calls; the
     // test is about names, and failed calls move failure counters.
     for name in ["idp", "ratelimit"] {
-        opts.extra_clusters.push(obguard_integration::grpc_cluster(name, 9));
+        opts.extra_clusters
+            .push(obguard_integration::grpc_cluster(name, 9));
     }
     opts.customize = Some(demo_stats_config);
     let envoy = Envoy::start(opts);
@@ -102,9 +106,10 @@ fn stats_tags_make_labels_and_dashboards_use_only_real_names() {
 
     // Dimensions are labels, not name parts.
     let has = |metric: &str, label: &str, value: &str| {
-        obguard
-            .get(metric)
-            .is_some_and(|s| s.iter().any(|l| l.get(label).map(String::as_str) == Some(value)))
+        obguard.get(metric).is_some_and(|s| {
+            s.iter()
+                .any(|l| l.get(label).map(String::as_str) == Some(value))
+        })
     };
     for (metric, label, value) in [
         ("obguard_requests", "outcome", "allowed"),
@@ -212,7 +217,10 @@ fn stats_tags_make_labels_and_dashboards_use_only_real_names() {
     let mut used = BTreeSet::new();
     for (what, expr) in &exprs {
         let refs = references(expr);
-        assert!(!refs.metrics.is_empty(), "{what}: no obguard metric in `{expr}`");
+        assert!(
+            !refs.metrics.is_empty(),
+            "{what}: no obguard metric in `{expr}`"
+        );
         for (metric, matchers) in &refs.metrics {
             used.insert(metric.clone());
             let Some(sets) = obguard.get(metric) else {
@@ -241,10 +249,14 @@ fn stats_tags_make_labels_and_dashboards_use_only_real_names() {
         }
         for label in &refs.grouping {
             let known = SCRAPE_LABELS.contains(&label.as_str())
-                || refs.metrics.iter().any(|(m, _)| {
-                    obguard[m].iter().any(|l| l.contains_key(label.as_str()))
-                });
-            assert!(known, "{what}: `by ({label})` but no metric of `{expr}` has it");
+                || refs
+                    .metrics
+                    .iter()
+                    .any(|(m, _)| obguard[m].iter().any(|l| l.contains_key(label.as_str())));
+            assert!(
+                known,
+                "{what}: `by ({label})` but no metric of `{expr}` has it"
+            );
         }
     }
     // The alerts docs/security.md and docs/observability.md ask for are there.
@@ -286,13 +298,14 @@ fn references(expr: &str) -> References {
             let mut j = end;
             if expr[j..].starts_with('{') {
                 let close = j + expr[j..].find('}').unwrap();
-                for m in expr[j + 1..close].split(',').map(str::trim).filter(|m| !m.is_empty()) {
+                for m in expr[j + 1..close]
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty())
+                {
                     let op_at = m.find(['=', '!']).unwrap();
                     let label = m[..op_at].trim().to_owned();
-                    let op_end = m[op_at..]
-                        .find('"')
-                        .map(|n| op_at + n)
-                        .unwrap();
+                    let op_end = m[op_at..].find('"').map(|n| op_at + n).unwrap();
                     let op = m[op_at..op_end].trim();
                     let value = m[op_end..].trim().trim_matches('"').to_owned();
                     matchers.push((label, (op == "=" || op == "=~").then_some(value)));

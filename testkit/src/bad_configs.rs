@@ -74,10 +74,12 @@ fn set(config: &mut Value, pointer: &str, value: Value) {
         Some(Value::Object(object)) => {
             object.insert(last.to_owned(), value);
         }
-        Some(Value::Array(items)) => match last.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
-            Some(item) => *item = value,
-            None => panic!("testkit: bad config: no element at {pointer}"),
-        },
+        Some(Value::Array(items)) => {
+            match last.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                Some(item) => *item = value,
+                None => panic!("testkit: bad config: no element at {pointer}"),
+            }
+        }
         _ => panic!("testkit: bad config: no object or array above {pointer}"),
     }
 }
