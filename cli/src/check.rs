@@ -53,7 +53,7 @@ pub struct Refusal {
 #[derive(Debug, Clone)]
 pub struct Checked {
     pub origin: String,
-    pub result: Result<(), Refusal>,
+    pub result: Result<(), Box<Refusal>>,
 }
 
 /// Why a file could not be checked at all (exit status 2).
@@ -192,7 +192,7 @@ impl Candidate {
         serde_json::from_slice(&self.bytes).ok()
     }
 
-    fn check(&self) -> Result<(), Refusal> {
+    fn check(&self) -> Result<(), Box<Refusal>> {
         let Err(mut error) = obguard::config::load(&self.bytes) else {
             return Ok(());
         };
@@ -221,13 +221,13 @@ impl Candidate {
                 (pointer, pos, None)
             }
         };
-        Err(Refusal {
+        Err(Box::new(Refusal {
             error,
             file: self.doc.path.clone(),
             pointer,
             pos,
             inner,
-        })
+        }))
     }
 }
 

@@ -271,11 +271,14 @@ fn stats_tags_make_labels_and_dashboards_use_only_real_names() {
     }
 }
 
+/// A label matcher: the label, and the value of `=` / `=~` (`None` for `!=`, `!~`).
+type Matcher = (String, Option<String>);
+
 /// What a PromQL expression refers to: `obguard_*` selectors with their equality and regex
 /// label matchers (`Some(value)` for `=` and `=~`, whose alternatives are checked; `None` for
 /// `!=` and `!~`), and the labels of `by (…)` / `without (…)`.
 struct References {
-    metrics: Vec<(String, Vec<(String, Option<String>)>)>,
+    metrics: Vec<(String, Vec<Matcher>)>,
     grouping: Vec<String>,
 }
 

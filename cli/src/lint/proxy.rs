@@ -272,14 +272,38 @@ pub fn check_wasmplugin(docs: &[Document]) -> Vec<Finding> {
             ));
         }
         let phase = doc.get("/spec/phase").and_then(Value::as_str);
-        if phase != Some("AUTHN") {
+        // Delegation reads the payload of Istio's jwt_authn, which runs in the AUTHN phase:
+        // obguard must come after it (AUTHZ). Otherwise obguard should run before it.
+        let delegates = doc
+            .get("/spec/pluginConfig/issuers")
+            .and_then(Value::as_array)
+            .is_some_and(|issuers| {
+                issuers
+                    .iter()
+                    .any(|i| i.get("jwt_authn").is_some_and(|j| !j.is_null()))
+            });
+        let shown = phase.map_or_else(|| "not set".to_owned(), |p| format!("`{p}`"));
+        if delegates && phase != Some("AUTHZ") {
             out.push(
                 Finding::new(
                     Rule::ProxyFilterOrder,
                     format!(
-                        "`phase` is {}: obguard runs after Istio's own authentication and \
-                         authorisation, at the end of the filter chain",
-                        phase.map_or_else(|| "not set".to_owned(), |p| format!("`{p}`"))
+                        "`phase` is {shown} but the plugin configuration delegates to jwt_authn: \
+                         obguard must run after Istio's authentication (RequestAuthentication) \
+                         to find the verified payload"
+                    ),
+                    "Set `phase: AUTHZ`.",
+                )
+                .severity(Severity::Warning)
+                .at(loc("/spec/phase")),
+            );
+        } else if !delegates && phase != Some("AUTHN") {
+            out.push(
+                Finding::new(
+                    Rule::ProxyFilterOrder,
+                    format!(
+                        "`phase` is {shown}: obguard runs after Istio's own authentication \
+                         (and, with `STATS` or none, authorisation), not first"
                     ),
                     "Set `phase: AUTHN`.",
                 )
@@ -302,6 +326,31 @@ mod tests {
 
     fn wasmplugin(text: &str) -> Vec<Finding> {
         check_wasmplugin(&Document::parse_all(Path::new("wp.yaml"), text, Syntax::Yaml).unwrap())
+    }
+
+    #[test]
+    fn delegation_wants_the_authz_phase() {
+        let plugin = |phase: &str, delegate: bool| {
+            let issuer = if delegate {
+                "{issuer: i, jwt_authn: {payload_in_metadata: payload}}"
+            } else {
+                "{issuer: i}"
+            };
+            format!(
+                "kind: WasmPlugin\nmetadata: {{name: obguard}}\nspec:\n  phase: {phase}\n  \
+                 pluginConfig: {{issuers: [{issuer}]}}\n"
+            )
+        };
+        let order = |text: String| {
+            wasmplugin(&text)
+                .into_iter()
+                .filter(|f| f.rule == Rule::ProxyFilterOrder)
+                .count()
+        };
+        assert_eq!(order(plugin("AUTHN", false)), 0);
+        assert_eq!(order(plugin("AUTHZ", false)), 1);
+        assert_eq!(order(plugin("AUTHZ", true)), 0);
+        assert_eq!(order(plugin("AUTHN", true)), 1);
     }
 
     fn rules(found: &[Finding]) -> Vec<(Rule, Severity)> {
