@@ -10,24 +10,15 @@
 //! searched for every obguard configuration, each named; exit codes 0, 1 and 2.
 
 mod common;
-use common::repo;
+use common::{repo, stdout};
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use obguard_testkit as kit;
 
 fn check(files: &[&Path]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_obguard"))
-        .current_dir(repo())
-        .arg("check-config")
-        .args(files)
-        .output()
-        .unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8(output.stdout.clone()).unwrap()
+    common::obguard("check-config", files)
 }
 
 /// A fresh directory for this test's files.
@@ -163,15 +154,13 @@ fn every_obguard_filter_of_an_envoy_bootstrap_is_checked() {
     let out = stdout(&check(&[&file]));
     let oks = out.lines().filter(|l| l.starts_with("ok: ")).count();
     assert_eq!(oks, 1, "{out}");
-    assert!(
-        out.contains("error: unmatched: unknown variant `maybe`"),
-        "{out}"
-    );
-    assert!(
-        out.contains("(document 2) at /static_resources/listeners/0/"),
-        "{out}"
-    );
-    assert!(out.contains("of the JSON in that string"), "{out}");
+    for expected in [
+        "error: unmatched: unknown variant `maybe`",
+        "(document 2) at /static_resources/listeners/0/",
+        "of the JSON in that string",
+    ] {
+        assert!(out.contains(expected), "{out}");
+    }
 }
 
 #[test]

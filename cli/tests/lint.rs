@@ -9,7 +9,7 @@
 //! against the SARIF 2.1.0 schema.
 
 mod common;
-use common::repo;
+use common::{repo, stdout};
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -20,16 +20,7 @@ use serde_json::Value;
 
 /// Runs `obguard lint <args>` from the repository root (paths in reports are as given).
 fn lint(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_obguard"))
-        .current_dir(repo())
-        .arg("lint")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8(output.stdout.clone()).unwrap()
+    common::obguard("lint", args)
 }
 
 const EXAMPLE: [&str; 8] = [

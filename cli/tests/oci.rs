@@ -12,6 +12,7 @@
 mod common;
 use common::repo;
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -54,6 +55,23 @@ fn module(dir: &Path) -> PathBuf {
     path
 }
 
+/// `obguard oci` of `module` into `out`, tagged 9.9.9.
+fn make_image(module: &Path, out: &Path) -> Output {
+    let output = common::obguard(
+        "oci",
+        &[
+            OsStr::new("--module"),
+            module.as_os_str(),
+            OsStr::new("--out"),
+            out.as_os_str(),
+            OsStr::new("--tag"),
+            OsStr::new("9.9.9"),
+        ],
+    );
+    assert!(output.status.success(), "{output:?}");
+    output
+}
+
 #[test]
 fn the_image_is_istios_wasm_artifact_and_its_layer_is_the_module() {
     let dir = std::env::temp_dir().join(format!("obguard-oci-{}", std::process::id()));
@@ -62,18 +80,7 @@ fn the_image_is_istios_wasm_artifact_and_its_layer_is_the_module() {
     let module = module(&dir);
     let wasm = std::fs::read(&module).unwrap();
     let out = dir.join("oci");
-    let output = run(
-        env!("CARGO_BIN_EXE_obguard"),
-        &[
-            "oci",
-            "--module",
-            module.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--tag",
-            "9.9.9",
-        ],
-    );
+    let output = make_image(&module, &out);
     let printed = String::from_utf8(output.stdout).unwrap();
     let digest = std::fs::read_to_string(out.join("obguard.digest")).unwrap();
     let digest = digest.trim();
@@ -135,18 +142,7 @@ fn the_image_is_istios_wasm_artifact_and_its_layer_is_the_module() {
 
     // Reproducible: the same module gives the same digest.
     let again = dir.join("again");
-    run(
-        env!("CARGO_BIN_EXE_obguard"),
-        &[
-            "oci",
-            "--module",
-            module.to_str().unwrap(),
-            "--out",
-            again.to_str().unwrap(),
-            "--tag",
-            "9.9.9",
-        ],
-    );
+    make_image(&module, &again);
     assert_eq!(
         std::fs::read_to_string(again.join("obguard.digest"))
             .unwrap()
