@@ -20,7 +20,7 @@ FIXTURES_BIN  := $(CURDIR)/target/debug/obguard-fixtures
 
 export ENVOY_BIN OBGUARD_WASM FIXTURES_BIN
 
-.PHONY: help setup setup-rust setup-envoy build build-wasm build-fixtures lint fmt check test test-tools clean demo demo-up demo-down bench bench-tools bench-ratelimit soak model fuzz fuzz-tools fuzz-build fuzz-smoke fuzz-replay fuzz-cmin fuzz-run
+.PHONY: help setup setup-rust setup-envoy build build-wasm build-fixtures oci lint fmt check test test-tools clean demo demo-up demo-down bench bench-tools bench-ratelimit soak model fuzz fuzz-tools fuzz-build fuzz-smoke fuzz-replay fuzz-cmin fuzz-run
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -57,6 +57,11 @@ endif
 
 build: build-wasm build-fixtures ## Build obguard.wasm (release) and the fixture binary
 
+OCI_DIR := $(CURDIR)/target/oci
+
+oci: build-wasm ## OCI image of obguard.wasm for Istio (wasm OCI artifact), offline: target/oci/obguard/ (layout), obguard.tar, obguard.digest
+	$(CARGO) run -q -p obguard-cli --bin obguard -- oci --module "$(OBGUARD_WASM)" --out "$(OCI_DIR)"
+
 build-wasm: ## target/wasm32-wasip1/release/obguard.wasm (+ the no-op filter and the floor probe benchmarks compare with)
 	$(CARGO) build --release --target $(WASM_TARGET) -p obguard -p obguard-noop-filter -p obguard-floor-probe
 	@ls -l "$(OBGUARD_WASM)"
@@ -76,9 +81,13 @@ demo-down: ## Stop what demo-up started
 
 OHA_VERSION := 1.16.0
 
-test-tools: ## wrk (Debian): the model hot-swap test keeps Envoy under load while it swaps; redis-server (Debian): the rate-limit tests count on Redis
+test-tools: ## From Debian: wrk (the model hot-swap test keeps Envoy under load), redis-server (the rate-limit tests count on Redis), skopeo and umoci (the OCI image test)
 	@command -v wrk >/dev/null || { echo "installing wrk"; (apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk)); }
 	@command -v redis-server >/dev/null || { echo "installing redis-server"; (apt-get install -y -qq --no-install-recommends redis-server || (apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server)); }
+	@if ! command -v skopeo >/dev/null || ! command -v umoci >/dev/null; then \
+		echo "installing skopeo umoci"; \
+		apt-get install -y -qq --no-install-recommends skopeo umoci || \
+			(apt-get update -qq && apt-get install -y -qq --no-install-recommends skopeo umoci); fi
 
 bench-tools: ## wrk (Debian) and oha (crates.io, into .tools/) for make bench
 	@command -v wrk >/dev/null || { echo "installing wrk"; (apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk)); }

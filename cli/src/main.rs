@@ -2,6 +2,10 @@
 //!
 //! - `obguard lint`: checks an OpenAPI description against the plugin configuration (and the
 //!   Envoy or Istio file that loads obguard), for CI. See docs/lint.md.
+//! - `obguard check-config`: the filter's own loader on a plugin configuration, WasmPlugin or
+//!   Envoy file.
+//! - `obguard schema`: the plugin configuration's JSON Schema.
+//! - `obguard oci`: obguard.wasm as an OCI image for Istio's WasmPlugin (docs/istio.md).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -11,6 +15,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use obguard_cli::lint::{self, Inputs, Options, Rule, Severity};
+use obguard_cli::{check, oci};
 
 #[derive(Parser)]
 #[command(name = "obguard", version, about = "obguard's operator CLI")]
@@ -27,6 +32,44 @@ enum Command {
     /// command itself fails (bad arguments, an output file that cannot be written). Inputs
     /// that cannot be read are findings (exit 1), so CI shows them.
     Lint(LintArgs),
+    /// Run the filter's own configuration loader on every obguard configuration in a file.
+    ///
+    /// FILE is a plugin configuration (JSON, or YAML as a WasmPlugin's `pluginConfig`), Istio
+    /// WasmPlugins (YAML, several documents allowed; each obguard one's `spec.pluginConfig`),
+    /// or an Envoy bootstrap (each obguard wasm filter's `configuration` StringValue). The
+    /// loader stops at a configuration's first problem, so each gives at most one error.
+    /// Exit status: 0 when every configuration loads, 1 when one is refused (or none is
+    /// found), 2 when a file cannot be read or parsed.
+    CheckConfig {
+        /// Files to check.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema (draft 2020-12) of the plugin configuration.
+    Schema,
+    /// Write obguard.wasm as an OCI image (Istio's wasm image format, OCI artifact variant):
+    /// a layout directory, a tarball of it and its digest, offline.
+    Oci(OciArgs),
+}
+
+#[derive(clap::Args)]
+struct OciArgs {
+    /// The module.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "target/wasm32-wasip1/release/obguard.wasm"
+    )]
+    module: PathBuf,
+    /// Where the layout (`<name>/`), `<name>.tar` and `<name>.digest` go.
+    #[arg(long, value_name = "DIR", default_value = "target/oci")]
+    out: PathBuf,
+    /// The layout's (and tarball's) name.
+    #[arg(long, default_value = "obguard")]
+    name: String,
+    /// The tag (`org.opencontainers.image.ref.name`).
+    #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
+    tag: String,
 }
 
 #[derive(clap::Args)]
@@ -102,6 +145,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Lint(args) => run_lint(&args),
+        Command::CheckConfig { files } => run_check(&files),
+        Command::Schema => std::io::stdout()
+            .lock()
+            .write_all(obguard_cli::schema::render().as_bytes())
+            .context("cannot write the schema")
+            .map(|()| ExitCode::SUCCESS),
+        Command::Oci(args) => run_oci(&args),
     };
     match result {
         Ok(code) => code,
@@ -157,4 +207,47 @@ fn run_lint(args: &LintArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn run_check(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut ok = true;
+    let mut out = String::new();
+    for file in files {
+        let checked = check::check_file(file)?;
+        ok &= check::all_ok(&checked);
+        out.push_str(&check::render(file, &checked));
+    }
+    std::io::stdout()
+        .lock()
+        .write_all(out.as_bytes())
+        .context("cannot write the report")?;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn run_oci(args: &OciArgs) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let image = oci::build(&args.module, &args.out, &args.name, &args.tag)?;
+    println!(
+        "layout:  {} (oci:{}:{})",
+        image.layout.display(),
+        image.layout.display(),
+        args.tag
+    );
+    println!(
+        "tarball: {} (oci-archive:{})",
+        image.tarball.display(),
+        image.tarball.display()
+    );
+    println!("module:  {}", image.module_digest);
+    println!(
+        "digest:  {} (written to {})",
+        image.digest,
+        image.digest_file.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,9 @@
 //! copy in tests/fixtures/broken/ (every rule fires), its exit codes, and its SARIF validated
 //! against the SARIF 2.1.0 schema.
 
+mod common;
+use common::{repo, stdout};
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -15,25 +18,9 @@ use std::process::{Command, Output};
 use obguard_cli::lint::Rule;
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 /// Runs `obguard lint <args>` from the repository root (paths in reports are as given).
 fn lint(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_obguard"))
-        .current_dir(repo())
-        .arg("lint")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8(output.stdout.clone()).unwrap()
+    common::obguard("lint", args)
 }
 
 const EXAMPLE: [&str; 8] = [

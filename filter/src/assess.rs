@@ -25,6 +25,7 @@ pub use obguard_models::Verdict;
 
 /// Coarse risk of the request; weights `hits_addend` in rate-limit calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RiskBand {
     Low,

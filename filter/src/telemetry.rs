@@ -278,6 +278,7 @@ pub fn request_invalid_reasons() -> Vec<&'static str> {
 /// `%FILTER_STATE(wasm.obguard.<field>:PLAIN)%`.
 /// `access_log.format`: how the fields below reach Envoy's filter state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AccessLogFormat {
     /// One property per field: `%FILTER_STATE(wasm.obguard.outcome:PLAIN)%`.
@@ -290,6 +291,7 @@ pub enum AccessLogFormat {
 
 /// The `access_log` section.
 #[derive(Debug, Default, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawAccessLog {
     #[serde(default)]

@@ -9,140 +9,28 @@
 
 use obguard::config;
 use obguard_testkit as kit;
-use serde_json::{Value, json};
-
-type Edit = Box<dyn FnOnce(&mut Value)>;
-
-fn error_for(edit: impl FnOnce(&mut Value)) -> String {
-    let mut config = kit::plugin_config();
-    edit(&mut config);
-    match config::load(config.to_string().as_bytes()) {
-        Ok(_) => panic!("accepted: {config}"),
-        Err(err) => err.to_string(),
-    }
-}
+use serde_json::json;
 
 #[test]
 fn the_shipped_test_config_loads() {
     assert!(config::load(kit::plugin_config().to_string().as_bytes()).is_ok());
 }
 
+/// The cases are in testkit/fixtures/bad-configs.json, shared with `obguard check-config`'s
+/// tests (cli/tests/check_config.rs): both must give these messages.
 #[test]
 fn errors_name_the_field() {
-    let cases: Vec<(Edit, &str)> = vec![
-        (
-            Box::new(|c| c["issuers"][0]["jwks"]["keys"][1]["n"] = json!("not*base64")),
-            "issuers[0].jwks.keys[1].n: not base64url",
-        ),
-        (
-            Box::new(|c| c["issuers"][0]["jwks"]["keys"][0]["n"] = json!("AQAB")),
-            "issuers[0].jwks.keys[0].n: RSA modulus of 17 bits is too small",
-        ),
-        (
-            Box::new(|c| c["issuers"][0]["jwks"]["keys"][2]["x"] = json!(kit::b64([7u8; 32]))),
-            "issuers[0].jwks.keys[2]: `x`/`y` is not a point on the curve",
-        ),
-        (
-            Box::new(|c| c["issuers"][0]["jwks"]["keys"][0]["d"] = json!("AQAB")),
-            "issuers[0].jwks.keys[0].d: private or symmetric key material",
-        ),
-        (
-            Box::new(|c| c["issuers"][0]["jwks"]["keys"][0]["kty"] = json!("oct")),
-            "issuers[0].jwks.keys[0].kty: symmetric keys are not accepted",
-        ),
-        (
-            Box::new(|c| c["issuers"][0]["jwks"]["keys"][1]["kid"] = json!("rsa-1")),
-            "issuers[0].jwks.keys[1].kid: duplicate kid",
-        ),
-        (
-            Box::new(|c| c["issuers"][0]["algorithms"] = json!(["RS256", "none"])),
-            "issuers[0].algorithms[1]: `none` (unsigned tokens) can never be allowed",
-        ),
-        (
-            Box::new(|c| c["issuers"][0]["algorithms"] = json!(["HS256"])),
-            "issuers[0].algorithms[0]: `HS256` needs the issuer's `shared_secret`",
-        ),
-        (
-            Box::new(|c| c["issuers"][0]["algorithms"] = json!(["RS257"])),
-            "issuers[0].algorithms[0]: unsupported algorithm `RS257`",
-        ),
-        (
-            Box::new(|c| c["issuers"][0]["audiences"] = json!([])),
-            "issuers[0].audiences: at least one audience is required",
-        ),
-        (
-            Box::new(|c| c["issuers"][0]["audience"] = json!("x")),
-            "issuers[0].audience: unknown field `audience`",
-        ),
-        (
-            Box::new(|c| c["issuers"][0]["max_lifetime_s"] = json!("1h")),
-            "issuers[0].max_lifetime_s: invalid type",
-        ),
-        (
-            Box::new(|c| c["issuers"][0]["scopes"]["format"] = json!("csv")),
-            "issuers[0].scopes.format: unknown variant `csv`",
-        ),
-        (
-            Box::new(|c| c["routes"][1]["path"] = json!("/accounts/{AccountId")),
-            "routes[1].path:",
-        ),
-        (
-            Box::new(|c| c["routes"][2]["methods"] = json!(["get"])),
-            "routes[2].methods[0]: `get` is not an upper-case HTTP method",
-        ),
-        (
-            Box::new(|c| c["routes"][5]["scopes"] = json!({"all_of": ["x"]})),
-            "routes[5].scopes: an anonymous route cannot require scopes",
-        ),
-        (
-            Box::new(|c| c["routes"][0]["scopes"] = json!({"one_of": ["x"]})),
-            "routes[0].scopes.one_of: unknown field `one_of`",
-        ),
-        (
-            Box::new(|c| c["headers"]["client_id"] = json!("X-Client")),
-            "headers.client_id: must be a lower-case HTTP header name",
-        ),
-        (
-            Box::new(|c| c["headers"]["subject"] = json!("x-obguard-client-id")),
-            "headers.subject: header `x-obguard-client-id` is configured twice",
-        ),
-        (
-            Box::new(|c| c["headers"]["strip"] = json!(["authorization"])),
-            "headers.strip[0]: `authorization` is reserved",
-        ),
-        (
-            Box::new(|c| c["unmatched"] = json!("maybe")),
-            "unmatched: unknown variant `maybe`",
-        ),
-        (
-            Box::new(|c| c["max_token_bytes"] = json!(0)),
-            "max_token_bytes: must be between",
-        ),
-        (
-            Box::new(|c| c["cache"] = json!({"size": 10})),
-            "cache.size: unknown field `size`",
-        ),
-        (
-            Box::new(|c| c["issuers"] = json!([])),
-            "issuers: at least one issuer is required",
-        ),
-        (
-            Box::new(|c| {
-                c.as_object_mut().unwrap().remove("issuers");
-            }),
-            "missing field `issuers`",
-        ),
-        (
-            Box::new(|c| c["realm"] = json!("a\"b")),
-            "realm: must be printable ASCII",
-        ),
-    ];
-    for (edit, expected) in cases {
-        let error = error_for(edit);
+    let cases = kit::bad_configs::bad_configs();
+    assert!(cases.len() >= 26, "{} cases", cases.len());
+    for case in cases {
+        let error = match config::load(case.config.to_string().as_bytes()) {
+            Ok(_) => panic!("accepted: {}", case.config),
+            Err(err) => err.to_string(),
+        };
         assert!(
-            error.starts_with(expected)
-                || (expected.starts_with("missing") && error.contains(expected)),
-            "expected `{expected}`, got `{error}`"
+            case.matches(&error),
+            "expected `{}`, got `{error}`",
+            case.error
         );
     }
 }

@@ -7,10 +7,11 @@
 //!
 //! [`host::MemoryHost`] is an in-memory proxy host for the filter's runtime tests. The
 //! fixtures several suites share live here too: [`config`] (plugin configurations),
-//! [`pipeline`] (driving the pipeline natively), [`ratelimit`] (rate-limit service messages)
+//! [`bad_configs`] (refused configurations and their messages), [`pipeline`] (driving the pipeline natively), [`ratelimit`] (rate-limit service messages)
 //! and [`assert`] (assertions on obguard's answers).
 
 pub mod assert;
+pub mod bad_configs;
 pub mod config;
 pub mod dpop;
 pub mod host;

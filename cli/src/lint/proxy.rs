@@ -15,7 +15,7 @@ use super::{Finding, Location, Role, Rule, Severity};
 
 const HCM: &str =
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
-const WASM: &str = "envoy.extensions.filters.http.wasm.v3.Wasm";
+pub const WASM: &str = "envoy.extensions.filters.http.wasm.v3.Wasm";
 const ROUTER: &str = "envoy.extensions.filters.http.router.v3.Router";
 const EXT_AUTHZ: &str = "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz";
 const RATELIMIT: &str = "envoy.extensions.filters.http.ratelimit.v3.RateLimit";
@@ -44,13 +44,13 @@ fn type_name(value: &Value) -> Option<&str> {
     value.as_object().and_then(type_of)
 }
 
-fn type_of(object: &Map<String, Value>) -> Option<&str> {
+pub fn type_of(object: &Map<String, Value>) -> Option<&str> {
     let url = object.get("@type")?.as_str()?;
     Some(url.rsplit_once('/').map_or(url, |(_, name)| name))
 }
 
-/// Whether a Wasm filter's `config` (PluginConfig) is obguard's.
-fn is_obguard(config: &Value) -> bool {
+/// Whether a Wasm filter's `config` (PluginConfig) is obguard's (also `obguard check-config`).
+pub fn is_obguard(config: &Value) -> bool {
     let mentions = |v: Option<&Value>| {
         v.and_then(Value::as_str)
             .is_some_and(|s| s.to_ascii_lowercase().contains("obguard"))
@@ -231,7 +231,9 @@ fn check_hcm(hcm: &Map<String, Value>, at: &str, loc: &dyn Fn(&str) -> Location)
     out
 }
 
-pub fn check_wasmplugin(docs: &[Document]) -> Vec<Finding> {
+/// The WasmPlugins of `docs` that load obguard: those whose name, url or plugin name say
+/// so, else a lone WasmPlugin (also `obguard check-config`).
+pub fn obguard_wasmplugins(docs: &[Document]) -> Vec<&Document> {
     let plugins: Vec<&Document> = docs
         .iter()
         .filter(|d| d.get("/kind").and_then(Value::as_str) == Some("WasmPlugin"))
@@ -245,11 +247,15 @@ pub fn check_wasmplugin(docs: &[Document]) -> Vec<Finding> {
                     .is_some_and(|s| s.to_ascii_lowercase().contains("obguard"))
             })
     };
-    // The ones that look like obguard; a lone WasmPlugin is taken to be it.
-    let mut chosen: Vec<&Document> = plugins.iter().copied().filter(|d| mentions(d)).collect();
+    let chosen: Vec<&Document> = plugins.iter().copied().filter(|d| mentions(d)).collect();
     if chosen.is_empty() && plugins.len() == 1 {
-        chosen = plugins;
+        return plugins;
     }
+    chosen
+}
+
+pub fn check_wasmplugin(docs: &[Document]) -> Vec<Finding> {
+    let chosen = obguard_wasmplugins(docs);
     if chosen.is_empty() {
         return vec![missing(Role::WasmPlugin, docs)];
     }
@@ -266,14 +272,38 @@ pub fn check_wasmplugin(docs: &[Document]) -> Vec<Finding> {
             ));
         }
         let phase = doc.get("/spec/phase").and_then(Value::as_str);
-        if phase != Some("AUTHN") {
+        // Delegation reads the payload of Istio's jwt_authn, which runs in the AUTHN phase:
+        // obguard must come after it (AUTHZ). Otherwise obguard should run before it.
+        let delegates = doc
+            .get("/spec/pluginConfig/issuers")
+            .and_then(Value::as_array)
+            .is_some_and(|issuers| {
+                issuers
+                    .iter()
+                    .any(|i| i.get("jwt_authn").is_some_and(|j| !j.is_null()))
+            });
+        let shown = phase.map_or_else(|| "not set".to_owned(), |p| format!("`{p}`"));
+        if delegates && phase != Some("AUTHZ") {
             out.push(
                 Finding::new(
                     Rule::ProxyFilterOrder,
                     format!(
-                        "`phase` is {}: obguard runs after Istio's own authentication and \
-                         authorisation, at the end of the filter chain",
-                        phase.map_or_else(|| "not set".to_owned(), |p| format!("`{p}`"))
+                        "`phase` is {shown} but the plugin configuration delegates to jwt_authn: \
+                         obguard must run after Istio's authentication (RequestAuthentication) \
+                         to find the verified payload"
+                    ),
+                    "Set `phase: AUTHZ`.",
+                )
+                .severity(Severity::Warning)
+                .at(loc("/spec/phase")),
+            );
+        } else if !delegates && phase != Some("AUTHN") {
+            out.push(
+                Finding::new(
+                    Rule::ProxyFilterOrder,
+                    format!(
+                        "`phase` is {shown}: obguard runs after Istio's own authentication \
+                         (and, with `STATS` or none, authorisation), not first"
                     ),
                     "Set `phase: AUTHN`.",
                 )
@@ -296,6 +326,31 @@ mod tests {
 
     fn wasmplugin(text: &str) -> Vec<Finding> {
         check_wasmplugin(&Document::parse_all(Path::new("wp.yaml"), text, Syntax::Yaml).unwrap())
+    }
+
+    #[test]
+    fn delegation_wants_the_authz_phase() {
+        let plugin = |phase: &str, delegate: bool| {
+            let issuer = if delegate {
+                "{issuer: i, jwt_authn: {payload_in_metadata: payload}}"
+            } else {
+                "{issuer: i}"
+            };
+            format!(
+                "kind: WasmPlugin\nmetadata: {{name: obguard}}\nspec:\n  phase: {phase}\n  \
+                 pluginConfig: {{issuers: [{issuer}]}}\n"
+            )
+        };
+        let order = |text: String| {
+            wasmplugin(&text)
+                .into_iter()
+                .filter(|f| f.rule == Rule::ProxyFilterOrder)
+                .count()
+        };
+        assert_eq!(order(plugin("AUTHN", false)), 0);
+        assert_eq!(order(plugin("AUTHZ", false)), 1);
+        assert_eq!(order(plugin("AUTHZ", true)), 0);
+        assert_eq!(order(plugin("AUTHN", true)), 1);
     }
 
     fn rules(found: &[Finding]) -> Vec<(Rule, Severity)> {

@@ -12,6 +12,7 @@ use crate::config::ConfigError;
 use crate::enforce::reply::is_quoted_string_safe;
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawModel {
     /// The model file (`obguard-models train` output), base64. One of `inline_base64`, `http`.
@@ -77,6 +78,7 @@ pub struct RawModel {
 
 /// `model.client_ip`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawClientIp {
     #[serde(default)]
@@ -90,6 +92,7 @@ pub struct RawClientIp {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ClientIpSource {
     /// Envoy's `source.address` (the connection's peer, or the address Envoy itself derived
@@ -113,6 +116,7 @@ where
 
 /// Where a shadow model comes from (same rules and trusted keys as the primary).
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawModelSource {
     #[serde(default)]
@@ -125,6 +129,7 @@ pub struct RawModelSource {
 
 /// A model file polled over an Envoy cluster with `If-None-Match`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawModelHttp {
     pub cluster: String,
@@ -141,6 +146,7 @@ pub struct RawModelHttp {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RawWhenUnavailable {
     #[default]
@@ -163,6 +169,7 @@ fn default_model_max_bytes() -> usize {
 
 /// RFC 9470 parameters of a `step_up` verdict's reply.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawStepUp {
     #[serde(default = "default_acr_values")]
@@ -181,6 +188,7 @@ impl Default for RawStepUp {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ModelMode {
     #[default]
@@ -462,6 +470,7 @@ fn compile_model_source(
 
 /// `static_assessments[<client id>]` as written in the configuration.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawStaticAssessment {
     pub verdict: Verdict,

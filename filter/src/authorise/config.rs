@@ -4,6 +4,7 @@
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
     /// Unique name, used in logs, metrics and the route header.
@@ -44,6 +45,7 @@ pub struct RawRoute {
 
 /// `routes[].params.<Name>`.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawParam {
     /// Allowed characters, listed, with `A-Z`-style ranges between two letters or two
@@ -56,6 +58,7 @@ pub struct RawParam {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawScopeRule {
     /// Every one of these scopes is required.
@@ -68,6 +71,7 @@ pub struct RawScopeRule {
 
 /// Policy for requests matching no configured route.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum UnmatchedPolicy {
     /// 403: anything not explicitly routed is refused.
@@ -82,6 +86,7 @@ pub enum UnmatchedPolicy {
 /// `consent_service`: resolves a token's consent id (e.g. `openbanking_intent_id`) to the
 /// resources it covers, for issuers whose `consent` names a `consent_id_claim`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawConsentService {
     /// Envoy cluster serving the consents.
@@ -132,6 +137,7 @@ pub struct RawConsentService {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ConsentUnavailablePolicy {
     #[default]
@@ -172,6 +178,7 @@ fn default_consent_retry_after_s() -> u64 {
 
 /// `fapi`: the FAPI / UK Open Banking request headers.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawFapi {
     /// `x-fapi-auth-date` (HTTP-date), `x-fapi-customer-ip-address` (an IP address) and
@@ -185,6 +192,7 @@ pub struct RawFapi {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FapiPolicy {
     #[default]

@@ -18,6 +18,7 @@ pub const HEADERS: [&str; 3] = [
 
 /// `method_override` in the configuration.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MethodOverridePolicy {
     /// 400 `invalid_request` (reason `method_override`) on matched routes and

@@ -30,6 +30,7 @@ pub use crate::identify::config::{
 pub use crate::ratelimit::config::RawRateLimit;
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     /// `realm` in `WWW-Authenticate` challenges.

@@ -5,6 +5,7 @@
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawHeaders {
     /// Header carrying the verified client id to the upstream (`null` disables).
@@ -81,6 +82,7 @@ fn default_true() -> bool {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawClaimHeader {
     pub claim: String,

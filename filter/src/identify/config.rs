@@ -11,6 +11,7 @@ use super::keys::{key_from_jwk, key_from_secret};
 use crate::config::ConfigError;
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawIssuer {
     /// Exact `iss` value.
@@ -73,6 +74,7 @@ pub struct RawIssuer {
 
 /// `issuers[].consent`: exactly one of the two fields.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawIssuerConsent {
     #[serde(default)]
@@ -83,6 +85,7 @@ pub struct RawIssuerConsent {
 
 /// Whether a proof of possession is checked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BindingMode {
     /// Every token must be bound (and the binding proven).
@@ -97,6 +100,7 @@ pub enum BindingMode {
 
 /// `issuers[].sender_constraint`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawSenderConstraint {
     /// RFC 8705: `cnf.x5t#S256` against the SHA-256 of the TLS client certificate Envoy saw.
@@ -131,6 +135,7 @@ impl Default for RawSenderConstraint {
 
 /// `routes[].sender_constraint`: replaces the issuer's mode per mechanism.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRouteSenderConstraint {
     #[serde(default)]
@@ -148,6 +153,7 @@ fn default_dpop_max_age_s() -> u64 {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRemoteJwks {
     /// Envoy cluster serving the JWKS.
@@ -179,6 +185,7 @@ pub struct RawRemoteJwks {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawUnavailable {
     #[serde(default = "default_unavailable_status")]
@@ -222,6 +229,7 @@ fn default_retry_after_s() -> u64 {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawJwtAuthn {
     /// The `payload_in_metadata` value of the matching `jwt_authn` provider.
@@ -241,6 +249,7 @@ fn default_client_id_claim() -> String {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawScopeClaim {
     #[serde(default = "default_scope_claim")]
@@ -264,6 +273,7 @@ fn default_scope_claim() -> String {
 
 /// How the scope claim carries scopes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ScopeFormat {
     /// `"scope": "accounts payments"` (RFC 8693 / RFC 9068).
@@ -274,6 +284,7 @@ pub enum ScopeFormat {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RawJwks {
     pub keys: Vec<RawJwk>,
 }
@@ -281,6 +292,7 @@ pub struct RawJwks {
 /// One JWK (RFC 7517 §4, RFC 7518 §6). Private members are listed so they can be refused
 /// with a precise message; other unknown members are ignored (see the module comment).
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RawJwk {
     pub kty: String,
     #[serde(default)]
@@ -328,6 +340,7 @@ pub struct RawJwk {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawCache {
     /// Verified tokens kept per Envoy worker; 0 disables the cache.
@@ -357,6 +370,7 @@ fn default_dpop_replay_entries() -> u32 {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawNegativeCache {
     /// Bad signatures remembered per Envoy worker (LRU); 0 disables.

@@ -12,6 +12,7 @@ use crate::assess::RiskBand;
 use crate::config::ConfigError;
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRateLimit {
     /// Envoy cluster of the rate-limit service (HTTP/2).
@@ -57,6 +58,7 @@ fn default_failure_status() -> u16 {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawDescriptor {
     pub entries: Vec<RawEntry>,
@@ -64,6 +66,7 @@ pub struct RawDescriptor {
 
 /// One descriptor entry: `key` plus either `from` (a request fact) or a fixed `value`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawEntry {
     pub key: String,
@@ -75,6 +78,7 @@ pub struct RawEntry {
 
 /// Where a descriptor entry's value comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     /// The verified client id qualified by its issuer: `<client id>@<namespace>`.
@@ -103,6 +107,7 @@ pub enum Source {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawHits {
     #[serde(default = "one")]
@@ -128,6 +133,7 @@ impl Default for RawHits {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRoutePolicy {
     #[serde(default)]
@@ -144,6 +150,7 @@ pub struct RawRoutePolicy {
 
 /// When a request is checked with the rate-limit service.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CallPolicy {
     /// Every forwarded request.
@@ -157,6 +164,7 @@ pub enum CallPolicy {
 /// What a `throttle` verdict becomes when the rate-limit service will not be asked about the
 /// request. Forwarding is not an option: the verdict would be lost silently.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ThrottleWithoutCall {
     /// 429 `rate_limited` with `Retry-After` (`model.throttle_retry_after_s`), as without a
@@ -169,6 +177,7 @@ pub enum ThrottleWithoutCall {
 
 /// What a failed check (timeout, UNAVAILABLE, malformed reply, other error) becomes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FailureMode {
     /// Forward the request (and count it).

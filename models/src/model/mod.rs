@@ -80,6 +80,7 @@ pub enum ModelKind {
 /// `thresholds` in the plugin configuration). Model files store the three numbers by
 /// position, so their format is unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Thresholds {
     #[serde(alias = "challenge")]
     pub step_up: f32,
@@ -124,6 +125,7 @@ impl Thresholds {
 /// rate-limit descriptors: the wire names are [`Verdict::as_str`]; `challenge`, the model
 /// side's old name for `step_up`, is still accepted when read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Allow,
