@@ -196,6 +196,7 @@ fn plugin_configs_load_and_name_declared_clusters() {
             "/ratelimit/cluster",
             "/model/http/cluster",
             "/model/shadow_model/http/cluster",
+            "/consent_service/cluster",
         ]
         .iter()
         .map(|p| (*p).to_owned())
@@ -214,7 +215,7 @@ fn plugin_configs_load_and_name_declared_clusters() {
             }
         }
     }
-    // JWKS, model registry and rate-limit service are all used.
+    // JWKS, model registry, consent and rate-limit services are all used.
     assert_eq!(used, declared, "declared clusters obguard does not use");
 }
 
