@@ -1,12 +1,13 @@
-//! Finding the bearer token: only `Authorization: Bearer` (RFC 6750 §2.1). Form and query
-//! tokens (§2.2, §2.3) are refused: query strings end up in logs and caches.
+//! Finding the access token: only in `Authorization`, as `Bearer` (RFC 6750 §2.1) or `DPoP`
+//! (RFC 9449 §7.1, checked against its proof in stage 6). Form and query tokens (RFC 6750
+//! §2.2, §2.3) are refused: query strings end up in logs and caches.
 
 /// What the request carries.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Credential<'a> {
     /// No `Authorization` header.
     Missing,
-    /// `Authorization` with a scheme other than Bearer (e.g. Basic).
+    /// `Authorization` with a scheme other than Bearer or DPoP (e.g. Basic).
     OtherScheme,
     Bearer(&'a str),
     /// `Authorization: DPoP` (RFC 9449 §7.1): a DPoP-bound token, with its proof in the
