@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 const SCRAPE_LABELS: [&str; 5] = ["namespace", "pod", "instance", "job", "container"];
 
 /// A configuration that defines every obguard metric: remote JWKS, model with a shadow,
-/// rate limits, rules, routes.
+/// rate limits, rules, routes, a consent service and FAPI header checks.
 fn full_config() -> Value {
     let mut config = kit::plugin_config();
     config["issuers"][0]["jwks_remote"] = json!({
@@ -37,6 +37,11 @@ fn full_config() -> Value {
         "timeout_ms": 50,
     });
     config["rules"] = json!({});
+    // The Open Banking profile's counters: consent (service form), FAPI headers logged.
+    config["issuers"][0]["consent"] = json!({"consent_id_claim": "openbanking_intent_id"});
+    config["routes"][1]["consent_params"] = json!(["AccountId"]);
+    config["consent_service"] = json!({"cluster": "consents", "path": "/consents/{consent_id}"});
+    config["fapi"] = json!({"on_invalid": "log"});
     config
 }
 
@@ -158,6 +163,10 @@ fn stats_tags_make_labels_and_dashboards_use_only_real_names() {
     let names: BTreeSet<&str> = obguard.keys().map(String::as_str).collect();
     let expected_names: BTreeSet<&str> = [
         "obguard_baseline",
+        "obguard_consent",
+        "obguard_consent_denied",
+        "obguard_consent_fetch_failed",
+        "obguard_fapi_logged",
         "obguard_host_request_refused",
         "obguard_jwks_fetch_failed",
         "obguard_jwks_fetched",
@@ -181,6 +190,8 @@ fn stats_tags_make_labels_and_dashboards_use_only_real_names() {
         "obguard_rules_hit",
         "obguard_rules_state",
         "obguard_scope_denied",
+        "obguard_sender_constraint_refused",
+        "obguard_sender_constraint_verified",
         "obguard_shadow_verdict",
         "obguard_signature_checks",
         "obguard_token_cache",
