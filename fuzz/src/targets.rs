@@ -50,6 +50,7 @@ pub const ALL: &[Target] = &[
     ("rls_reply", rls_reply),
     ("rls_response", rls_response),
     ("dpop_proof", dpop_proof),
+    ("intel_feed", intel_feed),
 ];
 
 fn typed<'a, T: Arbitrary<'a>>(data: &'a [u8]) -> Option<T> {
@@ -764,4 +765,239 @@ pub fn dpop_proof(data: &[u8]) {
             "an accepted proof was accepted again"
         );
     }
+}
+
+/// A threat-intelligence feed. The first byte chooses kind and format (`0` IP text, `1` ASN
+/// text, `2` country text, `3` IP JSON, `4` ASN JSON, `5` country JSON: the byte modulo 3 is
+/// the kind, its third modulo 2 the format, so the ASCII digits read so), the second is
+/// `max_entries` (0 to 255), the rest is the body. Besides never panicking: a list that
+/// parses holds at most `max_entries` entries, exactly the distinct entries a plain re-reading
+/// of the body finds, and matches as a linear scan of them does; a refusal is one of the
+/// declared reasons and a one-line message.
+pub fn intel_feed(data: &[u8]) {
+    use obguard::intel::{self, FeedError, FeedFormat, FeedKind, FeedList};
+    let Some((&[selector, max], body)) = data.split_first_chunk::<2>() else {
+        return;
+    };
+    let (Some(&kind), Some(&format)) = (
+        FeedKind::ALL.get(usize::from(selector % 3)),
+        FeedFormat::ALL.get(usize::from(selector / 3 % 2)),
+    ) else {
+        return;
+    };
+    let max = usize::from(max);
+    let text = String::from_utf8_lossy(body);
+    if let Some(asn) = intel::parse_asn(&text) {
+        assert_ne!(asn, 0, "ASN 0 from {text:?}");
+        assert_eq!(intel::parse_asn(&format!("AS{asn}")), Some(asn));
+        assert_eq!(intel::parse_asn(&asn.to_string()), Some(asn));
+    }
+    let result = intel::parse_feed(kind, format, body, max);
+    let entries = std::str::from_utf8(body)
+        .ok()
+        .and_then(|text| intel_entries(kind, format, text));
+    let list = match result {
+        Ok(list) => list,
+        Err(err) => {
+            assert!(FeedError::REASONS.contains(&err.reason()), "{err:?}");
+            let message = err.to_string();
+            assert!(
+                !message.is_empty() && !message.contains(['\n', '\r']),
+                "{message:?}"
+            );
+            match err {
+                FeedError::NotUtf8 => assert!(std::str::from_utf8(body).is_err()),
+                FeedError::NotJson => assert!(format == FeedFormat::Json && entries.is_none()),
+                FeedError::TooManyEntries { max: m } => {
+                    assert_eq!(m, max);
+                    let written = entries.map_or(0, |e| e.len());
+                    assert!(
+                        written > max,
+                        "{written} entries refused as more than {max}"
+                    );
+                }
+                FeedError::BadEntry { line, entry, .. } => {
+                    assert!(line >= 1 && entry.chars().count() <= 64, "{line} {entry:?}");
+                }
+            }
+            return;
+        }
+    };
+    assert_eq!(list.kind(), kind);
+    assert!(list.len() <= max, "{} entries over max {max}", list.len());
+    let entries = match entries {
+        Some(entries) => entries,
+        None => panic!("accepted a feed the re-reading finds no entries array in"),
+    };
+    assert!(entries.len() <= max);
+    assert_eq!(list.is_empty(), entries.is_empty());
+    // Probes from the body: every 4 bytes an IPv4 address, every 16 an IPv6 one.
+    let v4_probes = body
+        .chunks_exact(4)
+        .filter_map(|c| <[u8; 4]>::try_from(c).ok());
+    let v6_probes = body
+        .chunks_exact(16)
+        .filter_map(|c| <[u8; 16]>::try_from(c).ok());
+    match &list {
+        FeedList::Ip(set) => {
+            use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+            let mut networks: Vec<intel::Network> = Vec::new();
+            for entry in &entries {
+                match entry.as_str().and_then(|e| e.parse().ok()) {
+                    Some(network) => networks.push(network),
+                    None => panic!("accepted an IP feed with the entry {entry:?}"),
+                }
+            }
+            let mut distinct = networks.clone();
+            distinct.sort();
+            distinct.dedup();
+            assert_eq!(set.len(), distinct.len());
+            assert!(set.range_count() <= set.len());
+            let mut probes: Vec<IpAddr> = Vec::new();
+            for n in distinct.iter().take(64) {
+                let text = n.to_string();
+                assert_eq!(text.parse::<intel::Network>().ok(), Some(*n), "{text}");
+                for ip in [n.addr(), n.last()] {
+                    probes.push(ip);
+                    match ip {
+                        IpAddr::V4(v4) => {
+                            let a = u32::from(v4);
+                            probes.push(IpAddr::V6(v4.to_ipv6_mapped()));
+                            for b in [a.wrapping_sub(1), a.wrapping_add(1)] {
+                                probes.push(IpAddr::V4(Ipv4Addr::from(b)));
+                            }
+                        }
+                        IpAddr::V6(v6) => {
+                            let a = u128::from(v6);
+                            for b in [a.wrapping_sub(1), a.wrapping_add(1)] {
+                                probes.push(IpAddr::V6(Ipv6Addr::from(b)));
+                            }
+                        }
+                    }
+                }
+            }
+            probes.extend(v4_probes.take(64).map(|b| IpAddr::V4(Ipv4Addr::from(b))));
+            probes.extend(v6_probes.take(64).map(|b| IpAddr::V6(Ipv6Addr::from(b))));
+            for ip in probes {
+                let naive = networks.iter().any(|n| n.contains(ip));
+                assert_eq!(set.contains(ip), naive, "{ip}");
+                match set.matching(ip) {
+                    Some(m) => assert!(
+                        naive && m.contains(ip) && networks.contains(&m),
+                        "{ip} matched {m}"
+                    ),
+                    None => assert!(!naive, "{ip} contained but not matched"),
+                }
+            }
+        }
+        FeedList::Asn(set) => {
+            let mut asns: Vec<u32> = Vec::new();
+            for entry in &entries {
+                let asn = match entry {
+                    Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+                    Value::String(s) => intel::parse_asn(s),
+                    _ => None,
+                };
+                match asn.filter(|&a| a != 0) {
+                    Some(asn) => asns.push(asn),
+                    None => panic!("accepted an ASN feed with the entry {entry:?}"),
+                }
+            }
+            let mut distinct = asns.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            assert_eq!(set.len(), distinct.len());
+            let probes = v4_probes.take(64).map(u32::from_be_bytes);
+            for asn in asns.iter().copied().chain(probes).chain([0, u32::MAX]) {
+                assert_eq!(set.contains(asn), asns.contains(&asn), "AS{asn}");
+            }
+        }
+        FeedList::Country(set) => {
+            let mut codes: Vec<String> = Vec::new();
+            for entry in &entries {
+                match entry.as_str() {
+                    Some(c) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) => {
+                        codes.push(c.to_ascii_uppercase());
+                    }
+                    _ => panic!("accepted a country feed with the entry {entry:?}"),
+                }
+            }
+            let mut distinct = codes.clone();
+            distinct.sort();
+            distinct.dedup();
+            assert_eq!(set.len(), distinct.len());
+            assert_eq!(set.codes().collect::<Vec<_>>(), distinct);
+            let probes = body
+                .chunks_exact(2)
+                .take(64)
+                .map(|c| String::from_utf8_lossy(c).into_owned());
+            for code in codes.iter().cloned().chain(probes) {
+                let naive = codes.iter().any(|c| c.eq_ignore_ascii_case(&code))
+                    && code.bytes().all(|b| b.is_ascii_alphabetic());
+                assert_eq!(set.contains(&code), naive, "{code:?}");
+            }
+        }
+    }
+    // The same body with no limit is the same list.
+    match intel::parse_feed(kind, format, body, usize::MAX) {
+        Ok(again) => assert_eq!(again.len(), list.len()),
+        Err(err) => panic!("accepted under {max} entries, refused without a limit: {err}"),
+    }
+}
+
+/// The entries of a feed body as a plain reading finds them (the oracle for `intel_feed`):
+/// text lines' first tokens before `#`/`;`, or the JSON array's values, an object entry
+/// replaced by its kind's member. `None` when JSON is not the expected shape. Strings are
+/// trimmed, as the parser trims JSON strings (text tokens have no whitespace).
+fn intel_entries(
+    kind: obguard::intel::FeedKind,
+    format: obguard::intel::FeedFormat,
+    text: &str,
+) -> Option<Vec<Value>> {
+    use obguard::intel::{FeedFormat, FeedKind};
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if format == FeedFormat::Text {
+        let tokens = text.lines().filter_map(|line| {
+            let line = line
+                .find(['#', ';'])
+                .map_or(line, |i| line.get(..i).unwrap_or(""));
+            line.split_whitespace().next()
+        });
+        return Some(tokens.map(|t| Value::String(t.to_owned())).collect());
+    }
+    let doc: Value = serde_json::from_str(text).ok()?;
+    let array = match doc {
+        Value::Array(array) => array,
+        Value::Object(mut object) => match object.remove("entries") {
+            Some(Value::Array(array)) => array,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let keys: &[&str] = match kind {
+        FeedKind::Ip => &["cidr", "ip", "network"],
+        FeedKind::Asn => &["asn"],
+        FeedKind::Country => &["country"],
+    };
+    let entries = array.into_iter().map(|entry| {
+        let entry = match entry {
+            Value::Object(object) => {
+                let mut found: Vec<Value> = keys
+                    .iter()
+                    .filter_map(|k| object.get(*k).cloned())
+                    .collect();
+                if found.len() == 1 {
+                    found.pop().unwrap_or(Value::Null)
+                } else {
+                    Value::Null
+                }
+            }
+            other => other,
+        };
+        match entry {
+            Value::String(s) => Value::String(s.trim().to_owned()),
+            other => other,
+        }
+    });
+    Some(entries.collect())
 }

@@ -65,4 +65,5 @@ targets!(
     rls_reply: 100,
     rls_response: 100,
     dpop_proof: 100,
+    intel_feed: 100,
 );

@@ -334,6 +334,23 @@ fn dpop_proof_seeds() {
     write_seed("dpop_proof", "not-a-jws", "a.b");
 }
 
+/// The `intel_feed` seeds parse, as their selector byte says, into non-empty lists, so the
+/// target reaches its matching checks from the first run.
+#[test]
+fn intel_feed_seeds() {
+    use obguard::intel::{FeedFormat, FeedKind, parse_feed};
+    let seeds = obguard_fuzz::mutate::corpus("intel_feed");
+    assert!(seeds.len() >= 4);
+    for (path, bytes) in seeds {
+        let (&[selector, max], body) = bytes.split_first_chunk::<2>().unwrap();
+        let kind = FeedKind::ALL[usize::from(selector % 3)];
+        let format = FeedFormat::ALL[usize::from(selector / 3 % 2)];
+        let list = parse_feed(kind, format, body, usize::from(max))
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(!list.is_empty(), "{}", path.display());
+    }
+}
+
 fn write_seed(target: &str, name: &str, bytes: impl AsRef<[u8]>) {
     let dir = dir().join("corpus").join(target);
     std::fs::create_dir_all(&dir).unwrap();
@@ -665,4 +682,34 @@ fn seeds() {
             input.statuses.len().min(2)
         )]
     });
+    // intel_feed: a selector byte (`0`..`5`: kind and format), `max_entries` (`~`, 126), the body.
+    for (name, selector, body) in [
+        (
+            "ip-text-drop",
+            b'0',
+            "; Spamhaus DROP List\r\n1.10.16.0/20 ; SBL256894\r\n1.19.0.0/16 ; SBL434604\r\n10.1.2.3/8\r\n",
+        ),
+        (
+            "ip-text-firehol",
+            b'0',
+            "\u{feff}# firehol_level1\n0.0.0.0/8\n203.0.113.0/24\n203.0.114.0/24 # adjacent\n\
+             198.51.100.7\n2001:db8::/32\n::ffff:192.0.2.0/120\n",
+        ),
+        (
+            "ip-json",
+            b'3',
+            r#"{"entries":[{"cidr":"203.0.113.0/24","comment":"x"},"198.51.100.7",{"ip":"2001:db8::1"},{"network":"10.0.0.0/8"}]}"#,
+        ),
+        ("asn-text", b'1', "AS64500 ; example\nas64501\n64502\n"),
+        (
+            "asn-json",
+            b'4',
+            r#"[64500, "AS64501", {"asn": 4294967295, "name": "x"}]"#,
+        ),
+        ("country-json", b'5', r#"["GB", "us", {"country": "Kp"}]"#),
+    ] {
+        let mut bytes = vec![selector, b'~'];
+        bytes.extend_from_slice(body.as_bytes());
+        write_seed("intel_feed", name, bytes);
+    }
 }
