@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 stages='filter/src/identify filter/src/authorise filter/src/assess filter/src/assess.rs
-filter/src/rules filter/src/enforce filter/src/ratelimit'
+filter/src/rules filter/src/enforce filter/src/ratelimit filter/src/intel filter/src/respond
+filter/src/polled.rs'
 status=0
 # shellcheck disable=SC2086
 config_uses=$(grep -rnE 'crate::config(::|\b)' --include='*.rs' $stages \

@@ -38,10 +38,15 @@ pub enum Outcome {
     ConsentDenied,
     /// 503: the consent service failed and no cached answer is usable.
     ConsentUnavailable,
+    /// 403 `access_denied`: the client (or its subject) is quarantined (containment).
+    Quarantined,
+    /// 403 `access_denied`: the client address is on a threat-intelligence deny feed
+    /// (refused before the token is looked at).
+    ThreatDenied,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 17] = [
+    pub const ALL: [Outcome; 19] = [
         Outcome::Allowed,
         Outcome::Anonymous,
         Outcome::Passthrough,
@@ -59,6 +64,8 @@ impl Outcome {
         Outcome::ModelUnavailable,
         Outcome::ConsentDenied,
         Outcome::ConsentUnavailable,
+        Outcome::Quarantined,
+        Outcome::ThreatDenied,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +87,8 @@ impl Outcome {
             Outcome::ModelUnavailable => "model_unavailable",
             Outcome::ConsentDenied => "consent_denied",
             Outcome::ConsentUnavailable => "consent_unavailable",
+            Outcome::Quarantined => "quarantined",
+            Outcome::ThreatDenied => "threat_denied",
         }
     }
 }
@@ -109,6 +118,10 @@ pub const REASON_NO_RATELIMIT_CALL: &str = "no_ratelimit_call";
 /// 503: the consent service failed and no cached answer is usable (`consent_service.
 /// when_unavailable: unavailable`).
 pub const REASON_CONSENT_UNAVAILABLE: &str = "consent_unavailable";
+/// 403: the client, or the client for this subject, is quarantined (`containment`).
+pub const REASON_QUARANTINED: &str = "quarantined";
+/// 403: the client address, ASN or country is on a `deny` threat-intelligence feed.
+pub const REASON_THREAT_INTEL: &str = "threat_intel";
 
 /// Counter names. Envoy shows them with its `wasmcustom.` prefix.
 pub mod metric {
@@ -221,6 +234,70 @@ pub mod metric {
         format!("obguard.fapi.logged.{reason}")
     }
 
+    /// Security events queued, delivered (accepted by the webhook), retried.
+    pub const EVENTS_QUEUED: &str = "obguard.events.queued";
+    pub const EVENTS_SENT: &str = "obguard.events.sent";
+    pub const EVENTS_RETRIED: &str = "obguard.events.retried";
+    /// Events dropped: `queue_full`, `undeliverable` (out of attempts).
+    pub fn events_dropped(reason: &str) -> String {
+        format!("obguard.events.dropped.{reason}")
+    }
+    /// Failed POSTs: `dispatch`, `unreachable`, `status`.
+    pub fn events_failed(reason: &str) -> String {
+        format!("obguard.events.failed.{reason}")
+    }
+    /// Gauge: events waiting on a worker (the last worker's timer to write wins).
+    pub const EVENTS_QUEUE_DEPTH: &str = "obguard.events.queue_depth";
+    pub const EVENT_FAILURES: [&str; 3] = ["dispatch", "unreachable", "status"];
+
+    /// Entries a playbook added: `quarantine_client`, `quarantine_subject`, `revoke_token`.
+    pub fn containment_added(action: &str) -> String {
+        format!("obguard.containment.added.{action}")
+    }
+    /// Requests refused by an entry: `quarantine`, `revocation`.
+    pub fn containment_hits(kind: &str) -> String {
+        format!("obguard.containment.hits.{kind}")
+    }
+    /// Gauges: active entries (`quarantine`, `revocation`) in this worker's view.
+    pub fn containment_active(kind: &str) -> String {
+        format!("obguard.containment.active.{kind}")
+    }
+    /// Playbook entries dropped from the shared list once expired.
+    pub const CONTAINMENT_EXPIRED: &str = "obguard.containment.expired";
+    /// Live playbook entries that gave way because the list was at `max_entries`.
+    pub const CONTAINMENT_EVICTED: &str = "obguard.containment.evicted";
+    /// A playbook match not counted (no counter slot, or the write lost every retry), and a
+    /// triggered entry the shared list did not take.
+    pub const CONTAINMENT_NOT_COUNTED: &str = "obguard.containment.not_counted";
+    pub const CONTAINMENT_LOST: &str = "obguard.containment.lost";
+    /// A playbook reached its count.
+    pub fn playbook_triggered(name: &str) -> String {
+        format!("obguard.containment.playbook.{name}.triggered")
+    }
+    /// The external list: `loaded`, `not_modified`, `stale` (dropped past `max_stale_s`).
+    pub fn containment_list(event: &str) -> String {
+        format!("obguard.containment.list.{event}")
+    }
+    pub fn containment_list_failed(reason: &str) -> String {
+        format!("obguard.containment.list.fetch_failed.{reason}")
+    }
+
+    /// Requests matching a feed: `denied` (refused) or `watched` (scored up).
+    pub fn intel_hits(feed: &str, action: &str) -> String {
+        format!("obguard.intel.{feed}.{action}")
+    }
+    /// A feed: `loaded`, `not_modified`, `stale`.
+    pub fn intel_feed(feed: &str, event: &str) -> String {
+        format!("obguard.intel.{feed}.{event}")
+    }
+    pub fn intel_fetch_failed(feed: &str, reason: &str) -> String {
+        format!("obguard.intel.{feed}.fetch_failed.{reason}")
+    }
+    /// Gauge: entries of the feed a worker uses.
+    pub fn intel_entries(feed: &str) -> String {
+        format!("obguard.intel.{feed}.entries")
+    }
+
     pub const JWKS_FETCHED: &str = "obguard.jwks.fetched";
     pub const JWKS_REFETCH_REQUESTED: &str = "obguard.jwks.refetch_requested";
     /// Unknown `kid`s that did not trigger a fetch (the per-issuer interval had not passed).
@@ -328,4 +405,6 @@ pub mod log_field {
     pub const SENDER_CONSTRAINT: &str = "obguard.sender_constraint";
     /// A FAPI header was invalid and forwarded anyway (`fapi.on_invalid: log`): its reason.
     pub const FAPI_VIOLATION: &str = "obguard.fapi_violation";
+    /// Threat-intelligence matches: `deny:drop(203.0.113.0/24) watch:tor(198.51.100.7/32)`.
+    pub const INTEL: &str = "obguard.intel";
 }

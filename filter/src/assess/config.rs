@@ -337,6 +337,12 @@ fn compile_client_ip(path: &str, raw: &RawModel) -> Result<ClientIp, ConfigError
     let Some(client_ip) = &raw.client_ip else {
         return Ok(ClientIp::Connection);
     };
+    compile_raw_client_ip(path, client_ip)
+}
+
+/// A `client_ip` section (`<path>.client_ip`): the model's, and the threat-intelligence
+/// feeds'.
+pub fn compile_raw_client_ip(path: &str, client_ip: &RawClientIp) -> Result<ClientIp, ConfigError> {
     let field = |name: &str| format!("{path}.client_ip.{name}");
     let only_for_header =
         |name: &str| ConfigError::new(field(name), "only with `\"source\": \"header\"`");

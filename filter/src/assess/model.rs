@@ -135,6 +135,8 @@ pub struct Scored {
     pub risk_band: RiskBand,
     /// Top reasons, e.g. `new_country(RU)`; empty for `allow`.
     pub reasons: Vec<String>,
+    /// The same reasons with their feature and strength (for security events).
+    pub explained: Vec<obguard_models::Reason>,
     /// What happened to the client's baseline update (a metric per case).
     pub baseline: BaselineWrite,
     /// The primary model that scored this request.
@@ -172,6 +174,24 @@ impl BaselineWrite {
 }
 
 impl Scored {
+    /// A threat-intelligence `watch` match: `by` is added to the score (at most 1), the
+    /// verdict and band follow the thresholds, and `reason` comes first.
+    pub fn raise(&mut self, by: f32, route_thresholds: Option<&Thresholds>, reason: String) {
+        let thresholds = route_thresholds.unwrap_or(self.model.model.thresholds());
+        self.score = (self.score + by).min(1.0);
+        self.verdict = thresholds.verdict(self.score);
+        self.risk_band = risk_band(self.score, thresholds);
+        self.explained.insert(
+            0,
+            obguard_models::Reason {
+                feature: "threat_intel_watch",
+                text: reason.clone(),
+                strength: 1.0,
+            },
+        );
+        self.reasons.insert(0, reason);
+    }
+
     /// The assessment the pipeline enforces: the model's, or `allow` in shadow mode.
     pub fn enforced(&self, shadow: bool) -> Assessment {
         Assessment {
@@ -296,6 +316,7 @@ impl ModelStage {
                 verdict: Verdict::Allow,
                 risk_band: RiskBand::Low,
                 reasons: Vec::new(),
+                explained: Vec::new(),
                 baseline: BaselineWrite::Lost,
                 model: primary,
                 shadow: None,
@@ -313,19 +334,18 @@ impl ModelStage {
         });
         let score = client_score.score;
         let model_verdict = thresholds.verdict(score);
-        let reasons = if model_verdict == Verdict::Allow {
+        let explained = if model_verdict == Verdict::Allow {
             Vec::new()
         } else {
             explain(&features, &baseline)
-                .iter()
-                .map(ToString::to_string)
-                .collect()
         };
+        let reasons = explained.iter().map(ToString::to_string).collect();
         Some(Scored {
             score,
             verdict: model_verdict,
             risk_band: risk_band(score, thresholds),
             reasons,
+            explained,
             baseline: write,
             shadow,
             model: primary,

@@ -20,7 +20,9 @@ use crate::enforce::upstream::HeaderPolicy;
 use crate::identify::config::compile_issuer;
 use crate::identify::host_crypto::HostVerifyFn;
 use crate::identify::issuer::Issuer;
+use crate::intel::config::ThreatIntelConfig;
 use crate::ratelimit::config::RateLimitConfig;
+use crate::respond::config::{ContainmentConfig, EventsConfig};
 use raw::RawConfig;
 
 /// The compiled configuration every request is decided against.
@@ -54,6 +56,12 @@ pub struct FilterConfig {
     pub fapi: FapiPolicyConfig,
     /// DPoP proofs remembered for replay detection (shared data).
     pub dpop_replay_entries: u32,
+    /// Security events to a webhook.
+    pub events: Option<EventsConfig>,
+    /// Quarantines and revocations (playbooks, external list).
+    pub containment: Option<ContainmentConfig>,
+    /// Threat-intelligence feeds.
+    pub threat_intel: Option<ThreatIntelConfig>,
 }
 
 /// Largest `max_token_bytes` accepted; Envoy's own default header limit is 60 KiB.
@@ -180,6 +188,18 @@ fn compile(raw: RawConfig) -> Result<FilterConfig, ConfigError> {
         consent_service,
         fapi: FapiPolicyConfig::compile(raw.fapi.as_ref()),
         dpop_replay_entries: raw.cache.dpop_replay_entries,
+        events: match &raw.events {
+            Some(section) => Some(EventsConfig::compile("events", section)?),
+            None => None,
+        },
+        containment: match &raw.containment {
+            Some(section) => Some(ContainmentConfig::compile("containment", section)?),
+            None => None,
+        },
+        threat_intel: match &raw.threat_intel {
+            Some(section) => Some(ThreatIntelConfig::compile("threat_intel", section)?),
+            None => None,
+        },
     })
 }
 
@@ -232,6 +252,7 @@ impl FilterConfig {
     /// Whether cached consents or DPoP proofs may be kept in shared data.
     pub fn uses_shared_slots(&self) -> bool {
         self.consent_service.is_some()
+            || self.containment.is_some()
             || self
                 .issuers
                 .iter()
@@ -245,5 +266,9 @@ impl FilterConfig {
         self.model
             .as_ref()
             .is_some_and(|m| m.client_ip != ClientIp::None)
+            || self
+                .threat_intel
+                .as_ref()
+                .is_some_and(|t| t.client_ip != ClientIp::None)
     }
 }

@@ -27,7 +27,12 @@ pub use crate::identify::config::{
     RawNegativeCache, RawRemoteJwks, RawRouteSenderConstraint, RawScopeClaim, RawSenderConstraint,
     RawUnavailable, ScopeFormat,
 };
+pub use crate::intel::config::{FeedAction, RawFeed, RawFeedFormat, RawFeedKind, RawThreatIntel};
+pub use crate::polled::RawPolledSource;
 pub use crate::ratelimit::config::RawRateLimit;
+pub use crate::respond::config::{
+    PlaybookAction, RawContainment, RawEvents, RawPlaybook, RawTrigger,
+};
 
 #[derive(Debug, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -77,6 +82,17 @@ pub struct RawConfig {
     /// FAPI request headers checked when present (absent: not checked).
     #[serde(default)]
     pub fapi: Option<RawFapi>,
+    /// Security events (CloudEvents) to a webhook (absent: none). Schema in
+    /// `crate::respond::config`.
+    #[serde(default)]
+    pub events: Option<RawEvents>,
+    /// Quarantines and token revocations: playbooks and an external list (absent: none).
+    #[serde(default)]
+    pub containment: Option<RawContainment>,
+    /// Threat-intelligence deny and watch feeds (absent: none). Schema in
+    /// `crate::intel::config`.
+    #[serde(default)]
+    pub threat_intel: Option<RawThreatIntel>,
 }
 
 fn default_realm() -> String {

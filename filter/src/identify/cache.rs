@@ -145,6 +145,7 @@ mod tests {
             expires_at: exp,
             consent: None,
             confirmation: Default::default(),
+            jti: None,
         })
     }
 

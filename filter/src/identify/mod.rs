@@ -60,6 +60,8 @@ pub struct Identity {
     pub consent: Option<crate::authorise::consent::TokenConsent>,
     /// The token's `cnf`: the certificate or proof key it is bound to.
     pub confirmation: binding::Confirmation,
+    /// The token's `jti` (for revocation), bounded in length.
+    pub jti: Option<String>,
 }
 
 impl Identity {
@@ -263,6 +265,12 @@ fn identity(
         expires_at,
         consent,
         confirmation,
+        // A revocation list names tokens by `jti`; an absurdly long one is not kept (the
+        // token can still be revoked by its hash).
+        jti: verified
+            .jwt_id
+            .clone()
+            .filter(|j| !j.is_empty() && j.len() <= 256),
     })
 }
 

@@ -38,13 +38,15 @@ pub enum TokenError {
     /// The issuer's keys come from its remote JWKS and none are usable yet (never fetched,
     /// or older than `max_stale_s`): the identity provider is unavailable, not the token bad.
     KeysUnavailable,
+    /// Valid, but on the containment revocation list (by `jti` or hash).
+    Revoked,
 }
 
 /// The one description of a bad signature and of every claim check that runs before it.
 pub const UNVERIFIED_CLAIMS: &str = "The access token is invalid";
 
 impl TokenError {
-    pub const ALL: [TokenError; 22] = [
+    pub const ALL: [TokenError; 23] = [
         TokenError::Oversize,
         TokenError::Malformed,
         TokenError::JweUnsupported,
@@ -67,6 +69,7 @@ impl TokenError {
         TokenError::MissingClaim,
         TokenError::BadClaim,
         TokenError::KeysUnavailable,
+        TokenError::Revoked,
     ];
 
     pub fn reason(self) -> &'static str {
@@ -93,6 +96,7 @@ impl TokenError {
             TokenError::MissingClaim => "missing_claim",
             TokenError::BadClaim => "bad_claim",
             TokenError::KeysUnavailable => "keys_unavailable",
+            TokenError::Revoked => "token_revoked",
         }
     }
 
@@ -130,6 +134,7 @@ impl TokenError {
             TokenError::WrongTyp => "The access token has the wrong type",
             TokenError::BadClaim => "The access token has an invalid claim",
             TokenError::KeysUnavailable => "The identity provider's keys are unavailable",
+            TokenError::Revoked => "The access token has been revoked",
         }
     }
 }

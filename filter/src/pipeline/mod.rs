@@ -29,6 +29,7 @@ use crate::identify::cache::{CacheLookup, TokenCache};
 use crate::identify::host_crypto::VerifyPath;
 use crate::identify::jwks_remote::RemoteKeySet;
 use crate::ratelimit::Call;
+use crate::respond::containment::Containment;
 use crate::telemetry::Outcome;
 
 use std::borrow::Cow;
@@ -89,6 +90,10 @@ pub struct Decision<'c> {
     pub client_id: Option<String>,
     /// The token's `sub`, for rate-limit descriptors.
     pub subject: Option<String>,
+    /// The token's `jti`, when a `revoke_token` playbook is configured.
+    pub jti: Option<String>,
+    /// The token's hash, when it has no `jti` and a playbook may revoke it.
+    pub token_hash: Option<u64>,
     /// Verdict and risk band of an authenticated request past its scopes (`None` for
     /// refusals before that, anonymous routes and pass-through).
     pub assessment: Option<Assessment>,
@@ -126,6 +131,10 @@ pub struct Trace {
     pub fapi_logged: Option<&'static str>,
     /// The request was sender-constrained: `mtls`, `dpop` (for the log).
     pub sender_constraint: Option<&'static str>,
+    /// The containment entry that refused the request.
+    pub containment: Option<crate::respond::containment::Hit>,
+    /// The threat-intelligence feeds the request matched (deny first).
+    pub intel: Vec<crate::intel::screen::IntelHit>,
 }
 
 #[derive(Debug)]
@@ -161,9 +170,14 @@ pub struct Worker {
     pub models: ActiveModels,
     /// Responses folded into baselines with their client's next request (or by the timer).
     pub pending_responses: PendingResponses,
-    /// Cached consents and seen DPoP proofs: shared data in Envoy (every worker), memory
-    /// natively.
+    /// Cached consents, seen DPoP proofs, playbook counters and the containment list:
+    /// shared data in Envoy (every worker), memory natively.
     pub shared_slots: Box<dyn BaselineStore>,
+    /// This worker's copy of the quarantine and revocation lists (loaded by the timer).
+    pub containment: Containment,
+    /// This worker's parsed threat-intelligence feeds (same order as the configuration;
+    /// `None` until loaded, or once stale).
+    pub intel: Vec<Option<crate::intel::FeedList>>,
 }
 
 impl Worker {
@@ -179,6 +193,12 @@ impl Worker {
             models: ActiveModels::from_config(config.model.as_ref()),
             pending_responses: PendingResponses::default(),
             shared_slots: Box::new(MemoryStore::default()),
+            containment: Containment::default(),
+            intel: config
+                .threat_intel
+                .as_ref()
+                .map(|t| t.feeds.iter().map(|_| None).collect())
+                .unwrap_or_default(),
         }
     }
 }
@@ -197,6 +217,8 @@ pub fn decide<'c>(
         route: None,
         client_id: None,
         subject: None,
+        jti: None,
+        token_hash: None,
         assessment: None,
         trace: Trace::default(),
         action: Action::Continue {

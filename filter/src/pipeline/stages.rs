@@ -1,9 +1,13 @@
 //! The request stages, in the order they run; each hands the request on or refuses it:
 //!
+//! 0. **threat intelligence**: the trusted client address, ASN or country on a `deny` feed
+//!    is refused before anything of the request is parsed (a `watch` match is kept for the
+//!    assess stage);
 //! 1. **request**: the path is unambiguous, the credential is where RFC 6750 allows;
 //! 2. **route**: the route and its parameters (or the `unmatched` policy), no method
 //!    override, the FAPI headers and the idempotency key;
-//! 3. **identify**: the token is verified (or taken from `jwt_authn`);
+//! 3. **identify**: the token is verified (or taken from `jwt_authn`), not revoked, and its
+//!    client (or subject) not quarantined;
 //! 4. **scopes**: the token carries the route's scopes;
 //! 5. **consent**: the route's consent-bound parameters are within the token's consent
 //!    (which may need a consent-service fetch: the request is then decided again);
@@ -69,6 +73,7 @@ pub(super) fn run<'c>(
     now: u64,
     decision: &mut Decision<'c>,
 ) -> Result<Action<'c>, Refusal> {
+    screen_threats(config, worker, request, decision)?;
     let (path, credential) = check_request(request)?;
     let (route, params) = match find_route(config, request, path, decision)? {
         Routed::Passthrough => {
@@ -86,8 +91,17 @@ pub(super) fn run<'c>(
     let identity = identify(config, worker, request, &credential, now, decision)?;
     let client_key = identity.qualified_client_id();
     decision.client_id = Some(client_key.clone());
-    check_scopes(route, &identity)?;
     decision.subject = identity.subject.clone();
+    check_containment(
+        config,
+        worker,
+        &credential,
+        &identity,
+        &client_key,
+        now,
+        decision,
+    )?;
+    check_scopes(route, &identity)?;
     let now_ms = if request.now_ms == 0 {
         now.saturating_mul(1000)
     } else {
@@ -150,6 +164,40 @@ pub(super) fn run<'c>(
         Some(&identity),
         call,
     ))
+}
+
+/// Stage 0: the request against the threat-intelligence feeds; a `deny` match refuses
+/// before the token is looked at.
+fn screen_threats(
+    config: &FilterConfig,
+    worker: &Worker,
+    request: &RequestView<'_>,
+    decision: &mut Decision<'_>,
+) -> Result<(), Refusal> {
+    let Some(intel) = &config.threat_intel else {
+        return Ok(());
+    };
+    decision.trace.intel = crate::intel::screen::screen(
+        intel,
+        &worker.intel,
+        request.headers,
+        request.source_address,
+    );
+    if decision
+        .trace
+        .intel
+        .first()
+        .is_some_and(|hit| hit.action == crate::intel::config::FeedAction::Deny)
+    {
+        return Err(Refusal::new(
+            Outcome::ThreatDenied,
+            telemetry::REASON_THREAT_INTEL,
+            Denial::AccessDenied {
+                description: "Requests from this network are not accepted",
+            },
+        ));
+    }
+    Ok(())
 }
 
 /// Stage 1: a path obguard can reason about, a credential where RFC 6750 allows one.
@@ -304,6 +352,62 @@ fn identify(
             )
         }
     })
+}
+
+/// Stage 3 (after the token is verified): the token is not revoked, the client (or its
+/// subject) not quarantined. Free while both lists are empty; otherwise a hash per list
+/// kind in use (the token is hashed only when a list names tokens by hash, or a playbook
+/// may revoke one that has no `jti`).
+fn check_containment(
+    config: &FilterConfig,
+    worker: &Worker,
+    credential: &Credential<'_>,
+    identity: &Identity,
+    client_key: &str,
+    now: u64,
+    decision: &mut Decision<'_>,
+) -> Result<(), Refusal> {
+    let Some(containment) = &config.containment else {
+        return Ok(());
+    };
+    let token = match credential {
+        Credential::Bearer(token) | Credential::Dpop(token) => Some(*token),
+        Credential::Missing | Credential::OtherScheme => None,
+    };
+    // What a `revoke_token` playbook would name; nothing is copied or hashed without one.
+    if containment.revokes_tokens() {
+        decision.jti = identity.jti.clone();
+        if identity.jti.is_none() {
+            decision.token_hash = token.map(crate::respond::containment::token_hash);
+        }
+    }
+    let who = crate::respond::containment::Subject {
+        client: client_key,
+        subject: identity.subject.as_deref(),
+        jti: identity.jti.as_deref(),
+        token,
+    };
+    let Some(hit) = worker.containment.check(&who, now) else {
+        return Ok(());
+    };
+    decision.trace.containment = Some(hit);
+    if hit.kind.is_revocation() {
+        let err = TokenError::Revoked;
+        return Err(Refusal::token(
+            Outcome::InvalidToken,
+            err,
+            Denial::InvalidToken {
+                description: err.description(),
+            },
+        ));
+    }
+    Err(Refusal::new(
+        Outcome::Quarantined,
+        telemetry::REASON_QUARANTINED,
+        Denial::AccessDenied {
+            description: "The client is quarantined; contact the bank",
+        },
+    ))
 }
 
 /// Stage 2 (after the route): the FAPI headers (with `fapi`) and the route's idempotency
@@ -571,7 +675,19 @@ fn assess(
         thresholds,
     );
     match scored {
-        Some(scored) => {
+        Some(mut scored) => {
+            if let Some(intel) = &config.threat_intel {
+                for hit in &decision.trace.intel {
+                    if let Some(feed) = intel.feeds.get(hit.feed) {
+                        let route_thresholds = caller.route.and_then(|r| r.thresholds.as_ref());
+                        scored.raise(
+                            intel.watch_score,
+                            route_thresholds,
+                            format!("threat_intel_watch({}:{})", feed.name, hit.matched),
+                        );
+                    }
+                }
+            }
             let enforced = scored.enforced(stage.shadow);
             decision.trace.model = Some(scored);
             Ok(enforced)

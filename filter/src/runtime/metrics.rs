@@ -16,7 +16,10 @@ use crate::identify::cache::CacheLookup;
 use crate::identify::host_crypto::VerifyPath;
 use crate::identify::jwks_remote::FetchError;
 use crate::pipeline::Decision;
+use crate::polled::PollError;
 use crate::ratelimit::reply::{Answer, Failure};
+use crate::respond::config::PlaybookAction;
+use crate::respond::events::Dropped;
 use crate::telemetry::{Outcome, metric, request_invalid_reasons};
 
 pub struct Metrics {
@@ -54,6 +57,11 @@ pub struct Metrics {
     rule_state: [Option<u32>; 3],
     /// Open Banking profile counters (consent, sender constraint, FAPI) by full name.
     profile: HashMap<String, Option<u32>>,
+    /// Automated-response and threat-intelligence counters and gauges by full name (events,
+    /// containment, feeds: rare or per-feed, so looked up by name).
+    response: HashMap<String, Option<u32>>,
+    /// Feed names by index (threat intelligence configured).
+    intel_feeds: Option<Vec<String>>,
 }
 
 impl Metrics {
@@ -89,8 +97,22 @@ impl Metrics {
             rule_hits: [None; 2],
             rule_state: [None; 3],
             profile: HashMap::new(),
+            response: HashMap::new(),
+            intel_feeds: config
+                .threat_intel
+                .as_ref()
+                .map(|t| t.feeds.iter().map(|f| f.name.clone()).collect()),
             host: host.clone(),
         };
+        let (counters, gauges) = response_metric_names(config);
+        for name in counters {
+            let id = h.define_counter(&name);
+            metrics.response.insert(name, id);
+        }
+        for name in gauges {
+            let id = h.define_gauge(&name);
+            metrics.response.insert(name, id);
+        }
         for name in profile_metric_names(config) {
             let id = h.define_counter(&name);
             metrics.profile.insert(name, id);
@@ -257,6 +279,25 @@ impl Metrics {
         }
     }
 
+    /// Adds `delta` to a response or feed counter (defined at configure; unknown names are
+    /// ignored).
+    pub fn count(&self, name: &str, delta: usize) {
+        if delta == 0 {
+            return;
+        }
+        if let Some(Some(id)) = self.response.get(name) {
+            let delta = i64::try_from(delta).unwrap_or(i64::MAX);
+            let _ = self.host.increment_metric(*id, delta);
+        }
+    }
+
+    /// Sets a response or feed gauge.
+    pub fn gauge(&self, name: &str, value: usize) {
+        let value = u64::try_from(value).unwrap_or(u64::MAX);
+        self.host
+            .record(self.response.get(name).copied().flatten(), value);
+    }
+
     fn profile_event(&self, name: &str) {
         self.host
             .increment(self.profile.get(name).copied().flatten());
@@ -281,6 +322,25 @@ impl Metrics {
         }
         if let Some(reason) = trace.fapi_logged {
             self.profile_event(&metric::fapi_logged(reason));
+        }
+        if let Some(intel) = &self.intel_feeds {
+            for hit in &trace.intel {
+                if let Some(name) = intel.get(hit.feed) {
+                    let action = match hit.action {
+                        crate::intel::config::FeedAction::Deny => "denied",
+                        crate::intel::config::FeedAction::Watch => "watched",
+                    };
+                    self.count(&metric::intel_hits(name, action), 1);
+                }
+            }
+        }
+        if let Some(hit) = trace.containment {
+            let kind = if hit.kind.is_revocation() {
+                "revocation"
+            } else {
+                "quarantine"
+            };
+            self.count(&metric::containment_hits(kind), 1);
         }
         if let Some(reason) = decision.reason {
             match decision.outcome {
@@ -480,4 +540,70 @@ fn profile_metric_names(config: &FilterConfig) -> Vec<String> {
         names.extend(FapiViolation::ALL.map(|v| metric::fapi_logged(v.reason())));
     }
     names
+}
+
+/// Counters and gauges of the automated response (events, containment) and the
+/// threat-intelligence feeds, defined only for what the configuration uses.
+fn response_metric_names(config: &FilterConfig) -> (Vec<String>, Vec<String>) {
+    let mut counters = Vec::new();
+    let mut gauges = Vec::new();
+    if config.events.is_some() {
+        counters.extend(
+            [
+                metric::EVENTS_QUEUED,
+                metric::EVENTS_SENT,
+                metric::EVENTS_RETRIED,
+            ]
+            .map(str::to_owned),
+        );
+        counters.extend(
+            [Dropped::QueueFull, Dropped::Undeliverable]
+                .map(|d| metric::events_dropped(d.as_str())),
+        );
+        counters.extend(metric::EVENT_FAILURES.map(metric::events_failed));
+        gauges.push(metric::EVENTS_QUEUE_DEPTH.to_owned());
+    }
+    if let Some(containment) = &config.containment {
+        counters.extend(
+            [
+                PlaybookAction::QuarantineClient,
+                PlaybookAction::QuarantineSubject,
+                PlaybookAction::RevokeToken,
+            ]
+            .map(|a| metric::containment_added(a.as_str())),
+        );
+        counters.extend(["quarantine", "revocation"].map(metric::containment_hits));
+        gauges.extend(["quarantine", "revocation"].map(metric::containment_active));
+        counters.extend(
+            [
+                metric::CONTAINMENT_EXPIRED,
+                metric::CONTAINMENT_EVICTED,
+                metric::CONTAINMENT_NOT_COUNTED,
+                metric::CONTAINMENT_LOST,
+            ]
+            .map(str::to_owned),
+        );
+        counters.extend(
+            containment
+                .playbooks
+                .iter()
+                .map(|p| metric::playbook_triggered(&p.name)),
+        );
+        if containment.list.is_some() {
+            counters.extend(["loaded", "not_modified", "stale"].map(metric::containment_list));
+            counters.extend(PollError::ALL.map(|e| metric::containment_list_failed(e.reason())));
+        }
+    }
+    if let Some(intel) = &config.threat_intel {
+        for feed in &intel.feeds {
+            let name = feed.name.as_str();
+            counters.extend(
+                ["denied", "watched", "loaded", "not_modified", "stale"]
+                    .map(|event| metric::intel_feed(name, event)),
+            );
+            counters.extend(PollError::ALL.map(|e| metric::intel_fetch_failed(name, e.reason())));
+            gauges.push(metric::intel_entries(name));
+        }
+    }
+    (counters, gauges)
 }

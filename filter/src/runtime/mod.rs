@@ -9,18 +9,23 @@
 //! * [`jwks_fetch`], [`model_poll`] — the remote key and model-file callouts.
 //! * [`ratelimit_call`] — the rate-limit service callout.
 //! * [`consent_fetch`] — the consent-service callout of a consent-bound request.
+//! * [`respond`] — playbooks and security events after a decision; the containment list's
+//!   reload and the event POSTs on the timer.
 //! * [`metrics`], [`shared_baselines`], [`host_crypto`], [`jwt_authn`] — host-backed
 //!   counters, baseline storage, signature checks and delegated payloads.
 
 pub mod consent_fetch;
 pub mod host_crypto;
+pub mod intel_feeds;
 pub mod jwks_fetch;
 pub mod jwt_authn;
+pub mod list_poll;
 mod log_fields;
 pub mod metrics;
 pub mod model_poll;
 pub mod plugin;
 pub mod ratelimit_call;
+pub mod respond;
 pub mod shared_baselines;
 pub mod stream;
 

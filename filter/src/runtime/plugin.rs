@@ -6,9 +6,12 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use super::host_crypto;
+use super::intel_feeds;
 use super::jwks_fetch::{self, JwksState};
+use super::list_poll::PollState;
 use super::metrics::Metrics;
 use super::model_poll::{self, ModelSourceState};
+use super::respond::{self, Delivery, Responder};
 use super::shared_baselines::SharedDataStore;
 use super::stream::Stream;
 use crate::config::{self, FilterConfig};
@@ -22,6 +25,8 @@ pub struct Shared {
     pub config: FilterConfig,
     pub worker: RefCell<Worker>,
     pub metrics: Metrics,
+    /// Security events waiting to be sent, and the clients' recent requests they carry.
+    pub responder: Responder,
 }
 
 pub struct Plugin {
@@ -32,6 +37,8 @@ pub struct Plugin {
     state: Option<Rc<Shared>>,
     jwks: JwksState,
     models: ModelSourceState,
+    delivery: Delivery,
+    feeds: PollState,
 }
 
 impl Plugin {
@@ -42,6 +49,8 @@ impl Plugin {
             state: None,
             jwks: JwksState::default(),
             models: ModelSourceState::default(),
+            delivery: Delivery::default(),
+            feeds: PollState::default(),
         }
     }
 
@@ -86,8 +95,14 @@ impl Plugin {
         if config.uses_shared_slots() {
             worker.shared_slots = Box::new(SharedDataStore::new(self.host.clone()));
         }
-        // The timer: remote keys, model polls, and pending baseline updates.
-        let timer = config.issuers.iter().any(|i| i.remote.is_some()) || config.model.is_some();
+        // The timer: remote keys, model polls, pending baseline updates, the containment
+        // lists and the security events.
+        let timer = config.issuers.iter().any(|i| i.remote.is_some())
+            || config.model.is_some()
+            || config.events.is_some()
+            || config.containment.is_some()
+            || config.threat_intel.is_some();
+        let responder = Responder::new(&config);
         host.log(
             LogLevel::Info,
             &format!(
@@ -106,9 +121,12 @@ impl Plugin {
             config,
             worker: RefCell::new(worker),
             metrics,
+            responder,
         }));
         self.jwks = JwksState::default();
         self.models = ModelSourceState::default();
+        self.delivery = Delivery::default();
+        self.feeds = PollState::default();
         if timer {
             if let Err(err) = host.set_tick_period(jwks_fetch::TICK) {
                 host.log(
@@ -146,21 +164,57 @@ impl Plugin {
             &mut self.models,
             &state.metrics,
         );
+        let now_ms = host.now_ms();
         if let Some(stage) = &state.config.model {
-            let now_ms = host.now_ms();
             for (client, responses) in worker.pending_responses.due(now_ms) {
                 let fate = stage.observe(worker.baselines.as_mut(), &client, &responses, now_ms);
                 state.metrics.record_baseline(fate);
             }
         }
+        respond::on_tick(host, &state, &mut worker, &mut self.delivery, now_ms);
+        if let Some(intel) = &state.config.threat_intel {
+            intel_feeds::on_tick(
+                host,
+                intel,
+                &mut worker,
+                &mut self.feeds,
+                &state.metrics,
+                now,
+            );
+        }
     }
 
-    /// A callout this plugin started (JWKS fetch or model poll) answered or failed.
+    /// A callout this plugin started (JWKS fetch, model poll, event POST) answered or failed.
     pub fn on_http_call_response(&mut self, token: u32, body_size: usize) {
         let Some(state) = self.state.clone() else {
             return;
         };
         let host = self.host.as_ref();
+        if let Some(intel) = &state.config.threat_intel
+            && self.feeds.owns(token).is_some()
+        {
+            intel_feeds::on_response(
+                host,
+                intel,
+                &mut self.feeds,
+                &state.metrics,
+                token,
+                body_size,
+                host.now_secs(),
+            );
+            return;
+        }
+        if self.delivery.owns(token) {
+            respond::on_response(
+                host,
+                &state,
+                &mut self.delivery,
+                token,
+                body_size,
+                host.now_ms(),
+            );
+            return;
+        }
         if self.models.owns(token) {
             if let Ok(worker) = state.worker.try_borrow() {
                 model_poll::on_response(

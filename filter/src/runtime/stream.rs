@@ -306,6 +306,24 @@ impl Stream {
         if let Some(reason) = decision.trace.fapi_logged {
             self.log.set(host, log_field::FAPI_VIOLATION, reason);
         }
+        if let (Some(intel), false) = (&state.config.threat_intel, decision.trace.intel.is_empty())
+        {
+            let hits: Vec<String> = decision
+                .trace
+                .intel
+                .iter()
+                .filter_map(|hit| {
+                    let feed = intel.feeds.get(hit.feed)?;
+                    Some(format!(
+                        "{}:{}({})",
+                        hit.action.as_str(),
+                        feed.name,
+                        hit.matched
+                    ))
+                })
+                .collect();
+            self.log.set(host, log_field::INTEL, &hits.join(" "));
+        }
         if let Some(client_id) = &decision.client_id {
             self.log.set(host, log_field::CLIENT_ID, client_id);
         }
@@ -355,6 +373,7 @@ impl Stream {
 
         // Final unless a rate-limit answer refuses the request (`obey` writes again).
         self.log.flush(host);
+        super::respond::after_decision(host, &state, &view, &decision, now_ms);
 
         let (set, call) = match &decision.action {
             pipeline::Action::Reply(reply) => {
