@@ -15,6 +15,8 @@
 //! * [`model`]    — the model file ([`load`]), [`Model::score`], [`Thresholds`], [`Verdict`];
 //!   [`model::signing`]: signed model files ([`Model::load_verified`], [`PublicKey`],
 //!   [`SignaturePolicy`], [`Model::digest`]).
+//! * `report` (with `train`) — one client's incident timeline from records, access logs and
+//!   security events, as a self-contained HTML page (`obguard-models report`).
 //!
 //! The inference half (including signature verification) builds for `wasm32-wasip1` with
 //! `default-features = false`. Feature `sign` adds signing model files and reading PKCS#8
@@ -108,6 +110,8 @@ pub mod inject;
 pub mod plots;
 #[cfg(feature = "train")]
 pub mod records;
+#[cfg(feature = "train")]
+pub mod report;
 #[cfg(feature = "train")]
 pub mod sim;
 #[cfg(feature = "train")]

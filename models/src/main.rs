@@ -43,6 +43,9 @@ enum Command {
     Sign(cli::sign::SignArgs),
     /// Check a model file's signature against trusted public keys (exit status 1 if it fails).
     Verify(cli::verify::VerifyArgs),
+    /// One client's incident timeline (verdicts, reasons, plots, containment) as one
+    /// self-contained HTML page, from traffic records, access logs and security events.
+    Report(cli::report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +71,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Keygen(args) => cli::keygen::run(args)?,
         Command::Sign(args) => cli::sign::run(args)?,
         Command::Verify(args) => cli::verify::run(args)?,
+        Command::Report(args) => cli::report::run(args)?,
     }
     Ok(ExitCode::SUCCESS)
 }

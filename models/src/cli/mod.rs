@@ -8,6 +8,7 @@ pub mod explain;
 pub mod inject;
 pub mod inspect;
 pub mod keygen;
+pub mod report;
 pub mod sign;
 pub mod simulate;
 pub mod train;
