@@ -197,12 +197,21 @@ fn plugin_configs_load_and_name_declared_clusters() {
             "/model/http/cluster",
             "/model/shadow_model/http/cluster",
             "/consent_service/cluster",
+            "/events/cluster",
+            "/containment/list/cluster",
         ]
         .iter()
         .map(|p| (*p).to_owned())
         .chain(
             (0..config["issuers"].as_array().unwrap().len())
                 .map(|i| format!("/issuers/{i}/jwks_remote/cluster")),
+        )
+        .chain(
+            (0..config
+                .pointer("/threat_intel/feeds")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len))
+                .map(|i| format!("/threat_intel/feeds/{i}/fetch/cluster")),
         ) {
             if let Some(cluster) = config.pointer(&pointer).and_then(Value::as_str) {
                 assert!(
@@ -215,7 +224,7 @@ fn plugin_configs_load_and_name_declared_clusters() {
             }
         }
     }
-    // JWKS, model registry, consent and rate-limit services are all used.
+    // JWKS, model registry, consent, rate-limit, SOC and feed clusters are all used.
     assert_eq!(used, declared, "declared clusters obguard does not use");
 }
 

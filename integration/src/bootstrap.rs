@@ -17,6 +17,7 @@ use crate::EnvoyOptions;
 /// `wasm.obguard.outcome`. (A path of several segments such as `vec!["obguard", "outcome"]` is
 /// joined with NUL bytes by the SDK and would *not* match.)
 pub const ACCESS_LOG_FIELDS: &[(&str, &str)] = &[
+    ("start_time", "%START_TIME%"),
     ("status", "%RESPONSE_CODE%"),
     ("method", "%REQ(:METHOD)%"),
     ("path", "%REQ(:PATH)%"),
@@ -33,6 +34,7 @@ pub const ACCESS_LOG_FIELDS: &[(&str, &str)] = &[
     ("reasons", "%FILTER_STATE(wasm.obguard.reasons:PLAIN)%"),
     ("model", "%FILTER_STATE(wasm.obguard.model:PLAIN)%"),
     ("consent", "%FILTER_STATE(wasm.obguard.consent:PLAIN)%"),
+    ("intel", "%FILTER_STATE(wasm.obguard.intel:PLAIN)%"),
     (
         "sender_constraint",
         "%FILTER_STATE(wasm.obguard.sender_constraint:PLAIN)%",

@@ -98,6 +98,17 @@ impl FaultServer {
         Self::start(Reply::json(200, body))
     }
 
+    /// Serves `body` as a list (`content_type`, with an `ETag`; `If-None-Match` with it is
+    /// answered `304`): a threat feed, a containment list.
+    pub fn list(body: Vec<u8>, content_type: &str) -> FaultServer {
+        Self::start(list_reply(body, content_type))
+    }
+
+    /// Replaces the list served (a new `ETag`).
+    pub fn set_list(&self, body: Vec<u8>, content_type: &str) {
+        self.shared.lock().good = list_reply(body, content_type);
+    }
+
     /// Serves `file` (`application/octet-stream`, with an `ETag`) as the good answer.
     pub fn model(file: Vec<u8>) -> FaultServer {
         Self::start(model_reply(file))
@@ -188,6 +199,17 @@ impl Drop for FaultServer {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+fn list_reply(body: Vec<u8>, content_type: &str) -> Reply {
+    Reply {
+        status: 200,
+        headers: vec![
+            ("content-type".into(), content_type.into()),
+            ("etag".into(), etag(&body)),
+        ],
+        body,
     }
 }
 
@@ -298,17 +320,31 @@ fn good_headers(good: &Reply) -> Headers {
         .collect()
 }
 
-/// Reads the request head (a GET: no body), up to 2 s.
-fn read_request(stream: &mut TcpStream) {
+/// Reads the request head (a GET: no body), up to 2 s; returns it.
+fn read_request(stream: &mut TcpStream) -> Vec<u8> {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
     while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
         match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return seen,
             Ok(n) => seen.extend_from_slice(&buf[..n]),
         }
     }
+    seen
+}
+
+/// Whether the request's `If-None-Match` names the good answer's `ETag`.
+fn not_modified(request: &[u8], good: &Reply) -> bool {
+    let Some((_, tag)) = good.headers.iter().find(|(n, _)| n == "etag") else {
+        return false;
+    };
+    String::from_utf8_lossy(request).lines().any(|line| {
+        line.split_once(':').is_some_and(|(name, value)| {
+            name.trim().eq_ignore_ascii_case("if-none-match")
+                && value.split(',').any(|t| t.trim() == tag)
+        })
+    })
 }
 
 /// Closes with RST instead of FIN: `SO_LINGER` on with a zero timeout, then close.
@@ -369,7 +405,7 @@ fn serve(mut stream: TcpStream, fault: &Fault, good: &Reply, shared: &Shared) {
         reset(stream);
         return;
     }
-    read_request(&mut stream);
+    let request = read_request(&mut stream);
     let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
     let headers = good_headers(good);
     let whole = |stream: &mut TcpStream, status: u16, headers: &Headers, body: &[u8]| {
@@ -379,6 +415,9 @@ fn serve(mut stream: TcpStream, fault: &Fault, good: &Reply, shared: &Shared) {
     match fault {
         // (A connection accepted just before `Refused` was set is answered well; one meeting
         // `ResetOnAccept` never gets here.)
+        Fault::Good | Fault::Refused | Fault::ResetOnAccept if not_modified(&request, good) => {
+            whole(&mut stream, 304, &headers, b"");
+        }
         Fault::Good | Fault::Refused | Fault::ResetOnAccept => {
             whole(&mut stream, good.status, &headers, &good.body);
         }

@@ -39,6 +39,7 @@ mod serve;
 pub mod soak;
 mod spawn;
 mod tls;
+mod webhook;
 
 use std::path::PathBuf;
 
@@ -56,6 +57,7 @@ pub use obguard_rls_proto::envoy::service::ratelimit::v3::rate_limit_response::r
 pub use ratelimit_service::{Behaviour, Counters, FAULT_KEY, Limit, RateLimitService};
 pub use redis::{Redis, redis_server_bin};
 pub use tls::{CertFiles, TestPki, https_get};
+pub use webhook::{Webhook, WebhookMode};
 
 /// A static Envoy cluster `name` for a gRPC service on `127.0.0.1:port` (HTTP/2), for
 /// [`EnvoyOptions::extra_clusters`].

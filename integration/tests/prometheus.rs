@@ -42,6 +42,16 @@ fn full_config() -> Value {
     config["routes"][1]["consent_params"] = json!(["AccountId"]);
     config["consent_service"] = json!({"cluster": "consents", "path": "/consents/{consent_id}"});
     config["fapi"] = json!({"on_invalid": "log"});
+    // Automated response and threat intelligence.
+    config["events"] = json!({"cluster": "soc"});
+    config["containment"] = json!({
+        "playbooks": [{"name": "repeat-blocks", "when": {"outcomes": ["blocked"]},
+                       "count": 2, "action": "quarantine_client"}],
+        "list": {"cluster": "soc", "path": "/containment.json"}
+    });
+    config["threat_intel"] = json!({"feeds": [
+        {"name": "drop", "kind": "ip", "action": "deny", "fetch": {"cluster": "soc", "path": "/drop.txt"}}
+    ]});
     config
 }
 
@@ -82,7 +92,7 @@ fn stats_tags_make_labels_and_dashboards_use_only_real_names() {
     let mut opts = EnvoyOptions::new(upstream.port()).plugin(full_config());
     // Unreachable on purpose (port 9 on loopback): the clusters must exist for the calls; the
     // test is about names, and failed calls move failure counters.
-    for name in ["idp", "ratelimit"] {
+    for name in ["idp", "ratelimit", "soc"] {
         opts.extra_clusters
             .push(obguard_integration::grpc_cluster(name, 9));
     }
@@ -135,6 +145,18 @@ fn stats_tags_make_labels_and_dashboards_use_only_real_names() {
         ("obguard_rules_state", "fate", "lost"),
         ("obguard_signature_checks", "implementation", "wasm"),
         ("obguard_token_cache", "result", "miss"),
+        ("obguard_events_dropped", "reason", "queue_full"),
+        ("obguard_containment_added", "action", "revoke_token"),
+        ("obguard_containment_hits", "kind", "quarantine"),
+        (
+            "obguard_containment_playbook_triggered",
+            "playbook",
+            "repeat-blocks",
+        ),
+        ("obguard_containment_list_fetch_failed", "reason", "invalid"),
+        ("obguard_intel_denied", "feed", "drop"),
+        ("obguard_intel_fetch_failed", "feed", "drop"),
+        ("obguard_intel_fetch_failed", "reason", "too_large"),
     ] {
         assert!(
             has(metric, label, value),
@@ -166,8 +188,33 @@ fn stats_tags_make_labels_and_dashboards_use_only_real_names() {
         "obguard_consent",
         "obguard_consent_denied",
         "obguard_consent_fetch_failed",
+        "obguard_containment_active",
+        "obguard_containment_added",
+        "obguard_containment_evicted",
+        "obguard_containment_expired",
+        "obguard_containment_hits",
+        "obguard_containment_list_fetch_failed",
+        "obguard_containment_list_loaded",
+        "obguard_containment_list_not_modified",
+        "obguard_containment_list_stale",
+        "obguard_containment_lost",
+        "obguard_containment_not_counted",
+        "obguard_containment_playbook_triggered",
+        "obguard_events_dropped",
+        "obguard_events_failed",
+        "obguard_events_queue_depth",
+        "obguard_events_queued",
+        "obguard_events_retried",
+        "obguard_events_sent",
         "obguard_fapi_logged",
         "obguard_host_request_refused",
+        "obguard_intel_denied",
+        "obguard_intel_entries",
+        "obguard_intel_fetch_failed",
+        "obguard_intel_loaded",
+        "obguard_intel_not_modified",
+        "obguard_intel_stale",
+        "obguard_intel_watched",
         "obguard_jwks_fetch_failed",
         "obguard_jwks_fetched",
         "obguard_jwks_keys_age_s",

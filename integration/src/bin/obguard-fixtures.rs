@@ -4,13 +4,16 @@
 //! obguard-fixtures echo --port 9001
 //! obguard-fixtures demo-bank --port 9002 --data integration/fixtures/demo-bank
 //! obguard-fixtures ratelimit --port 8081 --limit per-client:client:10:minute [--redis redis://127.0.0.1:6379]
+//! obguard-fixtures webhook --port 9003 --out events.jsonl
 //! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use obguard_integration::{Counters, DemoBank, EchoUpstream, Limit, RateLimitService, Unit};
+use obguard_integration::{
+    Counters, DemoBank, EchoUpstream, Limit, RateLimitService, Unit, Webhook,
+};
 
 #[derive(Parser)]
 #[command(
@@ -55,6 +58,16 @@ enum Cmd {
         /// it; without it, in this process's memory.
         #[arg(long, value_name = "URL")]
         redis: Option<String>,
+    },
+    /// A security-event webhook: takes CloudEvents (batches or single) by POST and appends
+    /// each event to `--out` as one JSON line.
+    Webhook {
+        /// Port on 127.0.0.1 (0 = any free port; the chosen one is printed).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// File the events are appended to (JSON lines).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -111,6 +124,17 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("obguard-fixtures ratelimit: cannot start on 127.0.0.1:{port}: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::Webhook { port, out } => match Webhook::start_on(port, out) {
+            Ok(webhook) => {
+                println!("webhook listening on 127.0.0.1:{}", webhook.port());
+                webhook.join();
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("obguard-fixtures webhook: cannot listen on 127.0.0.1:{port}: {e}");
                 ExitCode::FAILURE
             }
         },
