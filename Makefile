@@ -17,8 +17,9 @@ ENVOY_DEFAULT := $(TOOLS_DIR)/bin/envoy
 ENVOY_BIN     ?= $(ENVOY_DEFAULT)
 OBGUARD_WASM  := $(CURDIR)/target/$(WASM_TARGET)/release/obguard.wasm
 FIXTURES_BIN  := $(CURDIR)/target/debug/obguard-fixtures
+MODELS_BIN    := $(CURDIR)/target/debug/obguard-models
 
-export ENVOY_BIN OBGUARD_WASM FIXTURES_BIN
+export ENVOY_BIN OBGUARD_WASM FIXTURES_BIN MODELS_BIN
 
 .PHONY: help setup setup-rust setup-envoy build build-wasm build-fixtures oci lint fmt check test test-tools clean demo demo-up demo-down bench bench-tools bench-ratelimit soak model fuzz fuzz-tools fuzz-build fuzz-smoke fuzz-replay fuzz-cmin fuzz-run
 
@@ -66,9 +67,10 @@ build-wasm: ## target/wasm32-wasip1/release/obguard.wasm (+ the no-op filter and
 	$(CARGO) build --release --target $(WASM_TARGET) -p obguard -p obguard-noop-filter -p obguard-floor-probe
 	@ls -l "$(OBGUARD_WASM)"
 
-build-fixtures: ## target/debug/obguard-fixtures (echo + demo-bank upstreams) and obguard-mint
+build-fixtures: ## target/debug/obguard-fixtures (echo, demo bank, webhook...), obguard-mint and obguard-models (the demo's incident report)
 	$(CARGO) build -p obguard-integration --bin obguard-fixtures
 	$(CARGO) build -p obguard-testkit --bin obguard-mint
+	$(CARGO) build -p obguard-models --bin obguard-models
 
 demo: setup build ## Start Envoy + obguard + demo bank, walk through allowed/refused calls, stop
 	scripts/demo.sh walk

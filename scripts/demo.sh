@@ -6,7 +6,7 @@
 #   scripts/demo.sh down   stop what `up` started
 #
 # Expects `make build` to have run (the Makefile's demo targets do that). Ports are fixed by
-# envoy/demo/envoy.yaml: listener 10000, admin 9901, demo bank 18080.
+# envoy/demo/envoy.yaml: listener 10000, admin 9901, demo bank 18080, SOC webhook 18090.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -19,13 +19,15 @@ MINT="${MINT_BIN:-$ROOT/target/debug/obguard-mint}"
 LISTENER=127.0.0.1:10000
 ADMIN=127.0.0.1:9901
 BANK_PORT=18080
+WEBHOOK_PORT=18090
+MODELS="${MODELS_BIN:-$ROOT/target/debug/obguard-models}"
 ISS=https://demo-idp.obguard.test
 AUD=https://demo-bank.obguard.test
 
 bold() { printf '\033[1m%s\033[0m\n' "$*"; }
 
 stop() {
-  for name in envoy bank; do
+  for name in envoy bank webhook; do
     if [[ -f "$RUN_DIR/$name.pid" ]]; then
       kill "$(cat "$RUN_DIR/$name.pid")" 2>/dev/null || true
       rm -f "$RUN_DIR/$name.pid"
@@ -36,7 +38,7 @@ stop() {
 start() {
   stop
   mkdir -p "$RUN_DIR"
-  for port in 10000 9901 $BANK_PORT; do
+  for port in 10000 9901 $BANK_PORT $WEBHOOK_PORT; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       echo "demo: port $port on 127.0.0.1 is already in use (another demo? try: make demo-down)" >&2
       exit 1
@@ -44,6 +46,9 @@ start() {
   done
   "$FIXTURES" demo-bank --port "$BANK_PORT" >"$RUN_DIR/bank.log" 2>&1 &
   echo $! >"$RUN_DIR/bank.pid"
+  rm -f "$RUN_DIR/events.jsonl"
+  "$FIXTURES" webhook --port "$WEBHOOK_PORT" --out "$RUN_DIR/events.jsonl" >"$RUN_DIR/webhook.log" 2>&1 &
+  echo $! >"$RUN_DIR/webhook.pid"
   "$ENVOY_BIN" -c envoy/demo/envoy.yaml --concurrency 1 --use-dynamic-base-id \
     --file-flush-interval-msec 100 --log-path "$RUN_DIR/envoy.log" >"$RUN_DIR/access.log" \
     2>"$RUN_DIR/records.jsonl" &
@@ -153,7 +158,42 @@ walk() {
   call "Path trick /accounts/../admin (Envoy normalises to /admin; no such route → 403)" GET /accounts/../admin "$agg"
   call "Public route: no token needed (anonymous), identity headers still stripped" GET /health
 
-  sleep 0.5
+  echo
+  bold "Attack burst: scraper-tpp (consent for account 22289 only) walks the bank's account ids"
+  local scraper
+  scraper=$(mint scraper-tpp "accounts transactions:read" ec ES256 --claims '{"ob_account_ids":["22289"]}')
+  curl -s -o /dev/null -H "authorization: Bearer $scraper" "http://$LISTENER/accounts/22289/balances"
+  for account in 31820 40517 40518; do
+    curl -s -o /dev/null -w "  GET /accounts/$account/balances  ← %{http_code}\n" \
+      -H "authorization: Bearer $scraper" "http://$LISTENER/accounts/$account/balances"
+  done
+  echo "  Three consent mismatches within a minute: playbook consent-probing quarantines the client."
+  call "scraper-tpp reads its own account again (403, reason quarantined: every worker refuses it for an hour)" \
+    GET /accounts/22289/balances "$scraper"
+
+  sleep 1.5
+  echo
+  bold "Security events at the SOC webhook ($RUN_DIR/events.jsonl), CloudEvents with their evidence:"
+  python3 - "$RUN_DIR/events.jsonl" <<'PY'
+import json, sys
+try:
+    lines = open(sys.argv[1]).read().split("\n")
+except OSError:
+    lines = []
+for line in filter(None, lines):
+    e = json.loads(line)
+    d = e["data"]
+    what = d.get("containment") or {}
+    extra = f"  → {what['action']} by playbook {what['playbook']} until {what['until']}" if what else ""
+    reasons = ", ".join(r["text"] for r in d.get("reasons") or [])
+    print(f"  {e['type']:<34} {d.get('client_id') or '-':<28} {d['outcome']:<15} {d.get('reason') or '':<17} {reasons}{extra}")
+    if what:
+        print(f"      evidence: route {d.get('route')}, path {d.get('path')}, interaction {d['interaction_id']}, {len(d.get('recent') or [])} earlier requests")
+PY
+  echo
+  "$MODELS" report --input "$RUN_DIR/access.log" --input "$RUN_DIR/events.jsonl" \
+    --client scraper-tpp --out "$RUN_DIR/report-scraper-tpp.html" 2>/dev/null \
+    && echo "Incident report for scraper-tpp (self-contained HTML, for the SOC and the TPP): $RUN_DIR/report-scraper-tpp.html"
   echo
   bold "Access log (outcome, reason, route, client, model verdict/score/reasons) — written by Envoy from obguard's filter state:"
   grep -E '^\{' "$RUN_DIR/access.log" | sed 's/^/  /' || true
@@ -174,6 +214,7 @@ up() {
   echo "  listener   http://$LISTENER   (Envoy + obguard)"
   echo "  admin      http://$ADMIN      (stats: /stats?filter=obguard)"
   echo "  demo bank  http://127.0.0.1:$BANK_PORT"
+  echo "  webhook    http://127.0.0.1:$WEBHOOK_PORT (security events → $RUN_DIR/events.jsonl)"
   echo "  logs       $RUN_DIR/{envoy,access,bank}.log, records $RUN_DIR/records.jsonl"
   echo
   echo "  A token for aggregator-tpp (valid 1 h):"
