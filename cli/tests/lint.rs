@@ -219,8 +219,17 @@ fn text_output_names_rule_location_and_fix() {
 
 /// The SARIF 2.1.0 schema (draft-07 JSON Schema) as published by OASIS, from the package
 /// of the `serde-sarif` crate that generates our SARIF types from it (`src/schema.json`),
-/// found in the local cargo registry through `cargo metadata`.
+/// found in the local cargo registry through `cargo metadata`. The graph is filtered to this
+/// host's platform: unfiltered, `--offline` wants every platform's crates (Windows' too) in
+/// the registry, and a machine that only ever built for Linux has not downloaded them.
 fn sarif_schema() -> Value {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let version = Command::new(rustc).arg("-vV").output().unwrap();
+    let version = String::from_utf8(version.stdout).unwrap();
+    let host = version
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .expect("rustc -vV names the host");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = Command::new(cargo)
         .args([
@@ -228,6 +237,8 @@ fn sarif_schema() -> Value {
             "--format-version",
             "1",
             "--offline",
+            "--filter-platform",
+            host,
             "--manifest-path",
         ])
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
