@@ -14,6 +14,7 @@
 use serde::Deserialize;
 
 use crate::config::ConfigError;
+use crate::config::raw::{default_u64, default_usize};
 
 /// `fetch` of a feed, and `containment.list`, as written.
 #[derive(Debug, Deserialize)]
@@ -28,35 +29,20 @@ pub struct RawPolledSource {
     #[serde(default)]
     pub authority: Option<String>,
     /// How often the list is asked for again.
-    #[serde(default = "default_refresh_s")]
+    #[serde(default = "default_u64::<300>")]
     pub refresh_s: u64,
     /// After a failed attempt, how long until the next.
-    #[serde(default = "default_retry_s")]
+    #[serde(default = "default_u64::<30>")]
     pub retry_s: u64,
-    #[serde(default = "default_timeout_ms")]
+    #[serde(default = "default_u64::<2000>")]
     pub timeout_ms: u64,
-    /// Largest answer read; a larger one is refused (the last good list stays).
-    #[serde(default = "default_max_bytes")]
+    /// Largest answer read (default 4 MiB); a larger one is refused (the last good list
+    /// stays).
+    #[serde(default = "default_usize::<4_194_304>")]
     pub max_bytes: usize,
-    /// A list not refreshed for this long is dropped (0: kept however old).
-    #[serde(default = "default_max_stale_s")]
+    /// A list not refreshed for this long is dropped (default 7 days; 0: kept however old).
+    #[serde(default = "default_u64::<604_800>")]
     pub max_stale_s: u64,
-}
-
-fn default_refresh_s() -> u64 {
-    300
-}
-fn default_retry_s() -> u64 {
-    30
-}
-fn default_timeout_ms() -> u64 {
-    2000
-}
-fn default_max_bytes() -> usize {
-    4 * 1024 * 1024
-}
-fn default_max_stale_s() -> u64 {
-    7 * 24 * 3600
 }
 
 /// Longest callout timeout accepted (the timer runs every second).

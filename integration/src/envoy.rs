@@ -525,6 +525,38 @@ impl Envoy {
         }
     }
 
+    /// Sends `req` on two connections per worker ([`Envoy::send_spread`]) until every answer
+    /// is `status` or `within` has passed, and returns the last round's answers. For state
+    /// that each worker loads from shared data on its timer (containment lists, threat
+    /// feeds), which reaches every worker within a tick. Panics if a worker got no
+    /// connection or a request failed: the test cannot tell what it wanted to.
+    pub fn send_until_every_worker_answers(
+        &self,
+        req: &RawRequest,
+        status: u16,
+        within: Duration,
+    ) -> Vec<Response> {
+        let deadline = Instant::now() + within;
+        loop {
+            let workers = self.worker_connections().len().max(1);
+            let spread = self.send_spread(req, 2 * workers);
+            assert!(
+                spread.per_worker.iter().all(|n| *n >= 1),
+                "every worker got a connection: {:?}",
+                spread.per_worker
+            );
+            let responses: Vec<Response> = spread
+                .responses
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|e| panic!("request failed: {e}")))
+                .collect();
+            if responses.iter().all(|r| r.status == status) || Instant::now() > deadline {
+                return responses;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Stops Envoy (SIGTERM, SIGKILL after 5 s) and returns how it ended.
     fn stop(&mut self) -> String {
         let Some(mut child) = self.child.take() else {

@@ -324,20 +324,7 @@ fn a_webhook_that_refuses_connections_is_counted_and_survived() {
 /// Sends `req` over one connection per worker slot until every answer is `status` (the
 /// other workers load the shared list on their timer, within a second).
 fn wait_everywhere(envoy: &Envoy, req: &RawRequest, status: u16) -> Vec<Response> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let spread = envoy.send_spread(req, 2 * WORKERS as usize);
-        assert!(
-            spread.per_worker.iter().all(|n| *n >= 1),
-            "every worker answered: {:?}",
-            spread.per_worker
-        );
-        let responses: Vec<Response> = spread.responses.into_iter().map(Result::unwrap).collect();
-        if responses.iter().all(|r| r.status == status) || Instant::now() > deadline {
-            return responses;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    envoy.send_until_every_worker_answers(req, status, Duration::from_secs(5))
 }
 
 #[test]

@@ -80,20 +80,7 @@ fn feeds() -> (FaultServer, FaultServer) {
 
 /// Until every worker answers `status` (workers load a stored feed on their timer).
 fn everywhere(envoy: &Envoy, req: &RawRequest, status: u16) -> Vec<Response> {
-    let deadline = Instant::now() + Duration::from_secs(6);
-    loop {
-        let spread = envoy.send_spread(req, 2 * WORKERS as usize);
-        assert!(
-            spread.per_worker.iter().all(|n| *n >= 1),
-            "{:?}",
-            spread.per_worker
-        );
-        let responses: Vec<Response> = spread.responses.into_iter().map(Result::unwrap).collect();
-        if responses.iter().all(|r| r.status == status) || Instant::now() > deadline {
-            return responses;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    envoy.send_until_every_worker_answers(req, status, Duration::from_secs(6))
 }
 
 /// The access log once a line matching `pred` is in it (Envoy flushes it every 100 ms).

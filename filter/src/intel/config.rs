@@ -7,6 +7,7 @@ use super::{FeedFormat, FeedKind};
 use crate::assess::config::{RawClientIp, compile_raw_client_ip};
 use crate::assess::model::ClientIp;
 use crate::config::ConfigError;
+use crate::config::raw::default_usize;
 use crate::polled::{PolledSource, RawPolledSource};
 
 /// `threat_intel`: deny and watch lists of networks, ASNs and countries.
@@ -45,13 +46,9 @@ pub struct RawFeed {
     pub format: RawFeedFormat,
     pub action: FeedAction,
     /// Most entries accepted; a longer feed is refused (the last good one stays).
-    #[serde(default = "default_max_entries")]
+    #[serde(default = "default_usize::<200_000>")]
     pub max_entries: usize,
     pub fetch: RawPolledSource,
-}
-
-fn default_max_entries() -> usize {
-    200_000
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::assess::Verdict;
 use crate::config::ConfigError;
+use crate::config::raw::{default_u32, default_u64, default_usize};
 use crate::polled::{PolledSource, RawPolledSource};
 use crate::telemetry::Outcome;
 
@@ -40,26 +41,26 @@ pub struct RawEvents {
     #[serde(default = "default_reasons")]
     pub reasons: Vec<String>,
     /// Events per POST (a CloudEvents JSON batch).
-    #[serde(default = "default_batch_max")]
+    #[serde(default = "default_usize::<20>")]
     pub batch_max: usize,
     /// Events waiting per worker; a new event finding it full is dropped (counted).
-    #[serde(default = "default_queue_max")]
+    #[serde(default = "default_usize::<512>")]
     pub queue_max: usize,
-    #[serde(default = "default_events_timeout_ms")]
+    #[serde(default = "default_u64::<2000>")]
     pub timeout_ms: u64,
     /// Attempts per batch before it is dropped (counted).
-    #[serde(default = "default_max_attempts")]
+    #[serde(default = "default_u32::<4>")]
     pub max_attempts: u32,
     /// Wait before the first retry; doubled per attempt up to `backoff_max_ms`.
-    #[serde(default = "default_backoff_initial_ms")]
+    #[serde(default = "default_u64::<1000>")]
     pub backoff_initial_ms: u64,
-    #[serde(default = "default_backoff_max_ms")]
+    #[serde(default = "default_u64::<30_000>")]
     pub backoff_max_ms: u64,
     /// The client's last requests carried in each event (as this worker saw them).
-    #[serde(default = "default_recent_requests")]
+    #[serde(default = "default_usize::<10>")]
     pub recent_requests: usize,
     /// Clients whose recent requests a worker remembers (least recently seen evicted).
-    #[serde(default = "default_recent_clients")]
+    #[serde(default = "default_usize::<1024>")]
     pub recent_clients: usize,
 }
 
@@ -81,30 +82,6 @@ fn default_reasons() -> Vec<String> {
     ["dpop_proof_replayed", "token_revoked"]
         .map(str::to_owned)
         .to_vec()
-}
-fn default_batch_max() -> usize {
-    20
-}
-fn default_queue_max() -> usize {
-    512
-}
-fn default_events_timeout_ms() -> u64 {
-    2000
-}
-fn default_max_attempts() -> u32 {
-    4
-}
-fn default_backoff_initial_ms() -> u64 {
-    1000
-}
-fn default_backoff_max_ms() -> u64 {
-    30_000
-}
-fn default_recent_requests() -> usize {
-    10
-}
-fn default_recent_clients() -> usize {
-    1024
 }
 
 /// Compiled `events`.
@@ -256,10 +233,10 @@ impl EventsConfig {
 pub struct RawContainment {
     /// Entries the playbooks may add (quarantines and revocations together); when full the
     /// entry expiring first gives way.
-    #[serde(default = "default_max_entries")]
+    #[serde(default = "default_usize::<4096>")]
     pub max_entries: usize,
     /// Clients whose playbook counts are kept (shared-data slots, per playbook).
-    #[serde(default = "default_counter_slots")]
+    #[serde(default = "default_u32::<4096>")]
     pub counter_slots: u32,
     #[serde(default)]
     pub playbooks: Vec<RawPlaybook>,
@@ -267,18 +244,8 @@ pub struct RawContainment {
     #[serde(default)]
     pub list: Option<RawPolledSource>,
     /// Most entries the external list may hold.
-    #[serde(default = "default_list_max_entries")]
+    #[serde(default = "default_usize::<10_000>")]
     pub list_max_entries: usize,
-}
-
-fn default_max_entries() -> usize {
-    4096
-}
-fn default_counter_slots() -> u32 {
-    4096
-}
-fn default_list_max_entries() -> usize {
-    10_000
 }
 
 /// One playbook: when matching requests of one client reach `count` within `within_s`,
@@ -289,23 +256,13 @@ fn default_list_max_entries() -> usize {
 pub struct RawPlaybook {
     pub name: String,
     pub when: RawTrigger,
-    #[serde(default = "default_count")]
+    #[serde(default = "default_u32::<1>")]
     pub count: u32,
-    #[serde(default = "default_within_s")]
+    #[serde(default = "default_u64::<600>")]
     pub within_s: u64,
     pub action: PlaybookAction,
-    #[serde(default = "default_duration_s")]
+    #[serde(default = "default_u64::<3600>")]
     pub duration_s: u64,
-}
-
-fn default_count() -> u32 {
-    1
-}
-fn default_within_s() -> u64 {
-    600
-}
-fn default_duration_s() -> u64 {
-    3600
 }
 
 /// Which requests count: each list given must match (an empty list matches anything), and

@@ -273,6 +273,13 @@ fn intel_matches(config: &FilterConfig, decision: &Decision<'_>) -> Vec<IntelMat
         .collect()
 }
 
+/// A loss or a degradation is both counted and told: the counter for dashboards and alerts,
+/// the warn line for the operator reading the log.
+fn warn_counted(host: &dyn Host, state: &Shared, counter: &str, message: &str) {
+    state.metrics.count(counter, 1);
+    host.log(LogLevel::Warn, message);
+}
+
 /// Runs the playbooks this request matches; adds what they trigger to the shared list and
 /// this worker's view. Returns what was taken, for the containment events.
 fn run_matching_playbooks(
@@ -335,28 +342,26 @@ fn run_matching_playbooks(
                             until,
                         });
                     }
-                    None => {
-                        state.metrics.count(metric::CONTAINMENT_LOST, 1);
-                        host.log(
-                            LogLevel::Warn,
-                            &format!(
-                                "obguard: playbook {} triggered for {} but the shared list did not take the entry",
-                                playbook.name, facts.who.client
-                            ),
-                        );
-                    }
+                    None => warn_counted(
+                        host,
+                        state,
+                        metric::CONTAINMENT_LOST,
+                        &format!(
+                            "obguard: playbook {} triggered for {} but the shared list did not take the entry",
+                            playbook.name, facts.who.client
+                        ),
+                    ),
                 }
             }
-            PlaybookFate::NotCounted => {
-                state.metrics.count(metric::CONTAINMENT_NOT_COUNTED, 1);
-                host.log(
-                    LogLevel::Warn,
-                    &format!(
-                        "obguard: playbook {} did not count {} (no free counter slot, or the shared write lost its retries; see containment.counter_slots)",
-                        playbook.name, facts.who.client
-                    ),
-                );
-            }
+            PlaybookFate::NotCounted => warn_counted(
+                host,
+                state,
+                metric::CONTAINMENT_NOT_COUNTED,
+                &format!(
+                    "obguard: playbook {} did not count {} (no free counter slot, or the shared write lost its retries; see containment.counter_slots)",
+                    playbook.name, facts.who.client
+                ),
+            ),
             PlaybookFate::Counted | PlaybookFate::NotApplicable => {}
         }
     }
@@ -429,9 +434,10 @@ fn external_list(
         },
         Refresh::BecameStale => {
             worker.containment.drop_external();
-            state.metrics.count(&metric::containment_list("stale"), 1);
-            host.log(
-                LogLevel::Warn,
+            warn_counted(
+                host,
+                state,
+                &metric::containment_list("stale"),
                 &format!(
                     "obguard: the containment list is older than max_stale_s ({} s); its entries are no longer applied",
                     source.max_stale_s

@@ -130,16 +130,9 @@ fn header(out: &mut String, t: &Timeline, s: &Summary, page: &Page) -> fmt::Resu
     let st = &t.stats;
     writeln!(
         out,
-        "<dt>Lines read</dt><dd>{} ({} not JSON, {} without a time or client id, {} of other \
-         clients, {} outside the window, {} repeated event deliveries, {} merged into the same \
-         request told by another file)</dd>\n</dl>",
+        "<dt>Lines read</dt><dd>{} ({})</dd>\n</dl>",
         st.lines,
-        st.not_json,
-        st.incomplete,
-        st.other_clients,
-        st.outside_window,
-        st.duplicate_events,
-        st.merged
+        st.passed_over()
     )
 }
 

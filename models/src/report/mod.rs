@@ -338,6 +338,24 @@ pub struct ReadStats {
     pub merged: usize,
 }
 
+impl ReadStats {
+    /// What was read but left out of the timeline, and why: one sentence for the command's
+    /// summary and the page's header.
+    pub fn passed_over(&self) -> String {
+        format!(
+            "{} line(s) not JSON, {} without a time or client id, {} of other clients, {} \
+             outside the time window, {} repeated event deliveries, {} line(s) merged into the \
+             same request told by another file",
+            self.not_json,
+            self.incomplete,
+            self.other_clients,
+            self.outside_window,
+            self.duplicate_events,
+            self.merged
+        )
+    }
+}
+
 /// One client's timeline: the pure result of reading, which [`html::render`] draws.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timeline {
