@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make lint`: dependencies between the filter's modules point one way.
-#   - the stages (identify, authorise, assess, rules, enforce, ratelimit) import nothing of
-#     `config` but the leaf `ConfigError`: each owns its section (`<stage>/config.rs`), and
-#     `config/` composes them;
+#   - the stages (identify, authorise, assess, rules, enforce, ratelimit, intel, respond,
+#     polled) import nothing of `config` but the leaves `ConfigError` and `defaults`: each owns
+#     its section (`<stage>/config.rs`), and `config/` composes them;
 #   - the stages and the pipeline know nothing of the runtime, the host or the adapter: they
 #     are pure and natively tested.
 set -euo pipefail
@@ -14,9 +14,9 @@ filter/src/polled.rs'
 status=0
 # shellcheck disable=SC2086
 config_uses=$(grep -rnE 'crate::config(::|\b)' --include='*.rs' $stages \
-    | grep -vE 'crate::config::ConfigError\b' || true)
+    | grep -vE 'crate::config::(ConfigError|defaults::)' || true)
 if [[ -n "$config_uses" ]]; then
-    echo "a stage imports config/ (only config::ConfigError, a leaf, is allowed):" >&2
+    echo "a stage imports config/ (only the leaves config::ConfigError and config::defaults are allowed):" >&2
     echo "$config_uses" >&2
     status=1
 fi
@@ -29,6 +29,6 @@ if [[ -n "$impure" ]]; then
     status=1
 fi
 if [[ $status == 0 ]]; then
-    echo "layers: stages import only config::ConfigError; stages, pipeline and config are host-free"
+    echo "layers: stages import only config::ConfigError and config::defaults; stages, pipeline and config are host-free"
 fi
 exit $status

@@ -14,7 +14,7 @@
 use serde::Deserialize;
 
 use crate::config::ConfigError;
-use crate::config::raw::{default_u64, default_usize};
+use crate::config::defaults::{default_u64, default_usize};
 
 /// `fetch` of a feed, and `containment.list`, as written.
 #[derive(Debug, Deserialize)]

@@ -3,6 +3,7 @@
 //! [`load`] is all-or-nothing: any problem yields a [`ConfigError`] naming the field, and the
 //! adapter then refuses to start the plugin rather than run half-configured.
 
+pub mod defaults;
 mod error;
 pub mod raw;
 

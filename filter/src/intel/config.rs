@@ -7,7 +7,7 @@ use super::{FeedFormat, FeedKind};
 use crate::assess::config::{RawClientIp, compile_raw_client_ip};
 use crate::assess::model::ClientIp;
 use crate::config::ConfigError;
-use crate::config::raw::default_usize;
+use crate::config::defaults::default_usize;
 use crate::polled::{PolledSource, RawPolledSource};
 
 /// `threat_intel`: deny and watch lists of networks, ASNs and countries.

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::assess::Verdict;
 use crate::config::ConfigError;
-use crate::config::raw::{default_u32, default_u64, default_usize};
+use crate::config::defaults::{default_u32, default_u64, default_usize};
 use crate::polled::{PolledSource, RawPolledSource};
 use crate::telemetry::Outcome;
 
