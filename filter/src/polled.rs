@@ -36,8 +36,7 @@ pub struct RawPolledSource {
     pub retry_s: u64,
     #[serde(default = "default_u64::<2000>")]
     pub timeout_ms: u64,
-    /// Largest answer read (default 4 MiB); a larger one is refused (the last good list
-    /// stays).
+    /// Largest answer read (default 4 MiB); a larger one is refused, the last good list stays.
     #[serde(default = "default_usize::<4_194_304>")]
     pub max_bytes: usize,
     /// A list not refreshed for this long is dropped (default 7 days; 0: kept however old).
