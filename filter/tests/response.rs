@@ -126,6 +126,7 @@ fn events_are_batched_retried_and_bounded() {
         "nothing is sent from a request"
     );
     plugin.on_tick();
+    assert_eq!(host.metric("obguard.events.queue_depth"), 3);
     let calls = host.http_calls();
     assert_eq!(calls.len(), 1);
     let post = &calls[0];
@@ -162,6 +163,11 @@ fn events_are_batched_retried_and_bounded() {
     host.answer_http_call(202, [], b"");
     plugin.on_http_call_response(last.token, 0);
     assert_eq!(host.metric("obguard.events.sent"), 1);
+    assert_eq!(
+        host.metric("obguard.events.queue_depth"),
+        0,
+        "set when the batch is taken, not only at the next tick"
+    );
 }
 
 #[test]

@@ -579,6 +579,10 @@ pub fn on_response(
             record_failure(&state.metrics, failed);
         }
     }
+    // After the answer too, not only at the tick: a delivered batch leaves the queue now.
+    state
+        .metrics
+        .gauge(metric::EVENTS_QUEUE_DEPTH, queue.depth());
 }
 
 fn list_answered(
