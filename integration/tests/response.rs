@@ -463,7 +463,7 @@ fn a_listed_revocation_is_applied_on_every_worker_and_the_list_fails_safe() {
     let mut config = kit::plugin_config();
     config["containment"] = json!({"list": {
         "cluster": "soc_lists", "path": "/containment.json", "refresh_s": 1, "retry_s": 1,
-        "max_bytes": 4096, "max_stale_s": 3600
+        "timeout_ms": 500, "max_bytes": 4096, "max_stale_s": 3600
     }});
     let (_upstream, envoy) = start(
         config,
@@ -499,6 +499,8 @@ fn a_listed_revocation_is_applied_on_every_worker_and_the_list_fails_safe() {
         (Fault::Oversized(8192), "too_large"),
         (Fault::Status(500), "status"),
         (Fault::CutShort, "status"),
+        (Fault::ResetMidBody, "status"),
+        (Fault::Stall, "status"),
         (Fault::Refused, "status"),
     ] {
         let name = format!("wasmcustom.obguard.containment.list.fetch_failed.{reason}");
