@@ -55,6 +55,24 @@ pub enum Fault {
     GarbageStatusLine,
 }
 
+impl Fault {
+    /// Every way a polled list (a threat feed, the containment list) can fail: a body its
+    /// parser refuses (`garbage`), one over its `max_bytes` (`oversized`), an error status, cut
+    /// short, reset mid-body, stalled past the timeout, refused. Each with the reason obguard
+    /// counts it under (`….fetch_failed.<reason>`).
+    pub fn list_failures(garbage: &[u8], oversized: usize) -> Vec<(Self, &'static str)> {
+        vec![
+            (Self::Body(garbage.to_vec()), "invalid"),
+            (Self::Oversized(oversized), "too_large"),
+            (Self::Status(500), "status"),
+            (Self::CutShort, "status"),
+            (Self::ResetMidBody, "status"),
+            (Self::Stall, "status"),
+            (Self::Refused, "status"),
+        ]
+    }
+}
+
 struct State {
     fault: Fault,
     good: Reply,

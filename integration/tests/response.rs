@@ -494,15 +494,7 @@ fn a_listed_revocation_is_applied_on_every_worker_and_the_list_fails_safe() {
     assert!(envoy.counter("wasmcustom.obguard.containment.hits.revocation") >= 4);
 
     // The list fails every way: the last good one stays in force.
-    for (fault, reason) in [
-        (Fault::Body(b"{not json".to_vec()), "invalid"),
-        (Fault::Oversized(8192), "too_large"),
-        (Fault::Status(500), "status"),
-        (Fault::CutShort, "status"),
-        (Fault::ResetMidBody, "status"),
-        (Fault::Stall, "status"),
-        (Fault::Refused, "status"),
-    ] {
+    for (fault, reason) in Fault::list_failures(b"{not json", 8192) {
         let name = format!("wasmcustom.obguard.containment.list.fetch_failed.{reason}");
         let before = envoy.counter(&name);
         list.set_fault(fault.clone());

@@ -174,18 +174,7 @@ fn failing_feeds_keep_the_last_good_list_until_it_is_stale() {
     everywhere(&envoy, &from("203.0.113.5", &good), 403);
     // Unchanged: the ETag saves the transfer.
     envoy.wait_counter("wasmcustom.obguard.intel.blocklist.not_modified", 1);
-    for (fault, reason) in [
-        (
-            Fault::Body(b"203.0.113.0/24\n999.1.1.1/8\n".to_vec()),
-            "invalid",
-        ),
-        (Fault::Oversized(8192), "too_large"),
-        (Fault::Status(500), "status"),
-        (Fault::CutShort, "status"),
-        (Fault::ResetMidBody, "status"),
-        (Fault::Stall, "status"),
-        (Fault::Refused, "status"),
-    ] {
+    for (fault, reason) in Fault::list_failures(b"203.0.113.0/24\n999.1.1.1/8\n", 8192) {
         let name = format!("wasmcustom.obguard.intel.blocklist.fetch_failed.{reason}");
         let before = envoy.counter(&name);
         deny.set_fault(fault.clone());
